@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+// TQUIC: WAN bonding over one multipath QUIC connection. See README.md and DESIGN.md.
+import PackageDescription
+
+let package = Package(
+    name: "tquic",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "QUIC", targets: ["QUIC"]),
+        .library(name: "Congestion", targets: ["Congestion"]),
+        .executable(name: "tquic-peer", targets: ["tquic-peer"]),
+        .executable(name: "tquic-bench", targets: ["tquic-bench"]),
+    ],
+    dependencies: [
+        // BoringSSL (vendored by swift-nio-ssl as CNIOBoringSSL): TLS 1.3 QUIC API, AEADs, HKDF.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Pure congestion controllers: no clock, no I/O.
+        .target(name: "Congestion"),
+        // Sans-I/O QUIC transport.
+        .target(
+            name: "QUIC",
+            dependencies: [
+                "Congestion",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        // Sockets + clock around the sans-I/O core, used by tests and interop.
+        .executableTarget(
+            name: "tquic-peer",
+            dependencies: [
+                "QUIC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "tquic-bench",
+            dependencies: ["QUIC"]
+        ),
+        .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
