@@ -26,13 +26,9 @@ public struct ByteReader {
         self.end = end
     }
 
+    /// Reads a copy of `slice` (used for short, already-extracted fields).
     public init(_ slice: ArraySlice<UInt8>) {
-        // ArraySlice keeps its base indices; re-base without copying when it is the whole array.
-        if slice.startIndex == 0 && slice.endIndex == slice.base.count {
-            self.init(slice.base)
-        } else {
-            self.init(Array(slice))
-        }
+        self.init(Array(slice))
     }
 
     public var remaining: Int { end - position }
