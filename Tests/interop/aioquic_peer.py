@@ -632,7 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--listen", type=parse_hostport, required=True, metavar="HOST:PORT")
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
-    s.add_argument("--alpn", action="append", default=[], help="repeatable")
+    s.add_argument("--alpn", nargs="+", action="extend", default=[],
+                   help="ALPN(s) to accept (default tquic-echo, plus hq-interop with --www)")
     s.add_argument("--retry", action="store_true", help="validate addresses with Retry")
     s.add_argument("--www", help="directory served over hq-interop")
 

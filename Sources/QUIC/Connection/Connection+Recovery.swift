@@ -1,0 +1,252 @@
+// Loss detection and recovery (RFC 9002 §6 and Appendix A): processing ACK frames, RTT samples,
+// packet- and time-threshold loss, the probe timeout, and what acknowledgement or loss of each
+// frame means for the data it carried.
+import Congestion
+
+extension Connection {
+    /// RFC 9002 §6.1.1: kPacketThreshold.
+    static let packetThreshold: UInt64 = 3
+
+    func onAckReceived(_ ack: AckFrame, space: PacketNumberSpace, now: Timestamp) throws {
+        let largest = ack.largestAcknowledged
+        // RFC 9000 §13.1: acknowledging a packet we never sent is a PROTOCOL_VIOLATION.
+        guard largest < space.nextPacketNumber else {
+            throw TransportError(.protocolViolation, frameType: FrameType.ack, "ACK for unsent packet \(largest)")
+        }
+        if space.largestAcked == nil || largest > space.largestAcked! { space.largestAcked = largest }
+
+        var newlyAcked: [SentPacket] = []
+        for r in ack.ranges {
+            // Walk only packet numbers we still track.
+            var pn = r.lowerBound
+            while pn <= r.upperBound {
+                if let p = space.remove(pn) { newlyAcked.append(p) }
+                if pn == UInt64.max { break }
+                pn += 1
+            }
+        }
+        guard !newlyAcked.isEmpty else { return }
+
+        // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acknowledged and
+        // at least one newly acknowledged packet was ack-eliciting.
+        if let largestPacket = newlyAcked.first(where: { $0.packetNumber == largest }),
+           newlyAcked.contains(where: { $0.ackEliciting }) {
+            let sample = now - largestPacket.timeSent
+            var ackDelay = Duration.zero
+            if space.id == .applicationData {
+                let exponent = peerParameters?.ackDelayExponent ?? 3
+                ackDelay = .microseconds(ack.ackDelay << exponent)
+                // RFC 9002 §5.3: after confirmation, ack delay is limited to max_ack_delay.
+                if handshakeConfirmed { ackDelay = min(ackDelay, peerMaxAckDelay) }
+            }
+            path.rtt.update(latest: sample, ackDelay: ackDelay, handshakeConfirmed: handshakeConfirmed)
+            qlogMetrics(now: now)
+        }
+
+        for p in newlyAcked {
+            if p.inFlight {
+                path.bytesInFlight -= p.size
+                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent),
+                                              rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
+            }
+            path.bytesAcked += UInt64(p.size)
+            for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
+        }
+        if space.id == .applicationData, largest >= keyUpdate.firstPacketInPhase { keyUpdate.currentPhaseAcked = true }
+
+        try detectLostPackets(space: space, now: now)
+        // RFC 9002 §6.2.1: reset the PTO backoff on an acknowledgement, except that a client does
+        // not reset it for Initial acks before its address is validated... (we follow quinn/aioquic
+        // and reset whenever an ack arrives).
+        path.ptoCount = 0
+        setLossDetectionTimer(now: now)
+    }
+
+    /// RFC 9002 §6.1: packet-threshold and time-threshold loss detection.
+    func detectLostPackets(space: PacketNumberSpace, now: Timestamp) throws {
+        guard let largestAcked = space.largestAcked else { return }
+        space.lossTime = nil
+        let lossDelay = path.rtt.lossDelay
+        let lostSendTime = now - lossDelay
+        var lost: [SentPacket] = []
+        space.forEachSent(upTo: largestAcked) { p in
+            if p.timeSent <= lostSendTime || largestAcked >= p.packetNumber + Connection.packetThreshold {
+                lost.append(p)
+            } else {
+                let t = p.timeSent + lossDelay
+                space.lossTime = space.lossTime.map { min($0, t) } ?? t
+            }
+        }
+        guard !lost.isEmpty else { return }
+        var newestLostSentTime: Timestamp?
+        for p in lost {
+            space.remove(p.packetNumber)
+            if p.inFlight {
+                path.bytesInFlight -= p.size
+                newestLostSentTime = max(newestLostSentTime ?? p.timeSent, p.timeSent)
+            }
+            path.packetsLost += 1
+            stats.packetsLost += 1
+            for f in p.frames { onFrameLost(f, space: space) }
+            qlog?.record(time: now, name: "quic:packet_lost",
+                         data: "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber)}}")
+        }
+        if let t = newestLostSentTime {
+            path.congestion.onCongestionEvent(lostPacketSentTime: t, now: now)
+            // RFC 9002 §7.6: persistent congestion if ack-eliciting losses span more than
+            // (smoothed_rtt + max(4 rttvar, granularity) + max_ack_delay) * 3 with an RTT sample.
+            let ackEliciting = lost.filter { $0.ackEliciting }
+            if path.rtt.hasSample, let first = ackEliciting.first, let last = ackEliciting.last,
+               last.timeSent - first.timeSent > path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3,
+               ackEliciting.count >= 2 {
+                path.congestion.onPersistentCongestion(now: now)
+            }
+        }
+    }
+
+    func onFrameAcked(_ f: SentFrame, space: PacketNumberSpace, packetNumber: UInt64) {
+        switch f {
+        case .crypto(let offset, let length):
+            cryptoSend[space.id.rawValue].onAcked(offset: offset, length: length)
+        case .stream(let id, let offset, let length, let fin):
+            guard let s = streams[id] else { return }
+            s.send.onAcked(offset: offset, length: length)
+            if fin { s.finAcked = true }
+            maybeCollectStream(s)
+        case .resetStream(let id):
+            if let s = streams[id] { s.resetAcked = true; maybeCollectStream(s) }
+        case .ack:
+            // RFC 9000 §13.2.4: the peer has our ACK. Our ACK state is bounded by range count,
+            // so there is nothing to trim here.
+            break
+        case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
+             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping, .datagram,
+             .pathChallenge, .pathResponse, .connectionClose:
+            break
+        }
+    }
+
+    /// RFC 9000 §13.3: retransmit the information a lost packet carried, not the packet.
+    func onFrameLost(_ f: SentFrame, space: PacketNumberSpace) {
+        switch f {
+        case .crypto(let offset, let length):
+            if !space.discarded { cryptoSend[space.id.rawValue].onLost(offset: offset, length: length) }
+        case .stream(let id, let offset, let length, let fin):
+            guard let s = streams[id], s.resetToSend == nil else { return }
+            s.send.onLost(offset: offset, length: length)
+            if fin && !s.finAcked { s.finSent = false }
+            scheduleSend(id)
+        case .resetStream(let id):
+            if let s = streams[id], !s.resetAcked { s.resetSentFinalSize = nil; scheduleSend(id) }
+        case .stopSending(let id):
+            if let s = streams[id], !s.recv.isFinished, s.resetReceived == nil, s.stopSendingToSend == nil {
+                s.stopSendingToSend = s.lastStopSendingCode
+            }
+        case .maxData: maxDataToSend = true
+        case .maxStreamData(let id):
+            if let s = streams[id], s.recv.finalSize == nil { s.maxStreamDataToSend = true }
+        case .maxStreams(let bidi):
+            if bidi { maxStreamsBidiToSend = true } else { maxStreamsUniToSend = true }
+        case .dataBlocked: dataBlockedSentAt = nil
+        case .streamDataBlocked(let id): streams[id]?.streamDataBlockedSentAt = nil
+        case .streamsBlocked: break
+        case .newConnectionID(let seq):
+            if localCIDs[seq] != nil { localCIDsToAnnounce.append(seq) }
+        case .retireConnectionID(let seq): peerCIDsToRetire.append(seq)
+        case .handshakeDone: handshakeDoneToSend = true
+        case .newToken: break
+        case .ack, .ping, .datagram, .pathChallenge, .pathResponse, .connectionClose:
+            // ACKs are regenerated; PING/DATAGRAM are not retransmitted (RFC 9221 §5.2);
+            // PATH_CHALLENGE is re-sent by its own timer.
+            break
+        }
+    }
+
+    // MARK: - Loss detection timer (RFC 9002 §6.2, Appendix A.8)
+
+    func earliestLossTime() -> (Timestamp, PacketNumberSpace)? {
+        var best: (Timestamp, PacketNumberSpace)?
+        for s in spaces where !s.discarded {
+            if let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
+        }
+        return best
+    }
+
+    /// The probe timeout deadline and the space to probe.
+    func ptoTimeAndSpace(now: Timestamp) -> (Timestamp, PacketNumberSpace)? {
+        let backoff = UInt64(1) << UInt64(min(path.ptoCount, 16))
+        var duration = path.rtt.probeTimeout(maxAckDelay: .zero) * backoff
+        let anyInFlight = spaces.contains { !$0.discarded && $0.ackElicitingInFlight > 0 }
+        if !anyInFlight {
+            // RFC 9002 §6.2.2.1: client anti-deadlock: arm from now until the handshake is done.
+            guard !isServer, !handshakeConfirmed else { return nil }
+            let space = writeKeys[EncryptionLevel.handshake.rawValue] != nil ? spaces[1] : spaces[0]
+            return (now + duration, space)
+        }
+        var best: (Timestamp, PacketNumberSpace)?
+        for s in spaces where !s.discarded && s.ackElicitingInFlight > 0 {
+            if s.id == .applicationData {
+                // RFC 9002 §6.2.1: application data is not probed before the handshake is confirmed.
+                if !handshakeConfirmed { continue }
+                duration = duration + peerMaxAckDelay * backoff
+            }
+            guard let last = s.timeOfLastAckElicitingPacket else { continue }
+            let t = last + duration
+            if best == nil || t < best!.0 { best = (t, s) }
+        }
+        if best == nil, !handshakeConfirmed, spaces[2].ackElicitingInFlight > 0, let last = spaces[2].timeOfLastAckElicitingPacket {
+            // 0-RTT/1-RTT data in flight before confirmation: still needs a timer.
+            best = (last + duration, spaces[2])
+        }
+        return best
+    }
+
+    func setLossDetectionTimer(now: Timestamp) {
+        if let (t, _) = earliestLossTime() {
+            lossDetectionDeadline = t
+            return
+        }
+        // RFC 9002 §6.2.2.1: a server at the amplification limit must not arm the PTO.
+        if isServer && !path.addressValidated && path.amplificationBudget == 0 {
+            lossDetectionDeadline = nil
+            return
+        }
+        lossDetectionDeadline = ptoTimeAndSpace(now: now)?.0
+    }
+
+    func onLossDetectionTimeout(now: Timestamp) {
+        if let (_, space) = earliestLossTime() {
+            try? detectLostPackets(space: space, now: now)
+            setLossDetectionTimer(now: now)
+            return
+        }
+        guard let (_, space) = ptoTimeAndSpace(now: now) else {
+            lossDetectionDeadline = nil
+            return
+        }
+        // RFC 9002 §6.2.4: send one or two ack-eliciting probe packets in the space.
+        path.ptoCount += 1
+        if !space.hasInFlight && !isServer && !handshakeConfirmed {
+            // Anti-deadlock probe: Initial padded or Handshake PING.
+            probesToSend[space.id.rawValue] = 1
+        } else {
+            probesToSend[space.id.rawValue] = 2
+            // Re-send in-flight CRYPTO data in the probe (handshake spaces): it is what the peer lacks.
+            if space.id != .applicationData {
+                space.forEachSent(upTo: UInt64.max) { p in
+                    for f in p.frames { if case .crypto(let o, let l) = f { cryptoSend[space.id.rawValue].onLost(offset: o, length: l) } }
+                }
+            } else {
+                // Retransmit the oldest unacknowledged stream data so the probe carries useful bytes.
+                var resent = 0
+                space.forEachSent(upTo: UInt64.max) { p in
+                    guard resent < 2 else { return }
+                    for f in p.frames { if case .stream = f { onFrameLost(f, space: space) } }
+                    resent += 1
+                }
+            }
+        }
+        qlog?.record(time: now, name: "recovery:loss_timer_updated", data: "{\"event_type\":\"expired\",\"timer_type\":\"pto\"}")
+        setLossDetectionTimer(now: now)
+    }
+}

@@ -1,0 +1,392 @@
+// The send path: `poll` fills one UDP datagram with up to three coalesced packets (Initial,
+// Handshake, then 0-RTT/1-RTT; RFC 9000 §12.2), choosing frames by priority (ACKs, close,
+// CRYPTO, control frames, datagrams, stream data) within the congestion window and the
+// anti-amplification budget, pads where RFC 9000 §14.1 requires, then seals every packet in place.
+import Congestion
+
+extension Connection {
+    /// A packet written into `datagramWriter` but not sealed yet.
+    struct PendingPacket {
+        var start: Int
+        var lengthFieldOffset: Int? // long header Length (2-byte varint)
+        var pnOffset: Int
+        var pnLength: Int
+        var payloadStart: Int
+        var payloadEnd: Int
+        var packetNumber: UInt64
+        var keys: PacketKeys
+        var space: PacketNumberSpace
+        var level: EncryptionLevel
+        var sent: SentPacket
+        var typeName: String
+    }
+
+    /// Returns the next datagram to send, or nil if there is nothing to send now.
+    public func poll(now: Timestamp) -> Transmit? {
+        guard state != .closed, state != .draining else { return nil }
+        if state == .closing && !sendCloseFrame { return nil }
+        if keyUpdate.updateRequested { _ = tryStartKeyUpdate() }
+        // RFC 9001 §6.6: update keys well before the confidentiality limit.
+        if let w = writeKeys[EncryptionLevel.application.rawValue], w.usageCount >= w.suite.confidentialityLimit / 2 {
+            keyUpdate.updateRequested = true
+            _ = tryStartKeyUpdate()
+        }
+
+        let destination = path.remote
+        datagramWriter.removeAll()
+        var datagramLimit = path.maxDatagramSize
+        if isServer && !path.addressValidated {
+            // RFC 9000 §8.1: at most three times the bytes received before validation.
+            datagramLimit = min(datagramLimit, path.amplificationBudget)
+            if datagramLimit < 1200 && !(state == .closing) { if datagramLimit <= 0 { return nil } }
+        }
+        var packets: [PendingPacket] = []
+        var containsInitial = false
+        var ackElicitingInitial = false
+
+        for level in [EncryptionLevel.initial, .handshake, .application] {
+            let budget = datagramLimit - datagramWriter.count
+            guard budget > 48 else { break }
+            if let p = buildPacket(level: level, budget: budget, now: now) {
+                if p.level == .initial {
+                    containsInitial = true
+                    if p.sent.ackEliciting { ackElicitingInitial = true }
+                }
+                packets.append(p)
+            }
+        }
+        guard !packets.isEmpty else { return nil }
+
+        // RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200 bytes;
+        // a server pads datagrams carrying ack-eliciting Initial packets.
+        if containsInitial && (!isServer || ackElicitingInitial) && datagramWriter.count < 1200 {
+            let padding = min(1200, datagramLimit) - datagramWriter.count
+            if padding > 0 { padLastPacket(&packets, by: padding) }
+        }
+
+        // Seal every packet in place, then record it as sent.
+        for p in packets {
+            if let lengthOffset = p.lengthFieldOffset {
+                // RFC 9000 §17.2: Length covers the packet number, payload and AEAD tag.
+                let length = p.payloadEnd + p.keys.suite.tagLength - p.pnOffset
+                datagramWriter.patchVarInt(UInt64(length), at: lengthOffset, length: 2)
+            }
+            PacketProtection.seal(&datagramWriter.bytes, start: p.start, pnOffset: p.pnOffset, pnLength: p.pnLength,
+                                  payloadEnd: p.payloadEnd, packetNumber: p.packetNumber, keys: p.keys)
+            var sent = p.sent
+            sent.size = p.payloadEnd + p.keys.suite.tagLength - p.start
+            onPacketSent(sent, space: p.space, now: now)
+            qlogPacket("quic:packet_sent", type: p.typeName, pn: p.packetNumber, size: sent.size, frames: sent.frames.count, now: now)
+            // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+            if !isServer && p.level == .handshake { discardKeys(.initial, now: now) }
+        }
+        if state == .closing { sendCloseFrame = false }
+        path.bytesSent += datagramWriter.count
+        stats.packetsSent += UInt64(packets.count)
+        return Transmit(bytes: datagramWriter.bytes, destination: destination)
+    }
+
+    private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, now: Timestamp) {
+        if p.inFlight {
+            path.bytesInFlight += p.size
+            path.congestion.onPacketSent(bytes: p.size, bytesInFlight: path.bytesInFlight, now: now)
+        }
+        path.packetsSent += 1
+        if p.ackEliciting || p.inFlight { space.onPacketSent(p) }
+        if p.ackEliciting {
+            // RFC 9000 §10.1: sending the first ack-eliciting packet after receiving restarts the idle timer.
+            if !ackElicitingSentSinceReceive { resetIdleTimer(now: now) }
+            ackElicitingSentSinceReceive = true
+            setLossDetectionTimer(now: now)
+        }
+    }
+
+    private func padLastPacket(_ packets: inout [PendingPacket], by n: Int) {
+        var last = packets[packets.count - 1]
+        // Remove the tag placeholder, append PADDING (0x00) frames, put the placeholder back.
+        let tag = last.keys.suite.tagLength
+        datagramWriter.bytes.removeLast(tag)
+        datagramWriter.bytes.append(contentsOf: repeatElement(0, count: n))
+        datagramWriter.bytes.append(contentsOf: repeatElement(0, count: tag))
+        last.payloadEnd += n
+        last.sent.inFlight = true
+        packets[packets.count - 1] = last
+    }
+
+    /// Writes one packet of `level` into the datagram if there is anything to send in it.
+    private func buildPacket(level requested: EncryptionLevel, budget: Int, now: Timestamp) -> PendingPacket? {
+        var level = requested
+        let space = spaces[level.space.rawValue]
+        guard !space.discarded else { return nil }
+        var keys = writeKeys[level.rawValue]
+        var packetType: PacketType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
+        if level == .application && keys == nil {
+            // 0-RTT (RFC 9001 §4.6.1): client only, only until 1-RTT keys exist.
+            guard !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return nil }
+            keys = early
+            level = .earlyData
+            packetType = .zeroRTT
+        }
+        guard let keys else { return nil }
+
+        let closing = state == .closing
+        let probe = probesToSend[space.id.rawValue] > 0
+        let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
+        let cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe
+        let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level)
+        let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
+        guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
+
+        // MARK: header
+        let pn = space.nextPacketNumber
+        let pnLength = PacketNumberCoding.encodedLength(packetNumber: pn, largestAcked: space.largestAcked)
+        let start = datagramWriter.count
+        var lengthFieldOffset: Int?
+        if packetType == .oneRTT {
+            // RFC 9000 §17.3.1: 0b01 | spin 0 | reserved 00 | key phase | pn length.
+            datagramWriter.writeUInt8(0x40 | (keyUpdate.writePhase ? 0x04 : 0) | UInt8(pnLength - 1))
+            destinationCID.write(to: &datagramWriter)
+        } else {
+            datagramWriter.writeUInt8(0xC0 | (packetType.longHeaderTypeBits! << 4) | UInt8(pnLength - 1))
+            datagramWriter.writeUInt32(QUICVersion.v1)
+            datagramWriter.writeUInt8(UInt8(destinationCID.length))
+            destinationCID.write(to: &datagramWriter)
+            datagramWriter.writeUInt8(UInt8(sourceCID.length))
+            sourceCID.write(to: &datagramWriter)
+            if packetType == .initial {
+                let token = isServer ? [] : retryToken
+                datagramWriter.writeVarInt(UInt64(token.count))
+                datagramWriter.writeBytes(token)
+            }
+            lengthFieldOffset = datagramWriter.count
+            datagramWriter.writeVarInt(0, length: 2)
+        }
+        let pnOffset = datagramWriter.count
+        datagramWriter.writeUInt(pn, bytes: pnLength)
+        let payloadStart = datagramWriter.count
+        let tag = keys.suite.tagLength
+        let payloadLimit = start + budget - tag
+        guard payloadLimit - payloadStart > 8 else {
+            datagramWriter.bytes.removeLast(datagramWriter.count - start)
+            return nil
+        }
+
+        var frames: [SentFrame] = []
+        var ackEliciting = false
+        var remaining: Int { payloadLimit - datagramWriter.count }
+
+        // ACK first (RFC 9000 §13.2): whenever one is pending, piggyback it.
+        if space.ackPending || ackDue, let ack = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
+            var a = ack
+            // Trim ranges until the frame fits.
+            while Frame.ack(a).encodedLength > remaining - 16 && a.ranges.count > 1 { a.ranges.removeLast() }
+            if Frame.ack(a).encodedLength <= remaining {
+                Frame.ack(a).encode(to: &datagramWriter)
+                frames.append(.ack(largest: a.largestAcknowledged))
+                space.onAckSent()
+            }
+        }
+
+        if closeHere, let close = closeFrame {
+            var f = close
+            if level != .application && f.isApplication {
+                // RFC 9000 §10.2.3: application closes become APPLICATION_ERROR in handshake packets.
+                f = ConnectionCloseFrame(isApplication: false, errorCode: TransportErrorCode.applicationError.rawValue)
+            }
+            if f.reason.count > remaining - 24 { f.reason = f.reason.prefix(max(0, remaining - 24)) }
+            Frame.connectionClose(f).encode(to: &datagramWriter)
+            frames.append(.connectionClose)
+        } else if hasData || probe {
+            writeFrames(space: space, level: level, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting, now: now)
+            if probe && !ackEliciting {
+                // RFC 9002 §6.2.4: a probe must be ack-eliciting.
+                Frame.ping.encode(to: &datagramWriter)
+                frames.append(.ping)
+                ackEliciting = true
+            }
+            if probe { probesToSend[space.id.rawValue] -= 1 }
+        }
+        if frames.isEmpty {
+            datagramWriter.bytes.removeLast(datagramWriter.count - start)
+            return nil
+        }
+        // RFC 9001 §5.4.2: the header protection sample needs 4 bytes after the PN start.
+        let minPayload = 4 - pnLength
+        while datagramWriter.count - payloadStart < max(1, minPayload) { datagramWriter.writeUInt8(0) }
+        let payloadEnd = datagramWriter.count
+        datagramWriter.bytes.append(contentsOf: repeatElement(0, count: tag))
+        space.nextPacketNumber += 1
+
+        let sent = SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
+                              inFlight: ackEliciting, frames: frames)
+        return PendingPacket(start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
+                             payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, keys: keys,
+                             space: space, level: level, sent: sent,
+                             typeName: packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id))
+    }
+
+    private func closeFrameLevelOK(_ level: EncryptionLevel) -> Bool {
+        // Send CONNECTION_CLOSE at the highest level the peer can read (RFC 9000 §10.2.3):
+        // 1-RTT once the handshake is done; otherwise Handshake if available, else Initial.
+        if handshakeComplete { return level == .application }
+        if writeKeys[EncryptionLevel.handshake.rawValue] != nil && !spaces[1].discarded {
+            return level == .handshake || (level == .initial && !isServer)
+        }
+        return level == .initial
+    }
+
+    private func hasDataToSend(space: PacketNumberSpace, level: EncryptionLevel) -> Bool {
+        if cryptoSend[space.id.rawValue].hasUnsentData && level != .earlyData { return true }
+        guard space.id == .applicationData else { return false }
+        if level == .earlyData {
+            return !sendQueue.isEmpty || queuedDatagrams > 0
+        }
+        if handshakeDoneToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
+        if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty || !pathResponsesToSend.isEmpty { return true }
+        if path.challengeNeedsSending { return true }
+        if queuedDatagrams > 0 { return true }
+        for id in sendQueue { if let s = streams[id], s.wantsToSend { return true } }
+        for s in streams.values where s.maxStreamDataToSend || s.stopSendingToSend != nil { return true }
+        return false
+    }
+
+    /// Appends frames in priority order until the packet is full.
+    private func writeFrames(space: PacketNumberSpace, level: EncryptionLevel, payloadLimit: Int,
+                             frames: inout [SentFrame], ackEliciting: inout Bool, now: Timestamp) {
+        var remaining: Int { payloadLimit - datagramWriter.count }
+        func put(_ f: Frame, _ record: SentFrame) -> Bool {
+            guard f.encodedLength <= remaining else { return false }
+            f.encode(to: &datagramWriter)
+            frames.append(record)
+            if f.isAckEliciting { ackEliciting = true }
+            return true
+        }
+
+        // CRYPTO (Initial, Handshake, and post-handshake messages in 1-RTT).
+        if level != .earlyData {
+            let si = space.id.rawValue
+            while remaining > 8 {
+                let offsetGuess = cryptoSend[si].nextNewOffset
+                let maxLen = Frame.maxCryptoDataLength(offset: offsetGuess + 65536, budget: remaining)
+                guard maxLen > 0, let chunk = cryptoSend[si].nextChunk(maxLength: maxLen, limit: UInt64.max) else { break }
+                Frame.encodeCryptoHeader(offset: chunk.offset, length: chunk.data.count, to: &datagramWriter)
+                datagramWriter.writeBytes(chunk.data)
+                frames.append(.crypto(offset: chunk.offset, length: chunk.data.count))
+                ackEliciting = true
+            }
+        }
+        guard space.id == .applicationData else { return }
+
+        if level == .application {
+            if handshakeDoneToSend, put(.handshakeDone, .handshakeDone) { handshakeDoneToSend = false }
+            if path.challengeNeedsSending, let c = path.challenge, put(.pathChallenge(data: c), .pathChallenge) {
+                path.challengeNeedsSending = false
+                path.challengeSentAt = now
+            }
+            while let r = pathResponsesToSend.first, put(.pathResponse(data: r), .pathResponse) { pathResponsesToSend.removeFirst() }
+            if maxDataToSend, put(.maxData(localMaxData), .maxData) { maxDataToSend = false }
+            if maxStreamsBidiToSend, put(.maxStreams(bidirectional: true, maximum: localMaxStreamsBidi), .maxStreams(bidirectional: true)) {
+                maxStreamsBidiToSend = false
+            }
+            if maxStreamsUniToSend, put(.maxStreams(bidirectional: false, maximum: localMaxStreamsUni), .maxStreams(bidirectional: false)) {
+                maxStreamsUniToSend = false
+            }
+            while let seq = localCIDsToAnnounce.first {
+                guard let cid = localCIDs[seq] else { localCIDsToAnnounce.removeFirst(); continue }
+                let f = NewConnectionIDFrame(sequenceNumber: seq, retirePriorTo: 0, connectionID: cid,
+                                             statelessResetToken: StatelessResetTokens.token(for: cid, key: config.statelessResetKey))
+                guard put(.newConnectionID(f), .newConnectionID(sequence: seq)) else { break }
+                localCIDsToAnnounce.removeFirst()
+            }
+            while let seq = peerCIDsToRetire.first, put(.retireConnectionID(sequenceNumber: seq), .retireConnectionID(sequence: seq)) {
+                peerCIDsToRetire.removeFirst()
+            }
+            for s in streams.values {
+                if s.maxStreamDataToSend, put(.maxStreamData(streamID: s.id, maximum: s.recvLimit), .maxStreamData(id: s.id)) {
+                    s.maxStreamDataToSend = false
+                }
+                if let code = s.stopSendingToSend, put(.stopSending(streamID: s.id, errorCode: code), .stopSending(id: s.id)) {
+                    s.stopSendingToSend = nil
+                }
+            }
+        }
+
+        // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split.
+        while datagramsToSendHead < datagramsToSend.count {
+            let d = datagramsToSend[datagramsToSendHead]
+            let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
+            if need > remaining {
+                // Does it fit an empty packet? If not, it never will: drop it.
+                if frames.isEmpty || need > path.maxDatagramSize - 64 {
+                    if need > path.maxDatagramSize - 40 { datagramsToSendHead += 1; stats.datagramsDropped += 1; continue }
+                }
+                break
+            }
+            Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
+            datagramWriter.writeBytes(d)
+            datagramsToSendHead += 1
+            frames.append(.datagram)
+            ackEliciting = true
+            stats.datagramsSent += 1
+        }
+        if datagramsToSendHead == datagramsToSend.count && datagramsToSendHead > 0 {
+            datagramsToSend.removeAll(keepingCapacity: true)
+            datagramsToSendHead = 0
+        } else if datagramsToSendHead > 256 {
+            datagramsToSend.removeFirst(datagramsToSendHead)
+            datagramsToSendHead = 0
+        }
+
+        // Stream frames, round-robin across streams with something to send.
+        var rounds = sendQueue.count
+        while rounds > 0, remaining > 16, !sendQueue.isEmpty {
+            rounds -= 1
+            let id = sendQueue.removeFirst()
+            guard let s = streams[id] else { continue }
+            if let code = s.resetToSend, s.resetSentFinalSize == nil {
+                let finalSize = s.send.endOffset
+                if put(.resetStream(streamID: id, errorCode: code, finalSize: finalSize), .resetStream(id: id)) {
+                    s.resetSentFinalSize = finalSize
+                    s.send.discardAll()
+                } else { sendQueue.append(id) }
+                continue
+            }
+            guard s.resetToSend == nil else { continue }
+            writeStreamFrames(s, remaining: { remaining }, frames: &frames, ackEliciting: &ackEliciting)
+            if s.wantsToSend { sendQueue.append(id) }
+        }
+    }
+
+    private func writeStreamFrames(_ s: Stream, remaining: () -> Int, frames: inout [SentFrame], ackEliciting: inout Bool) {
+        while remaining() > 16 {
+            // Lost data is not charged again to flow control; new data is bounded by both limits.
+            let connectionRoom = peerMaxData > dataSent ? peerMaxData - dataSent : 0
+            let newLimit = min(s.sendLimit, s.send.nextNewOffset + connectionRoom)
+            let offsetGuess = s.send.nextNewOffset
+            let maxLen = Frame.maxStreamDataLength(streamID: s.id, offset: offsetGuess + 65536, budget: remaining(), hasLength: true)
+            guard maxLen > 0 else { return }
+            if let chunk = s.send.nextChunk(maxLength: maxLen, limit: newLimit) {
+                let end = chunk.offset + UInt64(chunk.data.count)
+                let fin = s.finWritten && end == s.send.endOffset
+                Frame.encodeStreamHeader(streamID: s.id, offset: chunk.offset, length: chunk.data.count, fin: fin,
+                                         hasLength: true, to: &datagramWriter)
+                datagramWriter.writeBytes(chunk.data)
+                if !chunk.isRetransmission { dataSent += UInt64(chunk.data.count) }
+                if fin { s.finSent = true }
+                frames.append(.stream(id: s.id, offset: chunk.offset, length: chunk.data.count, fin: fin))
+                ackEliciting = true
+                stats.streamBytesSent += UInt64(chunk.data.count)
+                continue
+            }
+            // A bare FIN (all data already sent).
+            if s.finWritten && !s.finSent && s.send.unsentNewBytes == 0 && !s.send.hasLostData {
+                let offset = s.send.endOffset
+                Frame.encodeStreamHeader(streamID: s.id, offset: offset, length: 0, fin: true, hasLength: true, to: &datagramWriter)
+                s.finSent = true
+                frames.append(.stream(id: s.id, offset: offset, length: 0, fin: true))
+                ackEliciting = true
+            }
+            return
+        }
+    }
+}

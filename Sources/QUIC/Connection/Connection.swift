@@ -1,0 +1,389 @@
+// A sans-I/O QUIC connection (RFC 9000). The owner passes datagrams in with `receive`, takes
+// datagrams out with `poll`, calls `handleTimeout` at `nextTimeout`, and reads application events
+// with `pollEvent`. Receive handling, packet assembly, loss recovery and the stream API live in
+// the `Connection+*.swift` files beside this one.
+import Congestion
+
+public final class Connection {
+    public enum Role: Sendable { case client, server }
+    public enum State: Sendable, Equatable { case handshaking, established, closing, draining, closed }
+
+    public let role: Role
+    var isServer: Bool { role == .server }
+    let config: ConnectionConfiguration
+    let random: RandomSource
+    let tls: TLSSession
+    public internal(set) var state: State = .handshaking
+
+    // MARK: Packet number spaces and keys (RFC 9000 §12.3, RFC 9001 §4)
+    let spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), PacketNumberSpace(id: .applicationData)]
+    /// Indexed by EncryptionLevel.rawValue.
+    var readKeys: [PacketKeys?] = [nil, nil, nil, nil]
+    var writeKeys: [PacketKeys?] = [nil, nil, nil, nil]
+    var keyUpdate = KeyUpdateState()
+    /// Crypto stream per packet number space (RFC 9000 §19.6: CRYPTO offsets are per space).
+    var cryptoSend = [SendBuffer(), SendBuffer(), SendBuffer()]
+    var cryptoRecv = [ReceiveBuffer(), ReceiveBuffer(), ReceiveBuffer()]
+    public internal(set) var handshakeComplete = false
+    /// RFC 9001 §4.1.2: confirmed on HANDSHAKE_DONE (client) or handshake completion (server).
+    public internal(set) var handshakeConfirmed = false
+    var handshakeDoneToSend = false
+
+    // MARK: Connection IDs (RFC 9000 §5.1)
+    /// Our connection IDs by sequence number.
+    var localCIDs: [UInt64: ConnectionID] = [:]
+    var nextLocalCIDSequence: UInt64 = 0
+    var localCIDsToAnnounce: [UInt64] = []
+    /// The peer's connection IDs by sequence number, with reset tokens.
+    var peerCIDs: [UInt64: (cid: ConnectionID, token: StatelessResetToken?)] = [:]
+    var activePeerCIDSequence: UInt64 = 0
+    var peerCIDRetirePriorTo: UInt64 = 0
+    var peerCIDsToRetire: [UInt64] = []
+    public internal(set) var destinationCID: ConnectionID
+    public internal(set) var sourceCID: ConnectionID
+    /// The DCID of the client's first Initial (RFC 9000 §7.3).
+    public let originalDestinationCID: ConnectionID
+    var retrySourceCID: ConnectionID?
+    /// Client: a Retry or first server packet was seen (it may change the DCID once, §7.2).
+    var receivedFirstServerPacket = false
+    var retryToken: [UInt8] = []
+    var receivedRetry = false
+
+    // MARK: Peer parameters
+    public internal(set) var peerParameters: TransportParameters?
+    var localParameters: TransportParameters
+
+    // MARK: Path (RFC 9000 §9)
+    var path: Path
+    /// A path being validated after the peer's address changed.
+    var probingPath: Path?
+    var pathResponsesToSend: [UInt64] = []
+
+    // MARK: Streams and flow control (RFC 9000 §2-§4)
+    var streams: [UInt64: Stream] = [:]
+    var nextLocalBidiIndex: UInt64 = 0
+    var nextLocalUniIndex: UInt64 = 0
+    var peerMaxStreamsBidi: UInt64 = 0
+    var peerMaxStreamsUni: UInt64 = 0
+    var localMaxStreamsBidi: UInt64
+    var localMaxStreamsUni: UInt64
+    var remoteStreamsOpenedBidi: UInt64 = 0
+    var remoteStreamsOpenedUni: UInt64 = 0
+    var maxStreamsBidiToSend = false
+    var maxStreamsUniToSend = false
+    var closedRemoteBidi: UInt64 = 0
+    var closedRemoteUni: UInt64 = 0
+    /// Connection-level flow control: what the peer lets us send, and what we sent.
+    var peerMaxData: UInt64 = 0
+    var dataSent: UInt64 = 0
+    /// What we let the peer send, and what it sent (highest offsets) and the app consumed.
+    var localMaxData: UInt64
+    var dataReceived: UInt64 = 0
+    var dataConsumed: UInt64 = 0
+    var maxDataToSend = false
+    var dataBlockedSentAt: UInt64?
+    /// Round-robin order for sending stream data.
+    var sendQueue: [UInt64] = []
+
+    // MARK: Datagrams (RFC 9221)
+    var datagramsToSend: [[UInt8]] = []
+    var datagramsToSendHead = 0
+
+    // MARK: Session tickets, tokens, 0-RTT
+    public internal(set) var newTokenReceived: [UInt8]?
+
+    // MARK: Timers and closing
+    var lastReceiveTime: Timestamp
+    var idleDeadline: Timestamp?
+    var ackElicitingSentSinceReceive = false
+    var closeDeadline: Timestamp?
+    var closeFrame: ConnectionCloseFrame?
+    var closeReason: ConnectionCloseReason?
+    var sendCloseFrame = false
+    var probesToSend = [0, 0, 0]
+    var lossDetectionDeadline: Timestamp?
+    /// RFC 9002 §6.2.2.1: client anti-deadlock PTO arms before the handshake completes.
+
+    // MARK: Events and statistics
+    var events: [ConnectionEvent] = []
+    var eventsHead = 0
+    public internal(set) var stats = ConnectionStatistics()
+    var qlog: QlogSink? { config.qlog }
+
+    /// Scratch space reused for every outgoing datagram.
+    var datagramWriter = ByteWriter(capacity: 1500)
+
+    // MARK: - Creating connections
+
+    /// Creates a client connection and starts its handshake.
+    /// - Parameters:
+    ///   - serverName: SNI and certificate name.
+    ///   - session: a ticket from an earlier `.sessionTicket` event, to resume (and send 0-RTT).
+    ///   - token: a NEW_TOKEN value from an earlier connection to the same server.
+    public init(clientWith config: ConnectionConfiguration, serverName: String?, remote: SocketAddress,
+                random: RandomSource, now: Timestamp, session: [UInt8]? = nil, token: [UInt8]? = nil) throws {
+        self.role = .client
+        self.config = config
+        self.random = random
+        // RFC 9000 §7.2: the client's first DCID is unpredictable and at least 8 bytes.
+        let odcid = ConnectionID(random.bytes(8))
+        originalDestinationCID = odcid
+        destinationCID = odcid
+        sourceCID = config.connectionIDGenerator.generate(random: random)
+        localMaxData = config.initialMaxData
+        localMaxStreamsBidi = config.initialMaxStreamsBidi
+        localMaxStreamsUni = config.initialMaxStreamsUni
+        lastReceiveTime = now
+        path = Path(remote: remote, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
+                    congestion: config.makeCongestionController(config.maxUDPPayloadSize))
+        retryToken = token ?? []
+        localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
+                                                         originalDestinationCID: odcid, retrySourceCID: nil)
+        tls = try TLSSession(context: config.tls, transportParameters: localParameters.encode(grease: true),
+                             serverName: serverName, session: session, earlyDataContext: [])
+        localCIDs[0] = sourceCID
+        nextLocalCIDSequence = 1
+        peerCIDs[0] = (odcid, nil)
+        installInitialKeys(dcid: odcid)
+        resetIdleTimer(now: now)
+        try driveTLS(now: now)
+    }
+
+    /// Creates a server connection for a client's first Initial packet (the endpoint has already
+    /// checked version, size and address validation).
+    init(serverWith config: ConnectionConfiguration, clientInitial header: PacketHeader, remote: SocketAddress,
+         random: RandomSource, now: Timestamp, originalDestinationCID: ConnectionID,
+         retrySourceCID: ConnectionID?, addressValidated: Bool) throws {
+        self.role = .server
+        self.config = config
+        self.random = random
+        self.originalDestinationCID = originalDestinationCID
+        self.retrySourceCID = retrySourceCID
+        destinationCID = header.sourceConnectionID
+        sourceCID = config.connectionIDGenerator.generate(random: random)
+        localMaxData = config.initialMaxData
+        localMaxStreamsBidi = config.initialMaxStreamsBidi
+        localMaxStreamsUni = config.initialMaxStreamsUni
+        lastReceiveTime = now
+        path = Path(remote: remote, addressValidated: addressValidated, maxDatagramSize: config.maxUDPPayloadSize,
+                    congestion: config.makeCongestionController(config.maxUDPPayloadSize))
+        localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
+                                                         originalDestinationCID: originalDestinationCID,
+                                                         retrySourceCID: retrySourceCID)
+        let params = localParameters.encode(grease: true)
+        tls = try TLSSession(context: config.tls, transportParameters: params, serverName: nil, session: nil,
+                             earlyDataContext: params)
+        localCIDs[0] = sourceCID
+        nextLocalCIDSequence = 1
+        peerCIDs[0] = (header.sourceConnectionID, nil)
+        // RFC 9001 §5.2: Initial keys come from the DCID the client chose for this Initial.
+        installInitialKeys(dcid: header.destinationConnectionID)
+        resetIdleTimer(now: now)
+    }
+
+    static func makeLocalParameters(config: ConnectionConfiguration, isServer: Bool, sourceCID: ConnectionID,
+                                    originalDestinationCID: ConnectionID, retrySourceCID: ConnectionID?) -> TransportParameters {
+        var p = TransportParameters()
+        p.maxIdleTimeout = config.maxIdleTimeout.nanoseconds / 1_000_000
+        p.maxUDPPayloadSize = UInt64(max(1200, config.maxUDPPayloadSize))
+        p.initialMaxData = config.initialMaxData
+        p.initialMaxStreamDataBidiLocal = config.initialMaxStreamData
+        p.initialMaxStreamDataBidiRemote = config.initialMaxStreamData
+        p.initialMaxStreamDataUni = config.initialMaxStreamData
+        p.initialMaxStreamsBidi = config.initialMaxStreamsBidi
+        p.initialMaxStreamsUni = config.initialMaxStreamsUni
+        p.ackDelayExponent = config.ackDelayExponent
+        p.maxAckDelay = config.maxAckDelay.nanoseconds / 1_000_000
+        p.disableActiveMigration = config.disableActiveMigration
+        p.activeConnectionIDLimit = config.activeConnectionIDLimit
+        p.initialSourceConnectionID = sourceCID
+        p.maxDatagramFrameSize = config.maxDatagramFrameSize
+        if isServer {
+            p.originalDestinationConnectionID = originalDestinationCID
+            p.retrySourceConnectionID = retrySourceCID
+            p.statelessResetToken = StatelessResetTokens.token(for: sourceCID, key: config.statelessResetKey)
+        }
+        return p
+    }
+
+    func installInitialKeys(dcid: ConnectionID) {
+        let keys = PacketKeys.initial(destinationConnectionID: dcid, isServer: isServer)
+        readKeys[EncryptionLevel.initial.rawValue] = keys.read
+        writeKeys[EncryptionLevel.initial.rawValue] = keys.write
+    }
+
+    // MARK: - Public state
+
+    public var isClosed: Bool { state == .closed }
+    public var negotiatedALPN: String? { tls.negotiatedALPN }
+    public var isResumed: Bool { tls.isResumed }
+    public var earlyDataAccepted: Bool { tls.earlyDataAccepted }
+    public var cipherSuite: CipherSuite? { tls.cipherSuite }
+    public var remoteAddress: SocketAddress { path.remote }
+    /// Our connection IDs currently valid (the endpoint routes on them).
+    public var localConnectionIDs: [ConnectionID] { Array(localCIDs.values) }
+    public var keyPhase: Bool { keyUpdate.writePhase }
+    public var keyUpdatesCompleted: Int { keyUpdate.generation }
+
+    public var pathStatistics: PathStatistics {
+        PathStatistics(remote: path.remote, smoothedRTT: path.rtt.smoothed, minRTT: path.rtt.minimum,
+                       latestRTT: path.rtt.latest, congestionWindow: path.congestion.congestionWindow,
+                       bytesInFlight: path.bytesInFlight, packetsSent: path.packetsSent, packetsLost: path.packetsLost,
+                       packetsReceived: path.packetsReceived, bytesAcked: path.bytesAcked,
+                       maxDatagramSize: path.maxDatagramSize, validated: path.addressValidated)
+    }
+
+    /// Next application event, or nil.
+    public func pollEvent() -> ConnectionEvent? {
+        guard eventsHead < events.count else {
+            if eventsHead > 0 { events.removeAll(keepingCapacity: true); eventsHead = 0 }
+            return nil
+        }
+        defer { eventsHead += 1 }
+        return events[eventsHead]
+    }
+
+    func emit(_ e: ConnectionEvent) { events.append(e) }
+
+    // MARK: - Closing (RFC 9000 §10.2)
+
+    /// Closes the connection with an application error code (0 = no error).
+    public func close(errorCode: UInt64 = 0, reason: String = "", now: Timestamp) {
+        guard state != .closing && state != .draining && state != .closed else { return }
+        // RFC 9000 §10.2.3: before the handshake is confirmed an application close is sent as a
+        // transport CONNECTION_CLOSE (APPLICATION_ERROR) in Initial/Handshake packets; we keep it
+        // simple and use 0x1d only once 1-RTT keys exist.
+        let app = writeKeys[EncryptionLevel.application.rawValue] != nil
+        closeFrame = app ? ConnectionCloseFrame(isApplication: true, errorCode: errorCode, reason: ArraySlice(reason.utf8))
+                         : ConnectionCloseFrame(isApplication: false, errorCode: TransportErrorCode.applicationError.rawValue, reason: [])
+        enterClosing(reason: .localApplication(code: errorCode, reason: reason), now: now)
+    }
+
+    func closeWithError(_ error: TransportError, now: Timestamp) {
+        guard state != .closing && state != .draining && state != .closed else { return }
+        closeFrame = ConnectionCloseFrame(isApplication: false, errorCode: error.code.rawValue, frameType: error.frameType,
+                                          reason: ArraySlice(error.reason.utf8.prefix(200)))
+        stats.closeError = error
+        enterClosing(reason: .localTransport(code: error.code, reason: error.reason), now: now)
+    }
+
+    private func enterClosing(reason: ConnectionCloseReason, now: Timestamp) {
+        state = .closing
+        closeReason = reason
+        sendCloseFrame = true
+        closeDeadline = now + path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3
+        qlogConnectionState("closing", now: now)
+    }
+
+    func enterDraining(reason: ConnectionCloseReason, now: Timestamp) {
+        guard state != .draining && state != .closed else { return }
+        closeReason = reason
+        state = .draining
+        closeDeadline = now + path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3
+        qlogConnectionState("draining", now: now)
+    }
+
+    func finishClose(now: Timestamp) {
+        guard state != .closed else { return }
+        state = .closed
+        emit(.closed(closeReason ?? .idleTimeout))
+        qlogConnectionState("closed", now: now)
+    }
+
+    var peerMaxAckDelay: Duration {
+        .milliseconds(peerParameters?.maxAckDelay ?? 25)
+    }
+
+    // MARK: - Timers
+
+    /// When `handleTimeout` must be called next (nil: no timer).
+    public var nextTimeout: Timestamp? {
+        if state == .closed { return nil }
+        if state == .closing || state == .draining { return closeDeadline }
+        var t = idleDeadline
+        func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
+        consider(lossDetectionDeadline)
+        for s in spaces where !s.discarded { consider(s.ackDeadline) }
+        consider(keyUpdate.discardPreviousAt)
+        if let probing = probingPath, let sent = probingPath?.challengeSentAt, probing.challenge != nil {
+            consider(sent + pathValidationTimeout)
+        }
+        return t
+    }
+
+    var pathValidationTimeout: Duration {
+        // RFC 9000 §8.2.4: three times the larger of the current PTO and the new path's initial PTO.
+        max(path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay), RTTEstimator.initialRTT * 2) * 3
+    }
+
+    public func handleTimeout(now: Timestamp) {
+        switch state {
+        case .closed: return
+        case .closing, .draining:
+            if let d = closeDeadline, now >= d { finishClose(now: now) }
+            return
+        default: break
+        }
+        if let d = idleDeadline, now >= d {
+            // RFC 9000 §10.1: silently close after the idle timeout.
+            closeReason = .idleTimeout
+            finishClose(now: now)
+            return
+        }
+        if let d = lossDetectionDeadline, now >= d { onLossDetectionTimeout(now: now) }
+        if let d = keyUpdate.discardPreviousAt, now >= d {
+            keyUpdate.previousRead = nil
+            keyUpdate.discardPreviousAt = nil
+        }
+        if let probing = probingPath, let sent = probing.challengeSentAt, probing.challenge != nil, now >= sent + pathValidationTimeout {
+            // RFC 9000 §9.3.2: validation of the new address failed; keep the old path.
+            probingPath = nil
+        }
+        // Delayed ACK deadlines are honoured by poll(), which sends the ACK when due.
+    }
+
+    func resetIdleTimer(now: Timestamp) {
+        // RFC 9000 §10.1: the effective timeout is the minimum of both advertised values (0 = none),
+        // and at least three PTOs.
+        var timeout = config.maxIdleTimeout
+        if let peer = peerParameters?.maxIdleTimeout, peer > 0 {
+            timeout = timeout.nanoseconds == 0 ? .milliseconds(peer) : min(timeout, .milliseconds(peer))
+        }
+        guard timeout.nanoseconds > 0 else { idleDeadline = nil; return }
+        timeout = max(timeout, path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)
+        idleDeadline = now + timeout
+    }
+}
+
+/// Counters the owner (and later the daemon) can read.
+public struct ConnectionStatistics: Sendable {
+    public var packetsReceived: UInt64 = 0
+    public var packetsSent: UInt64 = 0
+    public var packetsDropped: UInt64 = 0
+    public var decryptionFailures: UInt64 = 0
+    public var packetsLost: UInt64 = 0
+    public var datagramsSent: UInt64 = 0
+    public var datagramsReceived: UInt64 = 0
+    public var datagramsDropped: UInt64 = 0
+    public var streamBytesSent: UInt64 = 0
+    public var streamBytesReceived: UInt64 = 0
+    public var closeError: TransportError?
+}
+
+/// RFC 9001 §6: 1-RTT key phases.
+struct KeyUpdateState {
+    /// Key phase bit of packets we send.
+    var writePhase = false
+    /// Key phase bit of the current read keys.
+    var readPhase = false
+    var nextRead: PacketKeys?
+    var previousRead: PacketKeys?
+    var discardPreviousAt: Timestamp?
+    /// First packet number sent with the current write keys; an ACK at or above it allows the next update.
+    var firstPacketInPhase: UInt64 = 0
+    var currentPhaseAcked = false
+    /// Packets received with the current read keys (lowest PN), to tell old from new phases.
+    var lowestPNInReadPhase: UInt64?
+    var generation = 0
+    var updateRequested = false
+}

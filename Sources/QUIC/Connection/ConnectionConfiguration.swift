@@ -1,0 +1,51 @@
+// Settings of one QUIC connection: our transport parameters, limits and pluggable parts
+// (congestion controller, connection ID generator, qlog). The daemon builds one per role.
+import Congestion
+
+/// Generates the connection IDs we issue. A load balancer may need a server ID encoded in them
+/// (draft-ietf-quic-load-balancers), so this is pluggable.
+public protocol ConnectionIDGenerator: AnyObject {
+    var length: Int { get }
+    func generate(random: RandomSource) -> ConnectionID
+}
+
+/// Random connection IDs of a fixed length.
+public final class RandomConnectionIDGenerator: ConnectionIDGenerator {
+    public let length: Int
+    public init(length: Int = 8) {
+        precondition(length >= 4 && length <= 20)
+        self.length = length
+    }
+    public func generate(random: RandomSource) -> ConnectionID { ConnectionID(random.bytes(length)) }
+}
+
+public struct ConnectionConfiguration {
+    public var tls: TLSContext
+    public var maxIdleTimeout: Duration = .seconds(30)
+    public var initialMaxData: UInt64 = 16 << 20
+    public var initialMaxStreamData: UInt64 = 6 << 20
+    public var initialMaxStreamsBidi: UInt64 = 256
+    public var initialMaxStreamsUni: UInt64 = 16
+    /// RFC 9221: nil disables DATAGRAM support.
+    public var maxDatagramFrameSize: UInt64? = 65535
+    public var activeConnectionIDLimit: UInt64 = 4
+    /// The largest UDP payload we send (and advertise we accept: max_udp_payload_size).
+    /// 1350 fits common tunnels and PPPoE links without path MTU discovery.
+    public var maxUDPPayloadSize: Int = 1350
+    public var ackDelayExponent: UInt64 = 3
+    public var maxAckDelay: Duration = .milliseconds(25)
+    public var disableActiveMigration = false
+    public var connectionIDGenerator: ConnectionIDGenerator = RandomConnectionIDGenerator(length: 8)
+    /// Makes the congestion controller of each path, given the max datagram size.
+    public var makeCongestionController: (Int) -> CongestionController = { NewReno(maxDatagramSize: $0) }
+    /// Key for stateless reset tokens (RFC 9000 §10.3.2); shared by an endpoint's connections.
+    public var statelessResetKey: [UInt8] = [UInt8](repeating: 0x5a, count: 32)
+    /// Optional qlog event sink.
+    public var qlog: QlogSink? = nil
+    /// Maximum datagrams queued for sending before the oldest are dropped (RFC 9221 §5: unreliable).
+    public var datagramSendQueueLimit = 1024
+    /// Maximum received datagrams buffered for the application before the oldest are dropped.
+    public var datagramReceiveQueueLimit = 4096
+
+    public init(tls: TLSContext) { self.tls = tls }
+}

@@ -1,0 +1,61 @@
+// What the connection tells its owner, drained with `Connection.pollEvent()`.
+
+public enum ConnectionEvent: Equatable, Sendable {
+    case handshakeCompleted(alpn: String?)
+    /// The peer opened a stream.
+    case streamOpened(id: UInt64)
+    /// New data (or the FIN) can be read from a stream.
+    case streamReadable(id: UInt64)
+    /// A stream's send side has room again after flow control blocked it.
+    case streamWritable(id: UInt64)
+    case streamReset(id: UInt64, errorCode: UInt64)
+    case stopSending(id: UInt64, errorCode: UInt64)
+    case datagramReceived([UInt8])
+    /// A TLS session the client can store to resume later (RFC 8446 §4.6.1).
+    case sessionTicket([UInt8])
+    /// The connection switched to a new peer address after validating it (RFC 9000 §9).
+    case peerAddressChanged(SocketAddress)
+    /// We issued a new connection ID (the endpoint routes packets for it to this connection).
+    case connectionIDIssued(ConnectionID, StatelessResetToken)
+    case connectionIDRetired(ConnectionID)
+    case closed(ConnectionCloseReason)
+}
+
+public enum ConnectionCloseReason: Equatable, Sendable, CustomStringConvertible {
+    case localTransport(code: TransportErrorCode, reason: String)
+    case localApplication(code: UInt64, reason: String)
+    case peerTransport(code: TransportErrorCode, frameType: UInt64, reason: String)
+    case peerApplication(code: UInt64, reason: String)
+    case idleTimeout
+    case statelessReset
+    case versionNegotiationFailed
+
+    public var description: String {
+        switch self {
+        case .localTransport(let c, let r): return "closed locally: \(c) \(r)"
+        case .localApplication(let c, let r): return "closed locally by application: code \(c) \(r)"
+        case .peerTransport(let c, let f, let r): return "closed by peer: \(c) (frame 0x\(String(f, radix: 16))) \(r)"
+        case .peerApplication(let c, let r): return "closed by peer application: code \(c) \(r)"
+        case .idleTimeout: return "idle timeout"
+        case .statelessReset: return "stateless reset received"
+        case .versionNegotiationFailed: return "no common QUIC version"
+        }
+    }
+
+    /// Closed without error (application code 0 or transport NO_ERROR).
+    public var isClean: Bool {
+        switch self {
+        case .localApplication(let c, _), .peerApplication(let c, _): return c == 0
+        case .localTransport(let c, _): return c == .noError
+        case .peerTransport(let c, _, _): return c == .noError
+        default: return false
+        }
+    }
+}
+
+/// A datagram to send: bytes and destination.
+public struct Transmit: Sendable {
+    public var bytes: [UInt8]
+    public var destination: SocketAddress
+    public init(bytes: [UInt8], destination: SocketAddress) { self.bytes = bytes; self.destination = destination }
+}

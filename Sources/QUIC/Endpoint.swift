@@ -1,0 +1,221 @@
+// A server endpoint (sans-I/O): demultiplexes datagrams to connections by Destination Connection
+// ID, creates connections for valid client Initials, and answers without state where RFC 9000
+// says so: Version Negotiation (§6), Retry with address validation tokens (§8.1.2), and
+// Stateless Reset (§10.3).
+import Congestion
+
+public final class Endpoint {
+    public struct Configuration {
+        public var connection: ConnectionConfiguration
+        /// Send a Retry to every new client without a valid token (RFC 9000 §8.1.2).
+        public var requireRetry = false
+        /// Key sealing address validation tokens (16 bytes).
+        public var tokenKey: [UInt8]
+        public var retryTokenLifetime: Duration = .seconds(10)
+        public var sendStatelessResets = true
+        public init(connection: ConnectionConfiguration, tokenKey: [UInt8]) {
+            self.connection = connection
+            self.tokenKey = tokenKey
+        }
+    }
+
+    public let configuration: Configuration
+    let random: RandomSource
+    let tokens: AddressTokenProtector
+    /// Connections by any connection ID that routes to them.
+    private var routes: [ConnectionID: Connection] = [:]
+    private var routedCIDs: [ObjectIdentifier: Set<ConnectionID>] = [:]
+    public private(set) var connections: [Connection] = []
+    private var accepted: [Connection] = []
+    private var statelessTransmits: [Transmit] = []
+    private var pollCursor = 0
+
+    public private(set) var droppedDatagrams: UInt64 = 0
+    public private(set) var retriesSent: UInt64 = 0
+    public private(set) var versionNegotiationsSent: UInt64 = 0
+    public private(set) var statelessResetsSent: UInt64 = 0
+
+    public init(configuration: Configuration, random: RandomSource) {
+        self.configuration = configuration
+        self.random = random
+        self.tokens = AddressTokenProtector(key: configuration.tokenKey)
+    }
+
+    /// New connections since the last call.
+    public func acceptedConnections() -> [Connection] {
+        defer { accepted.removeAll() }
+        return accepted
+    }
+
+    public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp) {
+        let cidLength = configuration.connection.connectionIDGenerator.length
+        guard let header = try? PacketHeader.parse(datagram, shortHeaderCIDLength: cidLength) else {
+            droppedDatagrams += 1
+            return
+        }
+        if let conn = routes[header.destinationConnectionID] {
+            conn.receive(datagram: datagram, from: remote, now: now)
+            syncRoutes(conn)
+            return
+        }
+        guard header.isLongHeader else {
+            sendStatelessReset(for: header.destinationConnectionID, triggerSize: datagram.count, to: remote)
+            return
+        }
+        if header.version != QUICVersion.v1 {
+            // RFC 9000 §6.1: answer an unknown version only for datagrams large enough to be an Initial.
+            if datagram.count >= 1200 { sendVersionNegotiation(header, to: remote) } else { droppedDatagrams += 1 }
+            return
+        }
+        // RFC 9000 §14.1: a server discards an Initial in a datagram smaller than 1200 bytes.
+        guard header.type == .initial, datagram.count >= 1200 else {
+            droppedDatagrams += 1
+            return
+        }
+        // RFC 9000 §7.2: the client's first DCID is at least 8 bytes.
+        guard header.destinationConnectionID.length >= 8 else {
+            droppedDatagrams += 1
+            return
+        }
+        var originalDCID = header.destinationConnectionID
+        var retrySCID: ConnectionID?
+        var validated = false
+        if !header.token.isEmpty {
+            if let t = tokens.open(Array(header.token)), t.clientAddress.ip == remote.ip {
+                switch t.kind {
+                case .retry:
+                    // RFC 9000 §8.1.3: a Retry token is bound to the client's address and is short-lived.
+                    if t.clientAddress == remote, now - t.issuedAt <= configuration.retryTokenLifetime,
+                       t.retrySourceConnectionID == header.destinationConnectionID {
+                        originalDCID = t.originalDestinationConnectionID
+                        retrySCID = t.retrySourceConnectionID
+                        validated = true
+                    }
+                case .newToken:
+                    validated = true
+                }
+            }
+            if configuration.requireRetry && !validated && retrySCID == nil {
+                // Invalid Retry token: RFC 9000 §8.1.2 lets the server drop it (the client retries).
+                droppedDatagrams += 1
+                return
+            }
+        }
+        if configuration.requireRetry && !validated {
+            sendRetry(header, to: remote, now: now)
+            return
+        }
+        do {
+            let conn = try Connection(serverWith: configuration.connection, clientInitial: header, remote: remote,
+                                      random: random, now: now, originalDestinationCID: originalDCID,
+                                      retrySourceCID: retrySCID, addressValidated: validated)
+            connections.append(conn)
+            accepted.append(conn)
+            // Route the client's chosen DCID too: its Initial retransmissions still carry it.
+            routes[header.destinationConnectionID] = conn
+            routedCIDs[ObjectIdentifier(conn), default: []].insert(header.destinationConnectionID)
+            syncRoutes(conn)
+            conn.receive(datagram: datagram, from: remote, now: now)
+            syncRoutes(conn)
+        } catch {
+            droppedDatagrams += 1
+        }
+    }
+
+    private func syncRoutes(_ conn: Connection) {
+        let key = ObjectIdentifier(conn)
+        var known = routedCIDs[key] ?? []
+        for cid in conn.localConnectionIDs where !known.contains(cid) {
+            routes[cid] = conn
+            known.insert(cid)
+        }
+        routedCIDs[key] = known
+    }
+
+    private func forget(_ conn: Connection) {
+        let key = ObjectIdentifier(conn)
+        for cid in routedCIDs[key] ?? [] where routes[cid] === conn { routes[cid] = nil }
+        routedCIDs[key] = nil
+    }
+
+    public func poll(now: Timestamp) -> Transmit? {
+        if !statelessTransmits.isEmpty { return statelessTransmits.removeFirst() }
+        guard !connections.isEmpty else { return nil }
+        for _ in 0..<connections.count {
+            pollCursor = pollCursor % connections.count
+            let conn = connections[pollCursor]
+            if let t = conn.poll(now: now) {
+                syncRoutes(conn)
+                return t
+            }
+            pollCursor += 1
+        }
+        return nil
+    }
+
+    public var nextTimeout: Timestamp? {
+        connections.compactMap { $0.nextTimeout }.min()
+    }
+
+    public func handleTimeout(now: Timestamp) {
+        for c in connections {
+            if let t = c.nextTimeout, t <= now { c.handleTimeout(now: now) }
+        }
+        // Closed connections are dropped once the application has seen their final event.
+        for c in connections where c.isClosed && !c.hasPendingEvents { forget(c) }
+        connections.removeAll { $0.isClosed && !$0.hasPendingEvents }
+    }
+
+    // MARK: - Stateless packets
+
+    private func sendVersionNegotiation(_ header: PacketHeader, to remote: SocketAddress) {
+        var w = ByteWriter(capacity: 64)
+        // RFC 9000 §17.2.1: header form 1, the rest of the first byte arbitrary; version 0.
+        w.writeUInt8(0x80 | UInt8(random.next(below: 128)))
+        w.writeUInt32(0)
+        w.writeUInt8(UInt8(header.sourceConnectionID.length))
+        header.sourceConnectionID.write(to: &w)
+        w.writeUInt8(UInt8(header.destinationConnectionID.length))
+        header.destinationConnectionID.write(to: &w)
+        w.writeUInt32(QUICVersion.v1)
+        // A reserved version (RFC 9000 §15: 0x?a?a?a?a) exercises the client's handling.
+        w.writeUInt32(0x1a2a_3a4a)
+        statelessTransmits.append(Transmit(bytes: w.bytes, destination: remote))
+        versionNegotiationsSent += 1
+    }
+
+    private func sendRetry(_ header: PacketHeader, to remote: SocketAddress, now: Timestamp) {
+        let scid = configuration.connection.connectionIDGenerator.generate(random: random)
+        let token = tokens.seal(AddressToken(kind: .retry, issuedAt: now, clientAddress: remote,
+                                             originalDestinationConnectionID: header.destinationConnectionID,
+                                             retrySourceConnectionID: scid), random: random)
+        var w = ByteWriter(capacity: 128)
+        // RFC 9000 §17.2.5: long header, type Retry (3), unused bits arbitrary.
+        w.writeUInt8(0xF0 | UInt8(random.next(below: 16)))
+        w.writeUInt32(QUICVersion.v1)
+        w.writeUInt8(UInt8(header.sourceConnectionID.length))
+        header.sourceConnectionID.write(to: &w)
+        w.writeUInt8(UInt8(scid.length))
+        scid.write(to: &w)
+        w.writeBytes(token)
+        let tag = RetryIntegrity.tag(originalDestinationConnectionID: header.destinationConnectionID, retryWithoutTag: w.bytes[...])
+        w.writeBytes(tag)
+        statelessTransmits.append(Transmit(bytes: w.bytes, destination: remote))
+        retriesSent += 1
+    }
+
+    private func sendStatelessReset(for cid: ConnectionID, triggerSize: Int, to remote: SocketAddress) {
+        // RFC 9000 §10.3: smaller than the packet that triggered it (no reset loops), at least 21 bytes.
+        guard configuration.sendStatelessResets, triggerSize > 21 else { droppedDatagrams += 1; return }
+        let size = min(triggerSize - 1, 43)
+        var bytes = random.bytes(size - 16)
+        bytes[0] = 0x40 | (bytes[0] & 0x3f) // looks like a short header packet
+        bytes += StatelessResetTokens.token(for: cid, key: configuration.connection.statelessResetKey).bytes
+        statelessTransmits.append(Transmit(bytes: bytes, destination: remote))
+        statelessResetsSent += 1
+    }
+}
+
+extension Connection {
+    var hasPendingEvents: Bool { eventsHead < events.count }
+}

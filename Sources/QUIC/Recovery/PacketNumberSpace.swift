@@ -1,0 +1,147 @@
+// RFC 9000 §12.3 / RFC 9002 Appendix A: one packet number space's state: the next packet number,
+// packets in flight, and what was received (for ACK frames).
+import Congestion
+
+final class PacketNumberSpace {
+    let id: PacketNumberSpaceID
+
+    // MARK: Sending
+    var nextPacketNumber: UInt64 = 0
+    var largestAcked: UInt64?
+    /// Packets sent and not yet acknowledged or declared lost, indexed by `pn - sentBase`.
+    private(set) var sent: [SentPacket?] = []
+    private var sentBase: UInt64 = 0
+    private var sentLiveCount = 0
+    var timeOfLastAckElicitingPacket: Timestamp?
+    var lossTime: Timestamp?
+    var ackElicitingInFlight = 0
+    /// Keys for this space were discarded (RFC 9001 §4.9).
+    var discarded = false
+
+    // MARK: Receiving
+    var received = RangeSet()
+    var largestReceived: UInt64?
+    var largestReceivedTime: Timestamp?
+    /// Ack-eliciting packets received since our last ACK (RFC 9000 §13.2.2).
+    var ackElicitingSinceLastAck = 0
+    var ackPending = false
+    /// When a delayed ACK must be sent at the latest.
+    var ackDeadline: Timestamp?
+    /// ECN counts of received packets (RFC 9000 §13.4.1).
+    var ecnCounts = ECNCounts()
+
+    init(id: PacketNumberSpaceID) { self.id = id }
+
+    // MARK: Sent packet tracking
+
+    var hasInFlight: Bool { sentLiveCount > 0 }
+
+    func onPacketSent(_ p: SentPacket) {
+        if sent.isEmpty { sentBase = p.packetNumber }
+        // Packet numbers are sent in increasing order; gaps (skipped numbers) hold nil.
+        while sentBase + UInt64(sent.count) < p.packetNumber { sent.append(nil) }
+        sent.append(p)
+        sentLiveCount += 1
+        if p.ackEliciting {
+            timeOfLastAckElicitingPacket = p.timeSent
+            ackElicitingInFlight += 1
+        }
+    }
+
+    func packet(_ pn: UInt64) -> SentPacket? {
+        guard pn >= sentBase, pn < sentBase + UInt64(sent.count) else { return nil }
+        return sent[Int(pn - sentBase)]
+    }
+
+    /// Removes and returns a packet (when acknowledged or lost).
+    @discardableResult
+    func remove(_ pn: UInt64) -> SentPacket? {
+        guard pn >= sentBase, pn < sentBase + UInt64(sent.count) else { return nil }
+        let idx = Int(pn - sentBase)
+        guard let p = sent[idx] else { return nil }
+        sent[idx] = nil
+        sentLiveCount -= 1
+        if p.ackEliciting { ackElicitingInFlight -= 1 }
+        compact()
+        return p
+    }
+
+    private func compact() {
+        var drop = 0
+        while drop < sent.count && sent[drop] == nil { drop += 1 }
+        if drop == sent.count {
+            sentBase += UInt64(drop)
+            sent.removeAll(keepingCapacity: true)
+        } else if drop > 64 || drop > sent.count / 2 {
+            sent.removeFirst(drop)
+            sentBase += UInt64(drop)
+        }
+    }
+
+    /// Packet numbers currently tracked, ascending.
+    var trackedPacketNumbers: [UInt64] {
+        var out: [UInt64] = []
+        for (i, p) in sent.enumerated() where p != nil { out.append(sentBase + UInt64(i)) }
+        return out
+    }
+
+    /// Calls `body` for each live packet with pn <= `upTo`, in ascending order.
+    func forEachSent(upTo: UInt64, _ body: (SentPacket) -> Void) {
+        for p in sent {
+            guard let p else { continue }
+            if p.packetNumber > upTo { break }
+            body(p)
+        }
+    }
+
+    /// Drops all sent-packet state (keys discarded); returns the bytes that were in flight.
+    func discardSent() -> [SentPacket] {
+        let live = sent.compactMap { $0 }
+        sent.removeAll()
+        sentLiveCount = 0
+        ackElicitingInFlight = 0
+        lossTime = nil
+        timeOfLastAckElicitingPacket = nil
+        return live
+    }
+
+    // MARK: Receive tracking
+
+    /// Returns false for a duplicate (already received) packet number.
+    func isDuplicate(_ pn: UInt64) -> Bool {
+        if received.contains(pn) { return true }
+        // Older than anything we still track: treat as duplicate (RFC 9000 §13.2.3 allows this).
+        if let low = received.lowerBound, pn < low, received.count >= Self.maxAckRanges { return true }
+        return false
+    }
+
+    static let maxAckRanges = 32
+
+    func onPacketReceived(_ pn: UInt64, ackEliciting: Bool, now: Timestamp) {
+        received.insert(pn)
+        received.keepHighest(Self.maxAckRanges)
+        if largestReceived == nil || pn > largestReceived! {
+            largestReceived = pn
+            largestReceivedTime = now
+        }
+        if ackEliciting {
+            ackElicitingSinceLastAck += 1
+            ackPending = true
+        }
+    }
+
+    /// Builds an ACK frame for what was received (ranges descending).
+    func makeAckFrame(now: Timestamp, ackDelayExponent: UInt64) -> AckFrame? {
+        guard !received.isEmpty, let largestTime = largestReceivedTime else { return nil }
+        let delayMicros = (now - largestTime).nanoseconds / 1000
+        let ranges = Array(received.ranges.reversed())
+        return AckFrame(ranges: ranges, ackDelay: delayMicros >> ackDelayExponent,
+                        ecn: (ecnCounts.ect0 + ecnCounts.ect1 + ecnCounts.ce) > 0 ? ecnCounts : nil)
+    }
+
+    func onAckSent() {
+        ackElicitingSinceLastAck = 0
+        ackPending = false
+        ackDeadline = nil
+    }
+}

@@ -1,0 +1,87 @@
+// Reassembly of a byte stream from out-of-order frames (RFC 9000 §2.2): data is delivered to the
+// reader in order, duplicates are ignored, and the final size is checked (§4.5).
+
+struct ReceiveBuffer {
+    /// Contiguous bytes ready for the reader, starting at offset `readOffset`.
+    private var ready: [UInt8] = []
+    private var readyStart = 0
+    private(set) var readOffset: UInt64 = 0
+    /// Out-of-order chunks keyed by offset (all above the contiguous end).
+    private var pending: [UInt64: ArraySlice<UInt8>] = [:]
+    /// Offset one past the contiguous data.
+    private(set) var contiguousEnd: UInt64 = 0
+    /// Highest offset received (flow control counts this, RFC 9000 §4.5).
+    private(set) var highestOffset: UInt64 = 0
+    private(set) var finalSize: UInt64?
+
+    var readableBytes: Int { ready.count - readyStart }
+    var isFinished: Bool { finalSize != nil && readOffset == finalSize! }
+    var allDataReceived: Bool { finalSize != nil && contiguousEnd == finalSize! }
+
+    /// Inserts data at `offset`. Throws FINAL_SIZE_ERROR per RFC 9000 §4.5.
+    mutating func insert(offset: UInt64, data: ArraySlice<UInt8>, fin: Bool) throws {
+        let end = offset + UInt64(data.count)
+        if let fs = finalSize {
+            // RFC 9000 §4.5: data beyond the final size, or a different final size, is an error.
+            if end > fs || (fin && end != fs) { throw TransportError(.finalSizeError, "data beyond final size") }
+        }
+        if fin {
+            if end < highestOffset { throw TransportError(.finalSizeError, "final size below received data") }
+            finalSize = end
+        }
+        highestOffset = max(highestOffset, end)
+        guard end > contiguousEnd else { return } // duplicate
+        var start = offset
+        var chunk = data
+        if start < contiguousEnd {
+            chunk = chunk.dropFirst(Int(contiguousEnd - start))
+            start = contiguousEnd
+        }
+        if start == contiguousEnd {
+            ready.append(contentsOf: chunk)
+            contiguousEnd += UInt64(chunk.count)
+            drainPending()
+        } else if let existing = pending[start] {
+            if chunk.count > existing.count { pending[start] = chunk }
+        } else {
+            pending[start] = chunk
+        }
+    }
+
+    private mutating func drainPending() {
+        while !pending.isEmpty {
+            // Find a chunk that starts at or before the contiguous end and extends it.
+            var progressed = false
+            for (off, chunk) in pending where off <= contiguousEnd {
+                pending[off] = nil
+                let end = off + UInt64(chunk.count)
+                if end > contiguousEnd {
+                    ready.append(contentsOf: chunk.dropFirst(Int(contiguousEnd - off)))
+                    contiguousEnd = end
+                }
+                progressed = true
+            }
+            if !progressed { break }
+        }
+    }
+
+    /// Reads up to `max` bytes.
+    mutating func read(max: Int) -> [UInt8] {
+        let n = min(max, readableBytes)
+        guard n > 0 else { return [] }
+        let out = Array(ready[readyStart..<(readyStart + n)])
+        readyStart += n
+        readOffset += UInt64(n)
+        if readyStart == ready.count {
+            ready.removeAll(keepingCapacity: true)
+            readyStart = 0
+        } else if readyStart > 65536 {
+            ready.removeFirst(readyStart)
+            readyStart = 0
+        }
+        return out
+    }
+
+    /// Reads everything available as a slice-free copy (used for CRYPTO data handed to TLS).
+    mutating func readAll() -> [UInt8] { read(max: readableBytes) }
+}

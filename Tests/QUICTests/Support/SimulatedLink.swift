@@ -1,0 +1,117 @@
+// An in-memory network for connection tests: one client Connection and one server Endpoint joined
+// by a seeded link with delay, jitter (reordering), random loss and a rate limit. Time is simulated,
+// so runs are exact and repeatable.
+import Foundation
+import QUIC
+import Congestion
+
+final class SimulatedNetwork {
+    struct InFlight {
+        var deliverAt: Timestamp
+        var seq: UInt64
+        var toServer: Bool
+        var bytes: [UInt8]
+        var from: SocketAddress
+    }
+
+    var now = Timestamp(nanoseconds: 1_000_000_000)
+    let random: SeededRandom
+    var oneWayDelay: Duration
+    var jitter: Duration
+    var lossRate: Double
+    /// Bytes per second each way (0 = unlimited).
+    var rate: Double
+    private var linkFreeAt: [Timestamp] = [.zero, .zero]
+    private var queue: [InFlight] = []
+    private var seq: UInt64 = 0
+    var dropped = 0
+    var delivered = 0
+    /// Drop everything until this time (blackhole).
+    var outageUntil: Timestamp?
+    /// Rewrite the client's source address (NAT rebinding) from this time on.
+    var clientAddress = SocketAddress(ip: [10, 0, 0, 1], port: 40000)
+    let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
+
+    let client: Connection
+    let server: Endpoint
+    var serverConnection: Connection? { server.connections.first }
+    var clientEvents: [ConnectionEvent] = []
+    var serverEvents: [ConnectionEvent] = []
+
+    init(seed: UInt64, delay: Duration = .milliseconds(10), jitter: Duration = .zero, loss: Double = 0,
+         rateMbps: Double = 100, clientConfig: ((inout ConnectionConfiguration) -> Void)? = nil,
+         serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil) throws {
+        random = SeededRandom(seed: seed)
+        oneWayDelay = delay
+        self.jitter = jitter
+        lossRate = loss
+        rate = rateMbps * 1e6 / 8
+        let fixtures = Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
+        var serverTLS = TLSConfiguration(alpnProtocols: ["tquic-test"])
+        serverTLS.certificateChainFile = fixtures.appendingPathComponent("server.pem").path
+        serverTLS.privateKeyFile = fixtures.appendingPathComponent("server.key").path
+        let sctx = try TLSContext(configuration: serverTLS, isServer: true)
+        var sconf = Endpoint.Configuration(connection: ConnectionConfiguration(tls: sctx), tokenKey: [UInt8](repeating: 9, count: 16))
+        serverConfig?(&sconf)
+        server = Endpoint(configuration: sconf, random: SeededRandom(seed: seed &+ 1))
+
+        var clientTLS = TLSConfiguration(alpnProtocols: ["tquic-test"])
+        clientTLS.verification = .caFile(fixtures.appendingPathComponent("ca.pem").path)
+        let cctx = try TLSContext(configuration: clientTLS, isServer: false)
+        var cconf = ConnectionConfiguration(tls: cctx)
+        clientConfig?(&cconf)
+        client = try Connection(clientWith: cconf, serverName: "localhost", remote: serverAddress,
+                                random: SeededRandom(seed: seed &+ 2), now: now)
+    }
+
+    private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
+        if let o = outageUntil, now < o { dropped += 1; return }
+        if lossRate > 0 && random.nextUnit() < lossRate { dropped += 1; return }
+        let dir = toServer ? 0 : 1
+        var departure = max(now, linkFreeAt[dir])
+        if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
+        linkFreeAt[dir] = departure
+        var at = departure + oneWayDelay
+        if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
+        seq += 1
+        queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from))
+    }
+
+    /// Moves all ready output onto the link, delivers due datagrams, fires timers, advances time.
+    func step() {
+        while let t = client.poll(now: now) { send(t, toServer: true, from: clientAddress) }
+        while let t = server.poll(now: now) { send(t, toServer: false, from: serverAddress) }
+        while let e = client.pollEvent() { clientEvents.append(e) }
+        if let sc = serverConnection { while let e = sc.pollEvent() { serverEvents.append(e) } }
+
+        var next = queue.map(\.deliverAt).min()
+        for t in [client.nextTimeout, server.nextTimeout] { if let t { next = next.map { min($0, t) } ?? t } }
+        guard let target = next else { return }
+        if target > now { now = target }
+        // Deliver everything due (in arrival order).
+        let due = queue.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.seq) < ($1.deliverAt, $1.seq) }
+        queue.removeAll { $0.deliverAt <= now }
+        for d in due {
+            delivered += 1
+            if d.toServer { server.receive(datagram: d.bytes, from: d.from, now: now) }
+            else { client.receive(datagram: d.bytes, from: serverAddress, now: now) }
+        }
+        if let t = client.nextTimeout, t <= now { client.handleTimeout(now: now) }
+        if let t = server.nextTimeout, t <= now { server.handleTimeout(now: now) }
+    }
+
+    /// Steps until `done` holds or `limit` of simulated time passes. Returns whether `done` held.
+    @discardableResult
+    func run(for limit: Duration, until done: () -> Bool) -> Bool {
+        let end = now + limit
+        var steps = 0
+        while now < end {
+            if done() { return true }
+            step()
+            steps += 1
+            if steps > 5_000_000 { return false }
+            if client.isClosed && (serverConnection == nil || serverConnection!.isClosed) && queue.isEmpty { break }
+        }
+        return done()
+    }
+}
