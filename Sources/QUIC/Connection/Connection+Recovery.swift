@@ -115,10 +115,9 @@ extension Connection {
             maybeCollectStream(s)
         case .resetStream(let id):
             if let s = streams[id] { s.resetAcked = true; maybeCollectStream(s) }
-        case .ack:
-            // RFC 9000 §13.2.4: the peer has our ACK. Our ACK state is bounded by range count,
-            // so there is nothing to trim here.
-            break
+        case .ack(let largest):
+            // RFC 9000 §13.2.4: the peer has our ACK up to `largest`.
+            space.largestAckedInPeerAckedAck = max(space.largestAckedInPeerAckedAck ?? 0, largest)
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
              .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping, .datagram,
              .pathChallenge, .pathResponse, .connectionClose:

@@ -132,7 +132,9 @@ extension Connection {
         let closing = state == .closing
         let probe = probesToSend[space.id.rawValue] > 0
         let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
-        let cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe
+        // Handshake data is exempt from the congestion window: it is small, and a lost Finished
+        // behind a window full of undecryptable 1-RTT packets would otherwise deadlock the handshake.
+        let cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe || space.id != .applicationData
         let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level)
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
         guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
@@ -175,8 +177,11 @@ extension Connection {
         var ackEliciting = false
         var remaining: Int { payloadLimit - datagramWriter.count }
 
-        // ACK first (RFC 9000 §13.2): whenever one is pending, piggyback it.
-        if space.ackPending || ackDue, let ack = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
+        // ACK first (RFC 9000 §13.2): when one is due or pending, and in every packet that is sent
+        // anyway while the peer has not confirmed our last ACK (a lost ACK would otherwise only
+        // be repeated after the peer's probe timeout).
+        let refreshAck = (hasData || probe) && space.hasUnconfirmedAckInformation
+        if space.ackPending || ackDue || refreshAck, let ack = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
             var a = ack
             // Trim ranges until the frame fits.
             while Frame.ack(a).encodedLength > remaining - 16 && a.ranges.count > 1 { a.ranges.removeLast() }

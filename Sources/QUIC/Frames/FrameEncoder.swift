@@ -217,7 +217,8 @@ extension Frame {
     }
 
     /// The largest number of STREAM data bytes whose frame (header + data) fits in `budget` bytes,
-    /// or 0 if not even an empty frame fits. `maxLength` caps the answer (data available to send).
+    /// or 0 when no data byte fits (check `streamHeaderLength` for an empty FIN-only frame). `maxLength`
+    /// caps the answer (data available to send).
     public static func maxStreamDataLength(streamID: UInt64, offset: UInt64, budget: Int, hasLength: Bool,
                                            maxLength: Int = Int.max) -> Int {
         let fixed = 1 + VarInt.encodedLength(streamID) + (offset > 0 ? VarInt.encodedLength(offset) : 0)

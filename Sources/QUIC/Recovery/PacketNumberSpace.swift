@@ -27,6 +27,9 @@ final class PacketNumberSpace {
     var ackPending = false
     /// When a delayed ACK must be sent at the latest.
     var ackDeadline: Timestamp?
+    /// The largest packet number covered by one of our ACK frames that the peer has acknowledged
+    /// (RFC 9000 §13.2.4). Received packets above it are re-reported in outgoing packets.
+    var largestAckedInPeerAckedAck: UInt64?
     /// ECN counts of received packets (RFC 9000 §13.4.1).
     var ecnCounts = ECNCounts()
 
@@ -137,6 +140,12 @@ final class PacketNumberSpace {
         let ranges = Array(received.ranges.reversed())
         return AckFrame(ranges: ranges, ackDelay: delayMicros >> ackDelayExponent,
                         ecn: (ecnCounts.ect0 + ecnCounts.ect1 + ecnCounts.ce) > 0 ? ecnCounts : nil)
+    }
+
+    /// Whether the peer may not know yet about some packets we received.
+    var hasUnconfirmedAckInformation: Bool {
+        guard let largest = largestReceived else { return false }
+        return largestAckedInPeerAckedAck.map { largest > $0 } ?? true
     }
 
     func onAckSent() {
