@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "QUIC", targets: ["QUIC"]),
         .library(name: "Congestion", targets: ["Congestion"]),
+        .library(name: "LinuxNet", targets: ["LinuxNet"]),
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
     ],
@@ -27,11 +28,14 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // Sockets + clock around the sans-I/O core, used by tests and interop.
+        // Linux platform layer: sockets, clock, randomness (later TUN, netlink, nftables).
+        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion"]),
+        // QUIC interop endpoint: sockets + clock around the sans-I/O core.
         .executableTarget(
             name: "tquic-peer",
             dependencies: [
                 "QUIC",
+                "LinuxNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

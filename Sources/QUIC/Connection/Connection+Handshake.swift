@@ -42,6 +42,16 @@ extension Connection {
         }
         if !handshakeComplete && tls.handshakeComplete {
             handshakeComplete = true
+            if !isServer && rememberedParameters != nil && !tls.earlyDataAccepted {
+                // RFC 9001 §4.6.2: 0-RTT was rejected: everything sent in it must be sent again.
+                let space = spaces[2]
+                for p in space.discardSent() where p.inFlight { path.bytesInFlight -= p.size }
+                for s in streams.values where s.canSend {
+                    s.send.markAllSentAsLost()
+                    if s.finSent && !s.finAcked { s.finSent = false }
+                    scheduleSend(s.id)
+                }
+            }
             if state == .handshaking { state = .established }
             emit(.handshakeCompleted(alpn: tls.negotiatedALPN))
             qlogConnectionState("handshake_completed", now: now)
@@ -84,7 +94,7 @@ extension Connection {
 
     /// The peer's initial flow control limit for a stream we send on (RFC 9000 §18.2).
     func initialSendLimit(for id: UInt64) -> UInt64 {
-        guard let p = peerParameters else { return 0 }
+        guard let p = effectivePeerParameters else { return 0 }
         if !StreamID.isBidirectional(id) { return p.initialMaxStreamDataUni }
         // "bidi_local" is for streams the peer opened; "bidi_remote" for streams we opened.
         return StreamID.isLocal(id, isServer: isServer) ? p.initialMaxStreamDataBidiRemote : p.initialMaxStreamDataBidiLocal

@@ -16,15 +16,7 @@ extension Connection {
         if space.largestAcked == nil || largest > space.largestAcked! { space.largestAcked = largest }
 
         var newlyAcked: [SentPacket] = []
-        for r in ack.ranges {
-            // Walk only packet numbers we still track.
-            var pn = r.lowerBound
-            while pn <= r.upperBound {
-                if let p = space.remove(pn) { newlyAcked.append(p) }
-                if pn == UInt64.max { break }
-                pn += 1
-            }
-        }
+        for r in ack.ranges.reversed() { space.removeAcknowledged(r, into: &newlyAcked) }
         guard !newlyAcked.isEmpty else { return }
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acknowledged and
@@ -116,8 +108,7 @@ extension Connection {
         case .resetStream(let id):
             if let s = streams[id] { s.resetAcked = true; maybeCollectStream(s) }
         case .ack(let largest):
-            // RFC 9000 §13.2.4: the peer has our ACK up to `largest`.
-            space.largestAckedInPeerAckedAck = max(space.largestAckedInPeerAckedAck ?? 0, largest)
+            space.onPeerAcknowledgedAck(largest: largest)
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
              .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping, .datagram,
              .pathChallenge, .pathResponse, .connectionClose:

@@ -126,7 +126,7 @@ extension Connection {
 
     /// The largest datagram payload that fits one packet on the current path now.
     public var maxDatagramPayloadSize: Int {
-        guard let peerMax = peerParameters?.maxDatagramFrameSize, peerMax > 0 else { return 0 }
+        guard let peerMax = effectivePeerParameters?.maxDatagramFrameSize, peerMax > 0 else { return 0 }
         // 1-RTT short header: 1 + DCID + up to 4 PN bytes; AEAD tag 16; DATAGRAM frame header.
         let overhead = 1 + destinationCID.length + 4 + 16 + 3 // DATAGRAM 0x31 + 2-byte length
         return max(0, min(Int(peerMax) - 1, path.maxDatagramSize - overhead))
@@ -135,7 +135,7 @@ extension Connection {
     /// Queues an unreliable datagram. Throws if the peer does not support datagrams or it is too
     /// large to fit a packet (RFC 9221 §5: datagrams are never fragmented).
     public func sendDatagram(_ payload: [UInt8]) throws {
-        guard let peerMax = peerParameters?.maxDatagramFrameSize, peerMax > 0 else {
+        guard let peerMax = effectivePeerParameters?.maxDatagramFrameSize, peerMax > 0 else {
             throw StreamError("peer does not accept DATAGRAM frames")
         }
         guard payload.count <= maxDatagramPayloadSize else {

@@ -51,6 +51,10 @@ public final class Connection {
 
     // MARK: Peer parameters
     public internal(set) var peerParameters: TransportParameters?
+    /// Client: the server's parameters from an earlier connection, for 0-RTT (RFC 9000 §7.4.1).
+    var rememberedParameters: TransportParameters?
+    /// The parameters that bind us now: the peer's, or remembered ones during 0-RTT.
+    var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
     var localParameters: TransportParameters
 
     // MARK: Path (RFC 9000 §9)
@@ -120,8 +124,11 @@ public final class Connection {
     ///   - serverName: SNI and certificate name.
     ///   - session: a ticket from an earlier `.sessionTicket` event, to resume (and send 0-RTT).
     ///   - token: a NEW_TOKEN value from an earlier connection to the same server.
+    ///   - rememberedParameters: the server's transport parameters saved with the ticket; 0-RTT
+    ///     data obeys their limits (RFC 9000 §7.4.1).
     public init(clientWith config: ConnectionConfiguration, serverName: String?, remote: SocketAddress,
-                random: RandomSource, now: Timestamp, session: [UInt8]? = nil, token: [UInt8]? = nil) throws {
+                random: RandomSource, now: Timestamp, session: [UInt8]? = nil, token: [UInt8]? = nil,
+                rememberedParameters: [UInt8]? = nil) throws {
         self.role = .client
         self.config = config
         self.random = random
@@ -144,6 +151,13 @@ public final class Connection {
         localCIDs[0] = sourceCID
         nextLocalCIDSequence = 1
         peerCIDs[0] = (odcid, nil)
+        if session != nil, let raw = rememberedParameters, !raw.isEmpty,
+           let p = try? TransportParameters.decode(raw, isServer: true) {
+            self.rememberedParameters = p
+            peerMaxData = p.initialMaxData
+            peerMaxStreamsBidi = p.initialMaxStreamsBidi
+            peerMaxStreamsUni = p.initialMaxStreamsUni
+        }
         installInitialKeys(dcid: odcid)
         resetIdleTimer(now: now)
         try driveTLS(now: now)

@@ -30,6 +30,18 @@ final class PacketNumberSpace {
     /// The largest packet number covered by one of our ACK frames that the peer has acknowledged
     /// (RFC 9000 §13.2.4). Received packets above it are re-reported in outgoing packets.
     var largestAckedInPeerAckedAck: UInt64?
+    /// Packets below this number are no longer tracked and are treated as duplicates: the peer
+    /// has acknowledged an ACK that covered them (RFC 9000 §13.2.4), so it has already declared
+    /// any still missing ones lost and resent their content.
+    var duplicateFloor: UInt64 = 0
+
+    /// RFC 9000 §13.2.4: stop reporting packets the peer knows we received.
+    func onPeerAcknowledgedAck(largest: UInt64) {
+        guard largest + 1 > duplicateFloor else { return }
+        largestAckedInPeerAckedAck = max(largestAckedInPeerAckedAck ?? 0, largest)
+        duplicateFloor = largest + 1
+        received.removeBelow(largest + 1)
+    }
     /// ECN counts of received packets (RFC 9000 §13.4.1).
     var ecnCounts = ECNCounts()
 
@@ -81,6 +93,24 @@ final class PacketNumberSpace {
         }
     }
 
+    /// Removes and returns the tracked packets whose numbers fall in `range` (ascending); touches
+    /// only the tracked window, so a wide ACK range costs nothing for long-gone packets.
+    func removeAcknowledged(_ range: ClosedRange<UInt64>, into out: inout [SentPacket]) {
+        guard !sent.isEmpty else { return }
+        let lo = max(range.lowerBound, sentBase)
+        let hi = min(range.upperBound, sentBase + UInt64(sent.count) - 1)
+        guard lo <= hi else { return }
+        for pn in lo...hi {
+            let idx = Int(pn - sentBase)
+            guard idx < sent.count, let p = sent[idx] else { continue }
+            sent[idx] = nil
+            sentLiveCount -= 1
+            if p.ackEliciting { ackElicitingInFlight -= 1 }
+            out.append(p)
+        }
+        compact()
+    }
+
     /// Packet numbers currently tracked, ascending.
     var trackedPacketNumbers: [UInt64] {
         var out: [UInt64] = []
@@ -112,9 +142,8 @@ final class PacketNumberSpace {
 
     /// Returns false for a duplicate (already received) packet number.
     func isDuplicate(_ pn: UInt64) -> Bool {
+        if pn < duplicateFloor { return true }
         if received.contains(pn) { return true }
-        // Older than anything we still track: treat as duplicate (RFC 9000 §13.2.3 allows this).
-        if let low = received.lowerBound, pn < low, received.count >= Self.maxAckRanges { return true }
         return false
     }
 
@@ -122,7 +151,11 @@ final class PacketNumberSpace {
 
     func onPacketReceived(_ pn: UInt64, ackEliciting: Bool, now: Timestamp) {
         received.insert(pn)
-        received.keepHighest(Self.maxAckRanges)
+        if received.count > Self.maxAckRanges {
+            // Forget the oldest ranges; anything below them now counts as a duplicate.
+            received.keepHighest(Self.maxAckRanges)
+            duplicateFloor = max(duplicateFloor, received.lowerBound ?? duplicateFloor)
+        }
         if largestReceived == nil || pn > largestReceived! {
             largestReceived = pn
             largestReceivedTime = now

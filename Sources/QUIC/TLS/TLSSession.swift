@@ -74,8 +74,16 @@ public final class TLSSession {
         } else {
             SSL_set_connect_state(ssl)
             if let serverName {
-                SSL_set_tlsext_host_name(ssl, serverName)
-                if case .caFile = context.configuration.verification { SSL_set1_host(ssl, serverName) }
+                let isIPLiteral = SocketAddress.parseIP(serverName) != nil && serverName != "localhost"
+                if isIPLiteral {
+                    // RFC 6066 §3: SNI carries host names only; check the certificate's IP SAN instead.
+                    if case .caFile = context.configuration.verification {
+                        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName)
+                    }
+                } else {
+                    SSL_set_tlsext_host_name(ssl, serverName)
+                    if case .caFile = context.configuration.verification { SSL_set1_host(ssl, serverName) }
+                }
             }
             _ = context.alpnWire.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, $0.count) }
             if let session {

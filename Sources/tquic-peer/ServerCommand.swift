@@ -1,0 +1,135 @@
+// `tquic-peer server`: accepts connections on one UDP socket; echoes (tquic-echo) or serves
+// files (hq-interop); prints one line per connection event for tests and people.
+import ArgumentParser
+import Foundation
+import QUIC
+import LinuxNet
+import Congestion
+
+struct ServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "server", abstract: "Accept QUIC connections.")
+
+    @Option(help: "Address to listen on, HOST:PORT.") var listen: String
+    @Option(help: "PEM certificate chain.") var cert: String
+    @Option(help: "PEM private key.") var key: String
+    @Option(parsing: .upToNextOption, help: "ALPN protocols to accept (default: tquic-echo and hq-interop).") var alpn: [String] = []
+    @Flag(help: "Validate client addresses with a Retry packet.") var retry = false
+    @Option(help: "Directory served over HTTP/0.9 (hq-interop).") var www: String?
+    @Option(help: "Directory for qlog files (one per connection).") var qlogDir: String?
+
+    func run() throws {
+        let (_, address) = try parseHostPort(listen)
+        var tlsConfig = TLSConfiguration(alpnProtocols: alpn.isEmpty ? [ALPN.echo, ALPN.hq] : alpn)
+        tlsConfig.certificateChainFile = cert
+        tlsConfig.privateKeyFile = key
+        tlsConfig.enableEarlyData = true
+        tlsConfig.keyLog = keyLogger()
+        let tls = try TLSContext(configuration: tlsConfig, isServer: true)
+        let random = SystemRandom()
+        var connConfig = ConnectionConfiguration(tls: tls)
+        connConfig.statelessResetKey = random.bytes(32)
+        var endpointConfig = Endpoint.Configuration(connection: connConfig, tokenKey: random.bytes(16))
+        endpointConfig.requireRetry = retry
+        let endpoint = Endpoint(configuration: endpointConfig, random: random)
+        let socket = try UDPSocket(bindTo: address)
+        out("listening on \(listen)")
+        var loop = EventLoop(socket: socket)
+        var apps: [ObjectIdentifier: ServerApplication] = [:]
+        while true {
+            let received = try loop.wait(until: endpoint.nextTimeout)
+            var now = MonotonicClock.now()
+            for d in received { endpoint.receive(datagram: d.bytes, from: d.from, now: now) }
+            now = MonotonicClock.now()
+            endpoint.handleTimeout(now: now)
+            for c in endpoint.acceptedConnections() {
+                apps[ObjectIdentifier(c)] = ServerApplication(connection: c, www: www, retried: retry)
+            }
+            for c in endpoint.connections {
+                guard let app = apps[ObjectIdentifier(c)] else { continue }
+                app.handleEvents(now: now)
+                if c.isClosed { apps[ObjectIdentifier(c)] = nil }
+            }
+            while let t = endpoint.poll(now: now) {
+                if try !socket.send(t.bytes, to: t.destination) { break }
+            }
+            // Connections already closed and drained by the endpoint.
+            let live = Set(endpoint.connections.map { ObjectIdentifier($0) })
+            apps = apps.filter { live.contains($0.key) }
+        }
+    }
+}
+
+/// Per-connection server behaviour, chosen by the negotiated ALPN.
+final class ServerApplication {
+    let connection: Connection
+    let www: String?
+    let retried: Bool
+    var requests: [UInt64: [UInt8]] = [:]
+    var answered: Set<UInt64> = []
+    var echoFinished: Set<UInt64> = []
+    var lastKeyPhaseGeneration = 0
+
+    init(connection: Connection, www: String?, retried: Bool) {
+        self.connection = connection
+        self.www = www
+        self.retried = retried
+    }
+
+    var peer: String { connection.remoteAddress.description }
+
+    func handleEvents(now: Timestamp) {
+        while let e = connection.pollEvent() {
+            switch e {
+            case .handshakeCompleted(let alpn):
+                out("connection: peer=\(peer) alpn=\(alpn ?? "-") cipher=\(connection.cipherSuite?.name ?? "-") "
+                    + "resumed=\(connection.isResumed ? "yes" : "no") early_data=\(connection.earlyDataAccepted ? "yes" : "no") "
+                    + "retry=\(retried ? "yes" : "no")")
+            case .streamReadable(let id):
+                if connection.negotiatedALPN == ALPN.hq { serveHQ(id) } else { echo(id) }
+            case .datagramReceived(let d):
+                if connection.negotiatedALPN != ALPN.hq { try? connection.sendDatagram(d) }
+            case .closed(let reason):
+                out("closed: peer=\(peer) \(reason)")
+            case .peerAddressChanged(let a):
+                info("peer \(peer) moved to \(a)")
+            default:
+                break
+            }
+        }
+        if connection.keyUpdatesCompleted != lastKeyPhaseGeneration {
+            lastKeyPhaseGeneration = connection.keyUpdatesCompleted
+            out("key-update: peer=\(peer) trigger=remote phase=\(lastKeyPhaseGeneration)")
+        }
+    }
+
+    private func echo(_ id: UInt64) {
+        guard StreamID.isBidirectional(id), !echoFinished.contains(id) else { return }
+        guard let r = connection.readStream(id) else { return }
+        if !r.data.isEmpty || r.fin { try? connection.writeStream(id, r.data, fin: r.fin) }
+        if r.fin { echoFinished.insert(id) }
+    }
+
+    private func serveHQ(_ id: UInt64) {
+        guard !answered.contains(id), let r = connection.readStream(id) else { return }
+        requests[id, default: []] += r.data
+        let request = requests[id]!
+        guard r.fin || request.contains(0x0a) else { return }
+        answered.insert(id)
+        requests[id] = nil
+        // HTTP/0.9: "GET /path\r\n"
+        let line = String(decoding: request, as: UTF8.self).split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first ?? ""
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, parts[0] == "GET", let www else {
+            connection.resetStream(id, errorCode: 0x10)
+            return
+        }
+        let name = parts[1].hasPrefix("/") ? String(parts[1].dropFirst()) : String(parts[1])
+        // No path traversal out of the served directory.
+        guard !name.isEmpty, !name.split(separator: "/").contains(".."),
+              let data = FileManager.default.contents(atPath: (www as NSString).appendingPathComponent(name)) else {
+            connection.resetStream(id, errorCode: 0x10)
+            return
+        }
+        try? connection.writeStream(id, [UInt8](data), fin: true)
+    }
+}
