@@ -117,9 +117,12 @@ final class ServerApplication {
         answered.insert(id)
         requests[id] = nil
         // HTTP/0.9: "GET /path\r\n"
-        let line = String(decoding: request, as: UTF8.self).split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first ?? ""
+        // (Bytes, not Characters: Swift treats "\r\n" as one Character.)
+        let lineEnd = request.firstIndex(where: { $0 == 0x0d || $0 == 0x0a }) ?? request.count
+        let line = String(decoding: request[..<lineEnd], as: UTF8.self)
         let parts = line.split(separator: " ")
         guard parts.count >= 2, parts[0] == "GET", let www else {
+            info("stream \(id): bad request \(String(decoding: request.prefix(80), as: UTF8.self).debugDescription)")
             connection.resetStream(id, errorCode: 0x10)
             return
         }
@@ -127,6 +130,7 @@ final class ServerApplication {
         // No path traversal out of the served directory.
         guard !name.isEmpty, !name.split(separator: "/").contains(".."),
               let data = FileManager.default.contents(atPath: (www as NSString).appendingPathComponent(name)) else {
+            info("stream \(id): not found: \(name)")
             connection.resetStream(id, errorCode: 0x10)
             return
         }
