@@ -184,9 +184,15 @@ public final class Connection {
         localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
                                                          originalDestinationCID: originalDestinationCID,
                                                          retrySourceCID: retrySourceCID)
-        let params = localParameters.encode(grease: true)
-        tls = try TLSSession(context: config.tls, transportParameters: params, serverName: nil, session: nil,
-                             earlyDataContext: params)
+        // RFC 9001 §4.6.1: 0-RTT is accepted only if the settings it relied on are unchanged; the
+        // context is our parameters without the per-connection values (connection IDs, token).
+        var stable = localParameters
+        stable.originalDestinationConnectionID = nil
+        stable.initialSourceConnectionID = nil
+        stable.retrySourceConnectionID = nil
+        stable.statelessResetToken = nil
+        tls = try TLSSession(context: config.tls, transportParameters: localParameters.encode(grease: true), serverName: nil,
+                             session: nil, earlyDataContext: stable.encode() + Array(config.tls.configuration.alpnProtocols.joined(separator: ",").utf8))
         localCIDs[0] = sourceCID
         nextLocalCIDSequence = 1
         peerCIDs[0] = (header.sourceConnectionID, nil)

@@ -109,6 +109,9 @@ public final class TLSSession {
         if !handshakeComplete {
             let rc = SSL_do_handshake(ssl)
             if rc == 1 {
+                // A client sending 0-RTT gets 1 back while still in early data (RFC 9001 §4.6.1);
+                // the handshake goes on when the server's flight arrives.
+                if SSL_in_early_data(ssl) == 1 { return }
                 handshakeComplete = true
             } else {
                 let err = SSL_get_error(ssl, rc)
