@@ -13,6 +13,8 @@ public final class Endpoint {
         public var tokenKey: [UInt8]
         public var retryTokenLifetime: Duration = .seconds(10)
         public var sendStatelessResets = true
+        /// Makes a qlog sink for each new connection (given its original DCID), or nil.
+        public var makeQlog: ((ConnectionID) -> QlogSink?)?
         public init(connection: ConnectionConfiguration, tokenKey: [UInt8]) {
             self.connection = connection
             self.tokenKey = tokenKey
@@ -106,7 +108,9 @@ public final class Endpoint {
             return
         }
         do {
-            let conn = try Connection(serverWith: configuration.connection, clientInitial: header, remote: remote,
+            var connectionConfig = configuration.connection
+            if let make = configuration.makeQlog { connectionConfig.qlog = make(originalDCID) }
+            let conn = try Connection(serverWith: connectionConfig, clientInitial: header, remote: remote,
                                       random: random, now: now, originalDestinationCID: originalDCID,
                                       retrySourceCID: retrySCID, addressValidated: validated)
             connections.append(conn)

@@ -30,6 +30,16 @@ struct ServerCommand: ParsableCommand {
         connConfig.statelessResetKey = random.bytes(32)
         var endpointConfig = Endpoint.Configuration(connection: connConfig, tokenKey: random.bytes(16))
         endpointConfig.requireRetry = retry
+        if let qlogDir {
+            try FileManager.default.createDirectory(atPath: qlogDir, withIntermediateDirectories: true)
+            let start = MonotonicClock.now()
+            endpointConfig.makeQlog = { odcid in
+                guard let f = fopen((qlogDir as NSString).appendingPathComponent("\(odcid).sqlog"), "w") else { return nil }
+                nonisolated(unsafe) let file = f
+                return QlogWriter(title: "tquic-peer server", vantagePoint: "server", originalDestinationConnectionID: "\(odcid)",
+                                  start: start) { fputs($0, file); fflush(file) }
+            }
+        }
         let endpoint = Endpoint(configuration: endpointConfig, random: random)
         let socket = try UDPSocket(bindTo: address)
         out("listening on \(listen)")

@@ -47,6 +47,14 @@ final class TransferTests: XCTestCase {
     func testFourMegabyteEchoWithTwoPercentLoss() throws { try echo(bytes: 4_000_000, loss: 0.02, seed: 12) }
     func testTwoMegabyteEchoWithThirtyPercentLoss() throws { try echo(bytes: 2_000_000, loss: 0.30, seed: 13, limit: .seconds(600)) }
 
+    /// Regression: a stream whose FIN was acknowledged while earlier data was lost must not be
+    /// forgotten before the lost bytes are re-sent (RFC 9000 §3.1 "Data Recvd").
+    func testSmallEchoesUnderTenPercentLossAcrossSeeds() throws {
+        for seed in UInt64(300)..<UInt64(320) {
+            try echo(bytes: 60_000, loss: 0.10, seed: seed, jitter: .milliseconds(6), limit: .seconds(60))
+        }
+    }
+
     func testHandshakeCompletesUnderThirtyPercentLossManySeeds() throws {
         for seed in UInt64(100)..<UInt64(110) {
             let net = try SimulatedNetwork(seed: seed, loss: 0.30)

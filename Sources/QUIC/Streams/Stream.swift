@@ -60,7 +60,8 @@ final class Stream {
 
     /// Both halves are finished and their final state acknowledged or consumed.
     var isClosed: Bool {
-        let sendDone = !canSend || finAcked || resetAcked
+        // RFC 9000 §3.1 "Data Recvd": the FIN and every byte before it acknowledged.
+        let sendDone = !canSend || (finAcked && send.allAcknowledged) || resetAcked
         let recvDone = !canReceive || finDelivered || resetReceived != nil
         return sendDone && recvDone
     }
