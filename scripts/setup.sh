@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian 12 machine (run as root):
+# Debian packages, and a Python venv (.venv) with the aioquic interop peer and pytest.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # openssl: test certificates; iproute2: namespaces (later tests); python3-venv if no venv module.
+    apt-get install -y -qq openssl iproute2 ca-certificates >/dev/null
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt-get install -y -qq python3-venv >/dev/null
+fi
+[ -x .venv/bin/python3 ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r Tests/interop/requirements.txt

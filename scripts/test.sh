@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README "Tests"; CI runs it through .ci/run):
+#   1. swift test               unit, RFC-vector, codec and in-memory connection tests
+#   2. interop (pytest)         tquic-peer against aioquic over UDP on loopback, both directions
+#   3. fuzz smoke               each libFuzzer target for a short while (FUZZ_SECONDS, default 20)
+# Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+echo "== build"
+swift build --build-tests
+
+echo "== swift test"
+swift test --skip-build
+
+echo "== fuzz smoke (${FUZZ_SECONDS:-20} s per target)"
+scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
+
+echo "== interop with aioquic"
+TQUIC_PEER="$(swift build --show-bin-path)/tquic-peer" .venv/bin/pytest -q -p no:cacheprovider Tests/interop
