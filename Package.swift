@@ -39,9 +39,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Counts heap allocations for tquic-bench by interposing malloc/free (glibc).
+        .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "tquic-bench",
-            dependencies: ["QUIC"]
+            dependencies: ["QUIC", "CAllocationCounter"]
         ),
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),

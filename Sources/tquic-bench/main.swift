@@ -1,1 +1,3 @@
 import QUIC
+import CAllocationCounter
+print(tquic_allocation_count())

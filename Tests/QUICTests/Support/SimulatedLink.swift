@@ -33,7 +33,7 @@ final class SimulatedNetwork {
     let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
 
     let client: Connection
-    let server: Endpoint
+    var server: Endpoint
     var serverConnection: Connection? { server.connections.first }
     var clientEvents: [ConnectionEvent] = []
     var serverEvents: [ConnectionEvent] = []
@@ -77,16 +77,22 @@ final class SimulatedNetwork {
         queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from))
     }
 
-    /// Moves all ready output onto the link, delivers due datagrams, fires timers, advances time.
-    func step() {
-        while let t = client.poll(now: now) { send(t, toServer: true, from: clientAddress) }
-        while let t = server.poll(now: now) { send(t, toServer: false, from: serverAddress) }
+    func collectEvents() {
         while let e = client.pollEvent() { clientEvents.append(e) }
         if let sc = serverConnection { while let e = sc.pollEvent() { serverEvents.append(e) } }
+    }
+
+    /// Moves all ready output onto the link, delivers due datagrams, fires timers, advances time
+    /// (never beyond `limit`).
+    func step(limit: Timestamp? = nil) {
+        while let t = client.poll(now: now) { send(t, toServer: true, from: clientAddress) }
+        while let t = server.poll(now: now) { send(t, toServer: false, from: serverAddress) }
+        collectEvents()
 
         var next = queue.map(\.deliverAt).min()
         for t in [client.nextTimeout, server.nextTimeout] { if let t { next = next.map { min($0, t) } ?? t } }
-        guard let target = next else { return }
+        guard var target = next ?? limit else { return }
+        if let limit, target > limit { target = limit }
         if target > now { now = target }
         // Deliver everything due (in arrival order).
         let due = queue.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.seq) < ($1.deliverAt, $1.seq) }
@@ -105,9 +111,10 @@ final class SimulatedNetwork {
     func run(for limit: Duration, until done: () -> Bool) -> Bool {
         let end = now + limit
         var steps = 0
+        defer { collectEvents() }
         while now < end {
             if done() { return true }
-            step()
+            step(limit: end)
             steps += 1
             if steps > 5_000_000 { return false }
             if client.isClosed && (serverConnection == nil || serverConnection!.isClosed) && queue.isEmpty { break }
