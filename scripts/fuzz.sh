@@ -2,7 +2,7 @@
 # libFuzzer + AddressSanitizer over the pure wire code (no BoringSSL, no Foundation).
 #
 # usage: scripts/fuzz.sh TARGET [SECONDS]
-#   TARGET   frames | transport-parameters | all
+#   TARGET   frames | transport-parameters | packet-header | all
 #   SECONDS  run time per target (default 60), passed as -max_total_time
 #
 # Environment:
@@ -34,6 +34,8 @@ SOURCES=(
     "$ROOT"/Sources/QUIC/Wire/*.swift
     "$ROOT"/Sources/QUIC/Packet/ConnectionID.swift
     "$ROOT"/Sources/QUIC/Packet/PacketType.swift
+    "$ROOT"/Sources/QUIC/Packet/PacketHeader.swift
+    "$ROOT"/Sources/QUIC/Packet/PacketNumber.swift
     "$ROOT"/Sources/QUIC/Frames/*.swift
     "$ROOT"/Sources/QUIC/TransportParameters/*.swift
 )
@@ -59,6 +61,17 @@ FRAME_SEEDS=(
 TP_SEEDS=(
     010480007530030245c004048010000005048004000006048004000007048004000008024064090240640e01040f080102030405060708200244b03e01031b0447525345
     0008080706050403020101048000ea600210000102030405060708090a0b0c0d0e0f0404801000000a01040b01140c000d2dc000020101bb0000000000000000000000000000000000000405050505000102030405060708090a0b0c0d0e0f0f040303030310020404
+)
+
+# Seeds: whole datagrams (the first byte % 21 is also the short header connection ID length).
+PAD1178=$(printf '00%.0s' {1..1178})
+PH_SEEDS=(
+    "c300000001088394c8f03e5157080000449e00000002$PAD1178"                     # RFC 9001 A.2 client Initial header + payload
+    ff000000010008f067a5502a4262b5746f6b656e04a265ba2eff4d829058fb3f0f2496ba   # RFC 9001 A.4 Retry
+    800000000008010203040506070805f067a5502a00000001ff00001d1a2a3a4a         # Version Negotiation (v1, draft-29, a reserved version)
+    4883948c8f03e51570842b4d3a1e6e5f0c17d0d95c0a4f8a5a1b2c3d4e5f6071           # short header, CID length 0x48 % 21 = 9
+    c50000000108010203040506070805a1b2c3d4e500140000000000000000000000000000000000000000e00000000108010203040506070800140000000000000000000000000000000000000000430102030405060708aabbccdd00000000000000000000000000000000  # coalesced Initial + Handshake + 1-RTT (0xc5 % 21 = 8-byte CIDs)
+    c01a2a3a4a0401020304000102030405                                          # unknown version
 )
 
 write_seeds() { # dir hex...
@@ -104,9 +117,11 @@ status=0
 case $TARGET in
     frames) run_target frames FrameFuzz.swift "${FRAME_SEEDS[@]}" || status=1 ;;
     transport-parameters) run_target transport-parameters TransportParametersFuzz.swift "${TP_SEEDS[@]}" || status=1 ;;
+    packet-header) run_target packet-header PacketHeaderFuzz.swift "${PH_SEEDS[@]}" || status=1 ;;
     all)
         run_target frames FrameFuzz.swift "${FRAME_SEEDS[@]}" || status=1
         run_target transport-parameters TransportParametersFuzz.swift "${TP_SEEDS[@]}" || status=1
+        run_target packet-header PacketHeaderFuzz.swift "${PH_SEEDS[@]}" || status=1
         ;;
     *) usage ;;
 esac

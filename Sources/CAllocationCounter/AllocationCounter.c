@@ -8,6 +8,7 @@
 
 #if defined(__linux__) && defined(__GLIBC__)
 #include <errno.h>
+#include <execinfo.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -19,9 +20,33 @@ extern void *__libc_memalign(size_t, size_t);
 
 static uint64_t allocations, reallocs, frees, bytes;
 
+// Tracing (diagnostics only): the next `trace_remaining` allocations print a backtrace to stderr.
+static int trace_remaining;
+static __thread int in_trace;
+
+static void trace_allocation(size_t size) {
+    if (in_trace || __atomic_sub_fetch(&trace_remaining, 1, __ATOMIC_RELAXED) < 0) return;
+    in_trace = 1;
+    // "--- allocation of N bytes\n" without printf (which may allocate).
+    char line[64] = "--- allocation of ";
+    size_t n = 18;
+    char digits[24];
+    int d = 0;
+    do { digits[d++] = (char)('0' + size % 10); size /= 10; } while (size && d < 24);
+    while (d) line[n++] = digits[--d];
+    const char *tail = " bytes\n";
+    while (*tail) line[n++] = *tail++;
+    (void)!write(2, line, n);
+    void *frames[32];
+    int count = backtrace(frames, 32);
+    backtrace_symbols_fd(frames, count, 2); // writes to the fd without allocating
+    in_trace = 0;
+}
+
 static inline void count_allocation(size_t size) {
     __atomic_fetch_add(&allocations, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&bytes, (uint64_t)size, __ATOMIC_RELAXED);
+    if (__builtin_expect(__atomic_load_n(&trace_remaining, __ATOMIC_RELAXED) > 0, 0)) trace_allocation(size);
 }
 
 void *malloc(size_t size) {
@@ -76,6 +101,17 @@ void *pvalloc(size_t size) {
     return __libc_memalign(page, rounded ? rounded : page);
 }
 
+void tquic_allocation_trace(int count) {
+    if (count > 0) {
+        // The first backtrace() loads the unwinder (and allocates): do it before tracing starts.
+        void *frames[2];
+        in_trace = 1;
+        backtrace(frames, 2);
+        in_trace = 0;
+    }
+    __atomic_store_n(&trace_remaining, count, __ATOMIC_RELAXED);
+}
+
 int tquic_allocation_counter_supported(void) { return 1; }
 uint64_t tquic_allocation_count(void) { return __atomic_load_n(&allocations, __ATOMIC_RELAXED); }
 uint64_t tquic_realloc_count(void) { return __atomic_load_n(&reallocs, __ATOMIC_RELAXED); }
@@ -84,6 +120,7 @@ uint64_t tquic_allocated_bytes(void) { return __atomic_load_n(&bytes, __ATOMIC_R
 
 #else
 // Not glibc (e.g. macOS): no interposition; the benchmark reports allocation figures as unavailable.
+void tquic_allocation_trace(int count) { (void)count; }
 int tquic_allocation_counter_supported(void) { return 0; }
 uint64_t tquic_allocation_count(void) { return 0; }
 uint64_t tquic_realloc_count(void) { return 0; }

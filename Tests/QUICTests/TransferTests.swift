@@ -97,6 +97,25 @@ final class TransferTests: XCTestCase {
         }
     }
 
+    /// Regression: datagrams of exactly `maxDatagramPayloadSize` must be delivered even while
+    /// every packet would also like to carry an ACK (RFC 9221 §5: never fragmented, never dropped
+    /// for lack of room when they fit an empty packet).
+    func testMaximumSizeDatagramsAreDelivered() throws {
+        let net = try SimulatedNetwork(seed: 31)
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed })
+        let size = net.client.maxDatagramPayloadSize
+        let n = 500
+        var received = 0
+        for i in 0..<n { try net.client.sendDatagram([UInt8](repeating: UInt8(i % 256), count: size)) }
+        net.run(for: .seconds(10)) {
+            for e in net.serverEvents { if case .datagramReceived(let d) = e, d.count == size { received += 1 } }
+            net.serverEvents.removeAll()
+            return received == n
+        }
+        XCTAssertEqual(received, n, "all \(n) datagrams of \(size) bytes must arrive on a lossless link")
+        XCTAssertEqual(net.client.stats.datagramsDropped, 0)
+    }
+
     func testOversizedDatagramIsRefused() throws {
         let net = try SimulatedNetwork(seed: 3)
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeComplete })

@@ -19,4 +19,8 @@ uint64_t tquic_free_count(void);
 /// Bytes requested by the calls counted in tquic_allocation_count.
 uint64_t tquic_allocated_bytes(void);
 
+/// Diagnostics: print a backtrace (to stderr) for each of the next `count` allocations; 0 stops.
+/// Frames in the executable print as binary(+offset); resolve them with llvm-symbolizer.
+void tquic_allocation_trace(int count);
+
 #endif

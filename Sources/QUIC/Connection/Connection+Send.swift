@@ -88,6 +88,7 @@ extension Connection {
 
     private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, now: Timestamp) {
         if p.inFlight {
+            if space.id == .applicationData { path.pacer.onSent(bytes: p.size) }
             path.bytesInFlight += p.size
             path.congestion.onPacketSent(bytes: p.size, bytesInFlight: path.bytesInFlight, now: now)
         }
@@ -134,7 +135,18 @@ extension Connection {
         let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
         // Handshake data is exempt from the congestion window: it is small, and a lost Finished
         // behind a window full of undecryptable 1-RTT packets would otherwise deadlock the handshake.
-        let cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe || space.id != .applicationData
+        var cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe || space.id != .applicationData
+        if cwndAvailable && space.id == .applicationData && !probe {
+            // RFC 9002 §7.7: pace ack-eliciting data; ACK-only packets are not held back.
+            let rate = Pacer.rate(congestionWindow: path.congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
+                                  controllerRate: path.congestion.pacingRate)
+            if let wait = path.pacer.delay(for: path.maxDatagramSize, rate: rate, now: now) {
+                path.pacingDeadline = wait
+                cwndAvailable = false
+            } else {
+                path.pacingDeadline = nil
+            }
+        }
         let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level)
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
         guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
@@ -181,11 +193,18 @@ extension Connection {
         // anyway while the peer has not confirmed our last ACK (a lost ACK would otherwise only
         // be repeated after the peer's probe timeout).
         let refreshAck = (hasData || probe) && space.hasUnconfirmedAckInformation
-        if space.ackPending || ackDue || refreshAck, let ack = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
-            var a = ack
+        if space.ackPending || ackDue || refreshAck, var a = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
             // Trim ranges until the frame fits.
             while Frame.ack(a).encodedLength > remaining - 16 && a.ranges.count > 1 { a.ranges.removeLast() }
-            if Frame.ack(a).encodedLength <= remaining {
+            var include = Frame.ack(a).encodedLength <= remaining
+            if include && !ackDue && !space.ackPending && space.id == .applicationData && datagramsToSendHead < datagramsToSend.count {
+                // A refresh-only ACK must not push a full-size datagram out of the packet: the
+                // datagram would wait forever, since every packet would carry the refresh again.
+                let head = datagramsToSend[datagramsToSendHead]
+                let need = Frame.datagramHeaderLength(length: head.count, hasLength: true) + head.count
+                if remaining - Frame.ack(a).encodedLength < need { include = false }
+            }
+            if include {
                 Frame.ack(a).encode(to: &datagramWriter)
                 frames.append(.ack(largest: a.largestAcknowledged))
                 space.onAckSent()
@@ -321,10 +340,10 @@ extension Connection {
             let d = datagramsToSend[datagramsToSendHead]
             let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
             if need > remaining {
-                // Does it fit an empty packet? If not, it never will: drop it.
-                if frames.isEmpty || need > path.maxDatagramSize - 64 {
-                    if need > path.maxDatagramSize - 40 { datagramsToSendHead += 1; stats.datagramsDropped += 1; continue }
-                }
+                // Too big for an empty 1-RTT packet on this path: it never fits (RFC 9221 §5: no
+                // fragmentation), so drop it. Otherwise it waits for the next packet.
+                let emptyPacketRoom = path.maxDatagramSize - (1 + destinationCID.length + 4) - (writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16)
+                if need > emptyPacketRoom { datagramsToSendHead += 1; stats.datagramsDropped += 1; continue }
                 break
             }
             Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)

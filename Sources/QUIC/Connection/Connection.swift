@@ -325,6 +325,7 @@ public final class Connection {
         consider(lossDetectionDeadline)
         for s in spaces where !s.discarded { consider(s.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
+        if let pacing = path.pacingDeadline, path.bytesInFlight < path.congestion.congestionWindow { consider(pacing) }
         if let probing = probingPath, let sent = probingPath?.challengeSentAt, probing.challenge != nil {
             consider(sent + pathValidationTimeout)
         }

@@ -17,6 +17,9 @@ final class Path {
     var challengeNeedsSending = false
     var challengeAttempts = 0
     var maxDatagramSize: Int
+    var pacer: Pacer
+    /// Set when the pacer holds back data: the next time `poll` can send it.
+    var pacingDeadline: Timestamp?
     /// RFC 9002 §6.2: consecutive PTO expirations.
     var ptoCount = 0
     // Statistics the daemon reads.
@@ -30,6 +33,7 @@ final class Path {
         self.addressValidated = addressValidated
         self.maxDatagramSize = maxDatagramSize
         self.congestion = congestion
+        self.pacer = Pacer(maxDatagramSize: maxDatagramSize)
     }
 
     /// RFC 9000 §8: before validation a server sends at most 3x what it received.
