@@ -222,3 +222,90 @@ final class ConnectionBehaviourTests: XCTestCase {
         XCTAssertEqual(net.client.peerCIDs.count, 4)
     }
 }
+
+final class ConnectionErrorTests: XCTestCase {
+    // RFC 9000 §12.4/§19.8: a malformed frame closes the connection with FRAME_ENCODING_ERROR
+    // (CONNECTION_CLOSE 0x1c carrying the frame type), and the peer learns the code.
+    func testMalformedFrameClosesWithFrameEncodingError() throws {
+        let net = try SimulatedNetwork(seed: 41)
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
+        // Build a 1-RTT packet by hand with the client's keys: a STREAM frame whose length runs
+        // past the end of the packet.
+        let keys = try XCTUnwrap(net.client.writeKeys[EncryptionLevel.application.rawValue])
+        let pn = net.client.spaces[2].nextPacketNumber
+        net.client.spaces[2].nextPacketNumber += 1
+        var w = ByteWriter()
+        w.writeUInt8(0x40 | (net.client.keyUpdate.writePhase ? 0x04 : 0) | 0x03)
+        net.client.destinationCID.write(to: &w)
+        let pnOffset = w.count
+        w.writeUInt(pn, bytes: 4)
+        w.writeBytes([0x0a, 0x00, 0x40, 0x64] + [UInt8](repeating: 0x61, count: 20)) // STREAM id 0, LEN 100, 20 bytes
+        var bytes = w.bytes
+        let end = PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
+                                        packetNumber: pn, keys: keys)
+        net.server.receive(datagram: Array(bytes[0..<end]), from: net.clientAddress, now: net.now)
+        let server = try XCTUnwrap(net.serverConnection)
+        XCTAssertEqual(server.state, .closing)
+        XCTAssertEqual(server.stats.closeError?.code, .frameEncodingError)
+        XCTAssertTrue(net.run(for: .seconds(5)) {
+            net.clientEvents.contains { if case .closed(.peerTransport(code: .frameEncodingError, _, _)) = $0 { return true }; return false }
+        }, "client must learn FRAME_ENCODING_ERROR: \(net.clientEvents.suffix(1)) client state \(net.client.state) server state \(server.state) sent \(server.stats.packetsSent) client rcv \(net.client.stats)")
+    }
+
+    // RFC 9000 §4.1: more data than the advertised stream limit is a FLOW_CONTROL_ERROR.
+    func testFlowControlViolationCloses() throws {
+        let net = try SimulatedNetwork(seed: 42, serverConfig: { $0.connection.initialMaxStreamData = 1000 })
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
+        let keys = try XCTUnwrap(net.client.writeKeys[EncryptionLevel.application.rawValue])
+        let pn = net.client.spaces[2].nextPacketNumber
+        net.client.spaces[2].nextPacketNumber += 1
+        var w = ByteWriter()
+        w.writeUInt8(0x40 | (net.client.keyUpdate.writePhase ? 0x04 : 0) | 0x03)
+        net.client.destinationCID.write(to: &w)
+        let pnOffset = w.count
+        w.writeUInt(pn, bytes: 4)
+        // STREAM id 0 with OFF: offset 5000, LEN 10 — beyond the 1000-byte window.
+        w.writeBytes([0x0e, 0x00, 0x53, 0x88, 0x0a] + [UInt8](repeating: 0x62, count: 10))
+        var bytes = w.bytes
+        let end = PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
+                                        packetNumber: pn, keys: keys)
+        net.server.receive(datagram: Array(bytes[0..<end]), from: net.clientAddress, now: net.now)
+        XCTAssertEqual(net.serverConnection?.stats.closeError?.code, .flowControlError)
+    }
+
+    // The client accepts a server whose public key matches a pin, and refuses one that doesn't.
+    func testPinnedPublicKey() throws {
+        let pin = hex("a78c64ec271e09f9a84acd09cd42dc351e8b4199747d21ca1fb55a2c1859dfe2")
+        func connect(pins: [[UInt8]]) throws -> SimulatedNetwork {
+            let net = try SimulatedNetwork(seed: 43, clientConfig: { conf in
+                var tls = conf.tls.configuration
+                tls.verification = .pinnedPublicKeySHA256(pins)
+                conf.tls = try! TLSContext(configuration: tls, isServer: false)
+            })
+            return net
+        }
+        // The client connection is created before the closure can swap its TLS context, so
+        // build the pinned client explicitly.
+        for (pins, shouldSucceed) in [([pin], true), ([[UInt8](repeating: 0, count: 32)], false)] {
+            let net = try connect(pins: pins)
+            var tls = TLSConfiguration(alpnProtocols: ["tquic-test"])
+            tls.verification = .pinnedPublicKeySHA256(pins)
+            let conf = ConnectionConfiguration(tls: try TLSContext(configuration: tls, isServer: false))
+            let client = try Connection(clientWith: conf, serverName: "localhost", remote: net.serverAddress,
+                                        random: SeededRandom(seed: 5), now: net.now)
+            var t = net.now
+            for _ in 0..<200 where !client.isClosed && !client.handshakeComplete {
+                while let out = client.poll(now: t) { net.server.receive(datagram: out.bytes, from: net.clientAddress, now: t) }
+                while let back = net.server.poll(now: t) { client.receive(datagram: back.bytes, from: net.serverAddress, now: t) }
+                t = t + .milliseconds(5)
+                client.handleTimeout(now: t)
+                net.server.handleTimeout(now: t)
+            }
+            XCTAssertEqual(client.handshakeComplete, shouldSucceed, "pin \(pins[0].prefix(4)) should \(shouldSucceed ? "" : "not ")be accepted")
+            if !shouldSucceed {
+                XCTAssertEqual(client.stats.closeError?.code.rawValue, TransportErrorCode.cryptoError(alert: 42).rawValue,
+                               "bad_certificate alert (42) as CRYPTO_ERROR 0x12a")
+            }
+        }
+    }
+}

@@ -59,7 +59,12 @@ extension Connection {
 
         // RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200 bytes;
         // a server pads datagrams carrying ack-eliciting Initial packets.
-        if containsInitial && (!isServer || ackElicitingInitial) && datagramWriter.count < 1200 {
+        // RFC 9000 §8.2.1/§8.2.2: datagrams carrying PATH_CHALLENGE or PATH_RESPONSE are expanded
+        // to 1200 bytes too (within the anti-amplification limit), to check the path's MTU.
+        let probesPath = packets.contains { p in
+            p.sent.frames.contains { if case .pathChallenge = $0 { return true }; if case .pathResponse = $0 { return true }; return false }
+        }
+        if (containsInitial && (!isServer || ackElicitingInitial) || probesPath) && datagramWriter.count < 1200 {
             let padding = min(1200, datagramLimit) - datagramWriter.count
             if padding > 0 { padLastPacket(&packets, by: padding) }
         }

@@ -111,7 +111,6 @@ final class SimulatedNetwork {
     func run(for limit: Duration, until done: () -> Bool) -> Bool {
         let end = now + limit
         var steps = 0
-        defer { collectEvents() }
         while now < end {
             if done() { return true }
             step(limit: end)
@@ -119,6 +118,7 @@ final class SimulatedNetwork {
             if steps > 5_000_000 { return false }
             if client.isClosed && (serverConnection == nil || serverConnection!.isClosed) && queue.isEmpty { break }
         }
+        collectEvents()
         return done()
     }
 }
