@@ -63,6 +63,7 @@ extension Connection {
                 discardKeys(.handshake, now: now)
                 issueConnectionIDs()
             }
+            issuePathConnectionIDs()
         }
         for ticket in tls.receivedSessionTickets { emit(.sessionTicket(ticket)) }
         tls.receivedSessionTickets.removeAll()
@@ -88,6 +89,7 @@ extension Connection {
         for (id, s) in streams where s.canSend {
             s.sendLimit = max(s.sendLimit, initialSendLimit(for: id))
         }
+        try negotiateMultipath(peer: p)
         if !isServer { issueConnectionIDs() }
         resetIdleTimer(now: now)
     }

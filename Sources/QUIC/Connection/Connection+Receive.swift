@@ -71,7 +71,17 @@ extension Connection {
             level = .earlyData
         default: level = .application
         }
-        let space = spaces[level.space.rawValue]
+        // draft-ietf-quic-multipath §2: a 1-RTT packet's path is the path ID of the connection ID it
+        // was sent to; everything else belongs to path 0.
+        var pathID: UInt32 = 0
+        if level == .application, multipath.enabled, let id = multipath.pathIDForLocalCID[header.destinationConnectionID] {
+            pathID = id
+        }
+        guard let packetPath = paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
+            stats.packetsDropped += 1
+            return false
+        }
+        let space = level == .initial || level == .handshake ? spaces[level.space.rawValue] : packetPath.space
         guard !space.discarded, let currentKeys = readKeys[level.rawValue] else {
             stats.packetsDropped += 1
             return false
@@ -88,7 +98,7 @@ extension Connection {
         if level == .application {
             let phase = hp.firstByte & 0x04 != 0
             if phase != keyUpdate.readPhase {
-                if let prev = keyUpdate.previousRead, let low = keyUpdate.lowestPNInReadPhase, pn < low {
+                if let prev = keyUpdate.previousRead, let low = packetPath.lowestPNInReadPhase, pn < low {
                     keys = prev
                 } else if let next = keyUpdate.nextRead {
                     keys = next
@@ -96,7 +106,8 @@ extension Connection {
                 }
             }
         }
-        guard let payloadEnd = PacketProtection.openPayload(&buf, header: header, pnLength: hp.pnLength, packetNumber: pn, keys: keys) else {
+        guard let payloadEnd = PacketProtection.openPayload(&buf, header: header, pnLength: hp.pnLength, packetNumber: pn,
+                                                            keys: keys, pathID: pathID) else {
             stats.decryptionFailures += 1
             keys.usageCount += 1
             // RFC 9001 §6.6: too many forged packets under one key ends the connection.
@@ -115,9 +126,9 @@ extension Connection {
             stats.packetsDropped += 1
             return true
         }
-        if isNextPhase { rotateReadKeys(firstPacketNumber: pn, now: now) }
+        if isNextPhase { rotateReadKeys(path: packetPath, firstPacketNumber: pn, now: now) }
         if level == .application, keys === readKeys[EncryptionLevel.application.rawValue] {
-            keyUpdate.lowestPNInReadPhase = min(keyUpdate.lowestPNInReadPhase ?? pn, pn)
+            packetPath.lowestPNInReadPhase = min(packetPath.lowestPNInReadPhase ?? pn, pn)
         }
 
         if !isServer && !receivedFirstServerPacket && header.type == .initial {
@@ -132,7 +143,9 @@ extension Connection {
         }
 
         stats.packetsReceived += 1
-        if remote == path.remote { path.packetsReceived += 1 }
+        packetPath.packetsReceived += 1
+        packetPath.lastActivity = now
+        if packetPath.id != 0 && remote == packetPath.remote { packetPath.bytesReceived += datagramSize }
         let payloadStart = header.packetNumberOffset + hp.pnLength
         let packetType: PacketType = header.type
         qlogPacket("quic:packet_received", type: qlogPacketType(space.id), pn: pn, size: header.packetEnd - header.packetStart, frames: 0, now: now)
@@ -154,7 +167,7 @@ extension Connection {
                 default: nonProbing = true
                 }
                 if case .crypto = frame { sawCrypto = true }
-                try handleFrame(frame, space: space, level: level, remote: remote, now: now)
+                try handleFrame(frame, space: space, level: level, path: packetPath, remote: remote, now: now)
                 if state == .draining || state == .closed { return true }
             }
             if sawCrypto { try driveTLS(now: now) }
@@ -178,38 +191,42 @@ extension Connection {
             }
         }
         if isServer && level == .handshake { discardKeys(.initial, now: now) }
+        if packetPath.state == .validating && !isServer && packetPath.addressValidated && packetPath.challenge == nil {
+            activate(packetPath, now: now)
+        }
         lastReceiveTime = now
         ackElicitingSentSinceReceive = false
         resetIdleTimer(now: now)
 
         // RFC 9000 §9.3: the peer moved (NAT rebinding or migration): a non-probing packet with the
         // highest packet number from a new address makes us send there, after validating it.
-        if isServer, level == .application, nonProbing, remote != path.remote, pn == space.largestReceived {
-            migrate(to: remote, now: now)
+        if isServer, level == .application, nonProbing, remote != packetPath.remote, pn == space.largestReceived {
+            migrate(packetPath, to: remote, now: now)
         }
         return true
     }
 
-    private func rotateReadKeys(firstPacketNumber pn: UInt64, now: Timestamp) {
+    private func rotateReadKeys(path packetPath: Path, firstPacketNumber pn: UInt64, now: Timestamp) {
         guard let next = keyUpdate.nextRead else { return }
         let peerInitiated = keyUpdate.writePhase == keyUpdate.readPhase
         keyUpdate.previousRead = readKeys[EncryptionLevel.application.rawValue]
         readKeys[EncryptionLevel.application.rawValue] = next
         keyUpdate.nextRead = next.nextGeneration()
         keyUpdate.readPhase.toggle()
-        keyUpdate.lowestPNInReadPhase = pn
+        for p in paths.values { p.lowestPNInReadPhase = nil }
+        packetPath.lowestPNInReadPhase = pn
         keyUpdate.discardPreviousAt = now + path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3
         if peerInitiated, let w = writeKeys[EncryptionLevel.application.rawValue] {
             // RFC 9001 §6.2: respond to the peer's update by updating our write keys too.
             writeKeys[EncryptionLevel.application.rawValue] = w.nextGeneration()
             keyUpdate.writePhase.toggle()
-            keyUpdate.firstPacketInPhase = spaces[2].nextPacketNumber
+            for p in paths.values { p.keyPhaseStartPN = p.space.nextPacketNumber }
             keyUpdate.currentPhaseAcked = false
             keyUpdate.generation += 1
         }
     }
 
-    private func migrate(to remote: SocketAddress, now: Timestamp) {
+    private func migrate(_ path: Path, to remote: SocketAddress, now: Timestamp) {
         let old = path.remote
         let samePortOnly = old.ip == remote.ip
         path.remote = remote
@@ -222,7 +239,8 @@ extension Connection {
         path.challengeSentAt = nil
         _ = samePortOnly // RFC 9000 §9.4: keep congestion state for a port-only change (NAT rebinding).
         emit(.peerAddressChanged(remote))
-        qlog?.record(time: now, name: "quic:path_assigned", data: "{\"path_remote\":\(QlogWriter.quote(remote.description))}")
+        qlog?.record(time: now, name: "quic:path_assigned",
+                     data: "{\"path_id\":\(path.id),\"path_remote\":\(QlogWriter.quote(remote.description))}")
     }
 
     private func handleVersionNegotiation(_ header: PacketHeader, now: Timestamp) {
@@ -259,14 +277,19 @@ extension Connection {
 
     // MARK: - Frames
 
-    private func handleFrame(_ frame: Frame, space: PacketNumberSpace, level: EncryptionLevel, remote: SocketAddress,
-                             now: Timestamp) throws {
+    private func handleFrame(_ frame: Frame, space: PacketNumberSpace, level: EncryptionLevel, path packetPath: Path,
+                             remote: SocketAddress, now: Timestamp) throws {
         switch frame {
         case .padding, .ping:
             break
         case .ack(let ack):
-            // 0-RTT packets cannot carry ACK (the decoder rejects them); ACKs in 1-RTT ack 1-RTT/0-RTT.
-            try onAckReceived(ack, space: space, now: now)
+            // 0-RTT packets cannot carry ACK (the decoder rejects them). With multipath an ACK frame
+            // acknowledges path 0 whichever path carried it (draft-ietf-quic-multipath §4.1).
+            if space.id == .applicationData {
+                try onAckReceived(ack, space: path.space, path: path, now: now)
+            } else {
+                try onAckReceived(ack, space: space, path: path, now: now)
+            }
         case .crypto(let offset, let data):
             guard level != .earlyData else { throw TransportError(.protocolViolation, frameType: FrameType.crypto, "CRYPTO in 0-RTT") }
             let buffer = cryptoRecv[space.id.rawValue]
@@ -325,13 +348,15 @@ extension Connection {
                 if handshakeComplete { issueConnectionIDs() }
             }
         case .pathChallenge(let data):
-            // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE.
-            if pathResponsesToSend.count < 8 { pathResponsesToSend.append(data) }
+            // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE on the path it arrived on.
+            if packetPath.responsesToSend.count < 8 { packetPath.responsesToSend.append(data) }
         case .pathResponse(let data):
-            if path.challenge == data {
-                path.challenge = nil
-                path.challengeNeedsSending = false
-                path.addressValidated = true
+            // RFC 9000 §8.2.3: a matching response validates the path it was challenged on.
+            if let p = paths.values.first(where: { $0.challenge == data }) {
+                p.challenge = nil
+                p.challengeNeedsSending = false
+                p.addressValidated = true
+                if p.state == .validating { activate(p, now: now) }
             }
         case .connectionClose(let f):
             let reason = String(decoding: f.reason, as: UTF8.self)
@@ -358,7 +383,10 @@ extension Connection {
         case .pathAck, .pathAbandon, .pathStatusBackup, .pathStatusAvailable, .pathNewConnectionID,
              .pathRetireConnectionID, .maxPathID, .pathsBlocked, .pathCIDsBlocked:
             // Multipath frames are only valid once negotiated (draft-ietf-quic-multipath §2.1).
-            throw TransportError(.protocolViolation, frameType: frame.frameType, "multipath frame without negotiation")
+            guard multipath.enabled else {
+                throw TransportError(.protocolViolation, frameType: frame.frameType, "multipath frame without negotiation")
+            }
+            try handleMultipathFrame(frame, arrivedOn: packetPath, now: now)
         }
     }
 

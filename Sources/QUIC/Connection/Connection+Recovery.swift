@@ -7,7 +7,7 @@ extension Connection {
     /// RFC 9002 §6.1.1: kPacketThreshold.
     static let packetThreshold: UInt64 = 3
 
-    func onAckReceived(_ ack: AckFrame, space: PacketNumberSpace, now: Timestamp) throws {
+    func onAckReceived(_ ack: AckFrame, space: PacketNumberSpace, path: Path, now: Timestamp) throws {
         let largest = ack.largestAcknowledged
         // RFC 9000 §13.1: acknowledging a packet we never sent is a PROTOCOL_VIOLATION.
         guard largest < space.nextPacketNumber else {
@@ -32,7 +32,7 @@ extension Connection {
                 if handshakeConfirmed { ackDelay = min(ackDelay, peerMaxAckDelay) }
             }
             path.rtt.update(latest: sample, ackDelay: ackDelay, handshakeConfirmed: handshakeConfirmed)
-            qlogMetrics(now: now)
+            qlogMetrics(path: path, now: now)
         }
 
         for p in newlyAcked {
@@ -44,18 +44,32 @@ extension Connection {
             path.bytesAcked += UInt64(p.size)
             for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
         }
-        if space.id == .applicationData, largest >= keyUpdate.firstPacketInPhase { keyUpdate.currentPhaseAcked = true }
+        if space.id == .applicationData, largest >= path.keyPhaseStartPN { keyUpdate.currentPhaseAcked = true }
+        updateDeliveryRate(path: path, ackedBytes: newlyAcked.reduce(0) { $0 + ($1.inFlight ? $1.size : 0) }, now: now)
 
-        try detectLostPackets(space: space, now: now)
+        try detectLostPackets(space: space, path: path, now: now)
         // RFC 9002 §6.2.1: reset the PTO backoff on an acknowledgement, except that a client does
         // not reset it for Initial acks before its address is validated... (we follow quinn/aioquic
         // and reset whenever an ack arrives).
         path.ptoCount = 0
-        setLossDetectionTimer(now: now)
+        setLossDetectionTimer(path: path, now: now)
+    }
+
+    /// Delivery rate for the bonding scheduler: acknowledged bytes per second, smoothed.
+    func updateDeliveryRate(path: Path, ackedBytes: Int, now: Timestamp) {
+        guard ackedBytes > 0 else { return }
+        if let last = path.lastAckTime {
+            let interval = max((now - last).seconds, path.rtt.smoothed.seconds / 8, 0.000_1)
+            let sample = Double(ackedBytes) / interval
+            // Weight samples by the time they cover, over about one RTT.
+            let alpha = min(1.0, interval / max(path.rtt.smoothed.seconds, 0.001))
+            path.deliveryRate = path.deliveryRate == 0 ? sample : path.deliveryRate * (1 - alpha) + sample * alpha
+        }
+        path.lastAckTime = now
     }
 
     /// RFC 9002 §6.1: packet-threshold and time-threshold loss detection.
-    func detectLostPackets(space: PacketNumberSpace, now: Timestamp) throws {
+    func detectLostPackets(space: PacketNumberSpace, path: Path, now: Timestamp) throws {
         guard let largestAcked = space.largestAcked else { return }
         space.lossTime = nil
         let lossDelay = path.rtt.lossDelay
@@ -81,7 +95,7 @@ extension Connection {
             stats.packetsLost += 1
             for f in p.frames { onFrameLost(f, space: space) }
             qlog?.record(time: now, name: "quic:packet_lost",
-                         data: "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber)}}")
+                         data: "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber),\"path_id\":\(path.id)}}")
         }
         if let t = newestLostSentTime {
             path.congestion.onCongestionEvent(lostPacketSentTime: t, now: now)
@@ -111,7 +125,8 @@ extension Connection {
             space.onPeerAcknowledgedAck(largest: largest)
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
              .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping, .datagram,
-             .pathChallenge, .pathResponse, .connectionClose:
+             .pathChallenge, .pathResponse, .connectionClose, .pathNewConnectionID, .pathRetireConnectionID,
+             .pathStatus, .pathAbandon, .maxPathID:
             break
         }
     }
@@ -145,6 +160,13 @@ extension Connection {
         case .retireConnectionID(let seq): peerCIDsToRetire.append(seq)
         case .handshakeDone: handshakeDoneToSend = true
         case .newToken: break
+        case .pathNewConnectionID(let pid, let seq):
+            if multipath.localCIDs[pid]?[seq] != nil { multipath.localCIDsToAnnounce.append((pid, seq)) }
+        case .pathRetireConnectionID(let pid, let seq): multipath.peerCIDsToRetire.append((pid, seq))
+        case .pathStatus(let pid): paths[pid]?.statusToSend = true
+        case .pathAbandon(let pid):
+            if let p = paths[pid], p.state == .abandoned, p.abandonToSend == nil { p.abandonToSend = 0 }
+        case .maxPathID: multipath.maxPathIDToSend = true
         case .ack, .ping, .datagram, .pathChallenge, .pathResponse, .connectionClose:
             // ACKs are regenerated; PING/DATAGRAM are not retransmitted (RFC 9221 §5.2);
             // PATH_CHALLENGE is re-sent by its own timer.
@@ -152,75 +174,85 @@ extension Connection {
         }
     }
 
-    // MARK: - Loss detection timer (RFC 9002 §6.2, Appendix A.8)
+    // MARK: - Loss detection timer (RFC 9002 §6.2, Appendix A.8), one per path
 
-    func earliestLossTime() -> (Timestamp, PacketNumberSpace)? {
+    /// The spaces whose packets travel on `path`: path 0 also carries Initial and Handshake.
+    func spaces(of path: Path) -> [PacketNumberSpace] {
+        path.id == 0 ? spaces : [path.space]
+    }
+
+    func earliestLossTime(path: Path) -> (Timestamp, PacketNumberSpace)? {
         var best: (Timestamp, PacketNumberSpace)?
-        for s in spaces where !s.discarded {
+        for s in spaces(of: path) where !s.discarded {
             if let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
         }
         return best
     }
 
     /// The probe timeout deadline and the space to probe.
-    func ptoTimeAndSpace(now: Timestamp) -> (Timestamp, PacketNumberSpace)? {
+    func ptoTimeAndSpace(path: Path, now: Timestamp) -> (Timestamp, PacketNumberSpace)? {
         let backoff = UInt64(1) << UInt64(min(path.ptoCount, 16))
         var duration = path.rtt.probeTimeout(maxAckDelay: .zero) * backoff
-        let anyInFlight = spaces.contains { !$0.discarded && $0.ackElicitingInFlight > 0 }
+        let pathSpaces = spaces(of: path)
+        let anyInFlight = pathSpaces.contains { !$0.discarded && $0.ackElicitingInFlight > 0 }
         if !anyInFlight {
             // RFC 9002 §6.2.2.1: client anti-deadlock: arm from now until the handshake is done.
-            guard !isServer, !handshakeConfirmed else { return nil }
+            guard path.id == 0, !isServer, !handshakeConfirmed else { return nil }
             let space = writeKeys[EncryptionLevel.handshake.rawValue] != nil ? spaces[1] : spaces[0]
             return (now + duration, space)
         }
         var best: (Timestamp, PacketNumberSpace)?
-        for s in spaces where !s.discarded && s.ackElicitingInFlight > 0 {
+        for s in pathSpaces where !s.discarded && s.ackElicitingInFlight > 0 {
             if s.id == .applicationData {
                 // RFC 9002 §6.2.1: application data is not probed before the handshake is confirmed.
-                if !handshakeConfirmed { continue }
+                if !handshakeConfirmed && path.id == 0 { continue }
                 duration = duration + peerMaxAckDelay * backoff
             }
             guard let last = s.timeOfLastAckElicitingPacket else { continue }
             let t = last + duration
             if best == nil || t < best!.0 { best = (t, s) }
         }
-        if best == nil, !handshakeConfirmed, spaces[2].ackElicitingInFlight > 0, let last = spaces[2].timeOfLastAckElicitingPacket {
+        if best == nil, !handshakeConfirmed, path.space.ackElicitingInFlight > 0, let last = path.space.timeOfLastAckElicitingPacket {
             // 0-RTT/1-RTT data in flight before confirmation: still needs a timer.
-            best = (last + duration, spaces[2])
+            best = (last + duration, path.space)
         }
         return best
     }
 
     func setLossDetectionTimer(now: Timestamp) {
-        if let (t, _) = earliestLossTime() {
-            lossDetectionDeadline = t
+        for p in paths.values { setLossDetectionTimer(path: p, now: now) }
+    }
+
+    func setLossDetectionTimer(path: Path, now: Timestamp) {
+        if let (t, _) = earliestLossTime(path: path) {
+            path.lossDetectionDeadline = t
             return
         }
         // RFC 9002 §6.2.2.1: a server at the amplification limit must not arm the PTO.
         if isServer && !path.addressValidated && path.amplificationBudget == 0 {
-            lossDetectionDeadline = nil
+            path.lossDetectionDeadline = nil
             return
         }
-        lossDetectionDeadline = ptoTimeAndSpace(now: now)?.0
+        path.lossDetectionDeadline = ptoTimeAndSpace(path: path, now: now)?.0
     }
 
-    func onLossDetectionTimeout(now: Timestamp) {
-        if let (_, space) = earliestLossTime() {
-            try? detectLostPackets(space: space, now: now)
-            setLossDetectionTimer(now: now)
+    func onLossDetectionTimeout(path: Path, now: Timestamp) {
+        if let (_, space) = earliestLossTime(path: path) {
+            try? detectLostPackets(space: space, path: path, now: now)
+            setLossDetectionTimer(path: path, now: now)
             return
         }
-        guard let (_, space) = ptoTimeAndSpace(now: now) else {
-            lossDetectionDeadline = nil
+        guard let (_, space) = ptoTimeAndSpace(path: path, now: now) else {
+            path.lossDetectionDeadline = nil
             return
         }
         // RFC 9002 §6.2.4: send one or two ack-eliciting probe packets in the space.
         path.ptoCount += 1
         if !space.hasInFlight && !isServer && !handshakeConfirmed {
             // Anti-deadlock probe: Initial padded or Handshake PING.
-            probesToSend[space.id.rawValue] = 1
+            space.probes = 1
         } else {
-            probesToSend[space.id.rawValue] = 2
+            space.probes = 2
             // Re-send in-flight CRYPTO data in the probe (handshake spaces): it is what the peer lacks.
             if space.id != .applicationData {
                 space.forEachSent(upTo: UInt64.max) { p in
@@ -236,7 +268,8 @@ extension Connection {
                 }
             }
         }
-        qlog?.record(time: now, name: "recovery:loss_timer_updated", data: "{\"event_type\":\"expired\",\"timer_type\":\"pto\"}")
-        setLossDetectionTimer(now: now)
+        qlog?.record(time: now, name: "recovery:loss_timer_updated",
+                     data: "{\"event_type\":\"expired\",\"timer_type\":\"pto\",\"path_id\":\(path.id)}")
+        setLossDetectionTimer(path: path, now: now)
     }
 }

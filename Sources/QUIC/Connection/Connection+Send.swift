@@ -32,22 +32,40 @@ extension Connection {
             _ = tryStartKeyUpdate()
         }
 
+        // Paths take turns so none starves (the bonding scheduler steers datagrams explicitly).
+        let ids = paths.keys.sorted()
+        for k in 0..<ids.count {
+            let id = ids[(pollCursor + k) % ids.count]
+            guard let p = paths[id] else { continue }
+            if let t = poll(path: p, now: now) {
+                pollCursor = (pollCursor + k + 1) % max(ids.count, 1)
+                return t
+            }
+        }
+        return nil
+    }
+
+    private func poll(path: Path, now: Timestamp) -> Transmit? {
+        guard path.state != .closed, path.state != .abandoned else { return nil }
+        // CONNECTION_CLOSE goes on the initial path (or any usable one if it is gone).
+        if state == .closing && path.id != 0 && paths[0]?.isUsable == true { return nil }
         let destination = path.remote
         datagramWriter.removeAll()
         var datagramLimit = path.maxDatagramSize
-        if isServer && !path.addressValidated {
-            // RFC 9000 §8.1: at most three times the bytes received before validation.
+        if !path.addressValidated && (isServer || path.id != 0) {
+            // RFC 9000 §8.1/§9.3: at most three times the bytes received before validation.
             datagramLimit = min(datagramLimit, path.amplificationBudget)
-            if datagramLimit < 1200 && !(state == .closing) { if datagramLimit <= 0 { return nil } }
+            if datagramLimit <= 0 { return nil }
         }
         var packets: [PendingPacket] = []
         var containsInitial = false
         var ackElicitingInitial = false
 
-        for level in [EncryptionLevel.initial, .handshake, .application] {
+        let levels: [EncryptionLevel] = path.id == 0 ? [.initial, .handshake, .application] : [.application]
+        for level in levels {
             let budget = datagramLimit - datagramWriter.count
             guard budget > 48 else { break }
-            if let p = buildPacket(level: level, budget: budget, now: now) {
+            if let p = buildPacket(level: level, budget: budget, path: path, now: now) {
                 if p.level == .initial {
                     containsInitial = true
                     if p.sent.ackEliciting { ackElicitingInitial = true }
@@ -76,22 +94,25 @@ extension Connection {
                 let length = p.payloadEnd + p.keys.suite.tagLength - p.pnOffset
                 datagramWriter.patchVarInt(UInt64(length), at: lengthOffset, length: 2)
             }
+            // draft-ietf-quic-multipath §2.4: the path ID goes into the nonce of 1-RTT packets.
+            let noncePathID: UInt32 = p.level == .application ? path.id : 0
             PacketProtection.seal(&datagramWriter.bytes, start: p.start, pnOffset: p.pnOffset, pnLength: p.pnLength,
-                                  payloadEnd: p.payloadEnd, packetNumber: p.packetNumber, keys: p.keys)
+                                  payloadEnd: p.payloadEnd, packetNumber: p.packetNumber, keys: p.keys, pathID: noncePathID)
             var sent = p.sent
             sent.size = p.payloadEnd + p.keys.suite.tagLength - p.start
-            onPacketSent(sent, space: p.space, now: now)
+            onPacketSent(sent, space: p.space, path: path, now: now)
             qlogPacket("quic:packet_sent", type: p.typeName, pn: p.packetNumber, size: sent.size, frames: sent.frames.count, now: now)
             // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             if !isServer && p.level == .handshake { discardKeys(.initial, now: now) }
         }
         if state == .closing { sendCloseFrame = false }
         path.bytesSent += datagramWriter.count
+        path.bytesSentTotal += UInt64(datagramWriter.count)
         stats.packetsSent += UInt64(packets.count)
-        return Transmit(bytes: datagramWriter.bytes, destination: destination)
+        return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local)
     }
 
-    private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, now: Timestamp) {
+    private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, path: Path, now: Timestamp) {
         if p.inFlight {
             if space.id == .applicationData { path.pacer.onSent(bytes: p.size) }
             path.bytesInFlight += p.size
@@ -103,7 +124,7 @@ extension Connection {
             // RFC 9000 §10.1: sending the first ack-eliciting packet after receiving restarts the idle timer.
             if !ackElicitingSentSinceReceive { resetIdleTimer(now: now) }
             ackElicitingSentSinceReceive = true
-            setLossDetectionTimer(now: now)
+            setLossDetectionTimer(path: path, now: now)
         }
     }
 
@@ -120,9 +141,9 @@ extension Connection {
     }
 
     /// Writes one packet of `level` into the datagram if there is anything to send in it.
-    private func buildPacket(level requested: EncryptionLevel, budget: Int, now: Timestamp) -> PendingPacket? {
+    private func buildPacket(level requested: EncryptionLevel, budget: Int, path: Path, now: Timestamp) -> PendingPacket? {
         var level = requested
-        let space = spaces[level.space.rawValue]
+        let space = level == .application ? path.space : spaces[level.space.rawValue]
         guard !space.discarded else { return nil }
         var keys = writeKeys[level.rawValue]
         var packetType: PacketType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
@@ -136,7 +157,7 @@ extension Connection {
         guard let keys else { return nil }
 
         let closing = state == .closing
-        let probe = probesToSend[space.id.rawValue] > 0
+        let probe = space.probes > 0 && path.isUsable
         let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
         // Handshake data is exempt from the congestion window: it is small, and a lost Finished
         // behind a window full of undecryptable 1-RTT packets would otherwise deadlock the handshake.
@@ -152,7 +173,7 @@ extension Connection {
                 path.pacingDeadline = nil
             }
         }
-        let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level)
+        let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level, path: path)
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
         guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
 
@@ -164,7 +185,7 @@ extension Connection {
         if packetType == .oneRTT {
             // RFC 9000 §17.3.1: 0b01 | spin 0 | reserved 00 | key phase | pn length.
             datagramWriter.writeUInt8(0x40 | (keyUpdate.writePhase ? 0x04 : 0) | UInt8(pnLength - 1))
-            destinationCID.write(to: &datagramWriter)
+            path.destinationCID.write(to: &datagramWriter)
         } else {
             datagramWriter.writeUInt8(0xC0 | (packetType.longHeaderTypeBits! << 4) | UInt8(pnLength - 1))
             datagramWriter.writeUInt32(QUICVersion.v1)
@@ -209,8 +230,10 @@ extension Connection {
                 let need = Frame.datagramHeaderLength(length: head.count, hasLength: true) + head.count
                 if remaining - Frame.ack(a).encodedLength < need { include = false }
             }
-            if include {
-                Frame.ack(a).encode(to: &datagramWriter)
+            // draft-ietf-quic-multipath §4.1: PATH_ACK names the path; ACK stays for path 0.
+            let ackFrame: Frame = space.id == .applicationData && path.id != 0 ? .pathAck(pathID: UInt64(path.id), a) : .ack(a)
+            if include && ackFrame.encodedLength <= remaining {
+                ackFrame.encode(to: &datagramWriter)
                 frames.append(.ack(largest: a.largestAcknowledged))
                 space.onAckSent()
             }
@@ -226,14 +249,15 @@ extension Connection {
             Frame.connectionClose(f).encode(to: &datagramWriter)
             frames.append(.connectionClose)
         } else if hasData || probe {
-            writeFrames(space: space, level: level, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting, now: now)
+            writeFrames(space: space, level: level, path: path, payloadLimit: payloadLimit, frames: &frames,
+                        ackEliciting: &ackEliciting, now: now)
             if probe && !ackEliciting {
                 // RFC 9002 §6.2.4: a probe must be ack-eliciting.
                 Frame.ping.encode(to: &datagramWriter)
                 frames.append(.ping)
                 ackEliciting = true
             }
-            if probe { probesToSend[space.id.rawValue] -= 1 }
+            if probe { space.probes -= 1 }
         }
         if frames.isEmpty {
             datagramWriter.bytes.removeLast(datagramWriter.count - start)
@@ -264,23 +288,28 @@ extension Connection {
         return level == .initial
     }
 
-    private func hasDataToSend(space: PacketNumberSpace, level: EncryptionLevel) -> Bool {
-        if cryptoSend[space.id.rawValue].hasUnsentData && level != .earlyData { return true }
+    private func hasDataToSend(space: PacketNumberSpace, level: EncryptionLevel, path: Path) -> Bool {
+        if cryptoSend[space.id.rawValue].hasUnsentData && level != .earlyData && path.id == 0 { return true }
         guard space.id == .applicationData else { return false }
+        if path.challengeNeedsSending || !path.responsesToSend.isEmpty { return true }
+        guard path.isUsable else { return false }
+        if path.queuedDatagrams > 0 { return true }
+        let data = carriesData(path)
         if level == .earlyData {
             return !sendQueue.isEmpty || queuedDatagrams > 0
         }
         if handshakeDoneToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
         if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty || !pathResponsesToSend.isEmpty { return true }
-        if path.challengeNeedsSending { return true }
-        if queuedDatagrams > 0 { return true }
-        for id in sendQueue { if let s = streams[id], s.wantsToSend { return true } }
+        if !multipath.localCIDsToAnnounce.isEmpty || !multipath.peerCIDsToRetire.isEmpty || multipath.maxPathIDToSend { return true }
+        if paths.values.contains(where: { $0.statusToSend || $0.abandonToSend != nil }) { return true }
+        if data && queuedDatagrams > 0 { return true }
+        if data { for id in sendQueue { if let s = streams[id], s.wantsToSend { return true } } }
         for s in streams.values where s.maxStreamDataToSend || s.stopSendingToSend != nil { return true }
         return false
     }
 
     /// Appends frames in priority order until the packet is full.
-    private func writeFrames(space: PacketNumberSpace, level: EncryptionLevel, payloadLimit: Int,
+    private func writeFrames(space: PacketNumberSpace, level: EncryptionLevel, path: Path, payloadLimit: Int,
                              frames: inout [SentFrame], ackEliciting: inout Bool, now: Timestamp) {
         var remaining: Int { payloadLimit - datagramWriter.count }
         func put(_ f: Frame, _ record: SentFrame) -> Bool {
@@ -291,8 +320,8 @@ extension Connection {
             return true
         }
 
-        // CRYPTO (Initial, Handshake, and post-handshake messages in 1-RTT).
-        if level != .earlyData {
+        // CRYPTO (Initial, Handshake, and post-handshake messages in 1-RTT), on the initial path.
+        if level != .earlyData && path.id == 0 {
             let si = space.id.rawValue
             while remaining > 8 {
                 let offsetGuess = cryptoSend[si].nextNewOffset
@@ -307,12 +336,16 @@ extension Connection {
         guard space.id == .applicationData else { return }
 
         if level == .application {
-            if handshakeDoneToSend, put(.handshakeDone, .handshakeDone) { handshakeDoneToSend = false }
+            // Path probing first: it is what this path is for until validated (RFC 9000 §8.2).
             if path.challengeNeedsSending, let c = path.challenge, put(.pathChallenge(data: c), .pathChallenge) {
                 path.challengeNeedsSending = false
                 path.challengeSentAt = now
             }
+            while let r = path.responsesToSend.first, put(.pathResponse(data: r), .pathResponse) { path.responsesToSend.removeFirst() }
             while let r = pathResponsesToSend.first, put(.pathResponse(data: r), .pathResponse) { pathResponsesToSend.removeFirst() }
+            // A path under validation carries only probing frames.
+            guard path.isUsable else { return }
+            if handshakeDoneToSend, put(.handshakeDone, .handshakeDone) { handshakeDoneToSend = false }
             if maxDataToSend, put(.maxData(localMaxData), .maxData) { maxDataToSend = false }
             if maxStreamsBidiToSend, put(.maxStreams(bidirectional: true, maximum: localMaxStreamsBidi), .maxStreams(bidirectional: true)) {
                 maxStreamsBidiToSend = false
@@ -330,6 +363,7 @@ extension Connection {
             while let seq = peerCIDsToRetire.first, put(.retireConnectionID(sequenceNumber: seq), .retireConnectionID(sequence: seq)) {
                 peerCIDsToRetire.removeFirst()
             }
+            writeMultipathControlFrames(put)
             for s in streams.values {
                 if s.maxStreamDataToSend, put(.maxStreamData(streamID: s.id, maximum: s.recvLimit), .maxStreamData(id: s.id)) {
                     s.maxStreamDataToSend = false
@@ -340,7 +374,29 @@ extension Connection {
             }
         }
 
-        // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split.
+        guard path.isUsable else { return }
+        // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
+        // own queue first (the bonding scheduler's choice), then the connection's shared queue.
+        while path.datagramsHead < path.datagrams.count {
+            let d = path.datagrams[path.datagramsHead]
+            let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
+            if need > remaining {
+                let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - 16
+                if need > emptyPacketRoom { path.datagramsHead += 1; stats.datagramsDropped += 1; continue }
+                break
+            }
+            Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
+            datagramWriter.writeBytes(d)
+            path.datagramsHead += 1
+            frames.append(.datagram)
+            ackEliciting = true
+            stats.datagramsSent += 1
+        }
+        if path.datagramsHead == path.datagrams.count && path.datagramsHead > 0 {
+            path.datagrams.removeAll(keepingCapacity: true)
+            path.datagramsHead = 0
+        }
+        guard carriesData(path) else { return }
         while datagramsToSendHead < datagramsToSend.count {
             let d = datagramsToSend[datagramsToSendHead]
             let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count

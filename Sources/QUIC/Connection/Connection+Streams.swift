@@ -187,7 +187,7 @@ extension Connection {
               keyUpdate.readPhase == keyUpdate.writePhase else { return false }
         writeKeys[EncryptionLevel.application.rawValue] = current.nextGeneration()
         keyUpdate.writePhase.toggle()
-        keyUpdate.firstPacketInPhase = spaces[2].nextPacketNumber
+        for p in paths.values { p.keyPhaseStartPN = p.space.nextPacketNumber }
         keyUpdate.currentPhaseAcked = false
         keyUpdate.updateRequested = false
         keyUpdate.generation += 1

@@ -16,7 +16,8 @@ public final class Connection {
     public internal(set) var state: State = .handshaking
 
     // MARK: Packet number spaces and keys (RFC 9000 §12.3, RFC 9001 §4)
-    let spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), PacketNumberSpace(id: .applicationData)]
+    /// Initial, Handshake, and the initial path's application-data space (`path.space`).
+    let spaces: [PacketNumberSpace]
     /// Indexed by EncryptionLevel.rawValue.
     var readKeys: [PacketKeys?] = [nil, nil, nil, nil]
     var writeKeys: [PacketKeys?] = [nil, nil, nil, nil]
@@ -39,7 +40,11 @@ public final class Connection {
     var activePeerCIDSequence: UInt64 = 0
     var peerCIDRetirePriorTo: UInt64 = 0
     var peerCIDsToRetire: [UInt64] = []
-    public internal(set) var destinationCID: ConnectionID
+    /// The DCID on the initial path.
+    public internal(set) var destinationCID: ConnectionID {
+        get { path.destinationCID }
+        set { path.destinationCID = newValue }
+    }
     public internal(set) var sourceCID: ConnectionID
     /// The DCID of the client's first Initial (RFC 9000 §7.3).
     public let originalDestinationCID: ConnectionID
@@ -57,8 +62,14 @@ public final class Connection {
     var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
     var localParameters: TransportParameters
 
-    // MARK: Path (RFC 9000 §9)
+    // MARK: Paths (RFC 9000 §9, draft-ietf-quic-multipath)
+    /// The initial path (path ID 0): the handshake runs on it.
     var path: Path
+    /// Every path by path ID (including path 0).
+    var paths: [UInt32: Path] = [:]
+    var multipath = MultipathState()
+    /// Which path `poll` tries first next time (round robin).
+    var pollCursor = 0
     /// A path being validated after the peer's address changed.
     var probingPath: Path?
     var pathResponsesToSend: [UInt64] = []
@@ -104,9 +115,6 @@ public final class Connection {
     var closeFrame: ConnectionCloseFrame?
     var closeReason: ConnectionCloseReason?
     var sendCloseFrame = false
-    var probesToSend = [0, 0, 0]
-    var lossDetectionDeadline: Timestamp?
-    /// RFC 9002 §6.2.2.1: client anti-deadlock PTO arms before the handshake completes.
 
     // MARK: Events and statistics
     var events: [ConnectionEvent] = []
@@ -135,14 +143,15 @@ public final class Connection {
         // RFC 9000 §7.2: the client's first DCID is unpredictable and at least 8 bytes.
         let odcid = ConnectionID(random.bytes(8))
         originalDestinationCID = odcid
-        destinationCID = odcid
         sourceCID = config.connectionIDGenerator.generate(random: random)
         localMaxData = config.initialMaxData
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
-        path = Path(remote: remote, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: config.makeCongestionController(config.maxUDPPayloadSize))
+        path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
+                    congestion: config.makeCongestionController(config.maxUDPPayloadSize), destinationCID: odcid)
+        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        paths[0] = path
         retryToken = token ?? []
         localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
                                                          originalDestinationCID: odcid, retrySourceCID: nil)
@@ -173,14 +182,17 @@ public final class Connection {
         self.random = random
         self.originalDestinationCID = originalDestinationCID
         self.retrySourceCID = retrySourceCID
-        destinationCID = header.sourceConnectionID
         sourceCID = config.connectionIDGenerator.generate(random: random)
         localMaxData = config.initialMaxData
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
-        path = Path(remote: remote, addressValidated: addressValidated, maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: config.makeCongestionController(config.maxUDPPayloadSize))
+        path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
+                    maxDatagramSize: config.maxUDPPayloadSize,
+                    congestion: config.makeCongestionController(config.maxUDPPayloadSize),
+                    destinationCID: header.sourceConnectionID)
+        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        paths[0] = path
         localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
                                                          originalDestinationCID: originalDestinationCID,
                                                          retrySourceCID: retrySourceCID)
@@ -218,6 +230,7 @@ public final class Connection {
         p.activeConnectionIDLimit = config.activeConnectionIDLimit
         p.initialSourceConnectionID = sourceCID
         p.maxDatagramFrameSize = config.maxDatagramFrameSize
+        p.initialMaxPathID = config.maxPathID.map { UInt64($0) }
         if isServer {
             p.originalDestinationConnectionID = originalDestinationCID
             p.retrySourceConnectionID = retrySourceCID
@@ -241,17 +254,14 @@ public final class Connection {
     public var cipherSuite: CipherSuite? { tls.cipherSuite }
     public var remoteAddress: SocketAddress { path.remote }
     /// Our connection IDs currently valid (the endpoint routes on them).
-    public var localConnectionIDs: [ConnectionID] { Array(localCIDs.values) }
+    public var localConnectionIDs: [ConnectionID] {
+        Array(localCIDs.values) + multipath.pathIDForLocalCID.keys
+    }
     public var keyPhase: Bool { keyUpdate.writePhase }
     public var keyUpdatesCompleted: Int { keyUpdate.generation }
 
-    public var pathStatistics: PathStatistics {
-        PathStatistics(remote: path.remote, smoothedRTT: path.rtt.smoothed, minRTT: path.rtt.minimum,
-                       latestRTT: path.rtt.latest, congestionWindow: path.congestion.congestionWindow,
-                       bytesInFlight: path.bytesInFlight, packetsSent: path.packetsSent, packetsLost: path.packetsLost,
-                       packetsReceived: path.packetsReceived, bytesAcked: path.bytesAcked,
-                       maxDatagramSize: path.maxDatagramSize, validated: path.addressValidated)
-    }
+    /// Statistics of the initial path.
+    public var pathStatistics: PathStatistics { path.statistics() }
 
     /// Next application event, or nil.
     public func pollEvent() -> ConnectionEvent? {
@@ -322,19 +332,21 @@ public final class Connection {
         if state == .closing || state == .draining { return closeDeadline }
         var t = idleDeadline
         func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
-        consider(lossDetectionDeadline)
         for s in spaces where !s.discarded { consider(s.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
-        if let pacing = path.pacingDeadline, path.bytesInFlight < path.congestion.congestionWindow { consider(pacing) }
-        if let probing = probingPath, let sent = probingPath?.challengeSentAt, probing.challenge != nil {
-            consider(sent + pathValidationTimeout)
+        for p in paths.values {
+            consider(p.lossDetectionDeadline)
+            if p.id != 0 { consider(p.space.ackDeadline) }
+            if let pacing = p.pacingDeadline, p.bytesInFlight < p.congestion.congestionWindow { consider(pacing) }
+            if p.challenge != nil, let sent = p.challengeSentAt { consider(sent + pathValidationTimeout(p)) }
+            consider(p.abandonDeadline)
         }
         return t
     }
 
-    var pathValidationTimeout: Duration {
+    func pathValidationTimeout(_ p: Path) -> Duration {
         // RFC 9000 §8.2.4: three times the larger of the current PTO and the new path's initial PTO.
-        max(path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay), RTTEstimator.initialRTT * 2) * 3
+        max(p.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay), RTTEstimator.initialRTT * 2) * 3
     }
 
     public func handleTimeout(now: Timestamp) {
@@ -351,14 +363,16 @@ public final class Connection {
             finishClose(now: now)
             return
         }
-        if let d = lossDetectionDeadline, now >= d { onLossDetectionTimeout(now: now) }
+        for p in paths.values.sorted(by: { $0.id < $1.id }) {
+            if let d = p.lossDetectionDeadline, now >= d { onLossDetectionTimeout(path: p, now: now) }
+            if p.challenge != nil, let sent = p.challengeSentAt, now >= sent + pathValidationTimeout(p) {
+                onPathValidationFailed(p, now: now)
+            }
+            if let d = p.abandonDeadline, now >= d { forgetPath(p) }
+        }
         if let d = keyUpdate.discardPreviousAt, now >= d {
             keyUpdate.previousRead = nil
             keyUpdate.discardPreviousAt = nil
-        }
-        if let probing = probingPath, let sent = probing.challengeSentAt, probing.challenge != nil, now >= sent + pathValidationTimeout {
-            // RFC 9000 §9.3.2: validation of the new address failed; keep the old path.
-            probingPath = nil
         }
         // Delayed ACK deadlines are honoured by poll(), which sends the ACK when due.
     }
@@ -400,11 +414,7 @@ struct KeyUpdateState {
     var nextRead: PacketKeys?
     var previousRead: PacketKeys?
     var discardPreviousAt: Timestamp?
-    /// First packet number sent with the current write keys; an ACK at or above it allows the next update.
-    var firstPacketInPhase: UInt64 = 0
     var currentPhaseAcked = false
-    /// Packets received with the current read keys (lowest PN), to tell old from new phases.
-    var lowestPNInReadPhase: UInt64?
     var generation = 0
     var updateRequested = false
 }

@@ -35,6 +35,9 @@ public struct ConnectionConfiguration {
     public var ackDelayExponent: UInt64 = 3
     public var maxAckDelay: Duration = .milliseconds(25)
     public var disableActiveMigration = false
+    /// draft-ietf-quic-multipath: the largest path ID we allow (initial_max_path_id); nil turns
+    /// the extension off. Path IDs start at 0 (the initial path).
+    public var maxPathID: UInt32? = nil
     public var connectionIDGenerator: ConnectionIDGenerator = RandomConnectionIDGenerator(length: 8)
     /// Makes the congestion controller of each path, given the max datagram size.
     public var makeCongestionController: (Int) -> CongestionController = { NewReno(maxDatagramSize: $0) }

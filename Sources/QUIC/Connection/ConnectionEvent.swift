@@ -18,6 +18,14 @@ public enum ConnectionEvent: Equatable, Sendable {
     /// We issued a new connection ID (the endpoint routes packets for it to this connection).
     case connectionIDIssued(ConnectionID, StatelessResetToken)
     case connectionIDRetired(ConnectionID)
+    /// draft-ietf-quic-multipath: the peer negotiated multipath (paths can be opened).
+    case multipathNegotiated
+    /// A path passed validation and carries traffic now.
+    case pathValidated(pathID: UInt32)
+    /// A path failed validation or was abandoned (by either side).
+    case pathClosed(pathID: UInt32)
+    /// The peer changed a path's status (backup or available).
+    case peerPathStatus(pathID: UInt32, backup: Bool)
     case closed(ConnectionCloseReason)
 }
 
@@ -53,9 +61,14 @@ public enum ConnectionCloseReason: Equatable, Sendable, CustomStringConvertible 
     }
 }
 
-/// A datagram to send: bytes and destination.
+/// A datagram to send: bytes, destination, and the path (and so the local socket) to send it from.
 public struct Transmit: Sendable {
     public var bytes: [UInt8]
     public var destination: SocketAddress
-    public init(bytes: [UInt8], destination: SocketAddress) { self.bytes = bytes; self.destination = destination }
+    public var pathID: UInt32
+    /// The local address the path was opened from (nil: the default socket).
+    public var source: SocketAddress?
+    public init(bytes: [UInt8], destination: SocketAddress, pathID: UInt32 = 0, source: SocketAddress? = nil) {
+        self.bytes = bytes; self.destination = destination; self.pathID = pathID; self.source = source
+    }
 }

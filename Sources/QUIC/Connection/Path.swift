@@ -1,9 +1,30 @@
-// A network path (RFC 9000 §9): the peer address we send to, its RTT and congestion controller,
-// and its validation state (anti-amplification before validation, RFC 9000 §8).
+// A network path (RFC 9000 §9; draft-ietf-quic-multipath §3): the 4-tuple we send on, and
+// everything that is per path: its application-data packet number space (one per path ID with
+// multipath), RTT estimator, congestion controller, pacer, loss-detection timer, validation and
+// anti-amplification state (RFC 9000 §8), and the statistics the daemon reads.
 import Congestion
 
+/// draft-ietf-quic-multipath §3: a path's lifecycle as this endpoint sees it.
+public enum PathState: String, Sendable {
+    /// Probing with PATH_CHALLENGE; only probing frames may be sent.
+    case validating
+    case active
+    /// PATH_ABANDON sent or received; kept for 3 PTOs to absorb late packets.
+    case abandoned
+    /// Validation failed or the path was forgotten.
+    case closed
+}
+
 final class Path {
+    /// draft-ietf-quic-multipath §2: path ID (0 for the initial path).
+    let id: UInt32
     var remote: SocketAddress
+    /// The local address (and interface) this path sends from; nil = the owner's default socket.
+    var local: SocketAddress?
+    var interface: String?
+    var state: PathState
+    /// The 1-RTT packet number space of this path (RFC 9000 §12.3 for path 0; one per path with multipath).
+    let space: PacketNumberSpace
     var rtt = RTTEstimator()
     let congestion: CongestionController
     var bytesInFlight = 0
@@ -16,44 +37,108 @@ final class Path {
     var challengeSentAt: Timestamp?
     var challengeNeedsSending = false
     var challengeAttempts = 0
+    /// PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: sent on the path the challenge came on).
+    var responsesToSend: [UInt64] = []
     var maxDatagramSize: Int
     var pacer: Pacer
     /// Set when the pacer holds back data: the next time `poll` can send it.
     var pacingDeadline: Timestamp?
     /// RFC 9002 §6.2: consecutive PTO expirations.
     var ptoCount = 0
+    var lossDetectionDeadline: Timestamp?
+    /// Local status (draft-ietf-quic-multipath §3.3): a backup path carries no data while an
+    /// available one works. `peerBackup` is what the peer asked for its sending.
+    var isBackup = false
+    var peerBackup = false
+    var statusSequence: UInt64 = 0
+    var statusToSend = false
+    var peerStatusSequence: UInt64?
+    /// The peer's connection ID we send to on this path and its sequence number.
+    var destinationCID: ConnectionID
+    var destinationCIDSequence: UInt64
+    var abandonToSend: UInt64?
+    var abandonDeadline: Timestamp?
+    /// First packet number sent with the current key phase (RFC 9001 §6.1, per path space).
+    var keyPhaseStartPN: UInt64 = 0
+    /// Lowest packet number received with the current read key phase on this path.
+    var lowestPNInReadPhase: UInt64?
+    /// Datagrams queued for this path specifically (the bonding scheduler's choice).
+    var datagrams: [[UInt8]] = []
+    var datagramsHead = 0
+    var lastActivity: Timestamp?
     // Statistics the daemon reads.
     var packetsSent: UInt64 = 0
     var packetsLost: UInt64 = 0
     var packetsReceived: UInt64 = 0
     var bytesAcked: UInt64 = 0
+    var bytesSentTotal: UInt64 = 0
+    /// Delivery rate estimate (bytes/s), an EWMA of acked bytes over the RTT they took.
+    var deliveryRate: Double = 0
+    var lastAckTime: Timestamp?
 
-    init(remote: SocketAddress, addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController) {
+    init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
+         addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController, destinationCID: ConnectionID,
+         destinationCIDSequence: UInt64 = 0) {
+        self.id = id
         self.remote = remote
+        self.local = local
+        self.interface = interface
+        self.state = state
+        self.space = PacketNumberSpace(id: .applicationData)
         self.addressValidated = addressValidated
         self.maxDatagramSize = maxDatagramSize
         self.congestion = congestion
         self.pacer = Pacer(maxDatagramSize: maxDatagramSize)
+        self.destinationCID = destinationCID
+        self.destinationCIDSequence = destinationCIDSequence
     }
 
     /// RFC 9000 §8: before validation a server sends at most 3x what it received.
     var amplificationBudget: Int {
         addressValidated ? Int.max : max(0, 3 * bytesReceived - bytesSent)
     }
+
+    var queuedDatagrams: Int { datagrams.count - datagramsHead }
+
+    var isUsable: Bool { state == .active }
+
+    func statistics() -> PathStatistics {
+        PathStatistics(id: id, state: state, remote: remote, local: local, interface: interface, isBackup: isBackup,
+                       smoothedRTT: rtt.smoothed, minRTT: rtt.minimum, latestRTT: rtt.latest, rttVariation: rtt.variation,
+                       congestionWindow: congestion.congestionWindow, bytesInFlight: bytesInFlight,
+                       packetsSent: packetsSent, packetsLost: packetsLost, packetsReceived: packetsReceived,
+                       bytesAcked: bytesAcked, bytesSent: bytesSentTotal, deliveryRate: deliveryRate,
+                       lossRate: packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent),
+                       maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
+                       nextSendTime: pacingDeadline)
+    }
 }
 
-/// Per-path statistics for the owner (and later the daemon's status output).
+/// Per-path statistics for the owner (the daemon's status output, the bonding scheduler).
 public struct PathStatistics: Sendable {
+    public var id: UInt32
+    public var state: PathState
     public var remote: SocketAddress
+    public var local: SocketAddress?
+    public var interface: String?
+    public var isBackup: Bool
     public var smoothedRTT: Duration
     public var minRTT: Duration
     public var latestRTT: Duration
+    public var rttVariation: Duration
     public var congestionWindow: Int
     public var bytesInFlight: Int
     public var packetsSent: UInt64
     public var packetsLost: UInt64
     public var packetsReceived: UInt64
     public var bytesAcked: UInt64
+    public var bytesSent: UInt64
+    /// Bytes per second.
+    public var deliveryRate: Double
+    public var lossRate: Double
     public var maxDatagramSize: Int
     public var validated: Bool
+    public var queuedDatagrams: Int
+    /// When the pacer allows the next packet (nil: now).
+    public var nextSendTime: Timestamp?
 }

@@ -15,6 +15,8 @@ final class PacketNumberSpace {
     var timeOfLastAckElicitingPacket: Timestamp?
     var lossTime: Timestamp?
     var ackElicitingInFlight = 0
+    /// Probe packets owed after a PTO expiry (RFC 9002 §6.2.4).
+    var probes = 0
     /// Keys for this space were discarded (RFC 9001 §4.9).
     var discarded = false
 

@@ -25,6 +25,12 @@ enum SentFrame {
     case pathChallenge
     case pathResponse
     case connectionClose
+    // draft-ietf-quic-multipath
+    case pathNewConnectionID(pathID: UInt32, sequence: UInt64)
+    case pathRetireConnectionID(pathID: UInt32, sequence: UInt64)
+    case pathStatus(pathID: UInt32)
+    case pathAbandon(pathID: UInt32)
+    case maxPathID
 }
 
 struct SentPacket {
