@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "QUIC", targets: ["QUIC"]),
         .library(name: "Congestion", targets: ["Congestion"]),
         .library(name: "LinuxNet", targets: ["LinuxNet"]),
+        .library(name: "NetSim", targets: ["NetSim"]),
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
     ],
@@ -47,6 +48,9 @@ let package = Package(
         ),
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
+        // Deterministic discrete-event network simulator (links, scenarios) for bonding studies.
+        .target(name: "NetSim", dependencies: ["Congestion"]),
+        .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion"]),
     ],
     swiftLanguageModes: [.v5]
 )

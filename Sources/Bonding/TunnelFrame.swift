@@ -70,6 +70,11 @@ public struct DecodedTunnelFrame: Hashable, Sendable {
     public var header: TunnelHeader
     /// Byte range of the inner IP packet within the datagram that was decoded.
     public var payload: Range<Int>
+
+    public init(header: TunnelHeader, payload: Range<Int>) {
+        self.header = header
+        self.payload = payload
+    }
 }
 
 /// The tunnel frame codec. Encoding writes into a caller's buffer in place; nothing allocates.

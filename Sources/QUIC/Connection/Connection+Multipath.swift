@@ -155,6 +155,9 @@ extension Connection {
         }
         p.bytesInFlight = 0
         p.lossDetectionDeadline = nil
+        p.pacingDeadline = nil
+        p.challenge = nil
+        p.challengeNeedsSending = false
         p.space.ackPending = false
         p.space.ackDeadline = nil
         // Its queued datagrams move to the connection queue so the scheduler can reroute them.

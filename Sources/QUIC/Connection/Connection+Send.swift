@@ -52,8 +52,9 @@ extension Connection {
         let destination = path.remote
         datagramWriter.removeAll()
         var datagramLimit = path.maxDatagramSize
-        if !path.addressValidated && (isServer || path.id != 0) {
-            // RFC 9000 §8.1/§9.3: at most three times the bytes received before validation.
+        if !path.addressValidated && isServer {
+            // RFC 9000 §8.1/§9.3: at most three times the bytes received from an unvalidated
+            // peer address (the client knows the server's address is real).
             datagramLimit = min(datagramLimit, path.amplificationBudget)
             if datagramLimit <= 0 { return nil }
         }

@@ -335,11 +335,12 @@ public final class Connection {
         for s in spaces where !s.discarded { consider(s.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
         for p in paths.values {
+            consider(p.abandonDeadline)
+            guard p.state == .active || p.state == .validating else { continue }
             consider(p.lossDetectionDeadline)
             if p.id != 0 { consider(p.space.ackDeadline) }
             if let pacing = p.pacingDeadline, p.bytesInFlight < p.congestion.congestionWindow { consider(pacing) }
             if p.challenge != nil, let sent = p.challengeSentAt { consider(sent + pathValidationTimeout(p)) }
-            consider(p.abandonDeadline)
         }
         return t
     }

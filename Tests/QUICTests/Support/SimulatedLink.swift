@@ -12,6 +12,7 @@ final class SimulatedNetwork {
         var toServer: Bool
         var bytes: [UInt8]
         var from: SocketAddress
+        var to: SocketAddress
     }
 
     var now = Timestamp(nanoseconds: 1_000_000_000)
@@ -30,6 +31,12 @@ final class SimulatedNetwork {
     var outageUntil: Timestamp?
     /// Rewrite the client's source address (NAT rebinding) from this time on.
     var clientAddress = SocketAddress(ip: [10, 0, 0, 1], port: 40000)
+    /// Per client-side address (one per path): one-way delay overrides, and addresses whose
+    /// traffic is dropped in both directions (a dead WAN link).
+    var pathDelay: [SocketAddress: Duration] = [:]
+    var deadAddresses: Set<SocketAddress> = []
+    /// Datagrams delivered per client-side address.
+    var deliveredPerAddress: [SocketAddress: Int] = [:]
     let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
 
     let client: Connection
@@ -66,15 +73,17 @@ final class SimulatedNetwork {
 
     private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
         if let o = outageUntil, now < o { dropped += 1; return }
+        let clientSide = toServer ? from : t.destination
+        if deadAddresses.contains(clientSide) { dropped += 1; return }
         if lossRate > 0 && random.nextUnit() < lossRate { dropped += 1; return }
         let dir = toServer ? 0 : 1
         var departure = max(now, linkFreeAt[dir])
         if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
         linkFreeAt[dir] = departure
-        var at = departure + oneWayDelay
+        var at = departure + (pathDelay[clientSide] ?? oneWayDelay)
         if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
         seq += 1
-        queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from))
+        queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from, to: t.destination))
     }
 
     func collectEvents() {
@@ -85,7 +94,7 @@ final class SimulatedNetwork {
     /// Moves all ready output onto the link, delivers due datagrams, fires timers, advances time
     /// (never beyond `limit`).
     func step(limit: Timestamp? = nil) {
-        while let t = client.poll(now: now) { send(t, toServer: true, from: clientAddress) }
+        while let t = client.poll(now: now) { send(t, toServer: true, from: t.source ?? clientAddress) }
         while let t = server.poll(now: now) { send(t, toServer: false, from: serverAddress) }
         collectEvents()
 
@@ -99,6 +108,7 @@ final class SimulatedNetwork {
         queue.removeAll { $0.deliverAt <= now }
         for d in due {
             delivered += 1
+            deliveredPerAddress[d.toServer ? d.from : d.to, default: 0] += 1
             if d.toServer { server.receive(datagram: d.bytes, from: d.from, now: now) }
             else { client.receive(datagram: d.bytes, from: serverAddress, now: now) }
         }
