@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job while only the QUIC core exists: build tquic-peer, start a server on loopback and
-# run a client against it (stream echo, a 5 MB transfer, datagrams), then the same client
-# against the aioquic server (interop). Prints what each side reports.
+# The main job while only the cores exist: build tquic-peer, start a server on loopback and run a
+# client against it (stream echo, a 5 MB transfer, datagrams, key update, a multipath transfer
+# over three loopback paths, an HTTP/0.9 download), then the same client against the aioquic
+# server (interop). Prints what each side reports.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -21,6 +22,8 @@ sleep 0.5
 echo "== tquic-peer client -> tquic-peer server"
 time "$BIN" client --connect 127.0.0.1:4433 --ca $CERTS/ca.pem --stream "hello, QUIC" \
     --datagram "a datagram" --download-bytes 5000000 --key-update
+echo "== multipath: two extra paths from 127.0.0.2 and 127.0.0.3 (draft-ietf-quic-multipath)"
+"$BIN" client --connect 127.0.0.1:4433 --ca $CERTS/ca.pem --path 127.0.0.2 --path 127.0.0.3 --download-bytes 5000000
 echo "== hq-interop download of README.md"
 "$BIN" client --connect 127.0.0.1:4433 --ca $CERTS/ca.pem --get https://127.0.0.1:4433/README.md --downloads "$LOG/dl"
 cmp README.md "$LOG/dl/README.md" && echo "README.md downloaded intact"

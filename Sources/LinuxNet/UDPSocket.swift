@@ -94,6 +94,14 @@ public final class UDPSocket {
         return rc > 0 && (p.revents & Int16(POLLIN)) != 0
     }
 
+    /// Waits until any of `sockets` is readable or `timeoutMs` passes; returns the readable ones.
+    public static func waitReadable(_ sockets: [UDPSocket], timeoutMs: Int32) -> [UDPSocket] {
+        var fds = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        let rc = poll(&fds, nfds_t(fds.count), timeoutMs)
+        guard rc > 0 else { return [] }
+        return zip(sockets, fds).filter { $0.1.revents & Int16(POLLIN) != 0 }.map { $0.0 }
+    }
+
     // MARK: - sockaddr conversion
 
     static func withSockaddr<R>(_ a: SocketAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {

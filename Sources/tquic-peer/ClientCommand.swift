@@ -26,6 +26,7 @@ struct ClientCommand: ParsableCommand {
     @Flag(help: "Send the requests as 0-RTT when a ticket allows it.") var zeroRtt = false
     @Option(help: "Give up after SECONDS.") var timeout: Double = 20
     @Option(help: "Write a qlog file here.") var qlog: String?
+    @Option(help: "Open an extra path from this local address (repeatable; multipath, draft-ietf-quic-multipath).") var path: [String] = []
 
     func validate() throws {
         if insecure && ca != nil { throw ValidationError("--insecure and --ca exclude each other") }
@@ -59,18 +60,44 @@ struct ClientCommand: ParsableCommand {
             config.qlog = QlogWriter(title: "tquic-peer client", vantagePoint: "client", originalDestinationConnectionID: "",
                                      start: start) { fputs($0, file) }
         }
+        if !path.isEmpty { config.maxPathID = 7 }
         let socket = try UDPSocket(bindTo: SocketAddress(ip: address.isIPv6 ? [UInt8](repeating: 0, count: 16) : [0, 0, 0, 0], port: 0))
+        // One socket per extra path, bound to its local address (in the appliance: to its WAN interface).
+        var pathSockets: [(socket: UDPSocket, local: SocketAddress)] = []
+        for text in path {
+            guard let ip = SocketAddress.parseIP(text) ?? SocketAddress(text).map({ $0.ip }) else {
+                throw ValidationError("--path expects a local IP address, got \(text)")
+            }
+            let port = SocketAddress(text)?.port ?? 0
+            let s = try UDPSocket(bindTo: SocketAddress(ip: ip, port: port))
+            guard let local = s.localAddress else { throw ValidationError("cannot read the local address of \(text)") }
+            pathSockets.append((s, local))
+        }
         let connection = try Connection(clientWith: config, serverName: serverName ?? host, remote: address, random: random,
                                         now: start, session: saved?.ticket, rememberedParameters: saved?.parameters)
         let app = ClientApplication(command: self, connection: connection, host: host)
         if zeroRtt && saved != nil { app.startRequests(now: start) }
-        var loop = EventLoop(socket: socket)
+        var loop = EventLoop(sockets: [socket] + pathSockets.map { $0.socket })
+        var pathsOpened = false
         let deadline = start + .seconds(timeout)
         var exitCode: Int32 = 1
         while true {
             var now = MonotonicClock.now()
+            if !pathsOpened && connection.handshakeConfirmed && !pathSockets.isEmpty {
+                if connection.isMultipathEnabled {
+                    pathsOpened = true
+                    for p in pathSockets {
+                        if let id = connection.openPath(local: p.local, now: now) { info("opening path \(id) from \(p.local)") }
+                        else { errorLine("could not open a path from \(p.local)") }
+                    }
+                } else if connection.peerParameters != nil {
+                    pathsOpened = true
+                    info("server does not support multipath: staying on one path")
+                }
+            }
             while let t = connection.poll(now: now) {
-                if try !socket.send(t.bytes, to: t.destination) { break }
+                let out = t.source.flatMap { src in pathSockets.first { $0.local == src }?.socket } ?? socket
+                if try !out.send(t.bytes, to: t.destination) { break }
             }
             if connection.isClosed { break }
             if now >= deadline {
@@ -90,6 +117,11 @@ struct ClientCommand: ParsableCommand {
             }
         }
         if let f = qlogFile { fclose(f) }
+        if !pathSockets.isEmpty {
+            for st in connection.allPathStatistics {
+                info("path \(st.id) local=\(st.local.map { "\($0)" } ?? "default") state=\(st.state.rawValue) packets sent=\(st.packetsSent) received=\(st.packetsReceived) bytes acked=\(st.bytesAcked) srtt=\(st.smoothedRTT)")
+            }
+        }
         if let sessionFile, let ticket = app.latestTicket {
             SavedSession(ticket: ticket, parameters: connection.peerParameters?.encode() ?? []).save(to: sessionFile)
         }

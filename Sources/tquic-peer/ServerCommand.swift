@@ -28,6 +28,8 @@ struct ServerCommand: ParsableCommand {
         let random = SystemRandom()
         var connConfig = ConnectionConfiguration(tls: tls)
         connConfig.statelessResetKey = random.bytes(32)
+        // draft-ietf-quic-multipath: accept up to 8 paths (IDs 0-7) in every ALPN.
+        connConfig.maxPathID = 7
         var endpointConfig = Endpoint.Configuration(connection: connConfig, tokenKey: random.bytes(16))
         endpointConfig.requireRetry = retry
         if let qlogDir {
@@ -102,6 +104,10 @@ final class ServerApplication {
                 out("closed: peer=\(peer) \(reason)")
             case .peerAddressChanged(let a):
                 info("peer \(peer) moved to \(a)")
+            case .pathValidated(let id):
+                if let st = connection.pathStatistics(id) { out("path: peer=\(peer) id=\(id) remote=\(st.remote) validated") }
+            case .pathClosed(let id):
+                out("path: peer=\(peer) id=\(id) closed")
             default:
                 break
             }

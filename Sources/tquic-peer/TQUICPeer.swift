@@ -67,14 +67,15 @@ func parseHostPort(_ text: String) throws -> (host: String, address: SocketAddre
     return (host, SocketAddress(ip: ip, port: port))
 }
 
-/// Drives the UDP socket around a sans-I/O object until `step` says stop.
+/// Drives one or more UDP sockets around a sans-I/O object: waits for input or a deadline.
 struct EventLoop {
-    let socket: UDPSocket
+    let sockets: [UDPSocket]
     var buffer = [UInt8](repeating: 0, count: 65536)
 
-    init(socket: UDPSocket) { self.socket = socket }
+    init(socket: UDPSocket) { self.sockets = [socket] }
+    init(sockets: [UDPSocket]) { self.sockets = sockets }
 
-    /// Waits for input or the deadline, then returns received datagrams.
+    /// Waits for input or the deadline, then returns received datagrams (with the socket they came on).
     mutating func wait(until deadline: Timestamp?, maxWaitMs: Int32 = 1000) throws -> [(bytes: [UInt8], from: SocketAddress)] {
         var timeout = maxWaitMs
         if let d = deadline {
@@ -83,7 +84,7 @@ struct EventLoop {
             timeout = ms
         }
         var received: [(bytes: [UInt8], from: SocketAddress)] = []
-        if socket.waitReadable(timeoutMs: timeout) {
+        for socket in UDPSocket.waitReadable(sockets, timeoutMs: timeout) {
             while received.count < 256, let r = try socket.receive(into: &buffer) {
                 received.append((Array(buffer[0..<r.count]), r.from))
             }
