@@ -49,8 +49,8 @@ let package = Package(
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
         // Deterministic discrete-event network simulator (links, scenarios) for bonding studies.
-        .target(name: "NetSim", dependencies: ["Congestion"]),
-        .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion"]),
+        .target(name: "NetSim", dependencies: ["Congestion", "QUIC"]),
+        .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion", "QUIC"]),
     ],
     swiftLanguageModes: [.v5]
 )

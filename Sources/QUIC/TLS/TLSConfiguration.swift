@@ -17,6 +17,9 @@ public struct TLSConfiguration: Sendable {
     public var alpnProtocols: [String]
     public var certificateChainFile: String?
     public var privateKeyFile: String?
+    /// The same as PEM text, for callers without files (the simulator).
+    public var certificateChainPEM: String?
+    public var privateKeyPEM: String?
     public var verification: PeerVerification = .none
     /// TLS 1.3 cipher suites to offer or accept; nil keeps BoringSSL's defaults.
     public var cipherSuites: [CipherSuite]? = nil
@@ -85,8 +88,21 @@ public final class TLSContext: @unchecked Sendable {
                 throw TLSConfigurationError("cannot load private key \(key)")
             }
         }
+        if let pem = configuration.certificateChainPEM {
+            try TLSContext.useCertificateChain(pem: pem, ctx: ctx)
+        }
+        if let pem = configuration.privateKeyPEM {
+            let bytes = Array(pem.utf8)
+            let bio = bytes.withUnsafeBufferPointer { BIO_new_mem_buf($0.baseAddress, Int($0.count)) }
+            defer { BIO_free(bio) }
+            guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else { throw TLSConfigurationError("cannot parse private key PEM") }
+            defer { EVP_PKEY_free(key) }
+            guard SSL_CTX_use_PrivateKey(ctx, key) == 1 else { throw TLSConfigurationError("cannot use private key") }
+        }
         if isServer {
-            guard configuration.certificateChainFile != nil else { throw TLSConfigurationError("a server needs a certificate") }
+            guard configuration.certificateChainFile != nil || configuration.certificateChainPEM != nil else {
+                throw TLSConfigurationError("a server needs a certificate")
+            }
             SSL_CTX_set_alpn_select_cb(ctx, alpnSelectCallback, nil)
             SSL_CTX_set_early_data_enabled(ctx, configuration.enableEarlyData ? 1 : 0)
         } else {
@@ -112,6 +128,20 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     deinit { SSL_CTX_free(ctx) }
+
+    private static func useCertificateChain(pem: String, ctx: OpaquePointer) throws {
+        let bytes = Array(pem.utf8)
+        let bio = bytes.withUnsafeBufferPointer { BIO_new_mem_buf($0.baseAddress, Int($0.count)) }
+        defer { BIO_free(bio) }
+        guard let leaf = PEM_read_bio_X509(bio, nil, nil, nil) else { throw TLSConfigurationError("cannot parse certificate PEM") }
+        defer { X509_free(leaf) }
+        guard SSL_CTX_use_certificate(ctx, leaf) == 1 else { throw TLSConfigurationError("cannot use certificate") }
+        while let extra = PEM_read_bio_X509(bio, nil, nil, nil) {
+            // SSL_CTX_add_extra_chain_cert takes ownership.
+            guard SSL_CTX_add_extra_chain_cert(ctx, extra) == 1 else { X509_free(extra); throw TLSConfigurationError("cannot add chain certificate") }
+        }
+        ERR_clear_error()
+    }
 }
 
 // MARK: - C callbacks (no captures: they find the Swift session through SSL ex_data)
