@@ -98,7 +98,7 @@ extension Connection {
     public var allPathStatistics: [PathStatistics] { paths.keys.sorted().compactMap { paths[$0]?.statistics() } }
 
     /// Queues a datagram on one path (the bonding scheduler's choice). Throws like `sendDatagram`.
-    public func sendDatagram(_ payload: [UInt8], onPath id: UInt32) throws {
+    public func sendDatagram(_ payload: [UInt8], onPath id: UInt32, tag: UInt64? = nil) throws {
         guard let p = paths[id] else { throw StreamError("no path \(id)") }
         guard payload.count <= maxDatagramPayloadSize else {
             throw StreamError("datagram of \(payload.count) bytes exceeds the maximum \(maxDatagramPayloadSize)")
@@ -107,7 +107,7 @@ extension Connection {
             p.datagramsHead += 1
             stats.datagramsDropped += 1
         }
-        p.datagrams.append(payload)
+        p.datagrams.append(QueuedDatagram(bytes: payload, tag: tag))
     }
 
     // MARK: - Internals

@@ -123,8 +123,10 @@ extension Connection {
             if let s = streams[id] { s.resetAcked = true; maybeCollectStream(s) }
         case .ack(let largest):
             space.onPeerAcknowledgedAck(largest: largest)
+        case .datagram(let tag):
+            if let tag { emit(.datagramAcknowledged(tag: tag)) }
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
-             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping, .datagram,
+             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping,
              .pathChallenge, .pathResponse, .connectionClose, .pathNewConnectionID, .pathRetireConnectionID,
              .pathStatus, .pathAbandon, .maxPathID:
             break
@@ -167,7 +169,9 @@ extension Connection {
         case .pathAbandon(let pid):
             if let p = paths[pid], p.state == .abandoned, p.abandonToSend == nil { p.abandonToSend = 0 }
         case .maxPathID: multipath.maxPathIDToSend = true
-        case .ack, .ping, .datagram, .pathChallenge, .pathResponse, .connectionClose:
+        case .datagram(let tag):
+            if let tag { emit(.datagramLost(tag: tag)) }
+        case .ack, .ping, .pathChallenge, .pathResponse, .connectionClose:
             // ACKs are regenerated; PING/DATAGRAM are not retransmitted (RFC 9221 §5.2);
             // PATH_CHALLENGE is re-sent by its own timer.
             break

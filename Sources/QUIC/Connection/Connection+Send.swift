@@ -227,7 +227,7 @@ extension Connection {
             if include && !ackDue && !space.ackPending && space.id == .applicationData && datagramsToSendHead < datagramsToSend.count {
                 // A refresh-only ACK must not push a full-size datagram out of the packet: the
                 // datagram would wait forever, since every packet would carry the refresh again.
-                let head = datagramsToSend[datagramsToSendHead]
+                let head = datagramsToSend[datagramsToSendHead].bytes
                 let need = Frame.datagramHeaderLength(length: head.count, hasLength: true) + head.count
                 if remaining - Frame.ack(a).encodedLength < need { include = false }
             }
@@ -379,7 +379,8 @@ extension Connection {
         // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
         // own queue first (the bonding scheduler's choice), then the connection's shared queue.
         while path.datagramsHead < path.datagrams.count {
-            let d = path.datagrams[path.datagramsHead]
+            let d = path.datagrams[path.datagramsHead].bytes
+            let tag = path.datagrams[path.datagramsHead].tag
             let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
             if need > remaining {
                 let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - 16
@@ -389,7 +390,7 @@ extension Connection {
             Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
             datagramWriter.writeBytes(d)
             path.datagramsHead += 1
-            frames.append(.datagram)
+            frames.append(.datagram(tag: tag))
             ackEliciting = true
             stats.datagramsSent += 1
         }
@@ -399,7 +400,8 @@ extension Connection {
         }
         guard carriesData(path) else { return }
         while datagramsToSendHead < datagramsToSend.count {
-            let d = datagramsToSend[datagramsToSendHead]
+            let d = datagramsToSend[datagramsToSendHead].bytes
+            let tag = datagramsToSend[datagramsToSendHead].tag
             let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
             if need > remaining {
                 // Too big for an empty 1-RTT packet on this path: it never fits (RFC 9221 §5: no
@@ -411,7 +413,7 @@ extension Connection {
             Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
             datagramWriter.writeBytes(d)
             datagramsToSendHead += 1
-            frames.append(.datagram)
+            frames.append(.datagram(tag: tag))
             ackEliciting = true
             stats.datagramsSent += 1
         }

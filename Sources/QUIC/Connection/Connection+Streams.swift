@@ -134,7 +134,7 @@ extension Connection {
 
     /// Queues an unreliable datagram. Throws if the peer does not support datagrams or it is too
     /// large to fit a packet (RFC 9221 §5: datagrams are never fragmented).
-    public func sendDatagram(_ payload: [UInt8]) throws {
+    public func sendDatagram(_ payload: [UInt8], tag: UInt64? = nil) throws {
         guard let peerMax = effectivePeerParameters?.maxDatagramFrameSize, peerMax > 0 else {
             throw StreamError("peer does not accept DATAGRAM frames")
         }
@@ -145,10 +145,19 @@ extension Connection {
             datagramsToSendHead += 1 // drop the oldest: datagrams are unreliable, latency matters
             stats.datagramsDropped += 1
         }
-        datagramsToSend.append(payload)
+        datagramsToSend.append(QueuedDatagram(bytes: payload, tag: tag))
     }
 
     public var queuedDatagrams: Int { datagramsToSend.count - datagramsToSendHead }
+}
+
+/// A datagram waiting to be sent, with the owner's optional tag for ack/loss events.
+struct QueuedDatagram {
+    var bytes: [UInt8]
+    var tag: UInt64?
+}
+
+extension Connection {
 
     // MARK: - Internals
 

@@ -101,7 +101,7 @@ public final class Connection {
     var sendQueue: [UInt64] = []
 
     // MARK: Datagrams (RFC 9221)
-    var datagramsToSend: [[UInt8]] = []
+    var datagramsToSend: [QueuedDatagram] = []
     var datagramsToSendHead = 0
 
     // MARK: Session tickets, tokens, 0-RTT

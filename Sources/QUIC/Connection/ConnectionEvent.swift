@@ -11,6 +11,11 @@ public enum ConnectionEvent: Equatable, Sendable {
     case streamReset(id: UInt64, errorCode: UInt64)
     case stopSending(id: UInt64, errorCode: UInt64)
     case datagramReceived([UInt8])
+    /// A datagram sent with a tag was acknowledged by the peer (it arrived).
+    case datagramAcknowledged(tag: UInt64)
+    /// A datagram sent with a tag was declared lost (or its path was abandoned); RFC 9221 §5.2:
+    /// QUIC does not retransmit it, the owner may (the bonding layer's reinjection).
+    case datagramLost(tag: UInt64)
     /// A TLS session the client can store to resume later (RFC 8446 §4.6.1).
     case sessionTicket([UInt8])
     /// The connection switched to a new peer address after validating it (RFC 9000 §9).

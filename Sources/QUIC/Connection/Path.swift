@@ -63,7 +63,7 @@ final class Path {
     /// Lowest packet number received with the current read key phase on this path.
     var lowestPNInReadPhase: UInt64?
     /// Datagrams queued for this path specifically (the bonding scheduler's choice).
-    var datagrams: [[UInt8]] = []
+    var datagrams: [QueuedDatagram] = []
     var datagramsHead = 0
     var lastActivity: Timestamp?
     // Statistics the daemon reads.
@@ -110,7 +110,7 @@ final class Path {
                        bytesAcked: bytesAcked, bytesSent: bytesSentTotal, deliveryRate: deliveryRate,
                        lossRate: packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent),
                        maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
-                       nextSendTime: pacingDeadline)
+                       nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount)
     }
 }
 
@@ -141,4 +141,6 @@ public struct PathStatistics: Sendable {
     public var queuedDatagrams: Int
     /// When the pacer allows the next packet (nil: now).
     public var nextSendTime: Timestamp?
+    /// Probe timeouts in a row without an acknowledgement: a dead path shows here first.
+    public var consecutiveProbeTimeouts: Int
 }

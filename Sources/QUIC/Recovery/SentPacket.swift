@@ -21,7 +21,8 @@ enum SentFrame {
     /// The largest packet number an ACK frame in this packet acknowledged (RFC 9000 §13.2.4).
     case ack(largest: UInt64)
     case ping
-    case datagram
+    /// A DATAGRAM frame; the owner's tag, if it wants to hear about its fate.
+    case datagram(tag: UInt64?)
     case pathChallenge
     case pathResponse
     case connectionClose
