@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "NetSim", targets: ["NetSim"]),
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
+        .executable(name: "tquic-sim", targets: ["tquic-sim"]),
     ],
     dependencies: [
         // BoringSSL (vendored by swift-nio-ssl as CNIOBoringSSL): TLS 1.3 QUIC API, AEADs, HKDF.
@@ -49,7 +50,12 @@ let package = Package(
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
         // Deterministic discrete-event network simulator (links, scenarios) for bonding studies.
-        .target(name: "NetSim", dependencies: ["Congestion", "QUIC"]),
+        // Bonding: tunnel framing, path schedulers, reorder buffer, reinjection (pure).
+        .target(name: "Bonding", dependencies: ["Congestion"]),
+        .testTarget(name: "BondingTests", dependencies: ["Bonding", "Congestion"]),
+        .target(name: "NetSim", dependencies: ["Congestion", "QUIC", "Bonding"]),
+        .executableTarget(name: "tquic-sim", dependencies: ["NetSim", "Bonding", "Congestion",
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion", "QUIC"]),
     ],
     swiftLanguageModes: [.v5]

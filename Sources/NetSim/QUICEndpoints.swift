@@ -21,7 +21,7 @@ public struct SimulatedQUICConfiguration {
 public final class SimulatedRouter: SimulatedEndpoint {
     public let connection: Connection
     let pathCount: Int
-    public private(set) var pathIDForIndex: [Int: UInt32] = [0: 0]
+    public internal(set) var pathIDForIndex: [Int: UInt32] = [0: 0]
     var indexForPathID: [UInt32: Int] = [0: 0]
     /// Paths marked backup from the start (by index).
     let backupIndexes: Set<Int>
@@ -84,6 +84,8 @@ public final class SimulatedVPS: SimulatedEndpoint {
     public var connection: Connection? { endpoint.connections.first }
     var indexForAddress: [SocketAddress: Int] = [:]
     public var onEvent: ((Timestamp) -> Void)?
+    /// An extra timer of the tunnel receiver (the reorder buffer's next hold expiry).
+    public var applicationTimeout: (() -> Timestamp?)?
 
     public init(pathCount: Int, configuration: SimulatedQUICConfiguration) throws {
         var tls = TLSConfiguration(alpnProtocols: ["tquic-sim"])
@@ -109,10 +111,10 @@ public final class SimulatedVPS: SimulatedEndpoint {
         return OutgoingDatagram(t.bytes, path: indexForAddress[t.destination] ?? 0)
     }
 
-    public var nextTimeout: Timestamp? { endpoint.nextTimeout }
+    public var nextTimeout: Timestamp? { [endpoint.nextTimeout, applicationTimeout?()].compactMap { $0 }.min() }
 
     public func handleTimeout(now: Timestamp) {
-        endpoint.handleTimeout(now: now)
+        if let t = endpoint.nextTimeout, t <= now { endpoint.handleTimeout(now: now) }
         onEvent?(now)
     }
 }
