@@ -2,7 +2,8 @@
 // each flow back in order after paths of very different latency scrambled them, drops copies,
 // and gives up on a missing packet once it cannot arrive anymore. Stages of a packet here:
 //   1. duplicate window (`DuplicateWindow`): copies and very old numbers die;
-//   2. lane check: a packet behind its lane's last delivered one is late and dies;
+//   2. lane check: a packet behind its lane's last delivered one is late: dropped, or (a
+//      reinjected copy, by default) handed on out of order, flagged late;
 //   3. in order for its lane → ready at once; else held, filed in its lane (by tunnel sequence)
 //      and in the arrival list (by arrival time);
 //   4. a held packet leaves when the gap before it fills, when it has been held for the hold time
@@ -36,8 +37,23 @@ public struct ReorderBuffer: Sendable {
         public var jitterMultiplier: UInt64 = 2
         /// Hold time before the first `updateHoldTime`.
         public var initialHold: Duration = .milliseconds(100)
+        /// What becomes of a packet that arrives after its lane moved past it.
+        public var lateArrivals: LateArrivalPolicy = .deliverReinjected
 
         public init() {}
+    }
+
+    /// A packet that arrives after its lane gave up waiting for it cannot be delivered in order.
+    public enum LateArrivalPolicy: Hashable, Sendable {
+        /// Drop it: strict per-flow order.
+        case drop
+        /// Hand on reinjected copies out of order (flagged `isLate`), drop the rest. A reinjected
+        /// copy exists because its path died after the packet was handed to it; failure detection
+        /// usually takes longer than the hold time, and the inner transport is better served by a
+        /// late packet than by none (TCP takes it as reordering instead of retransmitting).
+        case deliverReinjected
+        /// Hand on every late packet out of order (flagged `isLate`).
+        case deliver
     }
 
     /// One path's delay as the receiver sees it (for the hold time).
@@ -50,6 +66,12 @@ public struct ReorderBuffer: Sendable {
             self.oneWayDelay = oneWayDelay
             self.jitter = jitter
         }
+
+        /// From the receiving connection's view of a path: half its smoothed RTT, and its RTT
+        /// variation as jitter. Pass only usable paths.
+        public init(_ path: PathSnapshot) {
+            self.init(oneWayDelay: path.oneWayDelay, jitter: path.rttVariation)
+        }
     }
 
     /// A packet leaving the buffer, in its lane's order.
@@ -58,6 +80,8 @@ public struct ReorderBuffer: Sendable {
         public var header: TunnelHeader
         /// Time between its arrival and its release.
         public var heldFor: Duration
+        /// Delivered out of its lane's order under the late-arrival policy.
+        public var isLate: Bool
     }
 
     public enum InsertOutcome: Hashable, Sendable {
@@ -69,6 +93,8 @@ public struct ReorderBuffer: Sendable {
         case duplicate
         /// Its lane already moved past it, or it is older than the duplicate window: dropped.
         case late
+        /// Its lane already moved past it; handed on out of order (`LateArrivalPolicy`).
+        case readyLate
         /// No room even for ready packets: the caller has not been polling. Dropped.
         case rejected
     }
@@ -83,6 +109,8 @@ public struct ReorderBuffer: Sendable {
         public var duplicatesDropped: UInt64 = 0
         /// Arrived after their lane had moved past them (the gap was skipped), or too old.
         public var lateDropped: UInt64 = 0
+        /// Arrived after their lane had moved past them and handed on out of order.
+        public var lateDelivered: UInt64 = 0
         public var rejected: UInt64 = 0
         /// Missing packets given up (lane sequence numbers skipped).
         public var gapsSkipped: UInt64 = 0
@@ -99,7 +127,7 @@ public struct ReorderBuffer: Sendable {
     /// Current hold time: a held packet is released at most this long after its arrival.
     public private(set) var holdTime: Duration
     public private(set) var statistics = Statistics()
-    /// Hold time of every released packet (0 for those in order on arrival).
+    /// Hold time of every packet released in order (0 for those in order on arrival).
     public private(set) var holdTimes = LatencyHistogram()
 
     // MARK: Storage
@@ -119,6 +147,7 @@ public struct ReorderBuffer: Sendable {
         var agePrev: Int32 = -1
         var kind = SlotKind.free
         var reinjected = false
+        var late = false
     }
 
     enum LaneAnchor: UInt8 {
@@ -206,6 +235,7 @@ public struct ReorderBuffer: Sendable {
     ///   - handle: the caller's reference to the packet's bytes; returned by `poll`.
     ///   - now: arrival time.
     /// - Returns: what became of it; for `.duplicate`, `.late`, `.rejected` the caller frees it.
+    ///   Packets of any outcome may have become ready: `poll` until nil.
     public mutating func insert(_ header: TunnelHeader, handle: Int, now: Timestamp) -> InsertOutcome {
         let now = advanceClock(now)
         sweepIdleLane()
@@ -222,8 +252,7 @@ public struct ReorderBuffer: Sendable {
             break
         }
         if laneAnchor[lane] == .anchored, !TunnelSequence(laneLastGlobal[lane]).precedes(seq) {
-            statistics.lateDropped += 1
-            return .late
+            return insertLate(header, handle: handle)
         }
         // A lost-marker for this very number gives way to the packet itself (the duplicate
         // window has ruled out any other entry with this number).
@@ -252,6 +281,7 @@ public struct ReorderBuffer: Sendable {
         slots[Int(index)].laneSequence = header.laneSequence
         slots[Int(index)].time = now
         slots[Int(index)].reinjected = header.isReinjected
+        slots[Int(index)].late = false
         slots[Int(index)].kind = .held
         linkLaneSorted(index, lane: lane)
         appendAge(index)
@@ -265,6 +295,34 @@ public struct ReorderBuffer: Sendable {
             if slots[Int(index)].kind == .ready { return .ready }
         }
         return .held
+    }
+
+    /// A packet behind its lane's last delivered one: dropped, or handed on out of order.
+    private mutating func insertLate(_ header: TunnelHeader, handle: Int) -> InsertOutcome {
+        let deliver: Bool
+        switch configuration.lateArrivals {
+        case .drop: deliver = false
+        case .deliverReinjected: deliver = header.isReinjected
+        case .deliver: deliver = true
+        }
+        guard deliver, freeHead >= 0 else {
+            statistics.lateDropped += 1
+            return .late
+        }
+        duplicates.insert(header.sequence)
+        statistics.accepted += 1
+        if header.isReinjected { statistics.reinjectedAccepted += 1 }
+        let index = allocateSlot()
+        slots[Int(index)].handle = handle
+        slots[Int(index)].sequence = header.sequence.rawValue
+        slots[Int(index)].lane = header.lane & 0x0fff
+        slots[Int(index)].laneSequence = header.laneSequence
+        slots[Int(index)].time = 0
+        slots[Int(index)].reinjected = header.isReinjected
+        slots[Int(index)].late = true
+        pushReady(index)
+        statistics.lateDelivered += 1
+        return .readyLate
     }
 
     /// The sender declared the packet with this header lost (it will never arrive): its lane
@@ -285,6 +343,7 @@ public struct ReorderBuffer: Sendable {
         slots[Int(index)].laneSequence = header.laneSequence
         slots[Int(index)].time = now
         slots[Int(index)].reinjected = false
+        slots[Int(index)].late = false
         slots[Int(index)].kind = .lostMarker
         linkLaneSorted(index, lane: lane)
         appendAge(index)
@@ -315,7 +374,8 @@ public struct ReorderBuffer: Sendable {
             header: TunnelHeader(
                 sequence: TunnelSequence(slot.sequence), lane: slot.lane, laneSequence: slot.laneSequence,
                 isReinjected: slot.reinjected),
-            heldFor: Duration(nanoseconds: slot.time))
+            heldFor: Duration(nanoseconds: slot.time),
+            isLate: slot.late)
     }
 
     /// When the oldest held packet's hold time runs out (nil when nothing is held). Packets
@@ -331,7 +391,7 @@ public struct ReorderBuffer: Sendable {
     // MARK: Release
 
     private mutating func releaseExpired(now: UInt64) {
-        while ageHead >= 0, slots[Int(ageHead)].time &+ holdTime.nanoseconds + 1_000_000 <= now {
+        while ageHead >= 0, slots[Int(ageHead)].time &+ holdTime.nanoseconds <= now {
             statistics.expiryReleases += 1
             releaseThrough(ageHead, now: now)
         }
@@ -379,7 +439,11 @@ public struct ReorderBuffer: Sendable {
         let held = now > slots[i].time ? now - slots[i].time : 0
         holdTimes.record(Duration(nanoseconds: held))
         slots[i].time = held
-        slots[i].kind = .ready
+        pushReady(index)
+    }
+
+    private mutating func pushReady(_ index: Int32) {
+        slots[Int(index)].kind = .ready
         var end = readyStart + readyCount
         if end >= readyRing.count { end -= readyRing.count }
         readyRing[end] = index

@@ -199,8 +199,11 @@ final class TunnelRun {
                 handed[tag] = nil
             case .datagramLost(let tag):
                 if let h = handed.removeValue(forKey: tag), deadPaths.contains(h.pathIndex) {
-                    // Reinjection: the packet was on a path that died; send it again elsewhere.
-                    reinjectQueue.append(h.frame)
+                    // Reinjection: the packet was on a path that died; send it again elsewhere,
+                    // marked (R bit) so the receiver delivers it even if its flow moved on.
+                    var frame = h.frame
+                    frame.withUnsafeMutableBytes { _ = TunnelFrame.markReinjected($0, at: 0) }
+                    reinjectQueue.append(frame)
                 }
             default: break
             }

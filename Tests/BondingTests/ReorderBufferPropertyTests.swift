@@ -93,6 +93,10 @@ final class ReorderBufferPropertyTests: XCTestCase {
             let (time, event) = s.events[i]
             if let deadline = buffer.nextDeadline, deadline < time {
                 drain(deadline)
+                if buffer.nextDeadline == deadline {
+                    XCTFail("a deadline passed and nothing was released")
+                    return out
+                }
                 continue
             }
             switch event {
@@ -112,7 +116,13 @@ final class ReorderBufferPropertyTests: XCTestCase {
             drain(time)
             i += 1
         }
-        while let deadline = buffer.nextDeadline { drain(deadline) }
+        while let deadline = buffer.nextDeadline {
+            drain(deadline)
+            if buffer.nextDeadline == deadline {
+                XCTFail("a deadline passed and nothing was released")
+                return out
+            }
+        }
         drain(at(1e9))
         return out
     }
@@ -123,6 +133,12 @@ final class ReorderBufferPropertyTests: XCTestCase {
         var lastInLane = [UInt16: ReorderBuffer.ReleasedPacket]()
         for p in out.delivered {
             XCTAssertTrue(seen.insert(p.header.sequence.rawValue).inserted, "seed \(seed): \(p.header) delivered twice")
+            if p.isLate {
+                // Out of order by policy: only reinjected copies, never held.
+                XCTAssertTrue(p.header.isReinjected, "seed \(seed): \(p.header) delivered late but not reinjected")
+                XCTAssertEqual(p.heldFor, .zero)
+                continue
+            }
             if let previous = lastInLane[p.header.lane] {
                 XCTAssertTrue(previous.header.sequence.precedes(p.header.sequence),
                               "seed \(seed): lane \(p.header.lane) delivered \(previous.header) before \(p.header)")
@@ -139,6 +155,8 @@ final class ReorderBufferPropertyTests: XCTestCase {
         XCTAssertEqual(stats.ready, 0)
         XCTAssertEqual(stats.accepted, stats.released, "seed \(seed): every accepted packet leaves")
         XCTAssertEqual(UInt64(out.delivered.count), stats.released)
+        XCTAssertEqual(UInt64(out.delivered.filter(\.isLate).count), stats.lateDelivered)
+        if buffer.configuration.lateArrivals == .drop { XCTAssertEqual(stats.lateDelivered, 0) }
     }
 
     func testRandomTrafficNeverDuplicatesNeverReordersAFlowAndRespectsTheHoldBound() {
@@ -148,6 +166,7 @@ final class ReorderBufferPropertyTests: XCTestCase {
             var config = ReorderBuffer.Configuration()
             config.capacity = [4, 32, 256, 8192][Int(seed % 4)]
             config.readyReserve = 2048
+            config.lateArrivals = seed % 3 == 0 ? .drop : .deliverReinjected
             var buffer = ReorderBuffer(configuration: config)
             buffer.setHoldTime(.milliseconds(UInt64.random(in: 1 ... 900, using: &rng)))
             let hold = buffer.holdTime

@@ -226,6 +226,12 @@ final class ReorderBufferTests: XCTestCase {
         tight.holdMargin = .zero
         XCTAssertEqual(ReorderBuffer.holdTime(for: [.init(oneWayDelay: ms(5))], configuration: tight), ms(2), "minimum hold")
 
+        let fromSnapshots = [
+            PathSnapshot(id: 0, congestionWindow: 1, smoothedRTT: ms(20), rttVariation: ms(1)),
+            PathSnapshot(id: 1, congestionWindow: 1, smoothedRTT: ms(1200), rttVariation: ms(10)),
+        ].map(ReorderBuffer.PathDelay.init)
+        XCTAssertEqual(hold(fromSnapshots), ms(620), "600 - 10 one way + 2×10 jitter + 10 margin")
+
         var buffer = ReorderBuffer()
         XCTAssertEqual(buffer.holdTime, config.initialHold)
         buffer.updateHoldTime(paths: [])
@@ -291,6 +297,51 @@ final class ReorderBufferTests: XCTestCase {
         XCTAssertEqual(h.buffer.holdTimes.percentile(0.5), .zero)
         XCTAssertEqual(h.buffer.holdTimes.percentile(0.99), ms(100))
         XCTAssertEqual(h.buffer.holdTimes.maximum, ms(100))
+    }
+
+    func testLatePacketsFollowThePolicy() {
+        for policy in [ReorderBuffer.LateArrivalPolicy.drop, .deliverReinjected, .deliver] {
+            var config = ReorderBuffer.Configuration()
+            config.lateArrivals = policy
+            var h = ReorderHarness(configuration: config, hold: ms(20))
+            let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+            let p4 = h.send(lane: download)
+            h.receive(p1, at: at(0))
+            h.receive(p4, at: at(1))
+            h.drain(at: at(21))  // #2 and #3 given up
+            var reinjected = p2
+            reinjected.isReinjected = true
+            let outcomes = [h.receive(reinjected, at: at(30)), h.receive(p3, at: at(31))]
+            switch policy {
+            case .drop: XCTAssertEqual(outcomes, [.late, .late])
+            case .deliverReinjected: XCTAssertEqual(outcomes, [.readyLate, .late])
+            case .deliver: XCTAssertEqual(outcomes, [.readyLate, .readyLate])
+            }
+            let late = h.delivered.filter(\.isLate)
+            XCTAssertEqual(UInt64(late.count), h.buffer.statistics.lateDelivered, "\(policy)")
+            XCTAssertTrue(late.allSatisfy { $0.heldFor == .zero })
+            XCTAssertEqual(h.receive(reinjected, at: at(40)), policy == .drop ? .late : .duplicate,
+                           "a late packet handed on is remembered as seen")
+            XCTAssertEqual(h.receive(h.send(lane: download), at: at(50)), .ready, "the lane goes on from #4")
+        }
+    }
+
+    func testLatencyHistogramPercentilesAreWithinOneBucket() {
+        var histogram = LatencyHistogram()
+        XCTAssertEqual(histogram.percentile(0.5), .zero, "empty")
+        for i in 1 ... 1000 { histogram.record(.microseconds(UInt64(i) * 1000)) }  // 1 ... 1000 ms
+        XCTAssertEqual(histogram.count, 1000)
+        XCTAssertEqual(histogram.maximum, ms(1000))
+        let p50 = histogram.percentile(0.5).milliseconds, p99 = histogram.percentile(0.99).milliseconds
+        XCTAssertEqual(p50, 500, accuracy: 500 * 0.125)
+        XCTAssertGreaterThanOrEqual(p50, 500, "a percentile is an upper edge")
+        XCTAssertEqual(p99, 990, accuracy: 990 * 0.125)
+        XCTAssertEqual(histogram.percentile(1), ms(1000), "never above the maximum")
+        XCTAssertEqual(histogram.mean.milliseconds, 500.5, accuracy: 0.01)
+        histogram.record(.seconds(10_000))
+        XCTAssertEqual(histogram.count, 1001, "huge values land in the last bucket")
+        histogram.reset()
+        XCTAssertEqual(histogram.count, 0)
     }
 
     func testDuplicateWindowSlidesAndForgetsOnlyWhatIsTooOld() {
