@@ -120,6 +120,8 @@ final class TunnelRun {
     var handed: [UInt64: Handed] = [:]
     var nextTag: UInt64 = 1
     var reinjectQueue: [[UInt8]] = []
+    /// Frames already numbered that no path accepted yet (sent first next time).
+    var retryQueue: [(bytes: [UInt8], flow: Int, created: Timestamp)] = []
     var reinjected = 0
     var deadPaths: Set<Int> = []
     var lastRevival: [Int: Timestamp] = [:]
@@ -141,6 +143,8 @@ final class TunnelRun {
     var pathOfSequence: [UInt32: Int] = [:]
 
     var measureFrom: Timestamp { .zero + config.warmUp }
+    /// Datagrams a path may hold queued inside QUIC (waiting for the pacer) before it counts as full.
+    let maxQueuedPerPath = 8
     let hasVoIP: Bool
 
     init(_ config: TunnelRunConfiguration) throws {
@@ -182,10 +186,14 @@ final class TunnelRun {
                                     bytesInFlight: 0, smoothedRTT: .zero, minRTT: .zero, rttVariation: .zero,
                                     deliveryRate: 0, lossRate: 0, nextSendTime: nil, weight: 1)
             }
-            // Bytes queued in QUIC for this path count as in flight: no standing queue behind the window.
+            // Bytes queued in QUIC for this path count as in flight: no standing queue behind the
+            // window. A path whose queue already holds a few packets (the pacer is holding them) is
+            // full for now: handing it more would only build a queue inside the sender.
             let queued = st.queuedDatagrams * (config.packetSize + TunnelFrame.headerLength + 40)
+            let full = st.queuedDatagrams >= maxQueuedPerPath
             return PathSnapshot(id: i, isUsable: st.state == .active && !deadPaths.contains(i), isBackup: st.isBackup,
-                                congestionWindow: st.congestionWindow, bytesInFlight: st.bytesInFlight + queued,
+                                congestionWindow: st.congestionWindow,
+                                bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
                                 smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,
                                 deliveryRate: st.deliveryRate, lossRate: st.lossRate, nextSendTime: st.nextSendTime, weight: 1)
         }
@@ -255,7 +263,13 @@ final class TunnelRun {
             let flow: Int
             var createdAt = now
             var isReinjection = false
-            if let r = reinjectQueue.first {
+            var isRetry = false
+            if let r = retryQueue.first {
+                frame = r.bytes
+                flow = r.flow
+                createdAt = r.created
+                isRetry = true
+            } else if let r = reinjectQueue.first {
                 frame = r
                 flow = 0
                 isReinjection = true
@@ -280,12 +294,14 @@ final class TunnelRun {
                 bulkCounter += 1
                 bytes = framed(makeInnerPacket(flow: 0, size: config.packetSize, counter: bulkCounter))
             }
-            if isReinjection { reinjectQueue.removeFirst(); reinjected += 1 }
-            if flow == 1 && !isReinjection { voipQueue.removeFirst() }
+            if isRetry { retryQueue.removeFirst() }
+            else if isReinjection { reinjectQueue.removeFirst(); reinjected += 1 }
+            else if flow == 1 { voipQueue.removeFirst() }
             guard let header = decodeHeader(bytes) else { return }
             let seq = header.sequence.rawValue
             if created[seq] == nil { created[seq] = (createdAt, flow, bytes.count - TunnelFrame.headerLength) }
-            if createdAt >= measureFrom && !isReinjection { handedSequences.insert(seq) }
+            if createdAt >= measureFrom && !isReinjection && !isRetry { handedSequences.insert(seq) }
+            var handedOnce = false
             for i in set {
                 guard let id = router.pathIDForIndex[i] else { continue }
                 let tag = nextTag
@@ -294,9 +310,15 @@ final class TunnelRun {
                     try router.connection.sendDatagram(bytes, onPath: id, tag: tag)
                     handed[tag] = Handed(frame: bytes, pathIndex: i, createdAt: createdAt, flow: flow, reinjected: isReinjection)
                     pathOfSequence[seq] = i
+                    handedOnce = true
                 } catch {
-                    break
+                    continue
                 }
+            }
+            if !handedOnce {
+                // Numbered but not accepted: keep it for the next opportunity (never skip a number).
+                retryQueue.insert((bytes, flow, createdAt), at: 0)
+                return
             }
         }
     }
@@ -378,7 +400,9 @@ final class TunnelRun {
         for p in sim.paths { queueP99 = max(queueP99, p.up.statistics.queueingDelay.p99.milliseconds) }
         // Packets handed over (after warm-up, before the last second so they had time to arrive) and never delivered.
         let cutoff = end - .seconds(1)
-        let lost = handedSequences.filter { created[$0].map { $0.time < cutoff } ?? false && !deliveredSequences.contains($0) }.count
+        let lost = handedSequences.filter { seq in
+            (created[seq].map { $0.time < cutoff } ?? false) && !deliveredSequences.contains(seq)
+        }.count
         func percentile(_ xs: [Double], _ p: Double) -> Double {
             guard !xs.isEmpty else { return 0 }
             let s = xs.sorted()
