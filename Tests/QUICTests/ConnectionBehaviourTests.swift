@@ -224,13 +224,9 @@ final class ConnectionBehaviourTests: XCTestCase {
 }
 
 final class ConnectionErrorTests: XCTestCase {
-    // RFC 9000 §12.4/§19.8: a malformed frame closes the connection with FRAME_ENCODING_ERROR
-    // (CONNECTION_CLOSE 0x1c carrying the frame type), and the peer learns the code.
-    func testMalformedFrameClosesWithFrameEncodingError() throws {
-        let net = try SimulatedNetwork(seed: 41)
-        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
-        // Build a 1-RTT packet by hand with the client's keys: a STREAM frame whose length runs
-        // past the end of the packet.
+    /// Seals `payload` (frames) in a 1-RTT packet with the client's keys, as a misbehaving peer
+    /// would, and hands it to the server.
+    private func sendForgedPacket(_ net: SimulatedNetwork, payload: [UInt8]) throws {
         let keys = try XCTUnwrap(net.client.writeKeys[EncryptionLevel.application.rawValue])
         let pn = net.client.spaces[2].nextPacketNumber
         net.client.spaces[2].nextPacketNumber += 1
@@ -239,11 +235,20 @@ final class ConnectionErrorTests: XCTestCase {
         net.client.destinationCID.write(to: &w)
         let pnOffset = w.count
         w.writeUInt(pn, bytes: 4)
-        w.writeBytes([0x0a, 0x00, 0x40, 0x64] + [UInt8](repeating: 0x61, count: 20)) // STREAM id 0, LEN 100, 20 bytes
+        w.writeBytes(payload)
         var bytes = w.bytes
         let end = PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
                                         packetNumber: pn, keys: keys)
         net.server.receive(datagram: Array(bytes[0..<end]), from: net.clientAddress, now: net.now)
+    }
+
+    // RFC 9000 §12.4/§19.8: a malformed frame closes the connection with FRAME_ENCODING_ERROR
+    // (CONNECTION_CLOSE 0x1c carrying the frame type), and the peer learns the code.
+    func testMalformedFrameClosesWithFrameEncodingError() throws {
+        let net = try SimulatedNetwork(seed: 41)
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
+        // A STREAM frame whose length runs past the end of the packet.
+        try sendForgedPacket(net, payload: [0x0a, 0x00, 0x40, 0x64] + [UInt8](repeating: 0x61, count: 20))
         let server = try XCTUnwrap(net.serverConnection)
         XCTAssertEqual(server.state, .closing)
         XCTAssertEqual(server.stats.closeError?.code, .frameEncodingError)
@@ -256,20 +261,8 @@ final class ConnectionErrorTests: XCTestCase {
     func testFlowControlViolationCloses() throws {
         let net = try SimulatedNetwork(seed: 42, serverConfig: { $0.connection.initialMaxStreamData = 1000 })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
-        let keys = try XCTUnwrap(net.client.writeKeys[EncryptionLevel.application.rawValue])
-        let pn = net.client.spaces[2].nextPacketNumber
-        net.client.spaces[2].nextPacketNumber += 1
-        var w = ByteWriter()
-        w.writeUInt8(0x40 | (net.client.keyUpdate.writePhase ? 0x04 : 0) | 0x03)
-        net.client.destinationCID.write(to: &w)
-        let pnOffset = w.count
-        w.writeUInt(pn, bytes: 4)
         // STREAM id 0 with OFF: offset 5000, LEN 10 — beyond the 1000-byte window.
-        w.writeBytes([0x0e, 0x00, 0x53, 0x88, 0x0a] + [UInt8](repeating: 0x62, count: 10))
-        var bytes = w.bytes
-        let end = PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
-                                        packetNumber: pn, keys: keys)
-        net.server.receive(datagram: Array(bytes[0..<end]), from: net.clientAddress, now: net.now)
+        try sendForgedPacket(net, payload: [0x0e, 0x00, 0x53, 0x88, 0x0a] + [UInt8](repeating: 0x62, count: 10))
         XCTAssertEqual(net.serverConnection?.stats.closeError?.code, .flowControlError)
     }
 

@@ -55,18 +55,11 @@ extension Connection {
         guard limit >= 1 else { return nil }
         for id in UInt32(1)...limit where paths[id] == nil && !multipath.retiredPathIDs.contains(id) {
             guard let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { continue }
-            let p = Path(id: id, remote: remote ?? path.remote, local: local, interface: interface, state: .validating,
-                         addressValidated: false, maxDatagramSize: config.maxUDPPayloadSize,
-                         congestion: config.makeCongestionController(config.maxUDPPayloadSize),
-                         destinationCID: entry.cid, destinationCIDSequence: seq)
+            let p = addValidatingPath(id: id, remote: remote ?? path.remote, local: local, interface: interface,
+                                      destination: entry.cid, sequence: seq, now: now)
             p.isBackup = backup
             p.statusToSend = backup
             if backup { p.statusSequence = 1 }
-            p.challenge = random.nextUInt64()
-            p.challengeNeedsSending = true
-            paths[id] = p
-            qlog?.record(time: now, name: "quic:path_assigned",
-                         data: "{\"path_id\":\(id),\"path_remote\":\(QlogWriter.quote(p.remote.description))}")
             return id
         }
         if multipath.peerMaxPathID < multipath.localMaxPathID { multipath.pathsBlockedToSend = multipath.peerMaxPathID }
@@ -103,11 +96,9 @@ extension Connection {
         guard payload.count <= maxDatagramPayloadSize else {
             throw StreamError("datagram of \(payload.count) bytes exceeds the maximum \(maxDatagramPayloadSize)")
         }
-        if p.queuedDatagrams >= config.datagramSendQueueLimit {
-            p.datagramsHead += 1
+        if p.datagrams.append(QueuedDatagram(bytes: payload, tag: tag), limit: config.datagramSendQueueLimit) {
             stats.datagramsDropped += 1
         }
-        p.datagrams.append(QueuedDatagram(bytes: payload, tag: tag))
     }
 
     // MARK: - Internals
@@ -116,11 +107,16 @@ extension Connection {
     func peerOpenedPath(_ id: UInt32, remote: SocketAddress, now: Timestamp) -> Path? {
         guard multipath.enabled, id != 0, id <= multipath.localMaxPathID, !multipath.retiredPathIDs.contains(id),
               let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { return nil }
-        let p = Path(id: id, remote: remote, state: .validating, addressValidated: false,
-                     maxDatagramSize: config.maxUDPPayloadSize,
+        return addValidatingPath(id: id, remote: remote, local: nil, interface: nil, destination: entry.cid, sequence: seq, now: now)
+    }
+
+    /// A new path that is validated (PATH_CHALLENGE, RFC 9000 §8.2; draft §3.1) before it carries data.
+    private func addValidatingPath(id: UInt32, remote: SocketAddress, local: SocketAddress?, interface: String?,
+                                   destination: ConnectionID, sequence: UInt64, now: Timestamp) -> Path {
+        let p = Path(id: id, remote: remote, local: local, interface: interface, state: .validating,
+                     addressValidated: false, maxDatagramSize: config.maxUDPPayloadSize,
                      congestion: config.makeCongestionController(config.maxUDPPayloadSize),
-                     destinationCID: entry.cid, destinationCIDSequence: seq)
-        // RFC 9000 §8.2 / draft §3.1: validate the peer's new address before sending data on it.
+                     destinationCID: destination, destinationCIDSequence: sequence)
         p.challenge = random.nextUInt64()
         p.challengeNeedsSending = true
         paths[id] = p
@@ -161,9 +157,7 @@ extension Connection {
         p.space.ackPending = false
         p.space.ackDeadline = nil
         // Its queued datagrams move to the connection queue so the scheduler can reroute them.
-        if p.datagramsHead < p.datagrams.count { datagramsToSend.append(contentsOf: p.datagrams[p.datagramsHead...]) }
-        p.datagrams.removeAll()
-        p.datagramsHead = 0
+        for d in p.datagrams.drain() { datagramsToSend.append(d, limit: config.datagramSendQueueLimit) }
         emit(.pathClosed(pathID: p.id))
         qlog?.record(time: now, name: "quic:path_updated", data: "{\"path_id\":\(p.id),\"state\":\"abandoned\"}")
     }

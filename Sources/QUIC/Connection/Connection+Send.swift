@@ -224,10 +224,10 @@ extension Connection {
             // Trim ranges until the frame fits.
             while Frame.ack(a).encodedLength > remaining - 16 && a.ranges.count > 1 { a.ranges.removeLast() }
             var include = Frame.ack(a).encodedLength <= remaining
-            if include && !ackDue && !space.ackPending && space.id == .applicationData && datagramsToSendHead < datagramsToSend.count {
+            if include && !ackDue && !space.ackPending && space.id == .applicationData,
+               let head = (path.datagrams.first ?? datagramsToSend.first)?.bytes {
                 // A refresh-only ACK must not push a full-size datagram out of the packet: the
                 // datagram would wait forever, since every packet would carry the refresh again.
-                let head = datagramsToSend[datagramsToSendHead].bytes
                 let need = Frame.datagramHeaderLength(length: head.count, hasLength: true) + head.count
                 if remaining - Frame.ack(a).encodedLength < need { include = false }
             }
@@ -378,52 +378,9 @@ extension Connection {
         guard path.isUsable else { return }
         // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
         // own queue first (the bonding scheduler's choice), then the connection's shared queue.
-        while path.datagramsHead < path.datagrams.count {
-            let d = path.datagrams[path.datagramsHead].bytes
-            let tag = path.datagrams[path.datagramsHead].tag
-            let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
-            if need > remaining {
-                let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - 16
-                if need > emptyPacketRoom { path.datagramsHead += 1; stats.datagramsDropped += 1; continue }
-                break
-            }
-            Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
-            datagramWriter.writeBytes(d)
-            path.datagramsHead += 1
-            frames.append(.datagram(tag: tag))
-            ackEliciting = true
-            stats.datagramsSent += 1
-        }
-        if path.datagramsHead == path.datagrams.count && path.datagramsHead > 0 {
-            path.datagrams.removeAll(keepingCapacity: true)
-            path.datagramsHead = 0
-        }
+        writeDatagrams(from: &path.datagrams, path: path, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting)
         guard carriesData(path) else { return }
-        while datagramsToSendHead < datagramsToSend.count {
-            let d = datagramsToSend[datagramsToSendHead].bytes
-            let tag = datagramsToSend[datagramsToSendHead].tag
-            let need = Frame.datagramHeaderLength(length: d.count, hasLength: true) + d.count
-            if need > remaining {
-                // Too big for an empty 1-RTT packet on this path: it never fits (RFC 9221 §5: no
-                // fragmentation), so drop it. Otherwise it waits for the next packet.
-                let emptyPacketRoom = path.maxDatagramSize - (1 + destinationCID.length + 4) - (writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16)
-                if need > emptyPacketRoom { datagramsToSendHead += 1; stats.datagramsDropped += 1; continue }
-                break
-            }
-            Frame.encodeDatagramHeader(length: d.count, hasLength: true, to: &datagramWriter)
-            datagramWriter.writeBytes(d)
-            datagramsToSendHead += 1
-            frames.append(.datagram(tag: tag))
-            ackEliciting = true
-            stats.datagramsSent += 1
-        }
-        if datagramsToSendHead == datagramsToSend.count && datagramsToSendHead > 0 {
-            datagramsToSend.removeAll(keepingCapacity: true)
-            datagramsToSendHead = 0
-        } else if datagramsToSendHead > 256 {
-            datagramsToSend.removeFirst(datagramsToSendHead)
-            datagramsToSendHead = 0
-        }
+        writeDatagrams(from: &datagramsToSend, path: path, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting)
 
         // Stream frames, round-robin across streams with something to send.
         var rounds = sendQueue.count
@@ -442,6 +399,29 @@ extension Connection {
             guard s.resetToSend == nil else { continue }
             writeStreamFrames(s, remaining: { remaining }, frames: &frames, ackEliciting: &ackEliciting)
             if s.wantsToSend { sendQueue.append(id) }
+        }
+    }
+
+    private func writeDatagrams(from queue: inout DatagramQueue, path: Path, payloadLimit: Int,
+                                frames: inout [SentFrame], ackEliciting: inout Bool) {
+        // The room of an empty 1-RTT packet on this path: a datagram larger than that never fits
+        // (RFC 9221 §5: no fragmentation) and is dropped; a smaller one waits for the next packet.
+        let tagLength = writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16
+        let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - tagLength
+        while let d = queue.first {
+            let need = Frame.datagramHeaderLength(length: d.bytes.count, hasLength: true) + d.bytes.count
+            if need > payloadLimit - datagramWriter.count {
+                guard need > emptyPacketRoom else { return }
+                _ = queue.removeFirst()
+                stats.datagramsDropped += 1
+                continue
+            }
+            _ = queue.removeFirst()
+            Frame.encodeDatagramHeader(length: d.bytes.count, hasLength: true, to: &datagramWriter)
+            datagramWriter.writeBytes(d.bytes)
+            frames.append(.datagram(tag: d.tag))
+            ackEliciting = true
+            stats.datagramsSent += 1
         }
     }
 

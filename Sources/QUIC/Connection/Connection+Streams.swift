@@ -141,23 +141,12 @@ extension Connection {
         guard payload.count <= maxDatagramPayloadSize else {
             throw StreamError("datagram of \(payload.count) bytes exceeds the maximum \(maxDatagramPayloadSize)")
         }
-        if datagramsToSend.count - datagramsToSendHead >= config.datagramSendQueueLimit {
-            datagramsToSendHead += 1 // drop the oldest: datagrams are unreliable, latency matters
+        if datagramsToSend.append(QueuedDatagram(bytes: payload, tag: tag), limit: config.datagramSendQueueLimit) {
             stats.datagramsDropped += 1
         }
-        datagramsToSend.append(QueuedDatagram(bytes: payload, tag: tag))
     }
 
-    public var queuedDatagrams: Int { datagramsToSend.count - datagramsToSendHead }
-}
-
-/// A datagram waiting to be sent, with the owner's optional tag for ack/loss events.
-struct QueuedDatagram {
-    var bytes: [UInt8]
-    var tag: UInt64?
-}
-
-extension Connection {
+    public var queuedDatagrams: Int { datagramsToSend.count }
 
     // MARK: - Internals
 

@@ -101,8 +101,7 @@ public final class Connection {
     var sendQueue: [UInt64] = []
 
     // MARK: Datagrams (RFC 9221)
-    var datagramsToSend: [QueuedDatagram] = []
-    var datagramsToSendHead = 0
+    var datagramsToSend = DatagramQueue()
 
     // MARK: Session tickets, tokens, 0-RTT
     public internal(set) var newTokenReceived: [UInt8]?

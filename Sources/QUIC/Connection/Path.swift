@@ -63,8 +63,7 @@ final class Path {
     /// Lowest packet number received with the current read key phase on this path.
     var lowestPNInReadPhase: UInt64?
     /// Datagrams queued for this path specifically (the bonding scheduler's choice).
-    var datagrams: [QueuedDatagram] = []
-    var datagramsHead = 0
+    var datagrams = DatagramQueue()
     var lastActivity: Timestamp?
     // Statistics the daemon reads.
     var packetsSent: UInt64 = 0
@@ -98,7 +97,7 @@ final class Path {
         addressValidated ? Int.max : max(0, 3 * bytesReceived - bytesSent)
     }
 
-    var queuedDatagrams: Int { datagrams.count - datagramsHead }
+    var queuedDatagrams: Int { datagrams.count }
 
     var isUsable: Bool { state == .active }
 
