@@ -4,6 +4,7 @@
 #   2. interop (pytest)         tquic-peer against aioquic over UDP on loopback, both directions
 #   3. fuzz smoke               each libFuzzer target for a short while (FUZZ_SECONDS, default 20)
 #   4. simulator targets        tquic-sim (release) scenarios checked against the bonding targets
+#   5. benchmark smoke          scripts/bench.sh --quick prints the data-plane figures (no assertions)
 # Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +22,9 @@ scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
 echo "== bonding simulator targets (release build of tquic-sim)"
 swift build -c release --product tquic-sim --scratch-path .build-release
 .venv/bin/pytest -q -p no:cacheprovider Tests/sim
+
+echo "== benchmark smoke run (figures, not assertions)"
+scripts/bench.sh --quick
 
 echo "== interop with aioquic"
 TQUIC_PEER="$(swift build --show-bin-path)/tquic-peer" .venv/bin/pytest -q -p no:cacheprovider Tests/interop

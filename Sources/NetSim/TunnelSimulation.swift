@@ -51,6 +51,11 @@ public struct TunnelRunResult: Sendable {
     public var lostAfterHandoff: Int
     public var maxDeliveryGapMs: Double
     public var queueDelayP99Ms: Double
+    /// Tunnel packets handed to the connection in the 500 ms before a path outage began and
+    /// never delivered (reinjection must bring this to 0).
+    public var lostHandedBeforeOutage: Int
+    /// Share of the delivered bytes that travelled on backup paths while a main path was up.
+    public var backupShareWhileMainUp: Double
     public var paths: [TunnelPathResult]
     public var flows: [TunnelFlowResult]
 
@@ -65,6 +70,7 @@ public struct TunnelRunResult: Sendable {
             + "\"reorder_hold_p50_ms\":\(n(reorderHoldP50Ms)),\"reorder_hold_p99_ms\":\(n(reorderHoldP99Ms)),"
             + "\"reinjected\":\(reinjected),\"duplicates_dropped\":\(duplicatesDropped),\"lost_after_handoff\":\(lostAfterHandoff),"
             + "\"max_delivery_gap_ms\":\(n(maxDeliveryGapMs)),\"queue_delay_p99_ms\":\(n(queueDelayP99Ms)),"
+            + "\"lost_handed_before_outage\":\(lostHandedBeforeOutage),\"backup_share_while_main_up\":\(n(backupShareWhileMainUp)),"
             + "\"flow_delay_p99_ms\":{\(flowP99.joined(separator: ","))},"
             + "\"paths\":[\(p.joined(separator: ","))],\"flows\":[\(f.joined(separator: ","))]}"
     }
@@ -141,6 +147,8 @@ final class TunnelRun {
     var maxGap = Duration.zero
     var flowDelays: [Int: [Double]] = [:]
     var pathOfSequence: [UInt32: Int] = [:]
+    var bytesWhileMainUp = 0
+    var backupBytesWhileMainUp = 0
 
     var measureFrom: Timestamp { .zero + config.warmUp }
     /// Datagrams a path may hold queued inside QUIC (waiting for the pacer) before it counts as full.
@@ -206,7 +214,11 @@ final class TunnelRun {
             case .datagramAcknowledged(let tag):
                 handed[tag] = nil
             case .datagramLost(let tag):
-                if let h = handed.removeValue(forKey: tag), deadPaths.contains(h.pathIndex) {
+                // A loss on a path that is dead or failing (probe timeouts without answer) is the
+                // outage, not congestion: those packets are reinjected. Losses on healthy paths
+                // are left to the inner transport, as on any IP link.
+                if let h = handed.removeValue(forKey: tag),
+                   deadPaths.contains(h.pathIndex) || pathIsFailing(h.pathIndex) {
                     // Reinjection: the packet was on a path that died; send it again elsewhere,
                     // marked (R bit) so the receiver delivers it even if its flow moved on.
                     var frame = h.frame
@@ -219,6 +231,11 @@ final class TunnelRun {
         guard conn.isMultipathEnabled || conn.handshakeConfirmed else { return }
         detectDeadPaths(now)
         feed(now)
+    }
+
+    func pathIsFailing(_ index: Int) -> Bool {
+        guard let id = router.pathIDForIndex[index], let st = router.connection.pathStatistics(id) else { return true }
+        return st.consecutiveProbeTimeouts >= 1 || st.state != .active
     }
 
     func detectDeadPaths(_ now: Timestamp) {
@@ -375,7 +392,14 @@ final class TunnelRun {
         }
         guard now >= measureFrom else { return }
         deliveredBytes += size
-        if let i = pathOfSequence[seq] { deliveredBytesPerPath[i, default: 0] += size }
+        if let i = pathOfSequence[seq] {
+            deliveredBytesPerPath[i, default: 0] += size
+            let mainUp = config.scenario.paths.contains { !$0.isBackup && $0.up.isUp(at: c.time) }
+            if mainUp {
+                bytesWhileMainUp += size
+                if config.scenario.paths[i].isBackup { backupBytesWhileMainUp += size }
+            }
+        }
         if c.flow == 0 {
             if let last = lastDelivery { maxGap = max(maxGap, now - last) }
             lastDelivery = now
@@ -403,6 +427,14 @@ final class TunnelRun {
         let lost = handedSequences.filter { seq in
             (created[seq].map { $0.time < cutoff } ?? false) && !deliveredSequences.contains(seq)
         }.count
+        var lostBeforeOutage = 0
+        for case .outage(_, let o) in config.scenario.events {
+            let from = o.start - .milliseconds(500)
+            lostBeforeOutage += handedSequences.filter { seq in
+                guard let c = created[seq] else { return false }
+                return c.time >= from && c.time < o.start && !deliveredSequences.contains(seq)
+            }.count
+        }
         func percentile(_ xs: [Double], _ p: Double) -> Double {
             guard !xs.isEmpty else { return 0 }
             let s = xs.sorted()
@@ -420,6 +452,8 @@ final class TunnelRun {
                                reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
                                reinjected: reinjected, duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
                                lostAfterHandoff: lost, maxDeliveryGapMs: maxGap.milliseconds, queueDelayP99Ms: queueP99,
+                               lostHandedBeforeOutage: lostBeforeOutage,
+                               backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
                                paths: paths, flows: flows)
     }
 }

@@ -52,6 +52,7 @@ struct TQUICSim: ParsableCommand {
         }
         print("reorder hold p50 \(format(r.reorderHoldP50Ms)) ms, p99 \(format(r.reorderHoldP99Ms)) ms")
         print("reinjected \(r.reinjected), duplicates dropped \(r.duplicatesDropped), lost after handoff \(r.lostAfterHandoff)")
+        print("lost among packets handed in the 500 ms before an outage: \(r.lostHandedBeforeOutage); backup share while a main path is up: \(format(r.backupShareWhileMainUp * 100)) %")
         print("longest delivery gap \(format(r.maxDeliveryGapMs)) ms, queueing delay p99 \(format(r.queueDelayP99Ms)) ms")
         for f in r.flows { print("  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms") }
     }

@@ -65,3 +65,12 @@ def test_failover_reinjects_and_keeps_delivering():
     r = sim("failover")
     assert r["reinjected"] > 0, "packets in flight on the cut path must be re-sent on the other"
     assert r["max_delivery_gap_ms"] <= 1000, f"delivery gap {r['max_delivery_gap_ms']} ms"
+
+
+def test_backup_path_idle_while_a_main_path_is_up():
+    r = sim("backup")
+    # Bytes created while a main path was up that still went over the backup (reinjected after
+    # the mains died) are the only exception; they must stay marginal.
+    assert r["backup_share_while_main_up"] < 0.01, r["backup_share_while_main_up"]
+    shares = {p["name"]: p["share"] for p in r["paths"]}
+    assert shares["backup"] > 0.1, f"after both mains die the backup carries the traffic: {shares}"
