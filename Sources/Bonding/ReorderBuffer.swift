@@ -39,6 +39,9 @@ public struct ReorderBuffer: Sendable {
         public var initialHold: Duration = .milliseconds(100)
         /// What becomes of a packet that arrives after its lane moved past it.
         public var lateArrivals: LateArrivalPolicy = .deliverReinjected
+        /// Lengthen the hold when ordinary packets arrive after their gap was skipped (the path
+        /// delay estimates were too low); never beyond `maximumHold`.
+        public var learnsFromLateArrivals = false
 
         public init() {}
     }
@@ -126,6 +129,13 @@ public struct ReorderBuffer: Sendable {
     public let configuration: Configuration
     /// Current hold time: a held packet is released at most this long after its arrival.
     public private(set) var holdTime: Duration
+    /// The hold time derived from the paths' delays (before the late-arrival allowance).
+    public private(set) var pathHoldTime: Duration
+    /// Learned from late arrivals: when packets keep arriving after their gap was skipped, the
+    /// path estimates underrate the real spread (e.g. queueing on the sender's uplink, which the
+    /// receiver's RTT samples do not see), so the hold grows; it decays by half every 10 s.
+    public private(set) var lateAllowance: Duration = .zero
+    private var lateAllowanceUpdated: UInt64 = 0
     public private(set) var statistics = Statistics()
     /// Hold time of every packet released in order (0 for those in order on arrival).
     public private(set) var holdTimes = LatencyHistogram()
@@ -182,6 +192,7 @@ public struct ReorderBuffer: Sendable {
         precondition(configuration.capacity > 0 && configuration.readyReserve > 0)
         self.configuration = configuration
         holdTime = Self.clamp(configuration.initialHold, configuration)
+        pathHoldTime = holdTime
         let total = configuration.capacity + configuration.readyReserve
         slots = [Slot](repeating: Slot(), count: total)
         for i in 0 ..< total { slots[i].laneNext = i + 1 < total ? Int32(i + 1) : -1 }
@@ -215,12 +226,39 @@ public struct ReorderBuffer: Sendable {
     /// e.g. once per smoothed RTT). An empty list keeps the current hold time. Held packets then
     /// expire by the new hold time.
     public mutating func updateHoldTime(paths: [PathDelay]) {
-        if let hold = Self.holdTime(for: paths, configuration: configuration) { holdTime = hold }
+        if let hold = Self.holdTime(for: paths, configuration: configuration) {
+            pathHoldTime = hold
+            holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
+        }
     }
 
     /// Sets the hold time directly (clamped to the configured bounds).
     public mutating func setHoldTime(_ hold: Duration) {
-        holdTime = Self.clamp(hold, configuration)
+        pathHoldTime = Self.clamp(hold, configuration)
+        holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
+    }
+
+    /// A packet arrived after its lane had skipped it: lengthen the hold by a quarter of the
+    /// current one (at least the minimum hold).
+    private mutating func learnFromLateArrival(now: UInt64) {
+        decayLateAllowance(now: now)
+        let step = max(holdTime / 4, configuration.minimumHold)
+        lateAllowance = min(lateAllowance + step, configuration.maximumHold)
+        holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
+    }
+
+    private mutating func decayLateAllowance(now: UInt64) {
+        guard lateAllowance > .zero else { lateAllowanceUpdated = now; return }
+        let elapsed = Double(now &- lateAllowanceUpdated) / 1e9
+        guard elapsed > 0.01 else { return }
+        lateAllowanceUpdated = now
+        // Half-life 10 s.
+        var factor = 1.0
+        var e = elapsed
+        while e >= 10 { factor /= 2; e -= 10 }
+        factor *= 1 - 0.0693 * e // ln 2 / 10 per second, linearised over < 10 s
+        lateAllowance = Duration(nanoseconds: UInt64(Double(lateAllowance.nanoseconds) * max(factor, 0)))
+        holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
     }
 
     static func clamp(_ d: Duration, _ c: Configuration) -> Duration {
@@ -239,6 +277,7 @@ public struct ReorderBuffer: Sendable {
     public mutating func insert(_ header: TunnelHeader, handle: Int, now: Timestamp) -> InsertOutcome {
         let now = advanceClock(now)
         sweepIdleLane()
+        decayLateAllowance(now: now)
         let lane = Int(header.lane & 0x0fff)
         let seq = header.sequence
         switch duplicates.check(seq) {
@@ -252,6 +291,9 @@ public struct ReorderBuffer: Sendable {
             break
         }
         if laneAnchor[lane] == .anchored, !TunnelSequence(laneLastGlobal[lane]).precedes(seq) {
+            // Reinjected copies are late by design (their path died); only ordinary late
+            // arrivals say the hold is too short.
+            if configuration.learnsFromLateArrivals && !header.isReinjected { learnFromLateArrival(now: now) }
             return insertLate(header, handle: handle)
         }
         // A lost-marker for this very number gives way to the packet itself (the duplicate

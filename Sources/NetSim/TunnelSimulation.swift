@@ -25,6 +25,8 @@ public struct TunnelRunConfiguration {
 
 public struct TunnelPathResult: Sendable {
     public var name: String
+    /// Datagrams the path's uplink dropped (queue full, loss, outage) over the whole run.
+    public var uplinkDrops: Int = 0
     public var goodputMbps: Double
     public var share: Double
     public var rttMs: Double
@@ -58,6 +60,9 @@ public struct TunnelRunResult: Sendable {
     public var backupShareWhileMainUp: Double
     public var paths: [TunnelPathResult]
     public var flows: [TunnelFlowResult]
+    /// Where packets went missing: QUIC's sender queues (dropped as too old) and the reorder
+    /// buffer (late, rejected, gaps skipped).
+    public var diagnostics: String = ""
 
     /// One JSON object (the keys `tquic-sim --json` promises).
     public var json: String {
@@ -118,7 +123,12 @@ final class TunnelRun {
     let sim: Simulator
     let scheduler: any PathScheduler
     var sequencer = TunnelSequencer()
-    var reorder = ReorderBuffer()
+    var reorder: ReorderBuffer = {
+        var c = ReorderBuffer.Configuration()
+        // The VPS's RTT samples do not see queueing on the router's uplinks; late arrivals do.
+        c.learnsFromLateArrivals = true
+        return ReorderBuffer(configuration: c)
+    }()
     var decoder = TunnelFrameDecoder()
 
     // Router bookkeeping: tunnel packets handed to the connection and not yet acknowledged.
@@ -417,7 +427,8 @@ final class TunnelRun {
         for (i, p) in config.scenario.paths.enumerated() {
             let bytes = deliveredBytesPerPath[i] ?? 0
             let rtt = router.pathIDForIndex[i].flatMap { router.connection.pathStatistics($0)?.smoothedRTT.milliseconds } ?? 0
-            paths.append(TunnelPathResult(name: p.name, goodputMbps: Double(bytes) * 8 / window / 1e6,
+            paths.append(TunnelPathResult(name: p.name, uplinkDrops: sim.paths[i].up.statistics.droppedTotal.packets,
+                                          goodputMbps: Double(bytes) * 8 / window / 1e6,
                                           share: deliveredBytes == 0 ? 0 : Double(bytes) / Double(deliveredBytes), rttMs: rtt))
         }
         var queueP99 = 0.0
@@ -446,7 +457,10 @@ final class TunnelRun {
             flows.append(TunnelFlowResult(name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
                                           delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0))
         }
-        return TunnelRunResult(scenario: config.scenario.name, scheduler: config.scheduler.rawValue, seed: config.seed,
+        let rs = reorder.statistics
+        let diagnostics = "sender datagram queue drops \(router.connection.stats.datagramsDropped), QUIC packets lost \(router.connection.stats.packetsLost); "
+            + "reorder: late dropped \(rs.lateDropped), rejected \(rs.rejected), gaps skipped \(rs.gapsSkipped), expiry releases \(rs.expiryReleases)"
+        var result = TunnelRunResult(scenario: config.scenario.name, scheduler: config.scheduler.rawValue, seed: config.seed,
                                goodputMbps: goodput, sumLinkMbps: sum, goodputFraction: sum > 0 ? goodput / sum : 0,
                                reorderHoldP50Ms: reorder.holdTimes.percentile(0.5).milliseconds,
                                reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
@@ -455,5 +469,7 @@ final class TunnelRun {
                                lostHandedBeforeOutage: lostBeforeOutage,
                                backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
                                paths: paths, flows: flows)
+        result.diagnostics = diagnostics
+        return result
     }
 }

@@ -48,12 +48,13 @@ struct TQUICSim: ParsableCommand {
         print("scenario \(r.scenario), scheduler \(r.scheduler), seed \(r.seed)")
         print("goodput \(format(r.goodputMbps)) Mbit/s of \(format(r.sumLinkMbps)) Mbit/s summed link rates (\(format(r.goodputFraction * 100)) %)")
         for p in r.paths {
-            print("  path \(p.name): \(format(p.goodputMbps)) Mbit/s, share \(format(p.share * 100)) %, rtt \(format(p.rttMs)) ms")
+            print("  path \(p.name): \(format(p.goodputMbps)) Mbit/s, share \(format(p.share * 100)) %, rtt \(format(p.rttMs)) ms, uplink drops \(p.uplinkDrops)")
         }
         print("reorder hold p50 \(format(r.reorderHoldP50Ms)) ms, p99 \(format(r.reorderHoldP99Ms)) ms")
         print("reinjected \(r.reinjected), duplicates dropped \(r.duplicatesDropped), lost after handoff \(r.lostAfterHandoff)")
         print("lost among packets handed in the 500 ms before an outage: \(r.lostHandedBeforeOutage); backup share while a main path is up: \(format(r.backupShareWhileMainUp * 100)) %")
         print("longest delivery gap \(format(r.maxDeliveryGapMs)) ms, queueing delay p99 \(format(r.queueDelayP99Ms)) ms")
+        print(r.diagnostics)
         for f in r.flows { print("  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms") }
     }
 

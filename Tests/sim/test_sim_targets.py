@@ -42,7 +42,7 @@ def test_same_seed_gives_identical_results():
     assert sim("mptcp-10-10", seed=7) == sim("mptcp-10-10", seed=7)
 
 
-@pytest.mark.parametrize("scenario", ["equal", "mptcp-10-10", "mptcp-10-10-1-25", "mptcp-15-5-1-25"])
+@pytest.mark.parametrize("scenario", ["equal", "mptcp-10-10", "mptcp-10-10-1-25", "mptcp-15-5", "mptcp-15-5-1-25"])
 def test_aggregate_reaches_90_percent_of_summed_rates(scenario):
     r = sim(scenario)
     assert r["goodput_fraction"] >= 0.90, f"{scenario}: {r['goodput_fraction']:.3f} of {r['sum_link_mbps']} Mbit/s"
