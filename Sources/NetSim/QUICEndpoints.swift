@@ -34,7 +34,8 @@ public final class SimulatedRouter: SimulatedEndpoint {
         var tls = TLSConfiguration(alpnProtocols: ["tquic-sim"])
         tls.verification = .none
         var config = ConnectionConfiguration(tls: try TLSContext(configuration: tls, isServer: false))
-        config.maxPathID = UInt32(max(pathCount, 2))
+        // Path IDs are never reused, and a flapping WAN link uses a new one per revival.
+        config.maxPathID = 1 << 16
         config.maxUDPPayloadSize = configuration.maxUDPPayloadSize
         config.makeCongestionController = configuration.makeCongestionController
         config.datagramSendQueueLimit = 64
@@ -92,7 +93,7 @@ public final class SimulatedVPS: SimulatedEndpoint {
         tls.certificateChainPEM = SimulatorIdentity.certificatePEM
         tls.privateKeyPEM = SimulatorIdentity.privateKeyPEM
         var config = ConnectionConfiguration(tls: try TLSContext(configuration: tls, isServer: true))
-        config.maxPathID = UInt32(max(pathCount, 2))
+        config.maxPathID = 1 << 16
         config.maxUDPPayloadSize = configuration.maxUDPPayloadSize
         config.makeCongestionController = configuration.makeCongestionController
         config.datagramSendQueueLimit = 64

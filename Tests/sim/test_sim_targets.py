@@ -65,6 +65,10 @@ def test_failover_reinjects_and_keeps_delivering():
     r = sim("failover")
     assert r["reinjected"] > 0, "packets in flight on the cut path must be re-sent on the other"
     assert r["max_delivery_gap_ms"] <= 1000, f"delivery gap {r['max_delivery_gap_ms']} ms"
+    # The cut path comes back (re-validated under a new path ID) and is used again.
+    assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f} of the available rate"
+    shares = {p["name"]: p["share"] for p in r["paths"]}
+    assert shares["wan0"] > 0.3, f"the revived path must carry traffic again: {shares}"
 
 
 def test_backup_path_idle_while_a_main_path_is_up():

@@ -19,13 +19,24 @@ extension Connection {
         emit(.multipathNegotiated)
     }
 
+    /// How many not-yet-retired path IDs (besides 0) get connection IDs ahead of use.
+    static let pathIDsIssuedAhead = 8
+
     /// Issue connection IDs for path IDs we allow (PATH_NEW_CONNECTION_ID), so the peer can open
-    /// paths: two per path ID, for the first few path IDs.
+    /// paths: two per path ID, for the lowest few path IDs that are not retired. Path IDs are never
+    /// reused (draft §2), so a link that flaps walks up the path ID space.
     func issuePathConnectionIDs() {
         guard multipath.enabled, handshakeComplete else { return }
-        let last = min(multipath.localMaxPathID, multipath.peerMaxPathID, 8)
-        guard last >= 1 else { return }
-        for id in UInt32(1)...last where !multipath.retiredPathIDs.contains(id) {
+        let limit = min(multipath.localMaxPathID, multipath.peerMaxPathID)
+        guard limit >= 1 else { return }
+        var ids: [UInt32] = []
+        var id: UInt32 = 1
+        while id <= limit && ids.count < Self.pathIDsIssuedAhead {
+            if !multipath.retiredPathIDs.contains(id) { ids.append(id) }
+            if id == UInt32.max { break }
+            id += 1
+        }
+        for id in ids {
             let perPath = min(peerParameters?.activeConnectionIDLimit ?? 2, 2)
             while UInt64(multipath.localCIDs[id, default: [:]].count) < perPath {
                 let cid = config.connectionIDGenerator.generate(random: random)
@@ -53,7 +64,9 @@ extension Connection {
         guard multipath.enabled, handshakeConfirmed, state == .established else { return nil }
         let limit = min(multipath.localMaxPathID, multipath.peerMaxPathID)
         guard limit >= 1 else { return nil }
-        for id in UInt32(1)...limit where paths[id] == nil && !multipath.retiredPathIDs.contains(id) {
+        // Candidates: path IDs the peer gave connection IDs for, lowest first.
+        for id in multipath.peerCIDs.keys.sorted() where id >= 1 && id <= limit && paths[id] == nil
+            && !multipath.retiredPathIDs.contains(id) {
             guard let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { continue }
             let p = addValidatingPath(id: id, remote: remote ?? path.remote, local: local, interface: interface,
                                       destination: entry.cid, sequence: seq, now: now)
@@ -174,6 +187,8 @@ extension Connection {
         }
         multipath.localCIDs[p.id] = nil
         multipath.peerCIDs[p.id] = nil
+        // The retired path ID frees room for the next one.
+        issuePathConnectionIDs()
     }
 
     func handleMultipathFrame(_ frame: Frame, arrivedOn packetPath: Path, now: Timestamp) throws {
