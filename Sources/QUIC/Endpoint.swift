@@ -27,6 +27,8 @@ public final class Endpoint {
     /// Connections by any connection ID that routes to them.
     private var routes: [ConnectionID: Connection] = [:]
     private var routedCIDs: [ObjectIdentifier: Set<ConnectionID>] = [:]
+    /// The connection's `localCIDsVersion` when its routes were last synchronised.
+    private var routedVersion: [ObjectIdentifier: Int] = [:]
     public private(set) var connections: [Connection] = []
     private var accepted: [Connection] = []
     private var statelessTransmits: [Transmit] = []
@@ -128,6 +130,8 @@ public final class Endpoint {
 
     private func syncRoutes(_ conn: Connection) {
         let key = ObjectIdentifier(conn)
+        guard routedVersion[key] != conn.localCIDsVersion else { return }
+        routedVersion[key] = conn.localCIDsVersion
         var known = routedCIDs[key] ?? []
         for cid in conn.localConnectionIDs where !known.contains(cid) {
             routes[cid] = conn
@@ -140,6 +144,7 @@ public final class Endpoint {
         let key = ObjectIdentifier(conn)
         for cid in routedCIDs[key] ?? [] where routes[cid] === conn { routes[cid] = nil }
         routedCIDs[key] = nil
+        routedVersion[key] = nil
     }
 
     public func poll(now: Timestamp) -> Transmit? {
@@ -158,7 +163,9 @@ public final class Endpoint {
     }
 
     public var nextTimeout: Timestamp? {
-        connections.compactMap { $0.nextTimeout }.min()
+        var earliest: Timestamp?
+        for c in connections { if let t = c.nextTimeout, earliest == nil || t < earliest! { earliest = t } }
+        return earliest
     }
 
     public func handleTimeout(now: Timestamp) {

@@ -227,8 +227,6 @@ extension Connection {
     }
 
     private func migrate(_ path: Path, to remote: SocketAddress, now: Timestamp) {
-        let old = path.remote
-        let samePortOnly = old.ip == remote.ip
         path.remote = remote
         // RFC 9000 §9.3: until validated, the new address is subject to the amplification limit.
         path.addressValidated = false
@@ -237,7 +235,7 @@ extension Connection {
         path.challenge = random.nextUInt64()
         path.challengeNeedsSending = true
         path.challengeSentAt = nil
-        _ = samePortOnly // RFC 9000 §9.4: keep congestion state for a port-only change (NAT rebinding).
+        // RFC 9000 §9.4 lets congestion state be kept across a NAT rebinding; we keep it.
         emit(.peerAddressChanged(remote))
         qlog?.record(time: now, name: "quic:path_assigned",
                      data: "{\"path_id\":\(path.id),\"path_remote\":\(QlogWriter.quote(remote.description))}")

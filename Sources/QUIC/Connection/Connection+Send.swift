@@ -300,7 +300,7 @@ extension Connection {
             return !sendQueue.isEmpty || queuedDatagrams > 0
         }
         if handshakeDoneToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
-        if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty || !pathResponsesToSend.isEmpty { return true }
+        if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty { return true }
         if !multipath.localCIDsToAnnounce.isEmpty || !multipath.peerCIDsToRetire.isEmpty || multipath.maxPathIDToSend { return true }
         if paths.values.contains(where: { $0.statusToSend || $0.abandonToSend != nil }) { return true }
         if data && queuedDatagrams > 0 { return true }
@@ -343,7 +343,6 @@ extension Connection {
                 path.challengeSentAt = now
             }
             while let r = path.responsesToSend.first, put(.pathResponse(data: r), .pathResponse) { path.responsesToSend.removeFirst() }
-            while let r = pathResponsesToSend.first, put(.pathResponse(data: r), .pathResponse) { pathResponsesToSend.removeFirst() }
             // A path under validation carries only probing frames.
             guard path.isUsable else { return }
             if handshakeDoneToSend, put(.handshakeDone, .handshakeDone) { handshakeDoneToSend = false }

@@ -71,8 +71,6 @@ public final class Connection {
     /// Which path `poll` tries first next time (round robin).
     var pollCursor = 0
     /// A path being validated after the peer's address changed.
-    var probingPath: Path?
-    var pathResponsesToSend: [UInt64] = []
 
     // MARK: Streams and flow control (RFC 9000 §2-§4)
     var streams: [UInt64: Stream] = [:]
@@ -253,6 +251,10 @@ public final class Connection {
     public var cipherSuite: CipherSuite? { tls.cipherSuite }
     public var remoteAddress: SocketAddress { path.remote }
     /// Our connection IDs currently valid (the endpoint routes on them).
+    /// Bumped whenever a local connection ID is issued or retired, so the endpoint re-reads
+    /// `localConnectionIDs` only when it changed (not for every packet).
+    private(set) var localCIDsVersion = 0
+
     public var localConnectionIDs: [ConnectionID] {
         Array(localCIDs.values) + multipath.pathIDForLocalCID.keys
     }
@@ -272,7 +274,13 @@ public final class Connection {
         return events[eventsHead]
     }
 
-    func emit(_ e: ConnectionEvent) { events.append(e) }
+    func emit(_ e: ConnectionEvent) {
+        switch e {
+        case .connectionIDIssued, .connectionIDRetired: localCIDsVersion += 1
+        default: break
+        }
+        events.append(e)
+    }
 
     // MARK: - Closing (RFC 9000 §10.2)
 
