@@ -7,13 +7,18 @@ public final class NewReno: CongestionController {
     private var recoveryStartTime: Timestamp?
     /// Bytes acknowledged in congestion avoidance since the window last grew.
     private var bytesAckedInCA = 0
+    private var coupledRemainder = 0.0
+
+    /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
+    public let coupling: CouplingMember?
 
     public let name = "newreno"
     public var pacingRate: Double? { nil }
 
-    public init(maxDatagramSize: Int = 1200) {
+    public init(maxDatagramSize: Int = 1200, coupling: CouplingMember? = nil) {
         self.maxDatagramSize = maxDatagramSize
         self.congestionWindow = NewReno.initialWindow(maxDatagramSize)
+        self.coupling = coupling
     }
 
     /// RFC 9002 §7.2: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size)).
@@ -29,6 +34,13 @@ public final class NewReno: CongestionController {
         // RFC 9002 §7.8: do not grow the window when the sender is not using it (app-limited).
         if congestionWindow < ssthresh {
             congestionWindow += packet.sentBytes // slow start
+        } else if let coupling {
+            // Coupled increase (RFC 6356 §3 and its successors), accumulated to whole bytes.
+            coupling.update(congestionWindow: congestionWindow, smoothedRTT: rtt.smoothed)
+            coupledRemainder += coupling.congestionAvoidanceIncrease(ackedBytes: packet.sentBytes, maxDatagramSize: maxDatagramSize)
+            let whole = Int(coupledRemainder)
+            congestionWindow += whole
+            coupledRemainder -= Double(whole)
         } else {
             bytesAckedInCA += packet.sentBytes
             if bytesAckedInCA >= congestionWindow {
@@ -36,6 +48,7 @@ public final class NewReno: CongestionController {
                 congestionWindow += maxDatagramSize
             }
         }
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: rtt.smoothed)
     }
 
     public func onCongestionEvent(lostPacketSentTime: Timestamp, now: Timestamp) {
@@ -45,6 +58,8 @@ public final class NewReno: CongestionController {
         ssthresh = max(congestionWindow / 2, minimumWindow) // kLossReductionFactor = 0.5
         congestionWindow = ssthresh
         bytesAckedInCA = 0
+        coupling?.onCongestionEvent()
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
     }
 
     public func onPersistentCongestion(now: Timestamp) {
