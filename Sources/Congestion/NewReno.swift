@@ -55,7 +55,9 @@ public final class NewReno: CongestionController {
         // RFC 9002 §7.3.2: only one reduction per round trip.
         if let start = recoveryStartTime, lostPacketSentTime <= start { return }
         recoveryStartTime = now
-        ssthresh = max(congestionWindow / 2, minimumWindow) // kLossReductionFactor = 0.5
+        // kLossReductionFactor = 0.5; a coupled path asks its group (BALIA reduces slower paths more).
+        let factor = coupling?.decreaseFactor() ?? 0.5
+        ssthresh = max(Int(Double(congestionWindow) * factor), minimumWindow)
         congestionWindow = ssthresh
         bytesAckedInCA = 0
         coupling?.onCongestionEvent()

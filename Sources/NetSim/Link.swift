@@ -2,6 +2,7 @@
 // and propagation. A datagram's way: offer() → outage? → queue full? → serialise → lost? → jitter
 // → in flight; complete() at the arrival time → caught by an outage that began meanwhile? → delivered.
 import Congestion
+import QUIC
 
 /// The link's answer to an offered datagram.
 public enum LinkVerdict: Equatable, Sendable {
@@ -24,6 +25,8 @@ public final class Link {
     public private(set) var inFlight: Int = 0
     /// When the transmitter finishes the last accepted packet (in the past when idle).
     public private(set) var transmitterBusyUntil: Timestamp = .zero
+    /// The queueing delay of the last accepted packet (decides ECN marking).
+    public private(set) var lastQueueingDelay: Duration = .zero
 
     private var clock: Timestamp = .zero
     private var waiting = FIFO<(start: Timestamp, wireBytes: Int)>()
@@ -93,6 +96,7 @@ public final class Link {
         transmitterBusyUntil = departure
         statistics.addBusy(from: start, to: departure)
         statistics.queueingDelay.record(start - now)
+        lastQueueingDelay = start - now
 
         // Loss on the wire.
         if let burst = model.burstLoss {
@@ -116,6 +120,13 @@ public final class Link {
         lastArrival = max(lastArrival, arrival)
         inFlight += 1
         return .accepted(arrival: arrival)
+    }
+
+    /// The codepoint an accepted packet that was offered with `ecn` arrives with.
+    public func marking(_ ecn: ECNCodepoint) -> ECNCodepoint {
+        guard ecn == .ect0 || ecn == .ect1, let threshold = model.ecnMarkingThreshold, lastQueueingDelay >= threshold else { return ecn }
+        statistics.ceMarked += 1
+        return .ce
     }
 
     /// Ends the flight of a datagram accepted at `enteredAt`, at its arrival time `now`.

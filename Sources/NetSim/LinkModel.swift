@@ -35,6 +35,9 @@ public struct LinkModel: Sendable, Equatable {
     public var outages: [Outage]
     /// Points in time where the rate changes, in any order (kept sorted).
     public var rateChanges: [RateChange]
+    /// ECN marking (RFC 3168): an ECN-capable packet that waits at least this long in the queue
+    /// leaves CE-marked instead of being dropped later (a step AQM); nil: the link never marks.
+    public var ecnMarkingThreshold: Duration? = nil
 
     /// IPv4 (20) + UDP (8) header bytes, the usual `overheadBytes` for a WAN link carrying QUIC.
     public static let ipv4UDPOverhead = 28

@@ -32,6 +32,8 @@ public struct LinkStatistics: Sendable {
         public var description: String { "\(packets) packets / \(bytes) bytes" }
     }
 
+    /// ECN-capable packets the link marked CE instead of dropping (`LinkModel.ecnMarkingThreshold`).
+    public internal(set) var ceMarked = 0
     /// Every datagram handed to the link.
     public internal(set) var offered = Counter()
     /// Datagrams that reached the far end.

@@ -11,7 +11,11 @@ enum SimulatedAddresses {
 }
 
 public struct SimulatedQUICConfiguration {
-    public var makeCongestionController: (Int) -> CongestionController = { NewReno(maxDatagramSize: $0) }
+    /// Each path's congestion controller, and the coupling across a connection's paths.
+    public var congestion: CongestionAlgorithm = .newreno
+    public var coupling: CouplingAlgorithm = .none
+    /// ECN marking and response (the links mark CE only if their model says so).
+    public var ecn = true
     public var maxUDPPayloadSize = 1350
     public var seed: UInt64 = 1
     public init() {}
@@ -37,7 +41,9 @@ public final class SimulatedRouter: SimulatedEndpoint {
         // Path IDs are never reused, and a flapping WAN link uses a new one per revival.
         config.maxPathID = 1 << 16
         config.maxUDPPayloadSize = configuration.maxUDPPayloadSize
-        config.makeCongestionController = configuration.makeCongestionController
+        config.congestion = configuration.congestion
+        config.coupling = configuration.coupling
+        config.ecn = configuration.ecn
         config.datagramSendQueueLimit = 64
         self.pathCount = pathCount
         self.backupIndexes = backupIndexes
@@ -46,13 +52,17 @@ public final class SimulatedRouter: SimulatedEndpoint {
     }
 
     public func receive(_ datagram: [UInt8], path: Int, now: Timestamp) {
-        connection.receive(datagram: datagram, from: SimulatedAddresses.vps, now: now)
+        receive(datagram, path: path, now: now, ecn: .notECT)
+    }
+
+    public func receive(_ datagram: [UInt8], path: Int, now: Timestamp, ecn: ECNCodepoint) {
+        connection.receive(datagram: datagram, from: SimulatedAddresses.vps, now: now, ecn: ecn)
         afterEvent(now)
     }
 
     public func poll(now: Timestamp) -> OutgoingDatagram? {
         guard let t = connection.poll(now: now) else { return nil }
-        return OutgoingDatagram(t.bytes, path: indexForPathID[t.pathID] ?? 0)
+        return OutgoingDatagram(t.bytes, path: indexForPathID[t.pathID] ?? 0, ecn: t.ecn)
     }
 
     public var nextTimeout: Timestamp? {
@@ -95,7 +105,9 @@ public final class SimulatedVPS: SimulatedEndpoint {
         var config = ConnectionConfiguration(tls: try TLSContext(configuration: tls, isServer: true))
         config.maxPathID = 1 << 16
         config.maxUDPPayloadSize = configuration.maxUDPPayloadSize
-        config.makeCongestionController = configuration.makeCongestionController
+        config.congestion = configuration.congestion
+        config.coupling = configuration.coupling
+        config.ecn = configuration.ecn
         config.datagramSendQueueLimit = 64
         let random = SeededRandom(seed: configuration.seed &+ 1000)
         endpoint = Endpoint(configuration: Endpoint.Configuration(connection: config, tokenKey: random.bytes(16)), random: random)
@@ -103,13 +115,17 @@ public final class SimulatedVPS: SimulatedEndpoint {
     }
 
     public func receive(_ datagram: [UInt8], path: Int, now: Timestamp) {
-        endpoint.receive(datagram: datagram, from: SimulatedAddresses.router(path: path), now: now)
+        receive(datagram, path: path, now: now, ecn: .notECT)
+    }
+
+    public func receive(_ datagram: [UInt8], path: Int, now: Timestamp, ecn: ECNCodepoint) {
+        endpoint.receive(datagram: datagram, from: SimulatedAddresses.router(path: path), now: now, ecn: ecn)
         onEvent?(now)
     }
 
     public func poll(now: Timestamp) -> OutgoingDatagram? {
         guard let t = endpoint.poll(now: now) else { return nil }
-        return OutgoingDatagram(t.bytes, path: indexForAddress[t.destination] ?? 0)
+        return OutgoingDatagram(t.bytes, path: indexForAddress[t.destination] ?? 0, ecn: t.ecn)
     }
 
     public var nextTimeout: Timestamp? { [endpoint.nextTimeout, applicationTimeout?()].compactMap { $0 }.min() }

@@ -3,6 +3,7 @@
 // the randomness; it delivers datagrams, fires endpoint timers and runs scheduled actions (traffic
 // sources), polling the endpoint concerned after each, and otherwise jumps to the next event.
 import Congestion
+import QUIC
 
 // MARK: - Endpoints
 
@@ -14,6 +15,9 @@ import Congestion
 public protocol SimulatedEndpoint: AnyObject {
     /// A datagram arrived on path `path` at `now`.
     func receive(_ datagram: [UInt8], path: Int, now: Timestamp)
+    /// Like `receive`, with the datagram's ECN codepoint; endpoints that ignore ECN need not
+    /// implement it.
+    func receive(_ datagram: [UInt8], path: Int, now: Timestamp, ecn: ECNCodepoint)
     /// The next datagram to send at `now`, or nil when there is nothing to send now (idle, blocked by
     /// the congestion window, or waiting for the pacer: then `nextTimeout` says when to ask again).
     /// Called repeatedly until it returns nil after every event that concerns this endpoint.
@@ -24,14 +28,22 @@ public protocol SimulatedEndpoint: AnyObject {
     func handleTimeout(now: Timestamp)
 }
 
-/// A datagram an endpoint sends, and the index of the path (socket) it leaves on.
+extension SimulatedEndpoint {
+    public func receive(_ datagram: [UInt8], path: Int, now: Timestamp, ecn: ECNCodepoint) {
+        receive(datagram, path: path, now: now)
+    }
+}
+
+/// A datagram an endpoint sends, the index of the path (socket) it leaves on, and its ECN codepoint.
 public struct OutgoingDatagram: Sendable, Equatable {
     public var bytes: [UInt8]
     public var path: Int
+    public var ecn: ECNCodepoint
 
-    public init(_ bytes: [UInt8], path: Int) {
+    public init(_ bytes: [UInt8], path: Int, ecn: ECNCodepoint = .notECT) {
         self.bytes = bytes
         self.path = path
+        self.ecn = ecn
     }
 }
 
@@ -74,12 +86,16 @@ public struct PathLinks: Sendable, Equatable {
     /// A backup path is meant to carry traffic only while no other path is usable (the simulator
     /// does not enforce this; `Scenario` uses it to compute the available capacity).
     public var isBackup: Bool
+    /// Paths with the same bottleneck number share one `Link` per direction (the first such
+    /// path's models): two WAN paths behind one DSL line, or two connections on one link.
+    public var bottleneck: Int?
 
-    public init(name: String = "", up: LinkModel, down: LinkModel, isBackup: Bool = false) {
+    public init(name: String = "", up: LinkModel, down: LinkModel, isBackup: Bool = false, bottleneck: Int? = nil) {
         self.name = name
         self.up = up
         self.down = down
         self.isBackup = isBackup
+        self.bottleneck = bottleneck
     }
 
     /// A path whose two directions have the same model.
@@ -195,7 +211,7 @@ public final class Simulator {
     public private(set) var diagnostics = SimulatorDiagnostics()
 
     private enum Event {
-        case arrival(LinkID, datagram: [UInt8], enteredAt: Timestamp)
+        case arrival(LinkID, datagram: [UInt8], enteredAt: Timestamp, ecn: ECNCodepoint)
         case action(ScheduledAction)
     }
 
@@ -225,15 +241,21 @@ public final class Simulator {
         self.router = topology.router
         self.vps = topology.vps
         self.random = SimRandom(seed: SimRandom.derive(seed, 0x5EED))
+        var shared: [Int: SimulatedPath] = [:]
         self.paths = topology.paths.enumerated().map { index, path in
             let base = UInt64(index) * 2
             let name = path.name.isEmpty ? "path\(index)" : path.name
-            return SimulatedPath(
+            if let b = path.bottleneck, let first = shared[b] {
+                return SimulatedPath(name: name, isBackup: path.isBackup, up: first.up, down: first.down)
+            }
+            let made = SimulatedPath(
                 name: name,
                 isBackup: path.isBackup,
                 up: Link(model: path.up, seed: SimRandom.derive(seed, base + 1), name: "\(name) up"),
                 down: Link(model: path.down, seed: SimRandom.derive(seed, base + 2), name: "\(name) down")
             )
+            if let b = path.bottleneck { shared[b] = made }
+            return made
         }
     }
 
@@ -351,8 +373,8 @@ public final class Simulator {
         case .queued:
             let event = queue.popFirst()!
             switch event.payload {
-            case let .arrival(id, datagram, enteredAt):
-                try deliver(datagram, on: id, enteredAt: enteredAt)
+            case let .arrival(id, datagram, enteredAt, ecn):
+                try deliver(datagram, on: id, enteredAt: enteredAt, ecn: ecn)
             case let .action(action):
                 try run(action)
             }
@@ -396,7 +418,7 @@ public final class Simulator {
         try poll(.vps)
     }
 
-    private func deliver(_ datagram: [UInt8], on id: LinkID, enteredAt: Timestamp) throws {
+    private func deliver(_ datagram: [UInt8], on id: LinkID, enteredAt: Timestamp, ecn: ECNCodepoint) throws {
         let link = self.link(id)
         guard link.complete(bytes: datagram.count, enteredAt: enteredAt, at: now) else {
             observer?(.dropped(id, size: datagram.count, reason: .outage, at: now))
@@ -406,7 +428,7 @@ public final class Simulator {
         observer?(.delivered(id, size: datagram.count, sentAt: enteredAt, at: now))
         let receiver: EndpointRole = id.direction == .up ? .vps : .router
         setTimerFiredAt(receiver, nil)
-        endpoint(receiver).receive(datagram, path: id.path, now: now)
+        endpoint(receiver).receive(datagram, path: id.path, now: now, ecn: ecn)
         try poll(receiver)
     }
 
@@ -430,7 +452,7 @@ public final class Simulator {
             observer?(.sent(id, size: size, at: now))
             switch link(id).offer(bytes: size, at: now) {
             case let .accepted(arrival):
-                queue.push(.arrival(id, datagram: out.bytes, enteredAt: now), at: arrival)
+                queue.push(.arrival(id, datagram: out.bytes, enteredAt: now, ecn: link(id).marking(out.ecn)), at: arrival)
             case let .dropped(reason):
                 observer?(.dropped(id, size: size, reason: reason, at: now))
             }

@@ -17,6 +17,9 @@ public struct TunnelRunConfiguration {
     public var deadPathProbeTimeouts = 2
     /// Re-open dead paths this often (they are validated again before use).
     public var revivalInterval: Duration = .seconds(1)
+    /// Each path's congestion controller and the coupling across them (`--cc`, `--coupling`).
+    public var congestion: CongestionAlgorithm = .newreno
+    public var coupling: CouplingAlgorithm = .none
     public init(scenario: Scenario, scheduler: SchedulerKind) {
         self.scenario = scenario
         self.scheduler = scheduler
@@ -169,6 +172,8 @@ final class TunnelRun {
         self.config = config
         var q = SimulatedQUICConfiguration()
         q.seed = config.seed
+        q.congestion = config.congestion
+        q.coupling = config.coupling
         let backups = Set(config.scenario.paths.enumerated().filter { $0.element.isBackup }.map { $0.offset })
         router = try SimulatedRouter(pathCount: config.scenario.paths.count, backupIndexes: backups, configuration: q, now: .zero)
         vps = try SimulatedVPS(pathCount: config.scenario.paths.count, configuration: q)

@@ -51,14 +51,14 @@ public final class Endpoint {
         return accepted
     }
 
-    public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp) {
+    public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
         let cidLength = configuration.connection.connectionIDGenerator.length
         guard let header = try? PacketHeader.parse(datagram, shortHeaderCIDLength: cidLength) else {
             droppedDatagrams += 1
             return
         }
         if let conn = routes[header.destinationConnectionID] {
-            conn.receive(datagram: datagram, from: remote, now: now)
+            conn.receive(datagram: datagram, from: remote, now: now, ecn: ecn)
             syncRoutes(conn)
             return
         }
@@ -121,7 +121,7 @@ public final class Endpoint {
             routes[header.destinationConnectionID] = conn
             routedCIDs[ObjectIdentifier(conn), default: []].insert(header.destinationConnectionID)
             syncRoutes(conn)
-            conn.receive(datagram: datagram, from: remote, now: now)
+            conn.receive(datagram: datagram, from: remote, now: now, ecn: ecn)
             syncRoutes(conn)
         } catch {
             droppedDatagrams += 1

@@ -17,10 +17,36 @@ struct TQUICSim: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "List the scenarios and exit.") var list = false
     @Flag(help: "Run every scenario with every scheduler and print a Markdown table.") var table = false
+    @Option(help: "Congestion controller: \(CongestionAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var cc: String = "newreno"
+    @Option(help: "Coupling across a connection's paths: none, lia, olia, balia.") var coupling: String = "none"
+    @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
 
     func run() throws {
+        guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown congestion controller \(cc)") }
+        guard let couplingAlgorithm = CouplingAlgorithm(rawValue: coupling) else { throw ValidationError("unknown coupling \(coupling)") }
         if list {
             for s in Scenario.all { print("\(s.name): \(s.summary)") }
+            for s in CongestionScenario.all { print("\(s.name): \(s.summary) (congestion study)") }
+            return
+        }
+        if ccTable {
+            try printCongestionTable()
+            return
+        }
+        if let s = CongestionScenario.named(scenario) {
+            var config = CongestionRunConfiguration(scenario: s, congestion: algorithm)
+            config.coupling = couplingAlgorithm
+            config.seed = seed
+            let r = try runCongestion(config)
+            if json { print(r.json); return }
+            print("scenario \(r.scenario), congestion \(r.congestion), coupling \(r.coupling), seed \(r.seed)")
+            print("bottleneck utilisation \(format(r.utilisation * 100)) %, goodput \(format(r.goodputMbps)) Mbit/s, loss \(format(r.lossRate * 100)) %")
+            print("queueing delay p50 \(format(r.queueDelayP50Ms)) ms, p99 \(format(r.queueDelayP99Ms)) ms")
+            for f in r.flows { print("  flow \(f.name) (\(f.congestion)): \(format(f.goodputMbps)) Mbit/s") }
+            if let x = r.shareVsSingle { print("multipath / single-path throughput: \(format(x * 100)) %") }
+            if let x = r.jainIndex { print("Jain's fairness index: \(x)") }
+            if r.scenario == "satellite" { print("time to 90 % of the rate: \(r.timeTo90PercentS.map { format($0) + " s" } ?? "not reached")") }
             return
         }
         if table {
@@ -40,6 +66,8 @@ struct TQUICSim: ParsableCommand {
         guard let k = SchedulerKind(rawValue: scheduler) else { throw ValidationError("unknown scheduler \(scheduler)") }
         var config = TunnelRunConfiguration(scenario: s, scheduler: k)
         config.seed = seed
+        config.congestion = algorithm
+        config.coupling = couplingAlgorithm
         let r = try runTunnel(config)
         if json {
             print(r.json)
@@ -57,6 +85,30 @@ struct TQUICSim: ParsableCommand {
         print(r.diagnostics)
         for f in r.flows { print("  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms") }
     }
+
+    /// Controller × congestion scenario: utilisation, p50 queueing delay, loss (and the
+    /// scenario's own figure).
+    func printCongestionTable() throws {
+        let scenarios = CongestionScenario.all
+        print("| controller | " + scenarios.map(\.name).joined(separator: " | ") + " |")
+        print("|---" + String(repeating: "|---", count: scenarios.count) + "|")
+        for a in CongestionAlgorithm.allCases {
+            var cells: [String] = []
+            for s in scenarios {
+                var config = CongestionRunConfiguration(scenario: s, congestion: a)
+                if s.measure == .sharedBottleneck && a.isLossBased { config.coupling = .lia }
+                let r = try runCongestion(config)
+                var cell = "\(Int((r.utilisation * 100).rounded())) %, \(format(r.queueDelayP50Ms)) ms, \(format(r.lossRate * 100)) % loss"
+                if let x = r.shareVsSingle { cell += ", share \(format(x))" }
+                if let x = r.jainIndex { cell += ", Jain \(format3(x))" }
+                if s.measure == .satellite { cell += ", 90 % at " + (r.timeTo90PercentS.map { format($0) + " s" } ?? "never") }
+                cells.append(cell)
+            }
+            print("| \(a.rawValue) | " + cells.joined(separator: " | ") + " |")
+        }
+    }
+
+    func format3(_ x: Double) -> String { "\((x * 1000).rounded() / 1000)" }
 
     func format(_ x: Double) -> String {
         let v = (x * 10).rounded() / 10

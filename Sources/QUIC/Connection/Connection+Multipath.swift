@@ -57,10 +57,11 @@ extension Connection {
     /// Opens a new path from `local` (and optionally a network interface) to `remote` (default:
     /// the initial path's peer address). Returns its path ID, or nil when no path ID or peer
     /// connection ID is available yet. The path is validated with PATH_CHALLENGE before use
-    /// (draft-ietf-quic-multipath §3.1, RFC 9000 §8.2).
+    /// (draft-ietf-quic-multipath §3.1, RFC 9000 §8.2). `congestion` picks the path's own
+    /// controller (default: the connection's).
     @discardableResult
     public func openPath(local: SocketAddress?, remote: SocketAddress? = nil, interface: String? = nil, backup: Bool = false,
-                         now: Timestamp) -> UInt32? {
+                         congestion: CongestionAlgorithm? = nil, now: Timestamp) -> UInt32? {
         guard multipath.enabled, handshakeConfirmed, state == .established else { return nil }
         let limit = min(multipath.localMaxPathID, multipath.peerMaxPathID)
         guard limit >= 1 else { return nil }
@@ -70,6 +71,11 @@ extension Connection {
             guard let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { continue }
             let p = addValidatingPath(id: id, remote: remote ?? path.remote, local: local, interface: interface,
                                       destination: entry.cid, sequence: seq, now: now)
+            if let congestion, congestion != p.congestionAlgorithm {
+                leaveCoupling(p.congestion)
+                p.congestion = makeController(congestion)
+                p.congestionAlgorithm = congestion
+            }
             p.isBackup = backup
             p.statusToSend = backup
             if backup { p.statusSequence = 1 }
@@ -128,7 +134,7 @@ extension Connection {
                                    destination: ConnectionID, sequence: UInt64, now: Timestamp) -> Path {
         let p = Path(id: id, remote: remote, local: local, interface: interface, state: .validating,
                      addressValidated: false, maxDatagramSize: config.maxUDPPayloadSize,
-                     congestion: config.makeCongestionController(config.maxUDPPayloadSize),
+                     congestion: makeController(congestionDefault), congestionAlgorithm: congestionDefault, ecnEnabled: config.ecn,
                      destinationCID: destination, destinationCIDSequence: sequence)
         p.challenge = random.nextUInt64()
         p.challengeNeedsSending = true
@@ -179,6 +185,7 @@ extension Connection {
         p.abandonDeadline = nil
         p.state = .closed
         guard p.id != 0 else { return }
+        leaveCoupling(p.congestion)
         paths[p.id] = nil
         multipath.retiredPathIDs.insert(p.id)
         for (_, cid) in multipath.localCIDs[p.id] ?? [:] {

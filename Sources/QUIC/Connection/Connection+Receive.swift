@@ -4,8 +4,8 @@
 import Congestion
 
 extension Connection {
-    /// Processes one received UDP datagram.
-    public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp) {
+    /// Processes one received UDP datagram; `ecn` is the ECN codepoint of its IP header.
+    public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
         guard state != .closed, state != .draining else { return }
         if remote == path.remote { path.bytesReceived += datagram.count }
         var buf = datagram
@@ -24,7 +24,7 @@ extension Connection {
                 break
             }
             firstDCID = header.destinationConnectionID
-            if processPacket(&buf, header: header, remote: remote, datagramSize: datagram.count, now: now) {
+            if processPacket(&buf, header: header, remote: remote, datagramSize: datagram.count, ecn: ecn, now: now) {
                 anyProcessed = true
             }
             if state == .closed || state == .draining { return }
@@ -51,7 +51,7 @@ extension Connection {
 
     /// Returns true if the packet was authenticated and processed.
     private func processPacket(_ buf: inout [UInt8], header: PacketHeader, remote: SocketAddress, datagramSize: Int,
-                               now: Timestamp) -> Bool {
+                               ecn: ECNCodepoint, now: Timestamp) -> Bool {
         switch header.type {
         case .versionNegotiation:
             handleVersionNegotiation(header, now: now)
@@ -180,6 +180,12 @@ extension Connection {
         }
 
         space.onPacketReceived(pn, ackEliciting: ackEliciting, now: now)
+        // RFC 9000 §13.4.1: count the codepoint of each packet processed in this space.
+        space.ecnCounts.count(ecn)
+        if ecn == .ce && ackEliciting {
+            // RFC 9000 §13.2.1: a CE-marked packet is acknowledged at once, so the sender reacts quickly.
+            space.ackDeadline = now
+        }
         if ackEliciting {
             // RFC 9000 §13.2.1: Initial and Handshake ACKs go out at once; 1-RTT ACKs after two
             // ack-eliciting packets, on reordering, or within max_ack_delay.

@@ -21,6 +21,7 @@ extension Connection {
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acknowledged and
         // at least one newly acknowledged packet was ack-eliciting.
+        var newRTTSample = false
         if let largestPacket = newlyAcked.first(where: { $0.packetNumber == largest }),
            newlyAcked.contains(where: { $0.ackEliciting }) {
             let sample = now - largestPacket.timeSent
@@ -32,20 +33,41 @@ extension Connection {
                 if handshakeConfirmed { ackDelay = min(ackDelay, peerMaxAckDelay) }
             }
             path.rtt.update(latest: sample, ackDelay: ackDelay, handshakeConfirmed: handshakeConfirmed)
+            newRTTSample = true
             qlogMetrics(path: path, now: now)
         }
 
+        let priorInFlight = path.bytesInFlight
+        var ackedBytes = 0
+        // Ascending packet-number order: controllers that count rounds see packets as sent.
         for p in newlyAcked {
             if p.inFlight {
                 path.bytesInFlight -= p.size
-                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent),
+                ackedBytes += p.size
+                path.delivery.onPacketAcked(p.delivery, bytes: p.size, timeSent: p.timeSent, now: now)
+                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
                                               rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
             }
             path.bytesAcked += UInt64(p.size)
             for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
         }
         if space.id == .applicationData, largest >= path.keyPhaseStartPN { keyUpdate.currentPhaseAcked = true }
-        updateDeliveryRate(path: path, ackedBytes: newlyAcked.reduce(0) { $0 + ($1.inFlight ? $1.size : 0) }, now: now)
+        updateDeliveryRate(path: path, ackedBytes: ackedBytes, now: now)
+        if ackedBytes > 0 {
+            let rate = path.delivery.generateSample(minRTT: path.rtt.minimum)
+            path.congestion.onAckProcessed(AckSummary(now: now, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
+                                                      bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
+                                                      hasNewRTTSample: newRTTSample, rateSample: rate))
+        }
+        if space.id == .applicationData, let largestPacket = newlyAcked.last {
+            // RFC 9000 §13.4.2 validation; RFC 9002 §7.1: a CE increase is a congestion signal.
+            let marked = newlyAcked.reduce(0) { $0 + ($1.ecnMarked ? 1 : 0) }
+            if path.ecn.onAck(ack.ecn, newlyAckedMarked: marked) {
+                path.congestion.onECNCongestionEvent(sentTime: largestPacket.timeSent, now: now)
+                qlog?.record(time: now, name: "recovery:ecn_state_updated",
+                             data: "{\"state\":\"\(path.ecn.state.rawValue)\",\"path_id\":\(path.id),\"trigger\":\"ce\"}")
+            }
+        }
 
         try detectLostPackets(space: space, path: path, now: now)
         // RFC 9002 §6.2.1: reset the PTO backoff on an acknowledgement, except that a client does
@@ -90,6 +112,10 @@ extension Connection {
             if p.inFlight {
                 path.bytesInFlight -= p.size
                 newestLostSentTime = max(newestLostSentTime ?? p.timeSent, p.timeSent)
+                path.delivery.onPacketLost(bytes: p.size)
+                if p.ecnMarked { path.ecn.onMarkedPacketLost() }
+                path.congestion.onPacketLost(LostPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+                                             bytesInFlight: path.bytesInFlight, now: now)
             }
             path.packetsLost += 1
             stats.packetsLost += 1

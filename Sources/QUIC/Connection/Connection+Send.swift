@@ -88,6 +88,9 @@ extension Connection {
             if padding > 0 { padLastPacket(&packets, by: padding) }
         }
 
+        // RFC 9000 §13.4.2: ECT(0) on 1-RTT datagrams while the path tests or trusts ECN (the
+        // handshake spaces are not validated, so their packets go unmarked).
+        let marked = path.ecn.marksOutgoing && packets.allSatisfy { $0.level == .application }
         // Seal every packet in place, then record it as sent.
         for p in packets {
             if let lengthOffset = p.lengthFieldOffset {
@@ -101,6 +104,8 @@ extension Connection {
                                   payloadEnd: p.payloadEnd, packetNumber: p.packetNumber, keys: p.keys, pathID: noncePathID)
             var sent = p.sent
             sent.size = p.payloadEnd + p.keys.suite.tagLength - p.start
+            sent.ecnMarked = marked
+            if marked { path.ecn.onMarkedPacketSent() }
             onPacketSent(sent, space: p.space, path: path, now: now)
             qlogPacket("quic:packet_sent", type: p.typeName, pn: p.packetNumber, size: sent.size, frames: sent.frames.count, now: now)
             // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
@@ -110,12 +115,15 @@ extension Connection {
         path.bytesSent += datagramWriter.count
         path.bytesSentTotal += UInt64(datagramWriter.count)
         stats.packetsSent += UInt64(packets.count)
-        return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local)
+        return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local,
+                        ecn: marked ? .ect0 : .notECT)
     }
 
     private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, path: Path, now: Timestamp) {
+        var p = p
         if p.inFlight {
             if space.id == .applicationData { path.pacer.onSent(bytes: p.size) }
+            p.delivery = path.delivery.onPacketSent(bytes: p.size, bytesInFlight: path.bytesInFlight, now: now)
             path.bytesInFlight += p.size
             path.congestion.onPacketSent(bytes: p.size, bytesInFlight: path.bytesInFlight, now: now)
         }
@@ -175,6 +183,11 @@ extension Connection {
             }
         }
         let hasData = !closing && cwndAvailable && hasDataToSend(space: space, level: level, path: path)
+        if space.id == .applicationData && cwndAvailable && !hasData && !closing && path.isUsable {
+            // Room in the window and nothing to send: rate samples from now on say nothing about
+            // the path's capacity (draft-cheng-iccrg-delivery-rate-estimation §3.4).
+            path.delivery.onAppLimited(bytesInFlight: path.bytesInFlight)
+        }
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
         guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
 

@@ -11,6 +11,10 @@ public final class Connection {
     public let role: Role
     var isServer: Bool { role == .server }
     let config: ConnectionConfiguration
+    /// The paths' coupled congestion-control group (nil: uncoupled).
+    var congestionCoupling: CongestionCoupling?
+    /// The algorithm new paths get.
+    var congestionDefault: CongestionAlgorithm
     let random: RandomSource
     let tls: TLSSession
     public internal(set) var state: State = .handshaking
@@ -136,6 +140,9 @@ public final class Connection {
                 rememberedParameters: [UInt8]? = nil) throws {
         self.role = .client
         self.config = config
+        let coupling = Connection.makeCoupling(config.coupling)
+        self.congestionCoupling = coupling
+        self.congestionDefault = config.congestion
         self.random = random
         // RFC 9000 §7.2: the client's first DCID is unpredictable and at least 8 bytes.
         let odcid = ConnectionID(random.bytes(8))
@@ -146,7 +153,8 @@ public final class Connection {
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
         path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: config.makeCongestionController(config.maxUDPPayloadSize), destinationCID: odcid)
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling),
+                    congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
         retryToken = token ?? []
@@ -176,6 +184,9 @@ public final class Connection {
          retrySourceCID: ConnectionID?, addressValidated: Bool) throws {
         self.role = .server
         self.config = config
+        let coupling = Connection.makeCoupling(config.coupling)
+        self.congestionCoupling = coupling
+        self.congestionDefault = config.congestion
         self.random = random
         self.originalDestinationCID = originalDestinationCID
         self.retrySourceCID = retrySourceCID
@@ -186,7 +197,8 @@ public final class Connection {
         lastReceiveTime = now
         path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
                     maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: config.makeCongestionController(config.maxUDPPayloadSize),
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling),
+                    congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
                     destinationCID: header.sourceConnectionID)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path

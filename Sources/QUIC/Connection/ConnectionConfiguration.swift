@@ -39,8 +39,14 @@ public struct ConnectionConfiguration {
     /// the extension off. Path IDs start at 0 (the initial path).
     public var maxPathID: UInt32? = nil
     public var connectionIDGenerator: ConnectionIDGenerator = RandomConnectionIDGenerator(length: 8)
-    /// Makes the congestion controller of each path, given the max datagram size.
-    public var makeCongestionController: (Int) -> CongestionController = { NewReno(maxDatagramSize: $0) }
+    /// Each path's congestion controller unless the path picks its own (`openPath(congestion:)`,
+    /// `setCongestionControl`).
+    public var congestion: CongestionAlgorithm = .newreno
+    /// Coupled increase across the connection's paths (off: the paths are taken to be disjoint).
+    public var coupling: CouplingAlgorithm = .none
+    /// Mark packets ECT(0) and react to CE (RFC 9000 §13.4); a path whose ECN fails validation
+    /// goes on without it.
+    public var ecn = true
     /// Key for stateless reset tokens (RFC 9000 §10.3.2); shared by an endpoint's connections.
     public var statelessResetKey: [UInt8] = [UInt8](repeating: 0x5a, count: 32)
     /// Optional qlog event sink.

@@ -73,7 +73,11 @@ public struct Transmit: Sendable {
     public var pathID: UInt32
     /// The local address the path was opened from (nil: the default socket).
     public var source: SocketAddress?
-    public init(bytes: [UInt8], destination: SocketAddress, pathID: UInt32 = 0, source: SocketAddress? = nil) {
-        self.bytes = bytes; self.destination = destination; self.pathID = pathID; self.source = source
+    /// The ECN codepoint to put in the IP header (RFC 9000 §13.4): ECT(0) while the path tests or
+    /// trusts ECN. A sender that cannot set it per datagram may send all as not-ECT.
+    public var ecn: ECNCodepoint
+    public init(bytes: [UInt8], destination: SocketAddress, pathID: UInt32 = 0, source: SocketAddress? = nil,
+                ecn: ECNCodepoint = .notECT) {
+        self.bytes = bytes; self.destination = destination; self.pathID = pathID; self.source = source; self.ecn = ecn
     }
 }

@@ -26,7 +26,14 @@ final class Path {
     /// The 1-RTT packet number space of this path (RFC 9000 §12.3 for path 0; one per path with multipath).
     let space: PacketNumberSpace
     var rtt = RTTEstimator()
-    let congestion: CongestionController
+    /// Replaced when the owner selects another algorithm at runtime.
+    var congestion: CongestionController
+    /// The algorithm `congestion` runs (the path's own choice or the connection's default).
+    var congestionAlgorithm: CongestionAlgorithm
+    /// Delivery-rate samples for the controller (draft-cheng-iccrg-delivery-rate-estimation).
+    var delivery = DeliveryRateEstimator()
+    /// ECN marking and validation on this path (RFC 9000 §13.4).
+    var ecn: ECNValidation
     var bytesInFlight = 0
     /// RFC 9000 §8.1: the peer's address is validated (no amplification limit).
     var addressValidated: Bool
@@ -76,7 +83,8 @@ final class Path {
     var lastAckTime: Timestamp?
 
     init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
-         addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController, destinationCID: ConnectionID,
+         addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController,
+         congestionAlgorithm: CongestionAlgorithm, ecnEnabled: Bool, destinationCID: ConnectionID,
          destinationCIDSequence: UInt64 = 0) {
         self.id = id
         self.remote = remote
@@ -87,6 +95,8 @@ final class Path {
         self.addressValidated = addressValidated
         self.maxDatagramSize = maxDatagramSize
         self.congestion = congestion
+        self.congestionAlgorithm = congestionAlgorithm
+        self.ecn = ECNValidation(enabled: ecnEnabled)
         self.pacer = Pacer(maxDatagramSize: maxDatagramSize)
         self.destinationCID = destinationCID
         self.destinationCIDSequence = destinationCIDSequence
@@ -109,7 +119,11 @@ final class Path {
                        bytesAcked: bytesAcked, bytesSent: bytesSentTotal, deliveryRate: deliveryRate,
                        lossRate: packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent),
                        maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
-                       nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount)
+                       nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount,
+                       congestionControl: congestion.name,
+                       pacingRate: Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed,
+                                              controllerRate: congestion.pacingRate),
+                       ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced)
     }
 }
 
@@ -142,4 +156,12 @@ public struct PathStatistics: Sendable {
     public var nextSendTime: Timestamp?
     /// Probe timeouts in a row without an acknowledgement: a dead path shows here first.
     public var consecutiveProbeTimeouts: Int
+    /// The controller's name ("cubic", "bbr", ...).
+    public var congestionControl: String
+    /// Bytes per second the pacer lets out.
+    public var pacingRate: Double
+    /// ECN validation state: testing, unknown, capable, failed or disabled (RFC 9000 §13.4.2).
+    public var ecnState: String
+    /// CE marks the peer reported on this path.
+    public var ecnCongestionExperienced: UInt64
 }

@@ -41,4 +41,8 @@ struct SentPacket {
     var ackEliciting: Bool
     var inFlight: Bool
     var frames: [SentFrame]
+    /// The path's delivery state when this packet left (delivery-rate samples, BBR).
+    var delivery = DeliverySnapshot()
+    /// Sent ECT(0)-marked (RFC 9000 §13.4.2 counts these).
+    var ecnMarked = false
 }

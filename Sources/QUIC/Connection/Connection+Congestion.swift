@@ -1,0 +1,55 @@
+// Runtime selection of congestion control (the daemon's `congestion =` and `coupling =` settings):
+// per connection, per path, and the coupled group the loss-based controllers share.
+import Congestion
+
+extension Connection {
+    static func makeCoupling(_ algorithm: CouplingAlgorithm) -> CongestionCoupling? {
+        algorithm == .none ? nil : CongestionCoupling(algorithm: algorithm)
+    }
+
+    /// A fresh controller for a path; loss-based ones join the coupled group if there is one.
+    static func makeController(_ algorithm: CongestionAlgorithm, maxDatagramSize: Int,
+                               coupling: CongestionCoupling?) -> CongestionController {
+        let member = algorithm.isLossBased ? coupling?.join() : nil
+        return algorithm.makeController(maxDatagramSize: maxDatagramSize, coupling: member)
+    }
+
+    func makeController(_ algorithm: CongestionAlgorithm) -> CongestionController {
+        Connection.makeController(algorithm, maxDatagramSize: config.maxUDPPayloadSize, coupling: congestionCoupling)
+    }
+
+    /// The coupling the paths currently use.
+    public var coupling: CouplingAlgorithm { congestionCoupling?.algorithm ?? .none }
+
+    /// Switches one path to another controller. The new controller starts from its initial
+    /// window: the old one's state means nothing to a different algorithm.
+    public func setCongestionControl(_ algorithm: CongestionAlgorithm, onPath id: UInt32) throws {
+        guard let p = paths[id] else { throw StreamError("no path \(id)") }
+        replaceController(of: p, with: algorithm)
+    }
+
+    /// Switches every path (and paths opened later) to `algorithm` and `coupling`.
+    public func setCongestionControl(_ algorithm: CongestionAlgorithm, coupling: CouplingAlgorithm) {
+        congestionDefault = algorithm
+        if coupling != self.coupling { congestionCoupling = Connection.makeCoupling(coupling) }
+        for p in paths.values { replaceController(of: p, with: algorithm) }
+    }
+
+    private func replaceController(of p: Path, with algorithm: CongestionAlgorithm) {
+        leaveCoupling(p.congestion)
+        p.congestion = makeController(algorithm)
+        p.congestionAlgorithm = algorithm
+    }
+
+    /// A closed path's controller stops counting in the coupled group.
+    func leaveCoupling(_ controller: CongestionController) {
+        (controller as? CoupledController)?.coupling?.leave()
+    }
+}
+
+/// Loss-based controllers that may belong to a coupled group.
+public protocol CoupledController: CongestionController {
+    var coupling: CouplingMember? { get }
+}
+
+extension NewReno: CoupledController {}
