@@ -53,3 +53,5 @@ public protocol CoupledController: CongestionController {
 }
 
 extension NewReno: CoupledController {}
+extension Cubic: CoupledController {}
+extension Westwood: CoupledController {}

@@ -13,6 +13,7 @@ final class SimulatedNetwork {
         var bytes: [UInt8]
         var from: SocketAddress
         var to: SocketAddress
+        var ecn: ECNCodepoint
     }
 
     var now = Timestamp(nanoseconds: 1_000_000_000)
@@ -35,6 +36,12 @@ final class SimulatedNetwork {
     /// traffic is dropped in both directions (a dead WAN link).
     var pathDelay: [SocketAddress: Duration] = [:]
     var deadAddresses: Set<SocketAddress> = []
+    /// What the network does to the ECN bits: pass them, clear them (a bleaching middlebox), or
+    /// mark the next `ceMarksToApply` ECN-capable datagrams CE (a congested AQM).
+    enum ECNBehaviour { case pass, bleach }
+    var ecnBehaviour = ECNBehaviour.pass
+    var ceMarksToApply = 0
+    var ceMarksApplied = 0
     /// Datagrams delivered per client-side address.
     var deliveredPerAddress: [SocketAddress: Int] = [:]
     let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
@@ -83,7 +90,13 @@ final class SimulatedNetwork {
         var at = departure + (pathDelay[clientSide] ?? oneWayDelay)
         if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
         seq += 1
-        queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from, to: t.destination))
+        var ecn = ecnBehaviour == .bleach ? ECNCodepoint.notECT : t.ecn
+        if ecn == .ect0 && ceMarksToApply > 0 {
+            ecn = .ce
+            ceMarksToApply -= 1
+            ceMarksApplied += 1
+        }
+        queue.append(InFlight(deliverAt: at, seq: seq, toServer: toServer, bytes: t.bytes, from: from, to: t.destination, ecn: ecn))
     }
 
     func collectEvents() {
@@ -109,8 +122,8 @@ final class SimulatedNetwork {
         for d in due {
             delivered += 1
             deliveredPerAddress[d.toServer ? d.from : d.to, default: 0] += 1
-            if d.toServer { server.receive(datagram: d.bytes, from: d.from, now: now) }
-            else { client.receive(datagram: d.bytes, from: serverAddress, now: now) }
+            if d.toServer { server.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
+            else { client.receive(datagram: d.bytes, from: serverAddress, now: now, ecn: d.ecn) }
         }
         if let t = client.nextTimeout, t <= now { client.handleTimeout(now: now) }
         if let t = server.nextTimeout, t <= now { server.handleTimeout(now: now) }
