@@ -306,7 +306,9 @@ final class TunnelRun {
                 flow = 0
                 isReinjection = true
             } else if let v = voipQueue.first {
-                frame = framed(v.packet)
+                // Numbered only once the scheduler takes it: a number given to a packet that then
+                // waits would be a gap its lane waits out at the receiver.
+                frame = []
                 flow = 1
                 createdAt = v.created
             } else {
@@ -314,7 +316,8 @@ final class TunnelRun {
                 frame = []
                 flow = 0
             }
-            let size = frame.isEmpty ? config.packetSize + TunnelFrame.headerLength : frame.count
+            let size = !frame.isEmpty ? frame.count
+                : flow == 1 ? voipQueue[0].packet.count + TunnelFrame.headerLength : config.packetSize + TunnelFrame.headerLength
             let decision = scheduler.schedule(SchedulingRequest(size: size + 40, trafficClass: flow == 1 ? .interactive : .bulk),
                                               paths: snapshots(now: now), now: now)
             guard case .send(let set) = decision, !set.isEmpty else {
@@ -322,7 +325,9 @@ final class TunnelRun {
                 return
             }
             var bytes = frame
-            if bytes.isEmpty {
+            if bytes.isEmpty && flow == 1 {
+                bytes = framed(voipQueue[0].packet)
+            } else if bytes.isEmpty {
                 bulkCounter += 1
                 bytes = framed(makeInnerPacket(flow: 0, size: config.packetSize, counter: bulkCounter))
             }
