@@ -78,3 +78,13 @@ def test_backup_path_idle_while_a_main_path_is_up():
     assert r["backup_share_while_main_up"] < 0.01, r["backup_share_while_main_up"]
     shares = {p["name"]: p["share"] for p in r["paths"]}
     assert shares["backup"] > 0.1, f"after both mains die the backup carries the traffic: {shares}"
+
+
+def test_voip_is_not_held_behind_the_bulk_download():
+    # mixed-flows: fibre 100 Mbit/s 10 ms RTT (5 ms one way) + satellite 50 Mbit/s 600 ms, a bulk
+    # download and a 50 packet/s VoIP-like flow. Issue 4: the VoIP p99 one-way delay stays within
+    # 20 ms of the fibre path's delay.
+    r = sim("mixed-flows")
+    fibre_one_way_ms = 5.0
+    assert r["flow_delay_p99_ms"]["voip"] <= fibre_one_way_ms + 20, r["flow_delay_p99_ms"]
+    assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"
