@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "tquic-bench",
-            dependencies: ["QUIC", "CAllocationCounter"]
+            dependencies: ["QUIC", "Congestion", "CAllocationCounter"]
         ),
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),

@@ -18,7 +18,7 @@ import CAllocationCounter
 let usage = """
 usage: tquic-bench [--quick] [--json] [--bytes N] [--payload N] [--iterations N] [--runs N]
                    [--suite aes128|aes256|chacha20] [--transfer-suite aes128|aes256|chacha20]
-                   [--fixtures DIR] [--skip-crypto] [--skip-transfer] [--trace-allocs N]
+                   [--fixtures DIR] [--skip-crypto] [--skip-transfer] [--skip-congestion] [--trace-allocs N]
 
   --bytes N           DATAGRAM payload to transfer (default 1GiB; --quick: 50MB). Suffixes:
                       k/M/G (10^3, 10^6, 10^9) and Ki/Mi/Gi (2^10, 2^20, 2^30).
@@ -97,6 +97,7 @@ var skipCrypto = false
 var skipTransfer = false
 var traceAllocations = 0
 var payloadSize: Int?
+var skipCongestion = false
 
 var args = CommandLine.arguments.dropFirst()
 func value(_ flag: String) -> String {
@@ -134,6 +135,7 @@ while let a = args.popFirst() {
     case "--fixtures": fixtures = value(a)
     case "--skip-crypto": skipCrypto = true
     case "--skip-transfer": skipTransfer = true
+    case "--skip-congestion": skipCongestion = true
     case "--trace-allocs":
         let v = value(a)
         guard let n = Int(v), n >= 0 else { fail("invalid --trace-allocs \(v)") }
@@ -250,6 +252,25 @@ if !skipTransfer {
     }
 }
 
+var congestionResults: [CongestionBenchResult] = []
+if !skipCongestion {
+    let packets = quick ? 64 * 1000 : 64 * 20_000
+    congestionResults = CongestionBench.run(packets: packets, runs: runs)
+    if !json {
+        let base = congestionResults[0]
+        print("")
+        print("4. Congestion controllers: cost per call, \(grouped(packets)) packets replayed (40 ms RTT, 1 loss in 200, ACK per 2 packets)")
+        print("   ns = the whole loop; controller ns = minus the no-op baseline (per onPacketSent / per ACK frame)")
+        print("   " + pad("controller", 18, right: false) + pad("send ns", 9) + pad("ctl ns", 8) + pad("ack ns", 9) + pad("ctl ns", 8)
+              + pad("allocs/send", 13) + pad("allocs/ack", 12))
+        for r in congestionResults {
+            print("   " + pad(r.name, 18, right: false) + pad(fmt(r.sendNs, 1), 9) + pad(fmt(max(0, r.sendNs - base.sendNs), 1), 8)
+                  + pad(fmt(r.ackNs, 1), 9) + pad(fmt(max(0, r.ackNs - base.ackNs), 1), 8)
+                  + pad(allocs(r.sendAllocs), 13) + pad(allocs(r.ackAllocs), 12))
+        }
+    }
+}
+
 if json {
     var fields: [(String, JSON)] = [
         ("tool", .string("tquic-bench")),
@@ -283,6 +304,17 @@ if json {
         ]))
     }
     fields.append(("packet_protection", .array(protection)))
+    if !congestionResults.isEmpty {
+        let base = congestionResults[0]
+        fields.append(("congestion_controllers", .array(congestionResults.map { r in
+            .object([("controller", .string(r.name)),
+                     ("send_ns_per_call", .num(r.sendNs, 2)), ("ack_ns_per_call", .num(r.ackNs, 2)),
+                     ("send_ns_over_baseline", .num(max(0, r.sendNs - base.sendNs), 2)),
+                     ("ack_ns_over_baseline", .num(max(0, r.ackNs - base.ackNs), 2)),
+                     ("send_allocations_per_call", allocsJSON(r.sendAllocs)),
+                     ("ack_allocations_per_call", allocsJSON(r.ackAllocs))])
+        })))
+    }
     if let t = transfer {
         let p = t.allocations
         func per(_ n: UInt64) -> JSON { allocsJSON(t.perDatagram(n)) }

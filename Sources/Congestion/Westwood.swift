@@ -1,0 +1,141 @@
+// Westwood+ (Mascolo et al., MobiCom 2001; Grieco & Mascolo, ACM CCR 2004): Reno growth, but a
+// loss sets the window to the measured bandwidth-delay product instead of halving it. The
+// bandwidth estimate is the bytes acknowledged over each RTT, low-pass filtered; a random
+// (non-congestion) loss therefore costs little, which suits lossy radio links.
+
+public final class Westwood: CongestionController {
+    public private(set) var congestionWindow: Int
+    public private(set) var ssthresh: Int = .max
+    public private(set) var maxDatagramSize: Int
+    /// BWE in bytes per second; 0 until the first RTT of ACKs has been measured.
+    public private(set) var bandwidthEstimate: Double = 0
+    /// RTT_min (RFC 9002 min_rtt) as last reported with an ACK.
+    public private(set) var minRTT = Duration.zero
+
+    // The RTT interval being measured: one bandwidth sample per RTT (Westwood+), which filters
+    // out ACK compression that per-ACK samples (original Westwood) would alias.
+    private var intervalStart: Timestamp?
+    private var intervalBytes = 0
+    private var intervalAppLimited = false
+
+    private var recoveryStartTime: Timestamp?
+    /// Bytes of the current ACK sent after the recovery start: the ones that may grow the window.
+    private var growthBytes = 0
+    /// Bytes acknowledged in congestion avoidance since the window last grew.
+    private var bytesAckedInCA = 0
+    private var coupledRemainder = 0.0
+
+    /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
+    public let coupling: CouplingMember?
+
+    public let name = "westwood"
+    public var pacingRate: Double? { nil }
+
+    public init(maxDatagramSize: Int = 1200, coupling: CouplingMember? = nil) {
+        self.maxDatagramSize = maxDatagramSize
+        self.congestionWindow = NewReno.initialWindow(maxDatagramSize)
+        self.coupling = coupling
+    }
+
+    /// RFC 9002 §7.2: 2 * max_datagram_size.
+    var minimumWindow: Int { 2 * maxDatagramSize }
+
+    public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {}
+
+    public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
+        // RFC 9002 §7.3.2: no increase for packets sent during recovery.
+        if let start = recoveryStartTime, packet.timeSent <= start { return }
+        growthBytes += packet.sentBytes
+    }
+
+    public func onAckProcessed(_ ack: AckSummary) {
+        let acked = growthBytes
+        growthBytes = 0
+        if ack.rtt.minimum.nanoseconds > 0 { minRTT = ack.rtt.minimum }
+        let inSlowStart = congestionWindow < ssthresh
+        // RFC 9002 §7.8, judged as in Cubic.swift: in flight on arrival + 3 MSS below cwnd in
+        // congestion avoidance, under half of cwnd in (paced) slow start.
+        let appLimited = inSlowStart ? 2 * ack.priorBytesInFlight < congestionWindow
+                                     : ack.priorBytesInFlight + 3 * maxDatagramSize < congestionWindow
+        sampleBandwidth(ack, appLimited: appLimited)
+
+        if acked > 0 && !appLimited {
+            if inSlowStart {
+                congestionWindow += acked
+            } else if let coupling {
+                // Coupled increase (RFC 6356 §3 and its successors), accumulated to whole bytes.
+                coupling.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
+                coupledRemainder += coupling.congestionAvoidanceIncrease(ackedBytes: acked, maxDatagramSize: maxDatagramSize)
+                let whole = Int(coupledRemainder)
+                congestionWindow += whole
+                coupledRemainder -= Double(whole)
+            } else {
+                // Reno: one datagram per window of acknowledged bytes.
+                bytesAckedInCA += acked
+                while bytesAckedInCA >= congestionWindow {
+                    bytesAckedInCA -= congestionWindow
+                    congestionWindow += maxDatagramSize
+                }
+            }
+        }
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
+    }
+
+    /// Westwood+: b_k = bytes acknowledged during the last RTT / its length;
+    /// BWE_k = 7/8 BWE_{k-1} + 1/8 b_k (the first sample seeds the filter).
+    private func sampleBandwidth(_ ack: AckSummary, appLimited: Bool) {
+        guard let start = intervalStart else {
+            // The first ACK opens the first interval; what it acknowledged took an unknown time.
+            intervalStart = ack.now
+            return
+        }
+        intervalBytes += ack.ackedBytes
+        intervalAppLimited = intervalAppLimited || appLimited
+        let elapsed = ack.now - start
+        // One RTT (smoothed; at least 1 ms so a tiny RTT cannot make every ACK a sample).
+        guard elapsed >= max(ack.rtt.smoothed, .milliseconds(1)) else { return }
+        let sample = Double(intervalBytes) / elapsed.seconds
+        // An app-limited interval shows what the application sent, not what the path carries:
+        // it may raise the estimate but not lower it.
+        if bandwidthEstimate == 0 {
+            bandwidthEstimate = sample
+        } else if !intervalAppLimited || sample > bandwidthEstimate {
+            bandwidthEstimate = (7 * bandwidthEstimate + sample) / 8
+        }
+        intervalStart = ack.now
+        intervalBytes = 0
+        intervalAppLimited = false
+    }
+
+    /// ssthresh = max(BWE × RTT_min, 2 MSS); before any estimate, Reno's half of the window.
+    private var bandwidthDelayThreshold: Int {
+        guard bandwidthEstimate > 0, minRTT.nanoseconds > 0 else { return max(congestionWindow / 2, minimumWindow) }
+        return max(Int(bandwidthEstimate * minRTT.seconds), minimumWindow)
+    }
+
+    public func onCongestionEvent(lostPacketSentTime: Timestamp, now: Timestamp) {
+        // RFC 9002 §7.3.2: only one reduction per round trip.
+        if let start = recoveryStartTime, lostPacketSentTime <= start { return }
+        recoveryStartTime = now
+        // Westwood+: back to the pipe size the path was seen to carry, not a blind fraction.
+        ssthresh = bandwidthDelayThreshold
+        congestionWindow = min(congestionWindow, ssthresh)
+        bytesAckedInCA = 0
+        coupling?.onCongestionEvent()
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+    }
+
+    public func onPersistentCongestion(now: Timestamp) {
+        // RFC 9002 §7.6.2 collapses the window; slow start then climbs back to the estimated pipe.
+        ssthresh = bandwidthDelayThreshold
+        congestionWindow = minimumWindow
+        recoveryStartTime = nil
+        bytesAckedInCA = 0
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+    }
+
+    public func onMaxDatagramSizeChanged(_ size: Int) {
+        maxDatagramSize = size
+        congestionWindow = max(congestionWindow, minimumWindow)
+    }
+}
