@@ -63,7 +63,7 @@ public struct CongestionScenario: Sendable {
                            duration: .seconds(20), warmUp: .seconds(5),
                            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, loss: 0.03, name: "link")])],
                            measure: .utilisation),
-        CongestionScenario(name: "satellite", summary: "one path, 50 Mbit/s, 600 ms RTT, 1-BDP queue: time to 90 % of the rate",
+        CongestionScenario(name: "satellite", summary: "one path, 50 Mbit/s, 600 ms RTT, 1-BDP queue: time from which it stays at 90 % of the rate",
                            duration: .seconds(30), warmUp: .seconds(10),
                            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 600, name: "satellite")])],
                            measure: .satellite),
@@ -77,8 +77,8 @@ public struct CongestionScenario: Sendable {
                                CongestionFlow(name: "single", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-c")]),
                            ],
                            measure: .sharedBottleneck),
-        CongestionScenario(name: "fairness", summary: "two connections, same controller, one 50 Mbit/s 40 ms link",
-                           duration: .seconds(30), warmUp: .seconds(10),
+        CongestionScenario(name: "fairness", summary: "two connections, same controller, one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
+                           duration: .seconds(60), warmUp: .seconds(20),
                            flows: [
                                CongestionFlow(name: "first", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
                                CongestionFlow(name: "second", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
@@ -204,13 +204,18 @@ public func runCongestion(_ config: CongestionRunConfiguration) throws -> Conges
         let sum = goodputs.reduce(0, +), squares = goodputs.reduce(0) { $0 + $1 * $1 }
         result.jainIndex = squares > 0 ? sum * sum / (Double(goodputs.count) * squares) : 0
     case .satellite:
-        // The first half-second window in which the link was busy at least 90 % of the time.
-        var t = Timestamp.zero
-        let step = Duration.milliseconds(100), span = Duration.milliseconds(500)
-        while t + span <= end {
-            if stats.utilisation(from: t, to: t + span) >= 0.9 { result.timeTo90PercentS = (t + span - .zero).seconds; break }
-            t = t + step
+        // The time from which the link stays busy at least 90 % of every following second (a
+        // slow-start overshoot that fills the pipe once and then collapses does not count).
+        let step = Duration.milliseconds(100), span = Duration.seconds(1)
+        var t = end - span
+        var since: Timestamp?
+        while true {
+            guard stats.utilisation(from: t, to: t + span) >= 0.9 else { break }
+            since = t
+            guard t.nanoseconds >= step.nanoseconds else { break }
+            t = t - step
         }
+        result.timeTo90PercentS = since.map { ($0 - .zero).seconds }
     }
     return result
 }
