@@ -261,8 +261,12 @@ public final class Cubic: CongestionController {
         // flow arrived, so release some by aiming lower.
         wMax = cwnd < wMax ? cwnd * (1 + Cubic.beta) / 2 : cwnd
         cwndPrior = cwnd
-        // §4.6: multiplicative decrease (of cwnd; the RFC allows flight size or cwnd).
-        let reduced = max((cwnd * Cubic.beta).rounded(), minimumWindow)
+        // §4.6: multiplicative decrease (of cwnd; the RFC allows flight size or cwnd). While
+        // coupled, the increase is the coupled algorithm's Reno-like one, so the decrease is its
+        // too (0.5, or BALIA's): with β = 0.7 the paths together took 1.4 × a single CUBIC flow's
+        // share of a shared bottleneck under OLIA and BALIA (tquic-sim shared-bottleneck).
+        let factor = isCoupled ? (coupling?.decreaseFactor() ?? Cubic.beta) : Cubic.beta
+        let reduced = max((cwnd * factor).rounded(), minimumWindow)
         ssthresh = Int(reduced)
         cwnd = Double(ssthresh)
         epochStart = nil

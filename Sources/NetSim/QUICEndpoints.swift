@@ -12,7 +12,7 @@ enum SimulatedAddresses {
 
 public struct SimulatedQUICConfiguration {
     /// Each path's congestion controller, and the coupling across a connection's paths.
-    public var congestion: CongestionAlgorithm = .newreno
+    public var congestion: CongestionAlgorithm = .bbr
     public var coupling: CouplingAlgorithm = .none
     /// ECN marking and response (the links mark CE only if their model says so).
     public var ecn = true

@@ -18,7 +18,7 @@ struct TQUICSim: ParsableCommand {
     @Flag(help: "List the scenarios and exit.") var list = false
     @Flag(help: "Run every scenario with every scheduler and print a Markdown table.") var table = false
     @Option(help: "Congestion controller: \(CongestionAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var cc: String = "newreno"
+    var cc: String = "bbr"
     @Option(help: "Coupling across a connection's paths: none, lia, olia, balia.") var coupling: String = "none"
     @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
 
@@ -32,6 +32,8 @@ struct TQUICSim: ParsableCommand {
         }
         if ccTable {
             try printCongestionTable()
+            print("")
+            try printCouplingTable()
             return
         }
         if let s = CongestionScenario.named(scenario) {
@@ -96,7 +98,6 @@ struct TQUICSim: ParsableCommand {
             var cells: [String] = []
             for s in scenarios {
                 var config = CongestionRunConfiguration(scenario: s, congestion: a)
-                if s.measure == .sharedBottleneck && a.isLossBased { config.coupling = .lia }
                 let r = try runCongestion(config)
                 var cell = "\(Int((r.utilisation * 100).rounded())) %, \(format(r.queueDelayP50Ms)) ms, \(format(r.lossRate * 100)) % loss"
                 if let x = r.shareVsSingle { cell += ", share \(format(x))" }
@@ -105,6 +106,29 @@ struct TQUICSim: ParsableCommand {
                 cells.append(cell)
             }
             print("| \(a.rawValue) | " + cells.joined(separator: " | ") + " |")
+        }
+    }
+
+    /// Loss-based controller × coupling: share against a single flow on a shared bottleneck,
+    /// and the bonded goodput on disjoint paths (RFC 6356's two goals).
+    func printCouplingTable() throws {
+        print("| controller | coupling | shared-bottleneck: multipath / single | fibre-satellite goodput | mptcp-15-5 goodput |")
+        print("|---|---|---|---|---|")
+        for a in CongestionAlgorithm.allCases where a.isLossBased {
+            for c in CouplingAlgorithm.allCases {
+                var config = CongestionRunConfiguration(scenario: CongestionScenario.named("shared-bottleneck")!, congestion: a)
+                config.coupling = c
+                let shared = try runCongestion(config)
+                var cells = ["\(format3(shared.shareVsSingle ?? .nan))"]
+                for name in ["fibre-satellite", "mptcp-15-5"] {
+                    var t = TunnelRunConfiguration(scenario: Scenario.named(name)!, scheduler: .aggregate)
+                    t.congestion = a
+                    t.coupling = c
+                    let r = try runTunnel(t)
+                    cells.append("\(Int((r.goodputFraction * 100).rounded())) %")
+                }
+                print("| \(a.rawValue) | \(c.rawValue) | " + cells.joined(separator: " | ") + " |")
+            }
         }
     }
 

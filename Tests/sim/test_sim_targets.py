@@ -88,3 +88,27 @@ def test_voip_is_not_held_behind_the_bulk_download():
     fibre_one_way_ms = 5.0
     assert r["flow_delay_p99_ms"]["voip"] <= fibre_one_way_ms + 20, r["flow_delay_p99_ms"]
     assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"
+
+
+def test_lte_jitter_keeps_85_percent_and_a_short_queue():
+    # 50 Mbit/s 20 ms + 30 Mbit/s 40 ms ± 15 ms jitter with 1 % loss (the default controller, BBR).
+    r = sim("lte-jitter")
+    assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"
+    slowest_rtt_ms = 40  # the jittery path's base RTT
+    assert r["queue_delay_p99_ms"] < slowest_rtt_ms, r["queue_delay_p99_ms"]
+
+
+def test_mptcp_15_5_25_1_reaches_90_percent():
+    r = sim("mptcp-15-5-25-1")
+    assert r["goodput_fraction"] >= 0.90, f"{r['goodput_fraction']:.3f}"
+
+
+def test_failover_loses_nothing_handed_before_the_cut():
+    r = sim("failover")
+    assert r["lost_handed_before_outage"] == 0, r["lost_handed_before_outage"]
+
+
+def test_rate_change_keeps_85_percent_of_the_current_rates():
+    # Issue 4 also asks for queue_delay_p99_ms below the slowest RTT here; not met yet (README).
+    r = sim("rate-change")
+    assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"

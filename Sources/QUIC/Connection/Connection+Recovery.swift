@@ -52,9 +52,9 @@ extension Connection {
             for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
         }
         if space.id == .applicationData, largest >= path.keyPhaseStartPN { keyUpdate.currentPhaseAcked = true }
-        updateDeliveryRate(path: path, ackedBytes: ackedBytes, now: now)
         if ackedBytes > 0 {
             let rate = path.delivery.generateSample(minRTT: path.rtt.minimum)
+            if let rate { updateDeliveryRate(path: path, sample: rate) }
             path.congestion.onAckProcessed(AckSummary(now: now, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
                                                       bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
                                                       hasNewRTTSample: newRTTSample, rateSample: rate))
@@ -77,17 +77,18 @@ extension Connection {
         setLossDetectionTimer(path: path, now: now)
     }
 
-    /// Delivery rate for the bonding scheduler: acknowledged bytes per second, smoothed.
-    func updateDeliveryRate(path: Path, ackedBytes: Int, now: Timestamp) {
-        guard ackedBytes > 0 else { return }
-        if let last = path.lastAckTime {
-            let interval = max((now - last).seconds, path.rtt.smoothed.seconds / 8, 0.000_1)
-            let sample = Double(ackedBytes) / interval
-            // Weight samples by the time they cover, over about one RTT.
-            let alpha = min(1.0, interval / max(path.rtt.smoothed.seconds, 0.001))
-            path.deliveryRate = path.deliveryRate == 0 ? sample : path.deliveryRate * (1 - alpha) + sample * alpha
-        }
-        path.lastAckTime = now
+    /// Delivery rate for the bonding scheduler and the daemon's statistics: the per-ACK
+    /// delivery-rate samples (each over at least one minimum RTT), smoothed with weight 1/8. An
+    /// application-limited sample only counts when it is higher (draft-cheng §3.4: a sender short
+    /// of data says nothing about the path's capacity) or when its packet met a standing queue:
+    /// then the bottleneck was busy whatever the sender had to send. The bonding scheduler meters
+    /// each path, so its paths look application-limited most of the time; without this a path
+    /// whose rate falls would keep its old rate for good.
+    func updateDeliveryRate(path: Path, sample: RateSample) {
+        let minimum = path.rtt.minimum
+        let queued = minimum > .zero && sample.rtt > minimum + max(minimum / 4, .milliseconds(5))
+        guard sample.deliveryRate > 0, !sample.isAppLimited || queued || sample.deliveryRate > path.deliveryRate else { return }
+        path.deliveryRate = path.deliveryRate == 0 ? sample.deliveryRate : path.deliveryRate * 0.875 + sample.deliveryRate * 0.125
     }
 
     /// RFC 9002 §6.1: packet-threshold and time-threshold loss detection.

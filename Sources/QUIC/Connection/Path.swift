@@ -80,7 +80,6 @@ final class Path {
     var bytesSentTotal: UInt64 = 0
     /// Delivery rate estimate (bytes/s), an EWMA of acked bytes over the RTT they took.
     var deliveryRate: Double = 0
-    var lastAckTime: Timestamp?
 
     init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
          addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController,
