@@ -429,9 +429,14 @@ final class CubicTests: XCTestCase {
             ack(a, packets: 1, sentAt: t0 + ms(1), now: now, rtt: rttSample(longRTT))
             ack(alone, packets: 1, sentAt: t0 + ms(1), now: now, rtt: rttSample(longRTT))
         }
-        // LIA with two equal paths: α = 1/2, increase = α·acked·MSS/cwnd_total ≈ MSS/4 per window.
+        // LIA (RFC 6356 §3), equal RTTs: α = w_max / w_total, increase = α·acked·MSS / w_total. Path b
+        // lost under coupling (halved) and a before b joined (β = 0.7): 84 000 and 60 000 bytes.
+        let wb = Double(group.members[1].congestionWindow)
+        XCTAssertEqual(wb, 60_000, accuracy: 100)
+        let total = Double(w) + wb
+        let expected = (Double(w) / total) * 70 * Double(mss) * Double(mss) / total
         let grew = a.congestionWindow - w
-        XCTAssertEqual(Double(grew), Double(mss) / 4, accuracy: Double(mss) / 20, "coupled increase ≈ MSS/4 per RTT")
+        XCTAssertEqual(Double(grew), expected, accuracy: Double(mss) / 20, "coupled increase per window")
         XCTAssertGreaterThan(alone.congestionWindow - w, 2 * mss, "the uncoupled twin climbs the cubic curve")
         XCTAssertNil(a.epochStart, "no cubic epoch while coupled")
 
