@@ -37,6 +37,7 @@ let package = Package(
             name: "tquic-peer",
             dependencies: [
                 "QUIC",
+                "Congestion",
                 "LinuxNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -26,6 +26,8 @@ struct ClientCommand: ParsableCommand {
     @Flag(help: "Send the requests as 0-RTT when a ticket allows it.") var zeroRtt = false
     @Option(help: "Give up after SECONDS.") var timeout: Double = 20
     @Option(help: "Write a qlog file here.") var qlog: String?
+    @Option(help: "Congestion controller of every path: newreno, cubic, bbr, copa, westwood.") var cc: String = "newreno"
+    @Option(help: "Coupling across paths: none, lia, olia, balia.") var coupling: String = "none"
     @Option(help: "Open an extra path from this local address (repeatable; multipath, draft-ietf-quic-multipath).") var path: [String] = []
 
     func validate() throws {
@@ -50,6 +52,10 @@ struct ClientCommand: ParsableCommand {
         tlsConfig.keyLog = keyLogger()
         let tls = try TLSContext(configuration: tlsConfig, isServer: false)
         var config = ConnectionConfiguration(tls: tls)
+        guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown --cc \(cc)") }
+        guard let couplingAlgorithm = CouplingAlgorithm(rawValue: coupling) else { throw ValidationError("unknown --coupling \(coupling)") }
+        config.congestion = algorithm
+        config.coupling = couplingAlgorithm
         let random = SystemRandom()
         config.statelessResetKey = random.bytes(32)
         let qlogFile = qlog.flatMap { fopen($0, "w") }

@@ -16,6 +16,8 @@ struct ServerCommand: ParsableCommand {
     @Flag(help: "Validate client addresses with a Retry packet.") var retry = false
     @Option(help: "Directory served over HTTP/0.9 (hq-interop).") var www: String?
     @Option(help: "Directory for qlog files (one per connection).") var qlogDir: String?
+    @Option(help: "Congestion controller of every path: newreno, cubic, bbr, copa, westwood.") var cc: String = "newreno"
+    @Option(help: "Coupling across paths: none, lia, olia, balia.") var coupling: String = "none"
 
     func run() throws {
         let (_, address) = try parseHostPort(listen)
@@ -27,6 +29,10 @@ struct ServerCommand: ParsableCommand {
         let tls = try TLSContext(configuration: tlsConfig, isServer: true)
         let random = SystemRandom()
         var connConfig = ConnectionConfiguration(tls: tls)
+        guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown --cc \(cc)") }
+        guard let couplingAlgorithm = CouplingAlgorithm(rawValue: coupling) else { throw ValidationError("unknown --coupling \(coupling)") }
+        connConfig.congestion = algorithm
+        connConfig.coupling = couplingAlgorithm
         connConfig.statelessResetKey = random.bytes(32)
         // draft-ietf-quic-multipath: accept up to 8 paths (IDs 0-7) in every ALPN.
         connConfig.maxPathID = 7

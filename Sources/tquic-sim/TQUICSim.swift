@@ -97,7 +97,7 @@ struct TQUICSim: ParsableCommand {
         for a in CongestionAlgorithm.allCases {
             var cells: [String] = []
             for s in scenarios {
-                var config = CongestionRunConfiguration(scenario: s, congestion: a)
+                let config = CongestionRunConfiguration(scenario: s, congestion: a)
                 let r = try runCongestion(config)
                 var cell = "\(Int((r.utilisation * 100).rounded())) %, \(format(r.queueDelayP50Ms)) ms, \(format(r.lossRate * 100)) % loss"
                 if let x = r.shareVsSingle { cell += ", share \(format(x))" }

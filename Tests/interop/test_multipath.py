@@ -7,6 +7,8 @@ addresses on Linux) once the handshake is confirmed; traffic is spread over all 
 
 import re
 
+import pytest
+
 SMALL_TIMEOUT = 30
 
 
@@ -44,3 +46,21 @@ def test_multipath_falls_back_to_one_path_against_aioquic(h):
     h.expect_success(res, lines=["stream: hello", "stream: 300000 bytes echoed"], servers=[srv])
     if "does not support multipath" not in res.stderr:
         h.fail("client should report the single-path fallback")
+
+
+@pytest.mark.parametrize("cc", ["cubic", "bbr", "copa", "westwood"])
+def test_every_congestion_controller_carries_a_multipath_transfer(h, cc):
+    # Real UDP on loopback: each controller (and OLIA coupling for the loss-based ones) runs the
+    # connection's three paths through a 3 MB echo against a tquic server.
+    srv = h.server("tquic")
+    extra = ["--coupling", "olia"] if cc in ("cubic", "westwood") else []
+    res = h.client("tquic", srv.addr,
+                   ["--cc", cc, *extra, "--path", "127.0.0.2", "--path", "127.0.0.3",
+                    "--download-bytes", "3000000"], timeout=SMALL_TIMEOUT)
+    h.expect_success(res, lines=["stream: 3000000 bytes echoed"], servers=[srv])
+
+
+def test_tquic_client_with_bbr_against_aioquic(h):
+    srv = h.server("aioquic")
+    res = h.client("tquic", srv.addr, ["--cc", "bbr", "--download-bytes", "2000000"], timeout=SMALL_TIMEOUT)
+    h.expect_success(res, lines=["stream: 2000000 bytes echoed"], servers=[srv])
