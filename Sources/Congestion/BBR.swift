@@ -174,12 +174,13 @@ public final class BBR: CongestionController {
     private var random: UInt64
 
     /// - Parameter maxDatagramSize: the path's current maximum datagram size (C.SMSS).
+    /// A fixed seed: the module reads no randomness of its own (the connection passes one drawn
+    /// from its injected `RandomSource`, so flows still probe at different times).
     public convenience init(maxDatagramSize: Int = 1200) {
-        var g = SystemRandomNumberGenerator()
-        self.init(maxDatagramSize: maxDatagramSize, randomSeed: g.next())
+        self.init(maxDatagramSize: maxDatagramSize, randomSeed: 0x9E37_79B9_7F4A_7C15)
     }
 
-    /// A controller whose randomised probing times come from `randomSeed`, for reproducible runs.
+    /// A controller whose randomised probing times come from `randomSeed`.
     public init(maxDatagramSize: Int, randomSeed: UInt64) {
         self.maxDatagramSize = maxDatagramSize
         // RFC 9002 §7.2: min(10 * max_datagram_size, max(14720, 2 * max_datagram_size)).

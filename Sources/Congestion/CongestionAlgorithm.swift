@@ -14,13 +14,14 @@ public enum CongestionAlgorithm: String, CaseIterable, Sendable {
     }
 
     /// A controller for one path. `coupling` is the path's membership in its connection's
-    /// coupled group, or nil when the paths are treated as disjoint.
-    public func makeController(maxDatagramSize: Int, coupling: CouplingMember? = nil) -> CongestionController {
+    /// coupled group, or nil when the paths are treated as disjoint; `randomSeed` drives the
+    /// randomised parts (BBR's probe timing), drawn by the caller from its injected randomness.
+    public func makeController(maxDatagramSize: Int, coupling: CouplingMember? = nil, randomSeed: UInt64 = 1) -> CongestionController {
         switch self {
         case .newreno: return NewReno(maxDatagramSize: maxDatagramSize, coupling: coupling)
         case .cubic: return Cubic(maxDatagramSize: maxDatagramSize, coupling: coupling)
         case .westwood: return Westwood(maxDatagramSize: maxDatagramSize, coupling: coupling)
-        case .bbr: return BBR(maxDatagramSize: maxDatagramSize)
+        case .bbr: return BBR(maxDatagramSize: maxDatagramSize, randomSeed: randomSeed)
         case .copa: return Copa(maxDatagramSize: maxDatagramSize)
         }
     }

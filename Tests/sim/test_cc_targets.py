@@ -55,8 +55,11 @@ def test_model_based_controllers_keep_the_standing_queue_below_one_bdp(cc):
 
 
 def test_bbr_keeps_80_percent_under_one_percent_random_loss():
-    r = sim("lossy", "bbr")
-    assert r["utilisation"] >= 0.80, f"{r['utilisation']:.3f}"
+    # Random loss makes one seed's figure depend on which packets it hits (how early a bandwidth
+    # probe is cut short), so the target is checked on the mean of five seeds.
+    figures = [sim("lossy", "bbr", seed=s)["utilisation"] for s in range(1, 6)]
+    assert sum(figures) / len(figures) >= 0.80, figures
+    assert min(figures) >= 0.75, figures
 
 
 @pytest.mark.parametrize("coupling", COUPLINGS)
@@ -115,3 +118,8 @@ def test_coupling_still_aggregates_disjoint_paths(scenario, coupling):
     # RFC 6356 goal 1 (improve throughput): disjoint paths keep >= 85 % of the summed rates.
     r = tunnel(scenario, "newreno", coupling)
     assert r["goodput_fraction"] >= 0.85, f"{scenario}+{coupling}: {r['goodput_fraction']:.3f}"
+
+
+@pytest.mark.parametrize("cc", CONTROLLERS)
+def test_same_seed_gives_identical_results(cc):
+    assert sim("lossy", cc, seed=3) == sim("lossy", cc, seed=3)

@@ -9,13 +9,14 @@ extension Connection {
 
     /// A fresh controller for a path; loss-based ones join the coupled group if there is one.
     static func makeController(_ algorithm: CongestionAlgorithm, maxDatagramSize: Int,
-                               coupling: CongestionCoupling?) -> CongestionController {
+                               coupling: CongestionCoupling?, random: RandomSource) -> CongestionController {
         let member = algorithm.isLossBased ? coupling?.join() : nil
-        return algorithm.makeController(maxDatagramSize: maxDatagramSize, coupling: member)
+        return algorithm.makeController(maxDatagramSize: maxDatagramSize, coupling: member, randomSeed: random.nextUInt64())
     }
 
     func makeController(_ algorithm: CongestionAlgorithm) -> CongestionController {
-        Connection.makeController(algorithm, maxDatagramSize: config.maxUDPPayloadSize, coupling: congestionCoupling)
+        Connection.makeController(algorithm, maxDatagramSize: config.maxUDPPayloadSize, coupling: congestionCoupling,
+                                  random: random)
     }
 
     /// The coupling the paths currently use.

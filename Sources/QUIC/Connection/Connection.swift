@@ -153,7 +153,8 @@ public final class Connection {
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
         path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling),
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
+                                                           random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
@@ -197,7 +198,8 @@ public final class Connection {
         lastReceiveTime = now
         path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
                     maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling),
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
+                                                           random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
                     destinationCID: header.sourceConnectionID)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
