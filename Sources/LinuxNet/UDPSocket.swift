@@ -1,5 +1,7 @@
 // A non-blocking UDP socket on Linux: the platform side of the sans-I/O QUIC core. Converts
-// between the core's `SocketAddress` and sockaddr, and reports errors with errno text.
+// between the core's `SocketAddress` and sockaddr, carries each datagram's ECN codepoint
+// (sendmsg/recvmsg with the control messages of ECNControlMessage.swift), and reports errors
+// with errno text.
 import Glibc
 import QUIC
 
@@ -16,6 +18,9 @@ public struct SystemError: Error, CustomStringConvertible {
 public final class UDPSocket {
     public let fd: Int32
     public let isIPv6: Bool
+    // Control message buffers, allocated once: sending and receiving allocate nothing per datagram.
+    private let sendControl: UnsafeMutableRawPointer
+    private let receiveControl: UnsafeMutableRawPointer
 
     /// Opens a socket bound to `local` (port 0 picks one), optionally to a network interface
     /// (SO_BINDTODEVICE, used later for per-WAN paths).
@@ -23,6 +28,8 @@ public final class UDPSocket {
         isIPv6 = local.isIPv6
         fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket") }
+        sendControl = .allocate(byteCount: ECNControlMessage.sendCapacity, alignment: MemoryLayout<Int>.alignment)
+        receiveControl = .allocate(byteCount: ECNControlMessage.receiveCapacity, alignment: MemoryLayout<Int>.alignment)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if isIPv6 {
@@ -33,15 +40,28 @@ public final class UDPSocket {
         var size: Int32 = 4 << 20
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        // RFC 9000 §13.4.1: the receiver reports the ECN codepoint of every packet, so have the
+        // kernel attach the TOS byte / traffic class to each received datagram. Best effort:
+        // without it every datagram reads Not-ECT, and the peer's validation turns ECN off.
+        if isIPv6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_RECVTCLASS, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        // IPv4, also for v4-mapped traffic on an IPv6 socket (dual-stack), which reports IP_TOS.
+        setsockopt(fd, Int32(IPPROTO_IP), IP_RECVTOS, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Every stored property is set: from here a throw runs deinit, which closes the socket.
         if let interface {
             let rc = interface.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
-            guard rc == 0 else { let e = SystemError("SO_BINDTODEVICE \(interface)"); close(fd); throw e }
+            guard rc == 0 else { throw SystemError("SO_BINDTODEVICE \(interface)") }
         }
         let rc = UDPSocket.withSockaddr(local) { bind(fd, $0, $1) }
-        guard rc == 0 else { let e = SystemError("bind \(local)"); close(fd); throw e }
+        guard rc == 0 else { throw SystemError("bind \(local)") }
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        sendControl.deallocate()
+        receiveControl.deallocate()
+    }
 
     public var localAddress: SocketAddress? {
         var storage = sockaddr_storage()
@@ -52,39 +72,77 @@ public final class UDPSocket {
         return rc == 0 ? UDPSocket.address(from: storage) : nil
     }
 
-    /// Sends one datagram; returns false if the socket buffer is full (EAGAIN).
+    /// Sends one datagram unmarked (Not-ECT); returns false if the socket buffer is full (EAGAIN).
     @discardableResult
     public func send(_ bytes: [UInt8], to destination: SocketAddress) throws -> Bool {
+        try send(bytes, to: destination, ecn: .notECT)
+    }
+
+    /// Sends one datagram with `ecn` in the IP header's ECN field (RFC 9000 §13.4.2: ECT(0) while
+    /// a path tests or uses ECN); returns false if the socket buffer is full (EAGAIN).
+    @discardableResult
+    public func send(_ bytes: [UInt8], to destination: SocketAddress, ecn: ECNCodepoint) throws -> Bool {
+        // Not-ECT is the kernel's default TOS / traffic class: no control message needed.
+        let controlLength = ecn == .notECT ? 0
+            : ECNControlMessage.writeMarking(ecn, ipv4: !destination.isIPv6 || UDPSocket.isV4Mapped(destination), into: sendControl)
         let n = bytes.withUnsafeBytes { buf in
-            UDPSocket.withSockaddr(destination) { sendto(fd, buf.baseAddress, buf.count, 0, $0, $1) }
+            UDPSocket.withSockaddr(destination) { name, nameLength in
+                var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: buf.baseAddress), iov_len: buf.count)
+                return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                    var msg = msghdr()
+                    msg.msg_name = UnsafeMutableRawPointer(mutating: name)
+                    msg.msg_namelen = nameLength
+                    msg.msg_iov = iovPointer
+                    msg.msg_iovlen = 1
+                    msg.msg_control = controlLength > 0 ? sendControl : nil
+                    msg.msg_controllen = controlLength
+                    return sendmsg(fd, &msg, 0)
+                }
+            }
         }
         if n < 0 {
             let e = errno
             if e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS { return false }
             // ICMP-reported errors (ECONNREFUSED etc.) are not fatal for an unconnected socket.
             if e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH { return true }
-            throw SystemError("sendto \(destination)", errno: e)
+            throw SystemError("sendmsg \(destination)", errno: e)
         }
         return true
     }
 
-    /// Receives one datagram into `buffer`; nil when nothing is waiting.
-    public func receive(into buffer: inout [UInt8]) throws -> (count: Int, from: SocketAddress)? {
-        var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let n = buffer.withUnsafeMutableBytes { buf in
-            withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buf.baseAddress, buf.count, 0, $0, &len) }
+    /// Receives one datagram into `buffer` with the ECN codepoint it arrived with (RFC 9000
+    /// §13.4.1); nil when nothing is waiting.
+    public func receive(into buffer: inout [UInt8]) throws -> (count: Int, from: SocketAddress, ecn: ECNCodepoint)? {
+        while true {
+            var storage = sockaddr_storage()
+            var controlLength = 0
+            let n = buffer.withUnsafeMutableBytes { buf in
+                withUnsafeMutablePointer(to: &storage) { name in
+                    var iov = iovec(iov_base: buf.baseAddress, iov_len: buf.count)
+                    return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                        var msg = msghdr()
+                        msg.msg_name = UnsafeMutableRawPointer(name)
+                        msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                        msg.msg_iov = iovPointer
+                        msg.msg_iovlen = 1
+                        msg.msg_control = receiveControl
+                        msg.msg_controllen = ECNControlMessage.receiveCapacity
+                        let n = recvmsg(fd, &msg, 0)
+                        // MSG_CTRUNC: the messages did not fit; read none rather than a partial one.
+                        controlLength = msg.msg_flags & Int32(MSG_CTRUNC) != 0 ? 0 : msg.msg_controllen
+                        return n
+                    }
+                }
             }
+            if n < 0 {
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK { return nil }
+                if e == ECONNREFUSED || e == EINTR { continue }
+                throw SystemError("recvmsg", errno: e)
+            }
+            guard let from = UDPSocket.address(from: storage) else { return nil }
+            return (n, from, ECNControlMessage.parseECN(receiveControl, length: controlLength))
         }
-        if n < 0 {
-            let e = errno
-            if e == EAGAIN || e == EWOULDBLOCK { return nil }
-            if e == ECONNREFUSED || e == EINTR { return try receive(into: &buffer) }
-            throw SystemError("recvfrom", errno: e)
-        }
-        guard let from = UDPSocket.address(from: storage) else { return nil }
-        return (n, from)
     }
 
     /// Waits until the socket is readable or `timeoutMs` passes (-1: forever).
@@ -103,6 +161,11 @@ public final class UDPSocket {
     }
 
     // MARK: - sockaddr conversion
+
+    /// ::ffff:a.b.c.d (RFC 4291 §2.5.5.2): an IPv4 peer of a dual-stack IPv6 socket.
+    static func isV4Mapped(_ a: SocketAddress) -> Bool {
+        a.isIPv6 && a.ip[10] == 0xff && a.ip[11] == 0xff && a.ip[0..<10].allSatisfy { $0 == 0 }
+    }
 
     static func withSockaddr<R>(_ a: SocketAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         if a.isIPv6 {

@@ -103,7 +103,7 @@ struct ClientCommand: ParsableCommand {
             }
             while let t = connection.poll(now: now) {
                 let out = t.source.flatMap { src in pathSockets.first { $0.local == src }?.socket } ?? socket
-                if try !out.send(t.bytes, to: t.destination) { break }
+                if try !out.send(t.bytes, to: t.destination, ecn: t.ecn) { break }
             }
             if connection.isClosed { break }
             if now >= deadline {
@@ -113,7 +113,7 @@ struct ClientCommand: ParsableCommand {
             let wake = [connection.nextTimeout, app.nextResend, deadline].compactMap { $0 }.min()
             let received = try loop.wait(until: wake)
             now = MonotonicClock.now()
-            for d in received { connection.receive(datagram: d.bytes, from: d.from, now: now) }
+            for d in received { connection.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
             if let t = connection.nextTimeout, t <= now { connection.handleTimeout(now: now) }
             app.handleEvents(now: now)
             if app.failed != nil { connection.close(errorCode: 1, reason: "check failed", now: now) }
@@ -123,10 +123,10 @@ struct ClientCommand: ParsableCommand {
             }
         }
         if let f = qlogFile { fclose(f) }
-        if !pathSockets.isEmpty {
-            for st in connection.allPathStatistics {
-                info("path \(st.id) local=\(st.local.map { "\($0)" } ?? "default") state=\(st.state.rawValue) packets sent=\(st.packetsSent) received=\(st.packetsReceived) bytes acked=\(st.bytesAcked) srtt=\(st.smoothedRTT)")
-            }
+        // One line per path, also for a single path: its ECN validation state (RFC 9000 §13.4.2)
+        // shows whether the network and the peer carry the marks.
+        for st in connection.allPathStatistics {
+            info("path \(st.id) local=\(st.local.map { "\($0)" } ?? "default") state=\(st.state.rawValue) packets sent=\(st.packetsSent) received=\(st.packetsReceived) bytes acked=\(st.bytesAcked) srtt=\(st.smoothedRTT) ecn=\(st.ecnState)")
         }
         if let sessionFile, let ticket = app.latestTicket {
             SavedSession(ticket: ticket, parameters: connection.peerParameters?.encode() ?? []).save(to: sessionFile)
@@ -175,6 +175,6 @@ struct SavedSession {
         w.writeBytes(ticket)
         w.writeUInt32(UInt32(parameters.count))
         w.writeBytes(parameters)
-        FileManager.default.createFile(atPath: path, contents: Data(w.bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(w.bytes))
     }
 }

@@ -56,7 +56,7 @@ struct ServerCommand: ParsableCommand {
         while true {
             let received = try loop.wait(until: endpoint.nextTimeout)
             var now = MonotonicClock.now()
-            for d in received { endpoint.receive(datagram: d.bytes, from: d.from, now: now) }
+            for d in received { endpoint.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
             now = MonotonicClock.now()
             endpoint.handleTimeout(now: now)
             for c in endpoint.acceptedConnections() {
@@ -68,7 +68,7 @@ struct ServerCommand: ParsableCommand {
                 if c.isClosed { apps[ObjectIdentifier(c)] = nil }
             }
             while let t = endpoint.poll(now: now) {
-                if try !socket.send(t.bytes, to: t.destination) { break }
+                if try !socket.send(t.bytes, to: t.destination, ecn: t.ecn) { break }
             }
             // Connections already closed and drained by the endpoint.
             let live = Set(endpoint.connections.map { ObjectIdentifier($0) })

@@ -75,18 +75,19 @@ struct EventLoop {
     init(socket: UDPSocket) { self.sockets = [socket] }
     init(sockets: [UDPSocket]) { self.sockets = sockets }
 
-    /// Waits for input or the deadline, then returns received datagrams (with the socket they came on).
-    mutating func wait(until deadline: Timestamp?, maxWaitMs: Int32 = 1000) throws -> [(bytes: [UInt8], from: SocketAddress)] {
+    /// Waits for input or the deadline, then returns received datagrams with their sender and
+    /// ECN codepoint (RFC 9000 §13.4.1).
+    mutating func wait(until deadline: Timestamp?, maxWaitMs: Int32 = 1000) throws -> [(bytes: [UInt8], from: SocketAddress, ecn: ECNCodepoint)] {
         var timeout = maxWaitMs
         if let d = deadline {
             let now = MonotonicClock.now()
             let ms = d > now ? Int32(min(Double((d - now).nanoseconds) / 1e6 + 0.999, Double(maxWaitMs))) : 0
             timeout = ms
         }
-        var received: [(bytes: [UInt8], from: SocketAddress)] = []
+        var received: [(bytes: [UInt8], from: SocketAddress, ecn: ECNCodepoint)] = []
         for socket in UDPSocket.waitReadable(sockets, timeoutMs: timeout) {
             while received.count < 256, let r = try socket.receive(into: &buffer) {
-                received.append((Array(buffer[0..<r.count]), r.from))
+                received.append((Array(buffer[0..<r.count]), r.from, r.ecn))
             }
         }
         return received
