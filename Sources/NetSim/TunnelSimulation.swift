@@ -130,6 +130,8 @@ final class TunnelRun {
     let sim: Simulator
     let scheduler: any PathScheduler
     var sequencer = TunnelSequencer()
+    /// Per topology path: keeps packets out of a queue the path's controller has not noticed yet.
+    lazy var queueGuards = [QueueGuard](repeating: QueueGuard(), count: config.scenario.paths.count)
     var reorder: ReorderBuffer = {
         var c = ReorderBuffer.Configuration()
         // The VPS's RTT samples do not see queueing on the router's uplinks; late arrivals do.
@@ -210,6 +212,15 @@ final class TunnelRun {
 
     /// Path snapshots for the scheduler, indexed by topology path index.
     func snapshots(now: Timestamp) -> [PathSnapshot] {
+        var paths = rawSnapshots(now: now)
+        let budget = QueueGuard.budget(for: paths)
+        for i in paths.indices {
+            paths[i].congestionWindow = queueGuards[i].window(for: paths[i], budget: budget)
+        }
+        return paths
+    }
+
+    func rawSnapshots(now: Timestamp) -> [PathSnapshot] {
         (0..<config.scenario.paths.count).map { i in
             guard let id = router.pathIDForIndex[i], let st = router.connection.pathStatistics(id) else {
                 return PathSnapshot(id: i, isUsable: false, isBackup: config.scenario.paths[i].isBackup, congestionWindow: 0,
