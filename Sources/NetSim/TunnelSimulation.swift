@@ -21,6 +21,8 @@ public struct TunnelRunConfiguration {
     /// BBR by default: the bonding targets (lossy LTE, the 600 ms satellite, failover without
     /// loss) are met with it and missed with the loss-based controllers (README table).
     public var congestion: CongestionAlgorithm = .bbr
+    /// The bulk traffic: saturating (default), a fixed rate, or an inner TCP-like flow.
+    public var source: TunnelSource = .saturating
     public var coupling: CouplingAlgorithm = .none
     public init(scenario: Scenario, scheduler: SchedulerKind) {
         self.scenario = scenario
@@ -49,6 +51,9 @@ public struct TunnelFlowResult: Sendable {
 public struct TunnelRunResult: Sendable {
     public var scenario: String
     public var scheduler: String
+    public var source: String = "saturating"
+    /// Inner bytes the bulk source handed to the tunnel per second after the warm-up (Mbit/s).
+    public var offeredMbps: Double = 0
     public var seed: UInt64
     public var goodputMbps: Double
     public var sumLinkMbps: Double
@@ -77,7 +82,8 @@ public struct TunnelRunResult: Sendable {
         let p = paths.map { "{\"name\":\"\($0.name)\",\"goodput_mbps\":\(n($0.goodputMbps)),\"share\":\(n($0.share)),\"rtt_ms\":\(n($0.rttMs)),\"queue_delay_p99_ms\":\(n($0.queueDelayP99Ms))}" }
         let f = flows.map { "{\"name\":\"\($0.name)\",\"delay_p50_ms\":\(n($0.delayP50Ms)),\"delay_p99_ms\":\(n($0.delayP99Ms)),\"delivered\":\($0.delivered)}" }
         let flowP99 = flows.map { "\"\($0.name)\":\(n($0.delayP99Ms))" }
-        return "{\"scenario\":\"\(scenario)\",\"scheduler\":\"\(scheduler)\",\"seed\":\(seed),"
+        return "{\"scenario\":\"\(scenario)\",\"scheduler\":\"\(scheduler)\",\"source\":\"\(source)\",\"seed\":\(seed),"
+            + "\"offered_mbps\":\(n(offeredMbps)),"
             + "\"goodput_mbps\":\(n(goodputMbps)),\"sum_link_mbps\":\(n(sumLinkMbps)),\"goodput_fraction\":\(n(goodputFraction)),"
             + "\"reorder_hold_p50_ms\":\(n(reorderHoldP50Ms)),\"reorder_hold_p99_ms\":\(n(reorderHoldP99Ms)),"
             + "\"reinjected\":\(reinjected),\"duplicates_dropped\":\(duplicatesDropped),\"lost_after_handoff\":\(lostAfterHandoff),"
@@ -156,6 +162,11 @@ final class TunnelRun {
     var bulkCounter = 0
     var voipQueue: [(packet: [UInt8], created: Timestamp)] = []
     var waitUntil: Timestamp?
+    var bulk: BulkSource
+    /// Inner bulk bytes handed to the tunnel after the warm-up.
+    var offeredBytes = 0
+    /// Inner acknowledgements of a TCP-like source return after the shortest one-way delay.
+    let innerAckDelay: Duration
 
     // VPS bookkeeping.
     var created: [UInt32: (time: Timestamp, flow: Int, size: Int)] = [:] // by tunnel sequence
@@ -189,6 +200,8 @@ final class TunnelRun {
         sim = config.scenario.makeSimulator(router: router, vps: vps, seed: config.seed)
         scheduler = config.scheduler.makeScheduler()
         hasVoIP = config.scenario.name == "mixed-flows"
+        bulk = BulkSource(kind: config.source, packetBytes: config.packetSize)
+        innerAckDelay = config.scenario.paths.map(\.down.delay).min() ?? .zero
         router.onEvent = { [unowned self] now in self.routerStep(now) }
         router.applicationTimeout = { [unowned self] in self.waitUntil }
         vps.onEvent = { [unowned self] now in self.vpsStep(now) }
@@ -330,7 +343,12 @@ final class TunnelRun {
                 flow = 1
                 createdAt = v.created
             } else {
-                // Saturating bulk source: always another packet.
+                // The bulk source, if it has a packet to give now.
+                let supply = bulk.available(now: now)
+                guard supply.ok else {
+                    if let t = supply.retryAt { waitUntil = waitUntil.map { min($0, t) } ?? t }
+                    return
+                }
                 frame = []
                 flow = 0
             }
@@ -343,10 +361,12 @@ final class TunnelRun {
                 return
             }
             var bytes = frame
+            var isNewBulk = false
             if bytes.isEmpty && flow == 1 {
                 bytes = framed(voipQueue[0].packet)
             } else if bytes.isEmpty {
                 bulkCounter += 1
+                isNewBulk = true
                 bytes = framed(makeInnerPacket(flow: 0, size: config.packetSize, counter: bulkCounter))
             }
             if isRetry { retryQueue.removeFirst() }
@@ -355,6 +375,10 @@ final class TunnelRun {
             guard let header = decodeHeader(bytes) else { return }
             let seq = header.sequence.rawValue
             if created[seq] == nil { created[seq] = (createdAt, flow, bytes.count - TunnelFrame.headerLength) }
+            if isNewBulk {
+                bulk.onHanded(sequence: seq, now: now)
+                if now >= measureFrom { offeredBytes += config.packetSize }
+            }
             if createdAt >= measureFrom && !isReinjection && !isRetry { handedSequences.insert(seq) }
             var handedOnce = false
             for i in set {
@@ -424,6 +448,13 @@ final class TunnelRun {
     func deliver(seq: UInt32, size: Int, now: Timestamp) {
         deliveredSequences.insert(seq)
         guard let c = created[seq] else { return }
+        if c.flow == 0, case .innerTCP = config.source {
+            // The inner receiver acknowledges; the sender hears it one shortest path later.
+            sim.schedule(after: innerAckDelay) { [unowned self] s in
+                self.bulk.onAcknowledged(sequence: seq, now: s.now)
+                self.routerStep(s.now)
+            }
+        }
         let delay = Double((now - c.time).nanoseconds) / 1e6
         if c.time >= measureFrom {
             flowDelays[c.flow, default: []].append(delay)
@@ -501,6 +532,11 @@ final class TunnelRun {
                                backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
                                paths: paths, flows: flows)
         result.diagnostics = diagnostics
+        result.source = config.source.description
+        result.offeredMbps = Double(offeredBytes) * 8 / window / 1e6
+        if case .innerTCP = config.source {
+            result.diagnostics += "; inner TCP-like flow: window \(Int(bulk.window)) packets, \(bulk.innerLosses) inner losses"
+        }
         return result
     }
 }

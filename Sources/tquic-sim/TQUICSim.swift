@@ -20,6 +20,8 @@ struct TQUICSim: ParsableCommand {
     @Option(help: "Congestion controller: \(CongestionAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
     var cc: String = "bbr"
     @Option(help: "Coupling across a connection's paths: none, lia, olia, balia.") var coupling: String = "none"
+    @Option(help: "Bulk source of a bonding scenario: saturating, rate:MBPS (constant rate) or tcp (an inner TCP-like flow).")
+    var source: String = "saturating"
     @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
 
     func run() throws {
@@ -70,12 +72,14 @@ struct TQUICSim: ParsableCommand {
         config.seed = seed
         config.congestion = algorithm
         config.coupling = couplingAlgorithm
+        guard let bulkSource = TunnelSource(argument: source) else { throw ValidationError("unknown --source \(source)") }
+        config.source = bulkSource
         let r = try runTunnel(config)
         if json {
             print(r.json)
             return
         }
-        print("scenario \(r.scenario), scheduler \(r.scheduler), seed \(r.seed)")
+        print("scenario \(r.scenario), scheduler \(r.scheduler), source \(r.source) (offered \(format(r.offeredMbps)) Mbit/s), seed \(r.seed)")
         print("goodput \(format(r.goodputMbps)) Mbit/s of \(format(r.sumLinkMbps)) Mbit/s summed link rates (\(format(r.goodputFraction * 100)) %)")
         for p in r.paths {
             print("  path \(p.name): \(format(p.goodputMbps)) Mbit/s, share \(format(p.share * 100)) %, rtt \(format(p.rttMs)) ms, uplink drops \(p.uplinkDrops)")

@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("TQUIC_SIM", ROOT / ".build-release/release/tquic-sim"))
 
 
-def sim(scenario: str, scheduler: str = "aggregate", seed: int = 1) -> dict:
+def sim(scenario: str, scheduler: str = "aggregate", seed: int = 1, source: str = "saturating") -> dict:
     if not BIN.exists():
         pytest.fail(f"tquic-sim not built at {BIN}: swift build -c release --product tquic-sim --scratch-path .build-release")
-    out = subprocess.run([str(BIN), "--scenario", scenario, "--scheduler", scheduler, "--seed", str(seed), "--json"],
+    out = subprocess.run([str(BIN), "--scenario", scenario, "--scheduler", scheduler, "--seed", str(seed),
+                          "--source", source, "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -114,3 +115,26 @@ def test_rate_change_keeps_85_percent_and_no_standing_queue():
     r = sim("rate-change")
     assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"
     assert r["queue_delay_p99_ms"] < 40, r["queue_delay_p99_ms"]
+
+
+def test_rate_limited_source_is_carried_in_full():
+    # 50 Mbit/s offered over 2 x 50 Mbit/s: all of it arrives, without a standing queue.
+    r = sim("equal", source="rate:50")
+    assert r["source"] == "rate:50.0"
+    assert abs(r["offered_mbps"] - 50) < 1, r["offered_mbps"]
+    assert abs(r["goodput_mbps"] - r["offered_mbps"]) < 0.5, (r["goodput_mbps"], r["offered_mbps"])
+    assert r["lost_after_handoff"] == 0
+    assert r["queue_delay_p99_ms"] < 5, r["queue_delay_p99_ms"]
+
+
+def test_inner_tcp_like_source_is_clocked_by_its_acknowledgements():
+    # One inner Reno-like flow: it fills a good part of the bond, and the same seed repeats.
+    r = sim("equal", source="tcp")
+    assert r["source"] == "tcp"
+    assert 30 < r["goodput_mbps"] <= 100, r["goodput_mbps"]
+    assert sim("equal", source="tcp") == r
+
+
+def test_unknown_source_is_refused():
+    out = subprocess.run([str(BIN), "--scenario", "equal", "--source", "bursty"], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "bursty" in out.stderr
