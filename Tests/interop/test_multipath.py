@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from test_interop import check_downloads, make_www
+
 SMALL_TIMEOUT = 30
 
 
@@ -64,3 +66,23 @@ def test_tquic_client_with_bbr_against_aioquic(h):
     srv = h.server("aioquic")
     res = h.client("tquic", srv.addr, ["--cc", "bbr", "--download-bytes", "2000000"], timeout=SMALL_TIMEOUT)
     h.expect_success(res, lines=["stream: 2000000 bytes echoed"], servers=[srv])
+
+
+def test_multipath_hq_interop_downloads_use_every_path(h):
+    # The hq-interop (HTTP/0.9) downloads spread over the paths like the echo does.
+    www = h.tmp / "www"
+    files = make_www(www, [1_000_000, 1_000_000, 500_000, 20_000])
+    downloads = h.tmp / "downloads"
+    srv = h.server("tquic", www=www)
+    urls = [srv.url(name) for name in files]
+    res = h.client("tquic", srv.addr, ["--path", "127.0.0.2", "--path", "127.0.0.3",
+                                       "--get", *urls, "--downloads", downloads], timeout=SMALL_TIMEOUT)
+    h.expect_success(res, servers=[srv])
+    check_downloads(h, files, downloads)
+    stats = _path_stats(res.stderr)
+    if sorted(stats) != [0, 1, 2]:
+        h.fail(f"expected paths 0, 1 and 2 in the client's report, got {stats}")
+    for pid, st in stats.items():
+        # ~2,100 packets of downloads: each path must have carried a real share of them.
+        if st["received"] < 200:
+            h.fail(f"path {pid} carried too little of the downloads: {st}")
