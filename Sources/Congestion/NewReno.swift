@@ -68,6 +68,8 @@ public final class NewReno: CongestionController {
         congestionWindow = minimumWindow
         recoveryStartTime = nil
         bytesAckedInCA = 0
+        // The coupled group must see the collapse, not the window before it.
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
     }
 
     public func onMaxDatagramSizeChanged(_ size: Int) {

@@ -78,7 +78,8 @@ final class Path {
     var packetsReceived: UInt64 = 0
     var bytesAcked: UInt64 = 0
     var bytesSentTotal: UInt64 = 0
-    /// Delivery rate estimate (bytes/s), an EWMA of acked bytes over the RTT they took.
+    /// Delivery rate estimate (bytes/s): the per-ACK delivery-rate samples, smoothed
+    /// (`Connection.updateDeliveryRate`).
     var deliveryRate: Double = 0
 
     init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
