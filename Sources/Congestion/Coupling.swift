@@ -180,6 +180,11 @@ public final class CouplingMember {
         if smoothedRTT.nanoseconds > 0 { self.smoothedRTT = smoothedRTT }
     }
 
+    /// A window change without a new RTT (a reduction on loss or persistent congestion).
+    public func update(congestionWindow: Int) {
+        self.congestionWindow = congestionWindow
+    }
+
     /// Bytes to add to the window (negative: to remove, OLIA only) for `ackedBytes` acknowledged
     /// in congestion avoidance. Call `update` first so the group sees the current window.
     public func congestionAvoidanceIncrease(ackedBytes: Int, maxDatagramSize: Int) -> Double {

@@ -272,7 +272,7 @@ public final class Cubic: CongestionController {
         epochStart = nil
         hystartPhase = .done
         coupling?.onCongestionEvent()
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onPersistentCongestion(now: Timestamp) {
@@ -283,7 +283,7 @@ public final class Cubic: CongestionController {
         // §4.8: the first avoidance stage after the collapse uses K = 0 and W_max = its start window.
         wMax = 0
         hystartPhase = .done
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onMaxDatagramSizeChanged(_ size: Int) {

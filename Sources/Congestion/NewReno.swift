@@ -61,7 +61,7 @@ public final class NewReno: CongestionController {
         congestionWindow = ssthresh
         bytesAckedInCA = 0
         coupling?.onCongestionEvent()
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onPersistentCongestion(now: Timestamp) {
@@ -69,7 +69,7 @@ public final class NewReno: CongestionController {
         recoveryStartTime = nil
         bytesAckedInCA = 0
         // The coupled group must see the collapse, not the window before it.
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onMaxDatagramSizeChanged(_ size: Int) {

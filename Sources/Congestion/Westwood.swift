@@ -122,7 +122,7 @@ public final class Westwood: CongestionController {
         congestionWindow = min(congestionWindow, ssthresh)
         bytesAckedInCA = 0
         coupling?.onCongestionEvent()
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onPersistentCongestion(now: Timestamp) {
@@ -131,7 +131,7 @@ public final class Westwood: CongestionController {
         congestionWindow = minimumWindow
         recoveryStartTime = nil
         bytesAckedInCA = 0
-        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: coupling?.smoothedRTT ?? .zero)
+        coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onMaxDatagramSizeChanged(_ size: Int) {

@@ -59,7 +59,7 @@ extension Connection {
                                                       bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
                                                       hasNewRTTSample: newRTTSample, rateSample: rate))
         }
-        if space.id == .applicationData, let largestPacket = newlyAcked.last {
+        if space.id == .applicationData, path.ecn.isValidating, let largestPacket = newlyAcked.last {
             // RFC 9000 §13.4.2 validation; RFC 9002 §7.1: a CE increase is a congestion signal.
             let marked = newlyAcked.reduce(0) { $0 + ($1.ecnMarked ? 1 : 0) }
             if path.ecn.onAck(ack.ecn, newlyAckedMarked: marked) {

@@ -32,6 +32,9 @@ struct ECNValidation {
     /// Whether the next packet on the path leaves ECT(0)-marked.
     var marksOutgoing: Bool { state == .testing || state == .capable }
 
+    /// Whether ACKs still need checking (not failed, not disabled).
+    var isValidating: Bool { state != .failed && state != .disabled }
+
     mutating func onMarkedPacketSent() {
         guard state == .testing else { return }
         testingSent += 1
@@ -48,7 +51,7 @@ struct ECNValidation {
     /// Checks an ACK's counts against the marked packets it newly acknowledges. Returns true when
     /// the CE count grew on a path whose ECN is trusted (a congestion signal, RFC 9002 §7.1).
     mutating func onAck(_ counts: ECNCounts?, newlyAckedMarked: Int) -> Bool {
-        guard state != .failed, state != .disabled else { return false }
+        guard isValidating else { return false }
         guard let counts else {
             // RFC 9000 §13.4.2.1: marked packets acknowledged without ECN counts: validation fails.
             if newlyAckedMarked > 0 { state = .failed }
