@@ -165,6 +165,13 @@ public final class CouplingMember {
     /// The group's algorithm; `.none` once the path has left.
     public var algorithm: CouplingAlgorithm { group?.algorithm ?? .none }
 
+    /// A coupling algorithm is selected and another path is there to couple with. A lone path
+    /// runs its controller's own law (the coupled increase of one path is just Reno's).
+    public var isCoupledWithOthers: Bool {
+        guard let group, group.algorithm != .none else { return false }
+        return group.members.count > 1
+    }
+
     /// Window and RTT are known: the path counts in the coupled sums.
     var isActive: Bool { smoothedRTT.nanoseconds > 0 && congestionWindow > 0 }
 

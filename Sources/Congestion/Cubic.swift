@@ -8,16 +8,7 @@
 // applied once per ACK frame (`onAckProcessed`), which is where an ACK's RTT sample arrives too.
 
 public final class Cubic: CongestionController {
-    /// Where the initial slow start stands (RFC 9406 §4).
-    public enum HyStartPhase: Sendable {
-        /// Standard slow start, watching each round's minimum RTT.
-        case slowStart
-        /// Conservative Slow Start: the RTT rose, growth is a quarter of slow start's.
-        case conservativeSlowStart
-        /// HyStart++ is over (CSS finished, or a loss): congestion avoidance, or plain slow start
-        /// up to ssthresh after a collapse (RFC 9406 §4.2: HyStart++ only for the initial slow start).
-        case done
-    }
+    public typealias HyStartPhase = Congestion.HyStartPhase
 
     // RFC 9438 §4.2 (C) and §4.6 (β_cubic).
     static let c = 0.4
@@ -25,19 +16,12 @@ public final class Cubic: CongestionController {
     /// RFC 9438 §4.3: α_cubic = 3(1 − β)/(1 + β), the Reno-equivalent increase per round trip.
     static let alpha = 3 * (1 - beta) / (1 + beta)
 
-    // RFC 9406 §4.3 constants.
-    static let nRTTSample = 8
-    static let minRTTThresh = Duration.milliseconds(4)
-    static let maxRTTThresh = Duration.milliseconds(16)
-    static let minRTTDivisor: UInt64 = 8
-    static let cssGrowthDivisor = 4.0
-    static let cssRounds = 5
-
     private var cwnd: Double
     public var congestionWindow: Int { Int(cwnd) }
     public private(set) var ssthresh: Int = .max
     public private(set) var maxDatagramSize: Int
-    public private(set) var hystartPhase: HyStartPhase = .slowStart
+    private var hystart = HyStart()
+    public var hystartPhase: HyStartPhase { hystart.phase }
 
     // RFC 9438 §4.1.2 state. W_max is 0 while undefined (before the first loss, after a collapse).
     /// Window just before the last reduction, lowered by fast convergence (bytes).
@@ -59,17 +43,6 @@ public final class Cubic: CongestionController {
     private var growthBytes = 0
     private var largestAckedSentTime: Timestamp?
     private var lastAckTime: Timestamp?
-
-    // HyStart++ (RFC 9406 §4.2). RTTs in nanoseconds, UInt64.max meaning "infinity".
-    private var lastSentTime = Timestamp.zero
-    /// Send time of the newest packet when the current round began: the round ends when a packet
-    /// sent after it is acknowledged (the "windowEnd" marker, by time instead of sequence number).
-    private var roundEnd: Timestamp?
-    private var lastRoundMinRTT = UInt64.max
-    private var currentRoundMinRTT = UInt64.max
-    private var rttSampleCount = 0
-    private var cssBaselineMinRTT = UInt64.max
-    private var cssRoundCount = 0
 
     /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
     public let coupling: CouplingMember?
@@ -96,7 +69,7 @@ public final class Cubic: CongestionController {
     // MARK: - Sending and acknowledgement
 
     public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {
-        if now > lastSentTime { lastSentTime = now }
+        hystart.onPacketSent(now: now)
     }
 
     public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
@@ -116,7 +89,7 @@ public final class Cubic: CongestionController {
             coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
         }
 
-        if hystartPhase != .done, let newestSent { trackRound(newestSentAcked: newestSent) }
+        if hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = cwnd < Double(ssthresh)
         let appLimited = isApplicationLimited(priorBytesInFlight: ack.priorBytesInFlight, inSlowStart: inSlowStart)
 
@@ -124,9 +97,9 @@ public final class Cubic: CongestionController {
             if acked > 0 && !appLimited {
                 // RFC 9406 §4.2: CSS grows by a quarter of slow start. L (the per-ACK cap) is
                 // infinite because the connection paces.
-                cwnd += hystartPhase == .conservativeSlowStart ? Double(acked) / Cubic.cssGrowthDivisor : Double(acked)
+                cwnd += Double(acked) / Double(hystart.growthDivisor)
             }
-            if hystartPhase != .done && ack.hasNewRTTSample { hystartSample(ack.rtt.latest) }
+            if ack.hasNewRTTSample { hystart.onRTTSample(ack.rtt.latest) }
         } else if acked > 0 {
             congestionAvoidance(ackedBytes: acked, appLimited: appLimited, ack: ack)
         }
@@ -200,56 +173,8 @@ public final class Cubic: CongestionController {
     }
 
     /// Coupled only with a coupling algorithm and another path to couple with; a lone path is
-    /// plain CUBIC (the coupled increase of a single path would just be Reno's).
-    private var isCoupled: Bool {
-        guard let coupling, coupling.algorithm != .none, let group = coupling.group else { return false }
-        return group.members.count > 1
-    }
-
-    // MARK: - HyStart++ (RFC 9406 §4.2)
-
-    private func trackRound(newestSentAcked: Timestamp) {
-        if let end = roundEnd, newestSentAcked <= end { return }
-        roundEnd = lastSentTime
-        if hystartPhase == .conservativeSlowStart {
-            // A partial round counts towards CSS_ROUNDS; after them, congestion avoidance.
-            if cssRoundCount >= Cubic.cssRounds {
-                ssthresh = congestionWindow
-                hystartPhase = .done
-                return
-            }
-            cssRoundCount += 1
-        }
-        lastRoundMinRTT = currentRoundMinRTT
-        currentRoundMinRTT = .max
-        rttSampleCount = 0
-    }
-
-    private func hystartSample(_ rtt: Duration) {
-        currentRoundMinRTT = min(currentRoundMinRTT, rtt.nanoseconds)
-        rttSampleCount += 1
-        guard rttSampleCount >= Cubic.nRTTSample else { return }
-        switch hystartPhase {
-        case .slowStart:
-            guard currentRoundMinRTT != .max, lastRoundMinRTT != .max else { return }
-            let thresh = max(Cubic.minRTTThresh.nanoseconds,
-                             min(lastRoundMinRTT / Cubic.minRTTDivisor, Cubic.maxRTTThresh.nanoseconds))
-            if currentRoundMinRTT >= lastRoundMinRTT + thresh {
-                // The queue is building: slow down instead of overshooting.
-                cssBaselineMinRTT = currentRoundMinRTT
-                cssRoundCount = 1
-                hystartPhase = .conservativeSlowStart
-            }
-        case .conservativeSlowStart:
-            if currentRoundMinRTT < cssBaselineMinRTT {
-                // The RTT fell back: the exit was spurious, resume slow start.
-                cssBaselineMinRTT = .max
-                hystartPhase = .slowStart
-            }
-        case .done:
-            break
-        }
-    }
+    /// plain CUBIC.
+    private var isCoupled: Bool { coupling?.isCoupledWithOthers ?? false }
 
     // MARK: - Congestion (RFC 9438 §4.6–4.8, RFC 9002 §7.3.2 and §7.6.2)
 
@@ -270,7 +195,7 @@ public final class Cubic: CongestionController {
         ssthresh = Int(reduced)
         cwnd = Double(ssthresh)
         epochStart = nil
-        hystartPhase = .done
+        hystart.finish()
         coupling?.onCongestionEvent()
         coupling?.update(congestionWindow: congestionWindow)
     }
@@ -282,7 +207,7 @@ public final class Cubic: CongestionController {
         epochStart = nil
         // §4.8: the first avoidance stage after the collapse uses K = 0 and W_max = its start window.
         wMax = 0
-        hystartPhase = .done
+        hystart.finish()
         coupling?.update(congestionWindow: congestionWindow)
     }
 

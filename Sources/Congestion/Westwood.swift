@@ -1,7 +1,15 @@
 // Westwood+ (Mascolo et al., MobiCom 2001; Grieco & Mascolo, ACM CCR 2004): Reno growth, but a
 // loss sets the window to the measured bandwidth-delay product instead of halving it. The
 // bandwidth estimate is the bytes acknowledged over each RTT, low-pass filtered; a random
-// (non-congestion) loss therefore costs little, which suits lossy radio links.
+// (non-congestion) loss therefore costs little, which suits lossy radio links. The initial slow
+// start runs HyStart++ (RFC 9406), as NewReno's and CUBIC's do.
+//
+// One departure from the papers: while in slow start each RTT sample replaces the estimate
+// instead of being filtered. The samples of a slow start climb by up to 2x per round, and the
+// 7/8 filter trails them: on a 600 ms satellite path it still read 30 % of the link rate when the
+// slow start ended in a loss, so ssthresh came out at a third of the pipe and Reno growth took
+// minutes to recover (tquic-sim satellite: 30 % utilisation). The filter exists to smooth ACK
+// compression in a steady state, which a slow start is not.
 
 public final class Westwood: CongestionController {
     public private(set) var congestionWindow: Int
@@ -24,6 +32,10 @@ public final class Westwood: CongestionController {
     /// Bytes acknowledged in congestion avoidance since the window last grew.
     private var bytesAckedInCA = 0
     private var coupledRemainder = 0.0
+    private var slowStartRemainder = 0
+    private var hystart = HyStart()
+    public var hystartPhase: HyStartPhase { hystart.phase }
+    private var largestAckedSentTime: Timestamp?
 
     /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
     public let coupling: CouplingMember?
@@ -40,9 +52,12 @@ public final class Westwood: CongestionController {
     /// RFC 9002 §7.2: 2 * max_datagram_size.
     var minimumWindow: Int { 2 * maxDatagramSize }
 
-    public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {}
+    public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {
+        hystart.onPacketSent(now: now)
+    }
 
     public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
+        if largestAckedSentTime.map({ packet.timeSent > $0 }) ?? true { largestAckedSentTime = packet.timeSent }
         // RFC 9002 §7.3.2: no increase for packets sent during recovery.
         if let start = recoveryStartTime, packet.timeSent <= start { return }
         growthBytes += packet.sentBytes
@@ -50,18 +65,24 @@ public final class Westwood: CongestionController {
 
     public func onAckProcessed(_ ack: AckSummary) {
         let acked = growthBytes
+        let newestSent = largestAckedSentTime
         growthBytes = 0
+        largestAckedSentTime = nil
         if ack.rtt.minimum.nanoseconds > 0 { minRTT = ack.rtt.minimum }
+        if hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = congestionWindow < ssthresh
         // RFC 9002 §7.8, judged as in Cubic.swift: in flight on arrival + 3 MSS below cwnd in
         // congestion avoidance, under half of cwnd in (paced) slow start.
         let appLimited = inSlowStart ? 2 * ack.priorBytesInFlight < congestionWindow
                                      : ack.priorBytesInFlight + 3 * maxDatagramSize < congestionWindow
-        sampleBandwidth(ack, appLimited: appLimited)
+        sampleBandwidth(ack, appLimited: appLimited, inSlowStart: inSlowStart)
 
         if acked > 0 && !appLimited {
             if inSlowStart {
-                congestionWindow += acked
+                // RFC 9406 §4.2: CSS grows by a quarter of slow start.
+                slowStartRemainder += acked
+                congestionWindow += slowStartRemainder / hystart.growthDivisor
+                slowStartRemainder %= hystart.growthDivisor
             } else if let coupling {
                 // Coupled increase (RFC 6356 §3 and its successors), accumulated to whole bytes.
                 coupling.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
@@ -78,12 +99,14 @@ public final class Westwood: CongestionController {
                 }
             }
         }
+        if inSlowStart && ack.hasNewRTTSample { hystart.onRTTSample(ack.rtt.latest) }
         coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
     }
 
     /// Westwood+: b_k = bytes acknowledged during the last RTT / its length;
-    /// BWE_k = 7/8 BWE_{k-1} + 1/8 b_k (the first sample seeds the filter).
-    private func sampleBandwidth(_ ack: AckSummary, appLimited: Bool) {
+    /// BWE_k = 7/8 BWE_{k-1} + 1/8 b_k (the first sample seeds the filter; in slow start each
+    /// sample replaces the estimate, see the top of this file).
+    private func sampleBandwidth(_ ack: AckSummary, appLimited: Bool, inSlowStart: Bool) {
         guard let start = intervalStart else {
             // The first ACK opens the first interval; what it acknowledged took an unknown time.
             intervalStart = ack.now
@@ -97,7 +120,7 @@ public final class Westwood: CongestionController {
         let sample = Double(intervalBytes) / elapsed.seconds
         // An app-limited interval shows what the application sent, not what the path carries:
         // it may raise the estimate but not lower it.
-        if bandwidthEstimate == 0 {
+        if bandwidthEstimate == 0 || (inSlowStart && !intervalAppLimited) {
             bandwidthEstimate = sample
         } else if !intervalAppLimited || sample > bandwidthEstimate {
             bandwidthEstimate = (7 * bandwidthEstimate + sample) / 8
@@ -117,10 +140,20 @@ public final class Westwood: CongestionController {
         // RFC 9002 §7.3.2: only one reduction per round trip.
         if let start = recoveryStartTime, lostPacketSentTime <= start { return }
         recoveryStartTime = now
-        // Westwood+: back to the pipe size the path was seen to carry, not a blind fraction.
-        ssthresh = bandwidthDelayThreshold
+        if let coupling, coupling.isCoupledWithOthers {
+            // While coupled, the increase is the coupled algorithm's Reno-like one, so the
+            // decrease is its too (as for coupled CUBIC). Westwood+'s own decrease keeps each
+            // path at the share it already holds, so the coupled increase alone never gave back
+            // what two paths took in slow start: LIA over it took 1.7 × a single flow's share
+            // of a shared bottleneck (tquic-sim shared-bottleneck).
+            ssthresh = max(Int(Double(congestionWindow) * coupling.decreaseFactor()), minimumWindow)
+        } else {
+            // Westwood+: back to the pipe size the path was seen to carry, not a blind fraction.
+            ssthresh = bandwidthDelayThreshold
+        }
         congestionWindow = min(congestionWindow, ssthresh)
         bytesAckedInCA = 0
+        hystart.finish()
         coupling?.onCongestionEvent()
         coupling?.update(congestionWindow: congestionWindow)
     }
@@ -129,6 +162,7 @@ public final class Westwood: CongestionController {
         // RFC 9002 §7.6.2 collapses the window; slow start then climbs back to the estimated pipe.
         ssthresh = bandwidthDelayThreshold
         congestionWindow = minimumWindow
+        hystart.finish()
         recoveryStartTime = nil
         bytesAckedInCA = 0
         coupling?.update(congestionWindow: congestionWindow)

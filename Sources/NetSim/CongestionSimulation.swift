@@ -68,8 +68,8 @@ public struct CongestionScenario: Sendable {
                            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 600, name: "satellite")])],
                            measure: .satellite),
         CongestionScenario(name: "shared-bottleneck",
-                           summary: "two paths of one connection and one single-path flow cross one 50 Mbit/s 40 ms link",
-                           duration: .seconds(30), warmUp: .seconds(10),
+                           summary: "two paths of one connection and one single-path flow cross one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
+                           duration: .seconds(60), warmUp: .seconds(20),
                            flows: [
                                CongestionFlow(name: "multipath", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-a"),
                                                                          bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-b")],
@@ -94,6 +94,9 @@ public struct CongestionRunConfiguration {
     public var congestion: CongestionAlgorithm
     public var coupling: CouplingAlgorithm = .none
     public var seed: UInt64 = 1
+    /// `--trace`: every this often, one line per path of each connection to `traceWriter`.
+    public var traceInterval: Duration?
+    public var traceWriter: (String) -> Void = { print($0) }
     public init(scenario: CongestionScenario, congestion: CongestionAlgorithm) {
         self.scenario = scenario
         self.congestion = congestion
@@ -181,6 +184,13 @@ public func runCongestion(_ config: CongestionRunConfiguration) throws -> Conges
             while let e = c.pollEvent() {
                 if case .datagramReceived(let d) = e, now >= measureFrom { received[i] += d.count }
             }
+        }
+    }
+    if let interval = config.traceInterval {
+        for (i, router) in routers.enumerated() {
+            schedulePathTrace(on: sim, router: router, label: scenario.flows[i].name,
+                              names: scenario.flows[i].paths.enumerated().map { $1.name.isEmpty ? "path\($0)" : $1.name },
+                              interval: interval, until: end, write: config.traceWriter)
         }
     }
     try sim.run(until: end)

@@ -24,6 +24,9 @@ public struct TunnelRunConfiguration {
     /// The bulk traffic: saturating (default), a fixed rate, or an inner TCP-like flow.
     public var source: TunnelSource = .saturating
     public var coupling: CouplingAlgorithm = .none
+    /// `--trace`: every this often, one line per path (window, RTT, rate, losses) to `traceWriter`.
+    public var traceInterval: Duration?
+    public var traceWriter: (String) -> Void = { print($0) }
     public init(scenario: Scenario, scheduler: SchedulerKind) {
         self.scenario = scenario
         self.scheduler = scheduler
@@ -206,6 +209,10 @@ final class TunnelRun {
         router.applicationTimeout = { [unowned self] in self.waitUntil }
         vps.onEvent = { [unowned self] now in self.vpsStep(now) }
         vps.applicationTimeout = { [unowned self] in self.reorder.nextDeadline }
+        if let interval = config.traceInterval {
+            schedulePathTrace(on: sim, router: router, label: "router", names: config.scenario.paths.map(\.name),
+                              interval: interval, until: .zero + config.scenario.duration, write: config.traceWriter)
+        }
         if hasVoIP {
             var n = 0
             _ = sim.every(.milliseconds(20), from: .zero + .milliseconds(500), until: .zero + config.scenario.duration) { [unowned self] s in

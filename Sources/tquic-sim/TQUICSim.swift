@@ -5,6 +5,13 @@ import ArgumentParser
 import Bonding
 import Congestion
 import NetSim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func writeToStandardError(_ line: String) {
+    fputs(line + "\n", stderr)
+}
 
 @main
 struct TQUICSim: ParsableCommand {
@@ -23,6 +30,8 @@ struct TQUICSim: ParsableCommand {
     @Option(help: "Bulk source of a bonding scenario: saturating, rate:MBPS (constant rate) or tcp (an inner TCP-like flow).")
     var source: String = "saturating"
     @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
+    @Option(help: "Every SECONDS of simulated time, print each path's window, RTT, rate and losses to standard error.")
+    var trace: Double?
 
     func run() throws {
         guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown congestion controller \(cc)") }
@@ -42,6 +51,8 @@ struct TQUICSim: ParsableCommand {
             var config = CongestionRunConfiguration(scenario: s, congestion: algorithm)
             config.coupling = couplingAlgorithm
             config.seed = seed
+            config.traceInterval = try traceInterval()
+            config.traceWriter = writeToStandardError
             let r = try runCongestion(config)
             if json { print(r.json); return }
             print("scenario \(r.scenario), congestion \(r.congestion), coupling \(r.coupling), seed \(r.seed)")
@@ -74,6 +85,8 @@ struct TQUICSim: ParsableCommand {
         config.coupling = couplingAlgorithm
         guard let bulkSource = TunnelSource(argument: source) else { throw ValidationError("unknown --source \(source)") }
         config.source = bulkSource
+        config.traceInterval = try traceInterval()
+        config.traceWriter = writeToStandardError
         let r = try runTunnel(config)
         if json {
             print(r.json)
@@ -134,6 +147,12 @@ struct TQUICSim: ParsableCommand {
                 print("| \(a.rawValue) | \(c.rawValue) | " + cells.joined(separator: " | ") + " |")
             }
         }
+    }
+
+    func traceInterval() throws -> Congestion.Duration? {
+        guard let trace else { return nil }
+        guard trace >= 0.001, trace.isFinite else { throw ValidationError("--trace needs an interval of at least 0.001 s") }
+        return Congestion.Duration.seconds(trace)
     }
 
     func format3(_ x: Double) -> String { "\((x * 1000).rounded() / 1000)" }

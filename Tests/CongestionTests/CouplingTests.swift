@@ -244,9 +244,18 @@ final class CouplingFormulaTests: XCTestCase {
         let rtt = RTTSample(latest: .milliseconds(50), smoothed: .milliseconds(50), minimum: .milliseconds(50),
                             variation: .milliseconds(5))
         let t0 = Timestamp(nanoseconds: 1_000_000_000)
+        // One ACK frame per packet, the window full when it arrives (not application-limited).
+        func ack(_ cc: NewReno, packets: Int) {
+            for _ in 0..<packets {
+                let prior = cc.congestionWindow
+                cc.onPacketAcked(AckedPacketInfo(sentBytes: 1200, timeSent: t0), rtt: rtt, bytesInFlight: prior - 1200, now: t0)
+                cc.onAckProcessed(AckSummary(now: t0, ackedBytes: 1200, priorBytesInFlight: prior, bytesInFlight: prior - 1200,
+                                             rtt: rtt, hasNewRTTSample: true, rateSample: nil))
+            }
+        }
         // Slow start: +1200 per acknowledged packet from 12000 bytes.
-        for _ in 0..<100 { fast.onPacketAcked(AckedPacketInfo(sentBytes: 1200, timeSent: t0), rtt: rtt, bytesInFlight: 0, now: t0) }
-        for _ in 0..<10 { slow.onPacketAcked(AckedPacketInfo(sentBytes: 1200, timeSent: t0), rtt: rtt, bytesInFlight: 0, now: t0) }
+        ack(fast, packets: 100)
+        ack(slow, packets: 10)
         XCTAssertEqual(fast.congestionWindow, 132_000)
         XCTAssertEqual(slow.congestionWindow, 24_000)
         // α_slow = 132000/24000 = 5.5 → factor 1 - 1.5/2 = 0.25; α_fast = 1 → 0.5.
@@ -258,7 +267,7 @@ final class CouplingFormulaTests: XCTestCase {
         XCTAssertEqual(fast.congestionWindow, 66_000)
         // Uncoupled NewReno keeps RFC 9002's one half.
         let alone = NewReno(maxDatagramSize: 1200)
-        for _ in 0..<10 { alone.onPacketAcked(AckedPacketInfo(sentBytes: 1200, timeSent: t0), rtt: rtt, bytesInFlight: 0, now: t0) }
+        ack(alone, packets: 10)
         alone.onCongestionEvent(lostPacketSentTime: t0, now: later)
         XCTAssertEqual(alone.congestionWindow, 12_000)
         withExtendedLifetime(group) {}

@@ -272,9 +272,9 @@ final class CubicTests: XCTestCase {
 
     /// Drives whole rounds: `packets` sent together, then ACKed one per ACK, each with `rtt`.
     private struct SlowStartRounds {
-        let cc: Cubic
+        let cc: any HyStartSlowStart
         var now = Timestamp(nanoseconds: 1_000_000_000)
-        init(_ cc: Cubic) { self.cc = cc }
+        init(_ cc: any HyStartSlowStart) { self.cc = cc }
 
         /// Sends a flight; returns its send time.
         mutating func send(_ packets: Int) -> Timestamp {
@@ -296,22 +296,31 @@ final class CubicTests: XCTestCase {
     }
 
     func testHyStartLeavesSlowStartWhenTheRoundMinimumRTTRises() {
-        let cc = Cubic(maxDatagramSize: mss)
-        var r = SlowStartRounds(cc)
-        r.round(rtt: rtt40)
-        r.round(rtt: rtt40)
-        XCTAssertEqual(cc.hystartPhase, .slowStart)
-        // Threshold: max(4 ms, min(40 ms / 8, 16 ms)) = 5 ms. 46 ms ≥ 40 + 5.
-        let sent = r.send(10)
-        r.ackEach(7, sentAt: sent, rtt: ms(46))
-        XCTAssertEqual(cc.hystartPhase, .slowStart, "fewer than N_RTT_SAMPLE = 8 samples: no decision yet")
-        let w = cc.congestionWindow
-        r.ackEach(1, sentAt: sent, rtt: ms(46))
-        XCTAssertEqual(cc.hystartPhase, .conservativeSlowStart, "8th sample ≥ lastRoundMinRTT + 5 ms: enter CSS")
-        XCTAssertEqual(cc.ssthresh, .max, "CSS is still slow start")
-        XCTAssertEqual(cc.congestionWindow, w + mss, "the ACK that detected the rise grew at the slow-start rate")
-        r.ackEach(2, sentAt: sent, rtt: ms(46))
-        XCTAssertEqual(cc.congestionWindow, w + mss + 2 * mss / 4, "CSS grows by a quarter: CSS_GROWTH_DIVISOR = 4")
+        // RFC 9406 is not CUBIC's alone: NewReno's and Westwood+'s initial slow starts run it too.
+        let controllers: [any HyStartSlowStart] = [Cubic(maxDatagramSize: mss), NewReno(maxDatagramSize: mss),
+                                                   Westwood(maxDatagramSize: mss)]
+        for cc in controllers {
+            var r = SlowStartRounds(cc)
+            r.round(rtt: rtt40)
+            r.round(rtt: rtt40)
+            XCTAssertEqual(cc.hystartPhase, .slowStart, cc.name)
+            // Threshold: max(4 ms, min(40 ms / 8, 16 ms)) = 5 ms. 46 ms ≥ 40 + 5.
+            let sent = r.send(10)
+            r.ackEach(7, sentAt: sent, rtt: ms(46))
+            XCTAssertEqual(cc.hystartPhase, .slowStart, "\(cc.name): fewer than N_RTT_SAMPLE = 8 samples: no decision yet")
+            let w = cc.congestionWindow
+            r.ackEach(1, sentAt: sent, rtt: ms(46))
+            XCTAssertEqual(cc.hystartPhase, .conservativeSlowStart, "\(cc.name): 8th sample ≥ lastRoundMinRTT + 5 ms: enter CSS")
+            XCTAssertEqual(cc.ssthresh, .max, "\(cc.name): CSS is still slow start")
+            XCTAssertEqual(cc.congestionWindow, w + mss, "\(cc.name): the ACK that detected the rise grew at the slow-start rate")
+            r.ackEach(2, sentAt: sent, rtt: ms(46))
+            XCTAssertEqual(cc.congestionWindow, w + mss + 2 * mss / 4, "\(cc.name): CSS grows by a quarter: CSS_GROWTH_DIVISOR = 4")
+            // CSS_ROUNDS = 5 rounds of CSS, then congestion avoidance with ssthresh = cwnd.
+            for _ in 0..<6 { r.round(rtt: ms(46)) }
+            XCTAssertEqual(cc.hystartPhase, .done, cc.name)
+            XCTAssertLessThanOrEqual(cc.ssthresh, cc.congestionWindow, "\(cc.name): ssthresh = the window at the exit")
+            XCTAssertGreaterThan(cc.ssthresh, 12_000, cc.name)
+        }
     }
 
     func testHyStartIgnoresAnRTTRiseBelowTheThreshold() {
@@ -779,3 +788,12 @@ final class CubicTestBottleneck {
         pendingAck.removeAll(keepingCapacity: true)
     }
 }
+
+/// The loss-based controllers whose initial slow start runs HyStart++ (HyStart.swift).
+private protocol HyStartSlowStart: CongestionController {
+    var hystartPhase: HyStartPhase { get }
+    var ssthresh: Int { get }
+}
+extension Cubic: HyStartSlowStart {}
+extension NewReno: HyStartSlowStart {}
+extension Westwood: HyStartSlowStart {}

@@ -50,12 +50,26 @@ final class WestwoodTests: XCTestCase {
         var p = WestwoodAckPattern(cc: cc)
         p.run(acks: 41, packets: 3, every: ms(10)) // ten 40 ms intervals at 360 000 B/s
         XCTAssertEqual(cc.bandwidthEstimate, 360_000, accuracy: 1e-6)
+        // A loss ends slow start; from here the samples are filtered.
+        cc.onCongestionEvent(lostPacketSentTime: p.now - ms(5), now: p.now)
+        XCTAssertLessThanOrEqual(cc.congestionWindow, cc.ssthresh)
         p.run(acks: 3, packets: 6, every: ms(10))
         XCTAssertEqual(cc.bandwidthEstimate, 360_000, accuracy: 1e-6, "no sample before a whole RTT has passed")
         p.run(acks: 1, packets: 6, every: ms(10)) // one interval at 720 000 B/s
         XCTAssertEqual(cc.bandwidthEstimate, 7.0 / 8 * 360_000 + 1.0 / 8 * 720_000, accuracy: 1e-6)
         p.run(acks: 4, packets: 6, every: ms(10))
         XCTAssertEqual(cc.bandwidthEstimate, 7.0 / 8 * 405_000 + 1.0 / 8 * 720_000, accuracy: 1e-6)
+    }
+
+    func testInSlowStartEachSampleReplacesTheEstimate() {
+        // The 7/8 filter would trail a slow start's climbing samples (see Westwood.swift).
+        let cc = Westwood(maxDatagramSize: mss)
+        var p = WestwoodAckPattern(cc: cc)
+        p.run(acks: 41, packets: 3, every: ms(10))
+        XCTAssertEqual(cc.hystartPhase, .slowStart)
+        p.run(acks: 4, packets: 6, every: ms(10)) // one interval at 720 000 B/s
+        XCTAssertEqual(cc.bandwidthEstimate, 720_000, accuracy: 1e-6)
+        XCTAssertLessThan(cc.congestionWindow, cc.ssthresh, "still in slow start")
     }
 
     func testApplicationLimitedIntervalsDoNotLowerTheEstimate() {
@@ -122,14 +136,18 @@ final class WestwoodTests: XCTestCase {
         var pa = WestwoodAckPattern(cc: a), pb = WestwoodAckPattern(cc: b)
         pa.run(acks: 101, packets: 3, every: ms(10))
         pb.run(acks: 101, packets: 3, every: ms(10))
+        let beforeLoss = a.congestionWindow
         a.onCongestionEvent(lostPacketSentTime: pa.now - ms(5), now: pa.now)
         b.onCongestionEvent(lostPacketSentTime: pb.now - ms(5), now: pb.now)
+        // While coupled the decrease is the coupling's (LIA: Reno's half), not BWE × RTT_min.
+        XCTAssertEqual(a.congestionWindow, beforeLoss / 2)
+        let w0 = a.congestionWindow
         pa.now = pa.now + ms(40); pb.now = pb.now + ms(40)
         pb.run(acks: 1, packets: 1, every: .microseconds(100))
         XCTAssertEqual(a.coupling?.bytesSinceLastLoss, 0)
         // Two equal paths under LIA: α = 1/2, so a window of ACKs adds a quarter datagram, not one.
-        pa.run(acks: 12, packets: 1, every: .microseconds(100))
-        XCTAssertEqual(a.congestionWindow - 14_400, mss / 4, accuracy: 1, "LIA increase over one window")
+        pa.run(acks: w0 / mss, packets: 1, every: .microseconds(100))
+        XCTAssertEqual(a.congestionWindow - w0, mss / 4, accuracy: 2, "LIA increase over one window")
     }
 
     /// 1 % random loss on a 50 Mbit/s, 40 ms path (1-BDP queue): NewReno halves on every loss and

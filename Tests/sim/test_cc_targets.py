@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("TQUIC_SIM", ROOT / ".build-release/release/tquic-sim"))
 CONTROLLERS = ["newreno", "cubic", "bbr", "copa", "westwood"]
 COUPLINGS = ["lia", "olia", "balia"]
+LOSS_BASED = ["newreno", "cubic", "westwood"]
 
 
 def sim(scenario: str, cc: str, coupling: str = "none", seed: int = 1) -> dict:
@@ -65,7 +66,10 @@ def test_bbr_keeps_80_percent_under_one_percent_random_loss():
 @pytest.mark.parametrize("coupling", COUPLINGS)
 @pytest.mark.parametrize("cc", ["newreno", "cubic"])
 def test_coupled_multipath_does_no_harm_on_a_shared_bottleneck(cc, coupling):
-    # RFC 6356 goal 2: the two paths together take no more than about one flow's share.
+    # RFC 6356 goal 2: the two paths together take no more than about one flow's share, the
+    # single flow being NewReno or CUBIC as the issue states. (Westwood+ against Westwood+ is in
+    # the README table: its own decrease keeps a flow's share, so the single flow gives back
+    # slowly what the two paths took in slow start.)
     r = sim("shared-bottleneck", cc, coupling)
     assert r["share_vs_single"] <= 1.2, f"{cc}+{coupling}: {r['share_vs_single']:.3f}"
     assert r["utilisation"] >= 0.85, f"{cc}+{coupling}: the link must stay busy ({r['utilisation']:.3f})"
@@ -87,10 +91,17 @@ def test_fairness_between_two_connections(cc):
 def test_satellite_fill_time_is_reported(cc):
     r = sim("satellite", cc)
     assert "time_to_90pct_s" in r
-    if cc in ("newreno", "cubic", "bbr"):
-        # Copa (delay-based: the 600 ms path's jitter-free RTT still reads as queue) and Westwood+
-        # never hold 90 % here; README lists their figures.
+    if cc != "copa":
+        # Copa (delay-based) oscillates on the 600 ms path: its standing-RTT reading trails the
+        # queue by most of an RTT, so each correction overshoots; README lists its figure.
         assert r["time_to_90pct_s"] is not None and r["time_to_90pct_s"] < 30, r
+
+
+def test_westwood_fills_the_satellite_path():
+    # Westwood+'s bandwidth filter trailed the slow start and set ssthresh to a third of the
+    # pipe (30 %); the estimate now follows the samples while in slow start.
+    r = sim("satellite", "westwood")
+    assert r["utilisation"] >= 0.90, r
 
 
 def tunnel(scenario: str, cc: str, coupling: str) -> dict:
@@ -100,24 +111,14 @@ def tunnel(scenario: str, cc: str, coupling: str) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("coupling", [
-    "lia", "olia",
-    # BALIA cuts a path whose rate is below the best path's by up to 75 % on a loss (its
-    # min(alpha, 1.5) decrease): the 600 ms satellite path then carries 26 of its 50 Mbit/s.
-    pytest.param("balia", marks=pytest.mark.xfail(strict=True, reason="BALIA's decrease starves the satellite path (80 %)")),
-])
-@pytest.mark.parametrize("scenario", ["fibre-satellite"])
-def test_coupling_still_aggregates_fibre_and_satellite(scenario, coupling):
-    r = tunnel(scenario, "newreno", coupling)
-    assert r["goodput_fraction"] >= 0.85, f"{scenario}+{coupling}: {r['goodput_fraction']:.3f}"
-
-
 @pytest.mark.parametrize("coupling", COUPLINGS)
-@pytest.mark.parametrize("scenario", ["mptcp-15-5"])
-def test_coupling_still_aggregates_disjoint_paths(scenario, coupling):
-    # RFC 6356 goal 1 (improve throughput): disjoint paths keep >= 85 % of the summed rates.
-    r = tunnel(scenario, "newreno", coupling)
-    assert r["goodput_fraction"] >= 0.85, f"{scenario}+{coupling}: {r['goodput_fraction']:.3f}"
+@pytest.mark.parametrize("cc", LOSS_BASED)
+@pytest.mark.parametrize("scenario", ["fibre-satellite", "mptcp-15-5"])
+def test_coupling_still_aggregates_disjoint_paths(scenario, cc, coupling):
+    # RFC 6356 goal 1 (improve throughput): disjoint paths keep >= 85 % of the summed rates,
+    # whichever loss-based controller the coupling runs over.
+    r = tunnel(scenario, cc, coupling)
+    assert r["goodput_fraction"] >= 0.85, f"{scenario} {cc}+{coupling}: {r['goodput_fraction']:.3f}"
 
 
 @pytest.mark.parametrize("cc", CONTROLLERS)
