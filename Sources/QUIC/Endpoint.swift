@@ -52,13 +52,20 @@ public final class Endpoint {
     }
 
     public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
+        var buffer = datagram
+        receive(datagram: &buffer, from: remote, now: now, ecn: ecn)
+    }
+
+    /// As `receive(datagram:from:now:ecn:)`, but packets are opened in place in `datagram`, whose
+    /// contents are undefined afterwards: a caller that reuses one receive buffer copies nothing.
+    public func receive(datagram: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
         let cidLength = configuration.connection.connectionIDGenerator.length
         guard let header = try? PacketHeader.parse(datagram, shortHeaderCIDLength: cidLength) else {
             droppedDatagrams += 1
             return
         }
         if let conn = routes[header.destinationConnectionID] {
-            conn.receive(datagram: datagram, from: remote, now: now, ecn: ecn)
+            conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn)
             syncRoutes(conn)
             return
         }
@@ -121,7 +128,7 @@ public final class Endpoint {
             routes[header.destinationConnectionID] = conn
             routedCIDs[ObjectIdentifier(conn), default: []].insert(header.destinationConnectionID)
             syncRoutes(conn)
-            conn.receive(datagram: datagram, from: remote, now: now, ecn: ecn)
+            conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn)
             syncRoutes(conn)
         } catch {
             droppedDatagrams += 1

@@ -230,6 +230,17 @@ final class TransferBench {
         var start: (ns: UInt64, cpu: UInt64, alloc: AllocationSnapshot, c2s: UInt64, s2c: UInt64, wire: UInt64, delivered: UInt64, bytes: UInt64)
             = (0, 0, AllocationSnapshot.now(), 0, 0, 0, 0, 0)
         var idleRounds = 0
+        // The zero-copy receive side a data plane uses: each side's socket reads into one
+        // preallocated buffer that the connection opens in place, and the server application
+        // takes each DATAGRAM payload from the receive buffer (`onDatagram`) instead of an event.
+        var serverReceiveBuffer = [UInt8](), clientReceiveBuffer = [UInt8]()
+        serverReceiveBuffer.reserveCapacity(65_536)
+        clientReceiveBuffer.reserveCapacity(65_536)
+        sc.onDatagram = { [unowned self] payload, _ in
+            self.delivered += 1
+            self.deliveredBytes += UInt64(payload.count)
+        }
+        defer { sc.onDatagram = nil }
         // Progress guard: client packets since a datagram was last delivered or dropped.
         var packetsWithoutProgress = 0
         var lastOutcome: UInt64 = 0
@@ -265,17 +276,17 @@ final class TransferBench {
                 c2s += 1
                 c2sWire += UInt64(tx.bytes.count)
                 now = now + tick
-                counted(&phases.serverReceive) { server.receive(datagram: tx.bytes, from: clientAddress, now: now) }
+                counted(&phases.serverReceive) {
+                    // What sendmsg and recvmsg would do: the bytes land in the receiver's buffer.
+                    serverReceiveBuffer.removeAll(keepingCapacity: true)
+                    serverReceiveBuffer.append(contentsOf: tx.bytes)
+                    server.receive(datagram: &serverReceiveBuffer, from: clientAddress, now: now)
+                }
                 // Drop our reference before the client's next poll: the Transmit shares the
                 // connection's datagram buffer, which it reuses only when it is unique again.
                 t = nil
                 counted(&phases.serverEvents) {
-                    while let e = sc.pollEvent() {
-                        if case .datagramReceived(let d) = e {
-                            delivered += 1
-                            deliveredBytes += UInt64(d.count)
-                        }
-                    }
+                    while sc.pollEvent() != nil {}
                 }
                 let outcome = delivered &+ client.stats.datagramsDropped
                 if outcome != lastOutcome {
@@ -298,7 +309,11 @@ final class TransferBench {
                 guard let ack = a else { break }
                 s2c += 1
                 now = now + tick
-                counted(&phases.clientReceive) { client.receive(datagram: ack.bytes, from: serverAddress, now: now) }
+                counted(&phases.clientReceive) {
+                    clientReceiveBuffer.removeAll(keepingCapacity: true)
+                    clientReceiveBuffer.append(contentsOf: ack.bytes)
+                    client.receive(datagram: &clientReceiveBuffer, from: serverAddress, now: now)
+                }
             }
             counted(&phases.other) {
                 while client.pollEvent() != nil {}

@@ -238,7 +238,7 @@ if !skipTransfer {
             print("   client sendDatagram      \(allocs(t.perDatagram(p.appSend)))")
             print("   client poll (seal)       \(allocs(t.perDatagram(p.clientPoll)))")
             print("   server receive (open)    \(allocs(t.perDatagram(p.serverReceive)))")
-            print("   server pollEvent         \(allocs(t.perDatagram(p.serverEvents)))")
+            print("   server events            \(allocs(t.perDatagram(p.serverEvents)))")
             print("   server poll (ACKs)       \(allocs(t.perDatagram(p.serverPoll)))")
             print("   client receive (ACKs)    \(allocs(t.perDatagram(p.clientReceive)))")
             print("   events, timers           \(allocs(t.perDatagram(p.other)))")

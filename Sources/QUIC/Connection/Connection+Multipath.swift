@@ -103,11 +103,11 @@ extension Connection {
     }
 
     /// The path IDs that exist now, in order.
-    public var pathIDs: [UInt32] { paths.keys.sorted() }
+    public var pathIDs: [UInt32] { pathOrder }
 
     public func pathStatistics(_ id: UInt32) -> PathStatistics? { paths[id]?.statistics() }
 
-    public var allPathStatistics: [PathStatistics] { paths.keys.sorted().compactMap { paths[$0]?.statistics() } }
+    public var allPathStatistics: [PathStatistics] { pathOrder.compactMap { paths[$0]?.statistics() } }
 
     /// Queues a datagram on one path (the bonding scheduler's choice). Throws like `sendDatagram`.
     public func sendDatagram(_ payload: [UInt8], onPath id: UInt32, tag: UInt64? = nil) throws {
@@ -287,7 +287,8 @@ extension Connection {
               put(.pathRetireConnectionID(pathID: UInt64(pid), sequenceNumber: seq), .pathRetireConnectionID(pathID: pid, sequence: seq)) {
             multipath.peerCIDsToRetire.removeFirst()
         }
-        for p in paths.values.sorted(by: { $0.id < $1.id }) {
+        for id in pathOrder {
+            guard let p = paths[id] else { continue }
             if p.statusToSend {
                 let f: Frame = p.isBackup ? .pathStatusBackup(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
                                           : .pathStatusAvailable(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)

@@ -6,9 +6,19 @@ import Congestion
 extension Connection {
     /// Processes one received UDP datagram; `ecn` is the ECN codepoint of its IP header.
     public func receive(datagram: [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
+        var buffer = datagram
+        receive(datagram: &buffer, from: remote, now: now, ecn: ecn)
+    }
+
+    /// As `receive(datagram:from:now:ecn:)`, but packets are opened in place in `buf`, whose
+    /// contents are undefined afterwards: a caller that reuses one receive buffer copies nothing.
+    public func receive(datagram buf: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
         guard state != .closed, state != .draining else { return }
-        if remote == path.remote { path.bytesReceived += datagram.count }
-        var buf = datagram
+        if remote == path.remote { path.bytesReceived += buf.count }
+        let datagramSize = buf.count
+        // RFC 9000 §10.3.1: a stateless reset ends in a token; read it before the packets are
+        // opened in place (a failed open may leave the bytes changed).
+        let resetToken = datagramSize >= 21 && buf[0] & 0x80 == 0 ? StatelessResetToken(buf[(datagramSize - 16)...]) : nil
         var offset = 0
         var firstDCID: ConnectionID?
         var anyProcessed = false
@@ -24,13 +34,13 @@ extension Connection {
                 break
             }
             firstDCID = header.destinationConnectionID
-            if processPacket(&buf, header: header, remote: remote, datagramSize: datagram.count, ecn: ecn, now: now) {
+            if processPacket(&buf, header: header, remote: remote, datagramSize: datagramSize, ecn: ecn, now: now) {
                 anyProcessed = true
             }
             if state == .closed || state == .draining { return }
             offset = header.packetEnd
         }
-        if !anyProcessed, state != .closed, isStatelessReset(datagram) {
+        if !anyProcessed, state != .closed, let resetToken, isStatelessReset(token: resetToken) {
             // RFC 9000 §10.3.1: a datagram ending in a known reset token ends the connection.
             enterDraining(reason: .statelessReset, now: now)
             finishClose(now: now)
@@ -42,11 +52,10 @@ extension Connection {
         }
     }
 
-    func isStatelessReset(_ datagram: [UInt8]) -> Bool {
-        // RFC 9000 §10.3.1: at least 21 bytes, short-header form, token in the last 16 bytes.
-        guard datagram.count >= 21, datagram[0] & 0x80 == 0 else { return false }
-        let token = StatelessResetToken(datagram[(datagram.count - 16)...])
-        return peerCIDs.values.contains { $0.token == token }
+    /// RFC 9000 §10.3.1: a datagram of at least 21 bytes in short-header form whose last 16 bytes
+    /// are a token the peer gave us.
+    func isStatelessReset(token: StatelessResetToken) -> Bool {
+        peerCIDs.values.contains { $0.token == token }
     }
 
     /// Returns true if the packet was authenticated and processed.
@@ -383,7 +392,11 @@ extension Connection {
                 throw TransportError(.protocolViolation, frameType: FrameType.datagram, "unexpected or oversized DATAGRAM")
             }
             stats.datagramsReceived += 1
-            emit(.datagramReceived(Array(data)))
+            if let onDatagram {
+                data.withUnsafeBytes { onDatagram($0, packetPath.id) }
+            } else {
+                emit(.datagramReceived(Array(data)))
+            }
         case .pathAck, .pathAbandon, .pathStatusBackup, .pathStatusAvailable, .pathNewConnectionID,
              .pathRetireConnectionID, .maxPathID, .pathsBlocked, .pathCIDsBlocked:
             // Multipath frames are only valid once negotiated (draft-ietf-quic-multipath §2.1).

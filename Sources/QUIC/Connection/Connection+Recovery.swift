@@ -15,7 +15,13 @@ extension Connection {
         }
         if space.largestAcked == nil || largest > space.largestAcked! { space.largestAcked = largest }
 
-        var newlyAcked: [SentPacket] = []
+        // The connection's scratch array, taken and given back, so that an ACK allocates nothing.
+        var newlyAcked = ackedScratch
+        ackedScratch = []
+        defer {
+            newlyAcked.removeAll(keepingCapacity: true)
+            ackedScratch = newlyAcked
+        }
         for r in ack.ranges.reversed() { space.removeAcknowledged(r, into: &newlyAcked) }
         guard !newlyAcked.isEmpty else { return }
 

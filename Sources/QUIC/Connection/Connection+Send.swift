@@ -33,7 +33,7 @@ extension Connection {
         }
 
         // Paths take turns so none starves (the bonding scheduler steers datagrams explicitly).
-        let ids = paths.keys.sorted()
+        let ids = pathOrder
         for k in 0..<ids.count {
             let id = ids[(pollCursor + k) % ids.count]
             guard let p = paths[id] else { continue }
@@ -58,7 +58,12 @@ extension Connection {
             datagramLimit = min(datagramLimit, path.amplificationBudget)
             if datagramLimit <= 0 { return nil }
         }
-        var packets: [PendingPacket] = []
+        var packets = pendingScratch
+        pendingScratch = []
+        defer {
+            packets.removeAll(keepingCapacity: true)
+            pendingScratch = packets
+        }
         var containsInitial = false
         var ackElicitingInitial = false
 
@@ -225,7 +230,7 @@ extension Connection {
             return nil
         }
 
-        var frames: [SentFrame] = []
+        var frames = SentFrames()
         var ackEliciting = false
         var remaining: Int { payloadLimit - datagramWriter.count }
 
@@ -324,7 +329,7 @@ extension Connection {
 
     /// Appends frames in priority order until the packet is full.
     private func writeFrames(space: PacketNumberSpace, level: EncryptionLevel, path: Path, payloadLimit: Int,
-                             frames: inout [SentFrame], ackEliciting: inout Bool, now: Timestamp) {
+                             frames: inout SentFrames, ackEliciting: inout Bool, now: Timestamp) {
         var remaining: Int { payloadLimit - datagramWriter.count }
         func put(_ f: Frame, _ record: SentFrame) -> Bool {
             guard f.encodedLength <= remaining else { return false }
@@ -415,7 +420,7 @@ extension Connection {
     }
 
     private func writeDatagrams(from queue: inout DatagramQueue, path: Path, payloadLimit: Int,
-                                frames: inout [SentFrame], ackEliciting: inout Bool) {
+                                frames: inout SentFrames, ackEliciting: inout Bool) {
         // The room of an empty 1-RTT packet on this path: a datagram larger than that never fits
         // (RFC 9221 §5: no fragmentation) and is dropped; a smaller one waits for the next packet.
         let tagLength = writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16
@@ -437,7 +442,7 @@ extension Connection {
         }
     }
 
-    private func writeStreamFrames(_ s: Stream, remaining: () -> Int, frames: inout [SentFrame], ackEliciting: inout Bool) {
+    private func writeStreamFrames(_ s: Stream, remaining: () -> Int, frames: inout SentFrames, ackEliciting: inout Bool) {
         while remaining() > 16 {
             // Lost data is not charged again to flow control; new data is bounded by both limits.
             let connectionRoom = peerMaxData > dataSent ? peerMaxData - dataSent : 0

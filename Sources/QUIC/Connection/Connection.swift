@@ -70,7 +70,16 @@ public final class Connection {
     /// The initial path (path ID 0): the handshake runs on it.
     var path: Path
     /// Every path by path ID (including path 0).
-    var paths: [UInt32: Path] = [:]
+    var paths: [UInt32: Path] = [:] {
+        didSet { pathOrder = paths.keys.sorted() }
+    }
+    /// Reused buffers of the per-packet paths (see where each is taken): kept empty with their
+    /// capacity between uses, so that a steady flow of packets allocates nothing.
+    var ackedScratch: [SentPacket] = []
+    var pendingScratch: [PendingPacket] = []
+    /// The path IDs in ascending order, kept with `paths` so that sending and timers visit the
+    /// paths in a stable order without sorting (and allocating) on every call.
+    private(set) var pathOrder: [UInt32] = []
     var multipath = MultipathState()
     /// Which path `poll` tries first next time (round robin).
     var pollCursor = 0
@@ -118,6 +127,12 @@ public final class Connection {
     var sendCloseFrame = false
 
     // MARK: Events and statistics
+    /// When set, each received DATAGRAM frame's payload (RFC 9221) is handed to it where it lies
+    /// in the receive buffer, with the ID of the path it arrived on, instead of being copied into
+    /// a `.datagramReceived` event: the zero-copy way for a data plane (the tunnel hands it to its
+    /// reorder buffer or TUN device). The bytes are valid only during the call, and the handler
+    /// must not call back into the connection (it runs in the middle of `receive`).
+    public var onDatagram: ((UnsafeRawBufferPointer, _ pathID: UInt32) -> Void)?
     var events: [ConnectionEvent] = []
     var eventsHead = 0
     public internal(set) var stats = ConnectionStatistics()
@@ -158,6 +173,7 @@ public final class Connection {
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
+        pathOrder = [0] // observers do not run inside init
         retryToken = token ?? []
         localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
                                                          originalDestinationCID: odcid, retrySourceCID: nil)
@@ -204,6 +220,7 @@ public final class Connection {
                     destinationCID: header.sourceConnectionID)
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
+        pathOrder = [0] // observers do not run inside init
         localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
                                                          originalDestinationCID: originalDestinationCID,
                                                          retrySourceCID: retrySourceCID)
@@ -385,7 +402,8 @@ public final class Connection {
             finishClose(now: now)
             return
         }
-        for p in paths.values.sorted(by: { $0.id < $1.id }) {
+        for id in pathOrder {
+            guard let p = paths[id] else { continue }
             if let d = p.lossDetectionDeadline, now >= d { onLossDetectionTimeout(path: p, now: now) }
             if p.challenge != nil, let sent = p.challengeSentAt, now >= sent + pathValidationTimeout(p) {
                 onPathValidationFailed(p, now: now)

@@ -54,13 +54,17 @@ public struct ECNCounts: Equatable, Sendable {
 /// RFC 9000 §19.3: acknowledged packet-number ranges, highest first, disjoint, non-adjacent.
 public struct AckFrame: Equatable, Sendable {
     /// Ranges in descending order; `ranges[0].upperBound` is the Largest Acknowledged.
-    public var ranges: [ClosedRange<UInt64>]
+    public var ranges: AckRanges
     /// The ACK Delay field as sent (already scaled down by the sender's ack_delay_exponent).
     public var ackDelay: UInt64
     public var ecn: ECNCounts?
 
-    public init(ranges: [ClosedRange<UInt64>], ackDelay: UInt64, ecn: ECNCounts? = nil) {
+    public init(ranges: AckRanges, ackDelay: UInt64, ecn: ECNCounts? = nil) {
         self.ranges = ranges; self.ackDelay = ackDelay; self.ecn = ecn
+    }
+
+    public init(ranges: [ClosedRange<UInt64>], ackDelay: UInt64, ecn: ECNCounts? = nil) {
+        self.init(ranges: AckRanges(ranges), ackDelay: ackDelay, ecn: ecn)
     }
 
     public var largestAcknowledged: UInt64 { ranges[0].upperBound }

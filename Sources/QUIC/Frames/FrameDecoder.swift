@@ -338,9 +338,8 @@ extension Frame {
             throw TransportError(.frameEncodingError, frameType: type, "First ACK Range exceeds Largest Acknowledged")
         }
         var smallest = largest - firstRange
-        var ranges: [ClosedRange<UInt64>] = [smallest...largest]
-        // Each further range takes at least two bytes; cap the reservation by what can be present.
-        ranges.reserveCapacity(1 + Int(min(rangeCount, UInt64(r.remaining / 2))))
+        var ranges = AckRanges()
+        ranges.append(smallest...largest)
         var i: UInt64 = 0
         while i < rangeCount {
             let gap = try r.readVarInt()

@@ -172,7 +172,7 @@ final class PacketNumberSpace {
     func makeAckFrame(now: Timestamp, ackDelayExponent: UInt64) -> AckFrame? {
         guard !received.isEmpty, let largestTime = largestReceivedTime else { return nil }
         let delayMicros = (now - largestTime).nanoseconds / 1000
-        let ranges = Array(received.ranges.reversed())
+        let ranges = AckRanges(received.ranges.reversed())
         return AckFrame(ranges: ranges, ackDelay: delayMicros >> ackDelayExponent,
                         ecn: (ecnCounts.ect0 + ecnCounts.ect1 + ecnCounts.ce) > 0 ? ecnCounts : nil)
     }

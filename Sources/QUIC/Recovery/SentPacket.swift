@@ -40,9 +40,48 @@ struct SentPacket {
     var size: Int
     var ackEliciting: Bool
     var inFlight: Bool
-    var frames: [SentFrame]
+    var frames: SentFrames
     /// The path's delivery state when this packet left (delivery-rate samples, BBR).
     var delivery = DeliverySnapshot()
     /// Sent ECT(0)-marked (RFC 9000 §13.4.2 counts these).
     var ecnMarked = false
+}
+
+/// The frames of one sent packet, the first four held inline: a packet of the tunnel carries an
+/// ACK and a DATAGRAM or two, so recording it allocates nothing (an array would allocate per
+/// packet). A packet with more frames (stream data, control frames) spills into `overflow`.
+struct SentFrames: RandomAccessCollection {
+    private var f0 = SentFrame.ping, f1 = SentFrame.ping, f2 = SentFrame.ping, f3 = SentFrame.ping
+    private var overflow: [SentFrame] = []
+    private(set) var count = 0
+
+    static let inlineCapacity = 4
+
+    init() {}
+    init(_ frames: [SentFrame]) { for f in frames { append(f) } }
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { count }
+
+    subscript(i: Int) -> SentFrame {
+        precondition(i >= 0 && i < count, "SentFrames index out of range")
+        switch i {
+        case 0: return f0
+        case 1: return f1
+        case 2: return f2
+        case 3: return f3
+        default: return overflow[i - SentFrames.inlineCapacity]
+        }
+    }
+
+    mutating func append(_ f: SentFrame) {
+        switch count {
+        case 0: f0 = f
+        case 1: f1 = f
+        case 2: f2 = f
+        case 3: f3 = f
+        default: overflow.append(f)
+        }
+        count += 1
+    }
 }

@@ -122,8 +122,10 @@ final class SimulatedNetwork {
         for d in due {
             delivered += 1
             deliveredPerAddress[d.toServer ? d.from : d.to, default: 0] += 1
-            if d.toServer { server.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
-            else { client.receive(datagram: d.bytes, from: serverAddress, now: now, ecn: d.ecn) }
+            // The in-place receive a data plane uses (the copying one wraps it).
+            var bytes = d.bytes
+            if d.toServer { server.receive(datagram: &bytes, from: d.from, now: now, ecn: d.ecn) }
+            else { client.receive(datagram: &bytes, from: serverAddress, now: now, ecn: d.ecn) }
         }
         if let t = client.nextTimeout, t <= now { client.handleTimeout(now: now) }
         if let t = server.nextTimeout, t <= now { server.handleTimeout(now: now) }
