@@ -120,11 +120,15 @@ public struct SchedulingRequest: Hashable, Sendable {
     public var trafficClass: TrafficClass
     /// Bytes waiting to be sent, this packet included (ECF's k); defaults to `size`.
     public var queuedBytes: Int
+    /// The caller gave `queuedBytes`: the sender's backlog is known. Unknown (a saturating or
+    /// unmeasured source) is taken as more than any path could drain soon.
+    public var backlogIsKnown: Bool
 
     public init(size: Int, trafficClass: TrafficClass = .bulk, queuedBytes: Int? = nil) {
         self.size = size
         self.trafficClass = trafficClass
         self.queuedBytes = max(queuedBytes ?? size, size)
+        self.backlogIsKnown = queuedBytes != nil
     }
 }
 

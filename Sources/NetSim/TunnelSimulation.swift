@@ -331,6 +331,7 @@ final class TunnelRun {
             budget -= 1
             let frame: [UInt8]
             let flow: Int
+            var backlog: Int?
             var createdAt = now
             var isReinjection = false
             var isRetry = false
@@ -358,10 +359,13 @@ final class TunnelRun {
                 }
                 frame = []
                 flow = 0
+                // Framed packets: the inner bytes plus header and overhead per packet.
+                backlog = bulk.backlogBytes().map { $0 / config.packetSize * (config.packetSize + TunnelFrame.headerLength + 40) }
             }
             let size = !frame.isEmpty ? frame.count
                 : flow == 1 ? voipQueue[0].packet.count + TunnelFrame.headerLength : config.packetSize + TunnelFrame.headerLength
-            let decision = scheduler.schedule(SchedulingRequest(size: size + 40, trafficClass: flow == 1 ? .interactive : .bulk),
+            let decision = scheduler.schedule(SchedulingRequest(size: size + 40, trafficClass: flow == 1 ? .interactive : .bulk,
+                                                                queuedBytes: backlog),
                                               paths: snapshots(now: now), now: now)
             guard case .send(let set) = decision, !set.isEmpty else {
                 if case .wait(let t) = decision { waitUntil = t }

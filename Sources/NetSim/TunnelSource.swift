@@ -35,7 +35,10 @@ public enum TunnelSource: Equatable, Sendable, CustomStringConvertible {
 struct BulkSource {
     let kind: TunnelSource
     let packetBytes: Int
-    // Rate-limited: a token bucket of inner bytes, at most `burst` saved up.
+    // Rate-limited: a token bucket of inner bytes. What it saves up is what waits in the daemon's
+    // TUN queue while the tunnel cannot keep up: at most `burst`, 32 packets (more are dropped
+    // there). Its size is the backlog the scheduler sees. A 500-packet queue (a TUN device's
+    // default txqueuelen) let 600 kB out at once after a pause and cost 25 packets on `equal`.
     private var credit: Double
     private var lastRefill = Timestamp.zero
     private let burst: Double
@@ -51,8 +54,8 @@ struct BulkSource {
     init(kind: TunnelSource, packetBytes: Int) {
         self.kind = kind
         self.packetBytes = packetBytes
-        burst = Double(16 * packetBytes)
-        credit = burst
+        burst = Double(32 * packetBytes)
+        credit = Double(packetBytes)
     }
 
     /// Whether a bulk packet may be handed to the tunnel now; if not, when to ask again (nil: on
@@ -71,6 +74,17 @@ struct BulkSource {
         case .innerTCP:
             expireLosses(now: now)
             return (Double(outstanding.count) < window, outstanding.isEmpty ? nil : now + rto)
+        }
+    }
+
+    /// Inner bytes ready to go into the tunnel now (after `available` said yes), as the daemon
+    /// would see its TUN queue: what the token bucket holds, or what the inner flow's window
+    /// allows beyond what is outstanding. nil for a saturating source: more than any path drains.
+    func backlogBytes() -> Int? {
+        switch kind {
+        case .saturating: return nil
+        case .rateLimited: return max(Int(credit), packetBytes)
+        case .innerTCP: return max(Int((window - Double(outstanding.count)).rounded(.up)), 1) * packetBytes
         }
     }
 

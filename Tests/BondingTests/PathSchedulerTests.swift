@@ -256,6 +256,27 @@ final class PathSchedulerTests: XCTestCase {
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 200, trafficClass: .interactive), paths: equal, now: now), .send(.single(1)))
     }
 
+    func testAggregateKeepsASmallKnownBacklogOnTheLowDelayPath() {
+        let s = AggregateScheduler()
+        // Fibre (20 ms RTT, 100 Mbit/s) full for a moment, satellite (1200 ms) with room.
+        let paths = [path(0, rtt: 20, window: 250_000, inFlight: 250_000, rate: 12.5e6, rttVar: 2),
+                     path(1, rtt: 1200, window: 15_000_000, rate: 6.25e6, rttVar: 10)]
+        // A light download (a few packets waiting): all of it reaches the far end sooner through
+        // the fibre once it has room than this one packet through the satellite.
+        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 20_000), paths: paths, now: now),
+                       .wait(until: nil))
+        // A backlog the fibre needs longer than the satellite's delay to drain: the satellite adds its capacity.
+        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 8_000_000), paths: paths, now: now),
+                       .send(.single(1)))
+        // An unknown backlog counts as large (a saturating source): overflow as before.
+        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk), paths: paths, now: now), .send(.single(1)))
+        // Paths of like delay (minimum RTTs within the RTT variation): no waiting on queueing noise.
+        let alike = [path(0, rtt: 20, window: 10_000, inFlight: 10_000, rate: 2e6, rttVar: 4),
+                     path(1, rtt: 22, window: 10_000, rate: 1e6, rttVar: 4)]
+        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 1200), paths: alike, now: now),
+                       .send(.single(1)))
+    }
+
     func testECFWaitsForTheFastPathWhenThatFinishesEarlier() {
         let fastFull = path(0, rtt: 10, window: 100_000, inFlight: 100_000, rttVar: 1)
         let slow = path(1, rtt: 600, window: 100_000, rttVar: 5)

@@ -135,6 +135,22 @@ def test_inner_tcp_like_source_is_clocked_by_its_acknowledgements():
     assert sim("equal", source="tcp") == r
 
 
+def test_light_download_stays_off_the_satellite():
+    # 50 Mbit/s offered to fibre (100 Mbit/s, 10 ms) + satellite (600 ms): the fibre alone carries
+    # it, so the scheduler keeps the small backlog there instead of overflowing onto the satellite
+    # whenever the fibre's window is full for a moment (bulk p99 was 432 ms).
+    r = sim("fibre-satellite", source="rate:50")
+    assert r["goodput_mbps"] >= 0.97 * r["offered_mbps"], r
+    assert r["flow_delay_p99_ms"]["bulk"] < 50, r
+
+
+def test_inner_tcp_over_fibre_and_satellite_is_not_dragged_to_the_satellites_pace():
+    # One inner TCP-like flow: its backlog is its window beyond what is in flight, small unless
+    # the fibre is saturated, so it rides the fibre (8 Mbit/s when it was spread over both).
+    r = sim("fibre-satellite", source="tcp")
+    assert r["goodput_mbps"] >= 50, r
+
+
 def test_unknown_source_is_refused():
     out = subprocess.run([str(BIN), "--scenario", "equal", "--source", "bursty"], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "bursty" in out.stderr
