@@ -164,7 +164,7 @@ public final class UDPSocket {
 
     /// ::ffff:a.b.c.d (RFC 4291 §2.5.5.2): an IPv4 peer of a dual-stack IPv6 socket.
     static func isV4Mapped(_ a: SocketAddress) -> Bool {
-        a.isIPv6 && a.ip[10] == 0xff && a.ip[11] == 0xff && a.ip[0..<10].allSatisfy { $0 == 0 }
+        a.isIPv6 && a.ipByte(10) == 0xff && a.ipByte(11) == 0xff && (0..<10).allSatisfy { a.ipByte($0) == 0 }
     }
 
     static func withSockaddr<R>(_ a: SocketAddress, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
@@ -172,7 +172,7 @@ public final class UDPSocket {
             var sin6 = sockaddr_in6()
             sin6.sin6_family = sa_family_t(AF_INET6)
             sin6.sin6_port = a.port.bigEndian
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { for i in 0..<16 { $0[i] = a.ip[i] } }
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { for i in 0..<16 { $0[i] = a.ipByte(i) } }
             return withUnsafePointer(to: &sin6) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
@@ -180,7 +180,7 @@ public final class UDPSocket {
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
         sin.sin_port = a.port.bigEndian
-        withUnsafeMutableBytes(of: &sin.sin_addr) { for i in 0..<4 { $0[i] = a.ip[i] } }
+        withUnsafeMutableBytes(of: &sin.sin_addr) { for i in 0..<4 { $0[i] = a.ipByte(i) } }
         return withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -193,16 +193,16 @@ public final class UDPSocket {
             return withUnsafePointer(to: &s) {
                 $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
                     var addr = p.pointee.sin_addr
-                    let ip = withUnsafeBytes(of: &addr) { Array($0) }
-                    return SocketAddress(ip: ip, port: UInt16(bigEndian: p.pointee.sin_port))
+                    let port = UInt16(bigEndian: p.pointee.sin_port)
+                    return withUnsafeBytes(of: &addr) { SocketAddress(ipBytes: $0, port: port) }
                 }
             }
         case AF_INET6:
             return withUnsafePointer(to: &s) {
                 $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
                     var addr = p.pointee.sin6_addr
-                    let ip = withUnsafeBytes(of: &addr) { Array($0) }
-                    return SocketAddress(ip: ip, port: UInt16(bigEndian: p.pointee.sin6_port))
+                    let port = UInt16(bigEndian: p.pointee.sin6_port)
+                    return withUnsafeBytes(of: &addr) { SocketAddress(ipBytes: $0, port: port) }
                 }
             }
         default:

@@ -1,18 +1,42 @@
 // An IP address and UDP port as plain data. The sans-I/O core compares and stores addresses
 // (path validation, migration, tokens) but never opens a socket; the platform layer converts.
+// The address bytes are held inline (two words), so making one for every received datagram and
+// comparing it with a path's allocates nothing.
 
 public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
-    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
-    public var ip: [UInt8]
+    /// Address bytes 0–7 and 8–15 in network order, big-endian packed; an IPv4 address fills the
+    /// top four bytes of `high` and leaves `low` zero.
+    private var high: UInt64
+    private var low: UInt64
+    public let isIPv6: Bool
     public var port: UInt16
 
     public init(ip: [UInt8], port: UInt16) {
         precondition(ip.count == 4 || ip.count == 16, "IP address must be 4 or 16 bytes")
-        self.ip = ip
+        self = ip.withUnsafeBytes { SocketAddress(ipBytes: $0, port: port) }
+    }
+
+    /// From 4 (IPv4) or 16 (IPv6) address bytes in network order, e.g. straight from a sockaddr.
+    public init(ipBytes: UnsafeRawBufferPointer, port: UInt16) {
+        precondition(ipBytes.count == 4 || ipBytes.count == 16, "IP address must be 4 or 16 bytes")
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<ipBytes.count {
+            if i < 8 { h |= UInt64(ipBytes[i]) << UInt64(56 - 8 * i) } else { l |= UInt64(ipBytes[i]) << UInt64(56 - 8 * (i - 8)) }
+        }
+        high = h
+        low = l
+        isIPv6 = ipBytes.count == 16
         self.port = port
     }
 
-    public var isIPv6: Bool { ip.count == 16 }
+    /// Byte `i` of the address (network order), i < 4 for IPv4 and < 16 for IPv6.
+    public func ipByte(_ i: Int) -> UInt8 {
+        precondition(i >= 0 && i < (isIPv6 ? 16 : 4), "address byte index out of range")
+        return i < 8 ? UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * i)) : UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * (i - 8)))
+    }
+
+    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order (a new array: not for per-packet use).
+    public var ip: [UInt8] { (0..<(isIPv6 ? 16 : 4)).map(ipByte) }
 
     /// Parses "1.2.3.4:443", "[::1]:443" or "::1" style text (port required unless `defaultPort`).
     public init?(_ text: String, defaultPort: UInt16? = nil) {
@@ -70,6 +94,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var ipString: String {
+        let ip = self.ip
         if ip.count == 4 { return ip.map(String.init).joined(separator: ".") }
         var groups: [String] = []
         for i in stride(from: 0, to: 16, by: 2) { groups.append(String(UInt16(ip[i]) << 8 | UInt16(ip[i + 1]), radix: 16)) }
