@@ -38,10 +38,7 @@ public final class Cubic: CongestionController {
     /// RFC 9002 §7.3.2: a reduction starts a recovery period; packets sent before it don't grow the window.
     private var recoveryStartTime: Timestamp?
 
-    // Per-ACK accumulation between `onPacketAcked` and `onAckProcessed`.
-    /// Bytes of this ACK sent after the recovery start: the ones that may grow the window.
-    private var growthBytes = 0
-    private var largestAckedSentTime: Timestamp?
+    private var acks = AckedBytesCollector()
     private var lastAckTime: Timestamp?
 
     /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
@@ -73,17 +70,11 @@ public final class Cubic: CongestionController {
     }
 
     public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
-        if largestAckedSentTime.map({ packet.timeSent > $0 }) ?? true { largestAckedSentTime = packet.timeSent }
-        // RFC 9002 §7.3.2: no increase for packets sent during recovery.
-        if let start = recoveryStartTime, packet.timeSent <= start { return }
-        growthBytes += packet.sentBytes
+        acks.add(packet, recoveryStart: recoveryStartTime)
     }
 
     public func onAckProcessed(_ ack: AckSummary) {
-        let acked = growthBytes
-        let newestSent = largestAckedSentTime
-        growthBytes = 0
-        largestAckedSentTime = nil
+        let (acked, newestSent) = acks.take()
         defer {
             lastAckTime = ack.now
             coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
@@ -105,16 +96,10 @@ public final class Cubic: CongestionController {
         }
     }
 
-    /// RFC 9002 §7.8: the window must not grow while the sender does not use it. Judged once per
-    /// ACK from the bytes in flight when it arrived (in flight after the ACK plus what it
-    /// acknowledged, so the later packets of a multi-packet ACK are not mistaken for idleness):
-    /// - congestion avoidance: app-limited when in flight + 3 MSS < cwnd (3 MSS of slack for
-    ///   datagram rounding and pacing);
-    /// - slow start: when in flight < cwnd / 2, because a paced sender trails a window that
-    ///   doubles each round (§7.8: pacing delay alone is not app-limitation).
+    /// RFC 9002 §7.8, as the Reno-style controllers judge it (RenoGrowth.swift).
     private func isApplicationLimited(priorBytesInFlight: Int, inSlowStart: Bool) -> Bool {
-        let inFlight = Double(priorBytesInFlight)
-        return inSlowStart ? 2 * inFlight < cwnd : inFlight + 3 * mss < cwnd
+        Congestion.isApplicationLimited(priorBytesInFlight: priorBytesInFlight, congestionWindow: cwnd,
+                                        maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
     }
 
     // MARK: - Congestion avoidance (RFC 9438 §4.2–4.5)

@@ -7,18 +7,9 @@ public final class NewReno: CongestionController {
     public private(set) var ssthresh: Int = .max
     public private(set) var maxDatagramSize: Int
     private var recoveryStartTime: Timestamp?
-    /// Bytes acknowledged in congestion avoidance since the window last grew.
-    private var bytesAckedInCA = 0
-    private var coupledRemainder = 0.0
-    /// Slow-start bytes not yet added while CSS divides growth (whole bytes only are added).
-    private var slowStartRemainder = 0
-    private var hystart = HyStart()
-    public var hystartPhase: HyStartPhase { hystart.phase }
-
-    // Per-ACK accumulation between `onPacketAcked` and `onAckProcessed`.
-    /// Bytes of this ACK sent after the recovery start: the ones that may grow the window.
-    private var growthBytes = 0
-    private var largestAckedSentTime: Timestamp?
+    private var growth = RenoWindowGrowth()
+    public var hystartPhase: HyStartPhase { growth.hystart.phase }
+    private var acks = AckedBytesCollector()
 
     /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
     public let coupling: CouplingMember?
@@ -38,56 +29,23 @@ public final class NewReno: CongestionController {
     var minimumWindow: Int { 2 * maxDatagramSize }
 
     public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {
-        hystart.onPacketSent(now: now)
+        growth.hystart.onPacketSent(now: now)
     }
 
     public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
-        if largestAckedSentTime.map({ packet.timeSent > $0 }) ?? true { largestAckedSentTime = packet.timeSent }
-        // RFC 9002 §7.3.2: no increase for packets sent during recovery.
-        if let start = recoveryStartTime, packet.timeSent <= start { return }
-        growthBytes += packet.sentBytes
+        acks.add(packet, recoveryStart: recoveryStartTime)
     }
 
     public func onAckProcessed(_ ack: AckSummary) {
-        let acked = growthBytes
-        let newestSent = largestAckedSentTime
-        growthBytes = 0
-        largestAckedSentTime = nil
-        defer { coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed) }
-
-        if hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
+        let (acked, newestSent) = acks.take()
+        if growth.hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = congestionWindow < ssthresh
-        // RFC 9002 §7.8: no growth while the sender does not use the window. Judged as in
-        // Cubic.swift: in flight on arrival + 3 MSS below cwnd in congestion avoidance, under
-        // half of cwnd in (paced) slow start.
-        let appLimited = inSlowStart ? 2 * ack.priorBytesInFlight < congestionWindow
-                                     : ack.priorBytesInFlight + 3 * maxDatagramSize < congestionWindow
-        if inSlowStart {
-            if acked > 0 && !appLimited {
-                // RFC 9406 §4.2: CSS grows by a quarter of slow start.
-                slowStartRemainder += acked
-                let divisor = hystart.growthDivisor
-                congestionWindow += slowStartRemainder / divisor
-                slowStartRemainder %= divisor
-            }
-            if ack.hasNewRTTSample { hystart.onRTTSample(ack.rtt.latest) }
-        } else if acked > 0 && !appLimited {
-            if let coupling {
-                // Coupled increase (RFC 6356 §3 and its successors), accumulated to whole bytes.
-                coupling.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
-                coupledRemainder += coupling.congestionAvoidanceIncrease(ackedBytes: acked, maxDatagramSize: maxDatagramSize)
-                let whole = Int(coupledRemainder)
-                congestionWindow += whole
-                coupledRemainder -= Double(whole)
-            } else {
-                // RFC 9002 §7.3.3: one maximum datagram per window of acknowledged bytes.
-                bytesAckedInCA += acked
-                while bytesAckedInCA >= congestionWindow {
-                    bytesAckedInCA -= congestionWindow
-                    congestionWindow += maxDatagramSize
-                }
-            }
-        }
+        let appLimited = isApplicationLimited(priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
+                                              maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
+        growth.grow(&congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
+                    maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
+        if inSlowStart && ack.hasNewRTTSample { growth.hystart.onRTTSample(ack.rtt.latest) }
+        coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
     }
 
     public func onCongestionEvent(lostPacketSentTime: Timestamp, now: Timestamp) {
@@ -98,17 +56,15 @@ public final class NewReno: CongestionController {
         let factor = coupling?.decreaseFactor() ?? 0.5
         ssthresh = max(Int(Double(congestionWindow) * factor), minimumWindow)
         congestionWindow = ssthresh
-        bytesAckedInCA = 0
-        hystart.finish()
+        growth.onReduction()
         coupling?.onCongestionEvent()
         coupling?.update(congestionWindow: congestionWindow)
     }
 
     public func onPersistentCongestion(now: Timestamp) {
         congestionWindow = minimumWindow
-        hystart.finish()
+        growth.onReduction()
         recoveryStartTime = nil
-        bytesAckedInCA = 0
         // The coupled group must see the collapse, not the window before it.
         coupling?.update(congestionWindow: congestionWindow)
     }

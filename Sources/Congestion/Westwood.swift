@@ -27,15 +27,9 @@ public final class Westwood: CongestionController {
     private var intervalAppLimited = false
 
     private var recoveryStartTime: Timestamp?
-    /// Bytes of the current ACK sent after the recovery start: the ones that may grow the window.
-    private var growthBytes = 0
-    /// Bytes acknowledged in congestion avoidance since the window last grew.
-    private var bytesAckedInCA = 0
-    private var coupledRemainder = 0.0
-    private var slowStartRemainder = 0
-    private var hystart = HyStart()
-    public var hystartPhase: HyStartPhase { hystart.phase }
-    private var largestAckedSentTime: Timestamp?
+    private var growth = RenoWindowGrowth()
+    public var hystartPhase: HyStartPhase { growth.hystart.phase }
+    private var acks = AckedBytesCollector()
 
     /// The connection's coupled group (LIA/OLIA/BALIA), if the paths are coupled.
     public let coupling: CouplingMember?
@@ -53,53 +47,24 @@ public final class Westwood: CongestionController {
     var minimumWindow: Int { 2 * maxDatagramSize }
 
     public func onPacketSent(bytes: Int, bytesInFlight: Int, now: Timestamp) {
-        hystart.onPacketSent(now: now)
+        growth.hystart.onPacketSent(now: now)
     }
 
     public func onPacketAcked(_ packet: AckedPacketInfo, rtt: RTTSample, bytesInFlight: Int, now: Timestamp) {
-        if largestAckedSentTime.map({ packet.timeSent > $0 }) ?? true { largestAckedSentTime = packet.timeSent }
-        // RFC 9002 §7.3.2: no increase for packets sent during recovery.
-        if let start = recoveryStartTime, packet.timeSent <= start { return }
-        growthBytes += packet.sentBytes
+        acks.add(packet, recoveryStart: recoveryStartTime)
     }
 
     public func onAckProcessed(_ ack: AckSummary) {
-        let acked = growthBytes
-        let newestSent = largestAckedSentTime
-        growthBytes = 0
-        largestAckedSentTime = nil
+        let (acked, newestSent) = acks.take()
         if ack.rtt.minimum.nanoseconds > 0 { minRTT = ack.rtt.minimum }
-        if hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
+        if growth.hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = congestionWindow < ssthresh
-        // RFC 9002 §7.8, judged as in Cubic.swift: in flight on arrival + 3 MSS below cwnd in
-        // congestion avoidance, under half of cwnd in (paced) slow start.
-        let appLimited = inSlowStart ? 2 * ack.priorBytesInFlight < congestionWindow
-                                     : ack.priorBytesInFlight + 3 * maxDatagramSize < congestionWindow
+        let appLimited = isApplicationLimited(priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
+                                              maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
         sampleBandwidth(ack, appLimited: appLimited, inSlowStart: inSlowStart)
-
-        if acked > 0 && !appLimited {
-            if inSlowStart {
-                // RFC 9406 §4.2: CSS grows by a quarter of slow start.
-                slowStartRemainder += acked
-                congestionWindow += slowStartRemainder / hystart.growthDivisor
-                slowStartRemainder %= hystart.growthDivisor
-            } else if let coupling {
-                // Coupled increase (RFC 6356 §3 and its successors), accumulated to whole bytes.
-                coupling.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
-                coupledRemainder += coupling.congestionAvoidanceIncrease(ackedBytes: acked, maxDatagramSize: maxDatagramSize)
-                let whole = Int(coupledRemainder)
-                congestionWindow += whole
-                coupledRemainder -= Double(whole)
-            } else {
-                // Reno: one datagram per window of acknowledged bytes.
-                bytesAckedInCA += acked
-                while bytesAckedInCA >= congestionWindow {
-                    bytesAckedInCA -= congestionWindow
-                    congestionWindow += maxDatagramSize
-                }
-            }
-        }
-        if inSlowStart && ack.hasNewRTTSample { hystart.onRTTSample(ack.rtt.latest) }
+        growth.grow(&congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
+                    maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
+        if inSlowStart && ack.hasNewRTTSample { growth.hystart.onRTTSample(ack.rtt.latest) }
         coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
     }
 
@@ -152,8 +117,7 @@ public final class Westwood: CongestionController {
             ssthresh = bandwidthDelayThreshold
         }
         congestionWindow = min(congestionWindow, ssthresh)
-        bytesAckedInCA = 0
-        hystart.finish()
+        growth.onReduction()
         coupling?.onCongestionEvent()
         coupling?.update(congestionWindow: congestionWindow)
     }
@@ -162,9 +126,8 @@ public final class Westwood: CongestionController {
         // RFC 9002 §7.6.2 collapses the window; slow start then climbs back to the estimated pipe.
         ssthresh = bandwidthDelayThreshold
         congestionWindow = minimumWindow
-        hystart.finish()
+        growth.onReduction()
         recoveryStartTime = nil
-        bytesAckedInCA = 0
         coupling?.update(congestionWindow: congestionWindow)
     }
 
