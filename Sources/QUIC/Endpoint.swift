@@ -12,6 +12,10 @@ public final class Endpoint {
         /// Key sealing address validation tokens (16 bytes).
         public var tokenKey: [UInt8]
         public var retryTokenLifetime: Duration = .seconds(10)
+        /// How long a NEW_TOKEN token (RFC 9000 §8.1.3) given after the handshake lets a returning
+        /// client skip the Retry round trip (a router after a reboot or a WAN change); nil: none
+        /// issued. Bound to the client's IP address, not its port.
+        public var newTokenLifetime: Duration? = .seconds(24 * 3600)
         public var sendStatelessResets = true
         /// Makes a qlog sink for each new connection (given its original DCID), or nil.
         public var makeQlog: ((ConnectionID) -> QlogSink?)?
@@ -38,6 +42,11 @@ public final class Endpoint {
     public private(set) var retriesSent: UInt64 = 0
     public private(set) var versionNegotiationsSent: UInt64 = 0
     public private(set) var statelessResetsSent: UInt64 = 0
+    public private(set) var newTokensIssued: UInt64 = 0
+    /// Initials whose NEW_TOKEN token let the client skip Retry, and tokens that failed (wrong
+    /// address, expired, not ours): those clients go through Retry as if they had none.
+    public private(set) var newTokensAccepted: UInt64 = 0
+    public private(set) var tokensRejected: UInt64 = 0
 
     public init(configuration: Configuration, random: RandomSource) {
         self.configuration = configuration
@@ -67,6 +76,7 @@ public final class Endpoint {
         if let conn = routes[header.destinationConnectionID] {
             conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn)
             syncRoutes(conn)
+            issueNewTokenIfDue(conn, now: now)
             return
         }
         guard header.isLongHeader else {
@@ -92,24 +102,36 @@ public final class Endpoint {
         var retrySCID: ConnectionID?
         var validated = false
         if !header.token.isEmpty {
-            if let t = tokens.open(Array(header.token)), t.clientAddress.ip == remote.ip {
-                switch t.kind {
-                case .retry:
-                    // RFC 9000 §8.1.3: a Retry token is bound to the client's address and is short-lived.
-                    if t.clientAddress == remote, now - t.issuedAt <= configuration.retryTokenLifetime,
-                       t.retrySourceConnectionID == header.destinationConnectionID {
-                        originalDCID = t.originalDestinationConnectionID
-                        retrySCID = t.retrySourceConnectionID
-                        validated = true
-                    }
-                case .newToken:
+            let t = tokens.open(Array(header.token))
+            switch t?.kind {
+            case .retry?:
+                // RFC 9000 §8.1.2: a Retry token is bound to the client's address and port, is
+                // short-lived, and names the Retry's SCID the client now uses as DCID.
+                if let t, t.clientAddress == remote, t.issuedAt <= now, now - t.issuedAt <= configuration.retryTokenLifetime,
+                   t.retrySourceConnectionID == header.destinationConnectionID {
+                    originalDCID = t.originalDestinationConnectionID
+                    retrySCID = t.retrySourceConnectionID
                     validated = true
+                } else if configuration.requireRetry {
+                    // An invalid Retry token: RFC 9000 §8.1.2 lets the server drop the packet.
+                    tokensRejected += 1
+                    droppedDatagrams += 1
+                    return
                 }
-            }
-            if configuration.requireRetry && !validated && retrySCID == nil {
-                // Invalid Retry token: RFC 9000 §8.1.2 lets the server drop it (the client retries).
-                droppedDatagrams += 1
-                return
+            case .newToken?:
+                // RFC 9000 §8.1.3: a NEW_TOKEN token is bound to the client's IP address (its
+                // port changes between connections) and has a lifetime of its own.
+                if let t, let lifetime = configuration.newTokenLifetime, t.clientAddress.ip == remote.ip,
+                   t.issuedAt <= now, now - t.issuedAt <= lifetime {
+                    validated = true
+                    newTokensAccepted += 1
+                } else {
+                    tokensRejected += 1
+                }
+            case nil:
+                // Not ours (or from before a key change): RFC 9000 §8.1.3 says to proceed as if
+                // the client had no token, which means a Retry when one is required.
+                tokensRejected += 1
             }
         }
         if configuration.requireRetry && !validated {
@@ -133,6 +155,19 @@ public final class Endpoint {
         } catch {
             droppedDatagrams += 1
         }
+    }
+
+    /// RFC 9000 §8.1.3: once the handshake is confirmed the server gives the client a token for
+    /// its next connection (sent in a NEW_TOKEN frame, re-sent if lost).
+    private func issueNewTokenIfDue(_ conn: Connection, now: Timestamp) {
+        guard let _ = configuration.newTokenLifetime, conn.newTokenIssued == nil, conn.handshakeConfirmed,
+              conn.state == .established else { return }
+        let token = tokens.seal(AddressToken(kind: .newToken, issuedAt: now, clientAddress: conn.remoteAddress,
+                                             originalDestinationConnectionID: .empty, retrySourceConnectionID: .empty),
+                                random: random)
+        conn.newTokenIssued = token
+        conn.newTokenToSend = true
+        newTokensIssued += 1
     }
 
     private func syncRoutes(_ conn: Connection) {

@@ -118,3 +118,24 @@ final class MultipathTests: XCTestCase {
         XCTAssertEqual(net.serverConnection?.keyUpdatesCompleted, 1)
     }
 }
+
+extension MultipathTests {
+    /// draft-21 §3.1: a path is opened only once the peer holds one of our connection IDs for its
+    /// path ID, i.e. it acknowledged the PATH_NEW_CONNECTION_ID that carried it.
+    func testPathOpensOnlyForPathIDsThePeerCanAnswerOn() throws {
+        let net = try network()
+        net.run(for: .milliseconds(100)) { false }
+        let c = net.client
+        XCTAssertEqual(c.multipath.pathIDsPeerCanAnswer, Set(c.multipath.localCIDs.keys),
+                       "every path ID whose PATH_NEW_CONNECTION_ID was acknowledged")
+        XCTAssertTrue(c.multipath.pathIDsPeerCanAnswer.contains(1))
+        // Path ID 1's connection IDs not acknowledged yet: the next path ID that is.
+        c.multipath.pathIDsPeerCanAnswer.remove(1)
+        XCTAssertEqual(c.openPath(local: secondAddress, now: net.now), 2)
+        // None acknowledged: no path, nothing probed.
+        c.multipath.pathIDsPeerCanAnswer.removeAll()
+        let paths = c.pathIDs
+        XCTAssertNil(c.openPath(local: SocketAddress(ip: [10, 0, 0, 4], port: 40002), now: net.now))
+        XCTAssertEqual(c.pathIDs, paths)
+    }
+}

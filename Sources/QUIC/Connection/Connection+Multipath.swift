@@ -55,8 +55,10 @@ extension Connection {
     public var isMultipathEnabled: Bool { multipath.enabled }
 
     /// Opens a new path from `local` (and optionally a network interface) to `remote` (default:
-    /// the initial path's peer address). Returns its path ID, or nil when no path ID or peer
-    /// connection ID is available yet. The path is validated with PATH_CHALLENGE before use
+    /// the initial path's peer address). Returns its path ID, or nil when no path ID is usable yet:
+    /// one needs a connection ID from the peer, and the peer must have acknowledged one of ours for
+    /// it (draft-21 §3.1: a peer without a connection ID for the path may ignore or delay our
+    /// probe, so we do not probe before it can answer). The path is validated with PATH_CHALLENGE before use
     /// (draft-ietf-quic-multipath §3.1, RFC 9000 §8.2). `congestion` picks the path's own
     /// controller (default: the connection's).
     @discardableResult
@@ -67,7 +69,7 @@ extension Connection {
         guard limit >= 1 else { return nil }
         // Candidates: path IDs the peer gave connection IDs for, lowest first.
         for id in multipath.peerCIDs.keys.sorted() where id >= 1 && id <= limit && paths[id] == nil
-            && !multipath.retiredPathIDs.contains(id) {
+            && !multipath.retiredPathIDs.contains(id) && multipath.pathIDsPeerCanAnswer.contains(id) {
             guard let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { continue }
             let p = addValidatingPath(id: id, remote: remote ?? path.remote, local: local, interface: interface,
                                       destination: entry.cid, sequence: seq, now: now)
@@ -194,6 +196,7 @@ extension Connection {
         }
         multipath.localCIDs[p.id] = nil
         multipath.peerCIDs[p.id] = nil
+        multipath.pathIDsPeerCanAnswer.remove(p.id)
         // The retired path ID frees room for the next one.
         issuePathConnectionIDs()
     }
@@ -224,6 +227,9 @@ extension Connection {
             if case .pathStatusBackup = frame { backup = true }
             p.peerBackup = backup
             emit(.peerPathStatus(pathID: p.id, backup: backup))
+        case .pathNewConnectionID(0, let f):
+            // draft-21 §3.2: path 0's connection IDs are one set, whichever frame carries them.
+            try handleNewConnectionID(f, frameType: FrameType.pathNewConnectionID)
         case .pathNewConnectionID(let id, let f):
             // draft §4.6: connection IDs for a path ID above our limit are a PROTOCOL_VIOLATION.
             guard id <= UInt64(multipath.localMaxPathID) else {
@@ -248,6 +254,9 @@ extension Connection {
                 p.destinationCID = e.cid
                 p.destinationCIDSequence = seq
             }
+        case .pathRetireConnectionID(0, let seq):
+            // draft-21 §3.2: retiring one of path 0's connection IDs, as RETIRE_CONNECTION_ID does.
+            try retireLocalConnectionID(seq, frameType: FrameType.pathRetireConnectionID)
         case .pathRetireConnectionID(let id, let seq):
             guard id <= UInt64(UInt32.max) else { return }
             let pid = UInt32(id)

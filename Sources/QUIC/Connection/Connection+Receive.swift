@@ -40,6 +40,8 @@ extension Connection {
             if state == .closed || state == .draining { return }
             offset = header.packetEnd
         }
+        if anyProcessed, !packetsAwaitingKeys.isEmpty { processPacketsAwaitingKeys(now: now) }
+        if state == .closed || state == .draining { return }
         if !anyProcessed, state != .closed, let resetToken, isStatelessReset(token: resetToken) {
             // RFC 9000 §10.3.1: a datagram ending in a known reset token ends the connection.
             enterDraining(reason: .statelessReset, now: now)
@@ -59,7 +61,7 @@ extension Connection {
     }
 
     /// Returns true if the packet was authenticated and processed.
-    private func processPacket(_ buf: inout [UInt8], header: PacketHeader, remote: SocketAddress, datagramSize: Int,
+    func processPacket(_ buf: inout [UInt8], header: PacketHeader, remote: SocketAddress, datagramSize: Int,
                                ecn: ECNCodepoint, now: Timestamp) -> Bool {
         switch header.type {
         case .versionNegotiation:
@@ -71,6 +73,12 @@ extension Connection {
         default: break
         }
         guard header.version == QUICVersion.v1 else { stats.packetsDropped += 1; return false }
+        // RFC 9000 §7.2: once the client has a valid Initial from the server, it discards long-header
+        // packets with another Source Connection ID.
+        if !isServer, receivedFirstServerPacket, header.isLongHeader, header.sourceConnectionID != handshakeDestinationCID {
+            stats.packetsDropped += 1
+            return false
+        }
         let level: EncryptionLevel
         switch header.type {
         case .initial: level = .initial
@@ -91,8 +99,13 @@ extension Connection {
             return false
         }
         let space = level == .initial || level == .handshake ? spaces[level.space.rawValue] : packetPath.space
-        guard !space.discarded, let currentKeys = readKeys[level.rawValue] else {
+        guard !space.discarded else {
             stats.packetsDropped += 1
+            return false
+        }
+        guard let currentKeys = readKeys[level.rawValue] else {
+            // RFC 9001 §5.7: keys not there yet: keep the packet to open it once they are.
+            keepUntilKeysArrive(buf, header: header, level: level, remote: remote, ecn: ecn)
             return false
         }
         guard let hp = PacketProtection.removeHeaderProtection(&buf, header: header, hp: currentKeys.headerProtection) else {
@@ -141,8 +154,9 @@ extension Connection {
         }
 
         if !isServer && !receivedFirstServerPacket && header.type == .initial {
-            // RFC 9000 §7.2: the client switches its DCID to the server's first SCID.
+            // RFC 9000 §7.2: the client switches its DCID to the server's first SCID, once.
             receivedFirstServerPacket = true
+            handshakeDestinationCID = header.sourceConnectionID
             destinationCID = header.sourceConnectionID
             peerCIDs[0] = (header.sourceConnectionID, peerCIDs[0]?.token)
         }
@@ -278,6 +292,7 @@ extension Connection {
         receivedRetry = true
         retrySourceCID = header.sourceConnectionID
         retryToken = Array(header.token)
+        handshakeDestinationCID = header.sourceConnectionID
         destinationCID = header.sourceConnectionID
         peerCIDs[0] = (header.sourceConnectionID, nil)
         installInitialKeys(dcid: header.sourceConnectionID)
@@ -347,19 +362,24 @@ extension Connection {
             }
         case .maxStreams(let bidi, let m):
             if bidi { peerMaxStreamsBidi = max(peerMaxStreamsBidi, m) } else { peerMaxStreamsUni = max(peerMaxStreamsUni, m) }
-        case .dataBlocked, .streamDataBlocked, .streamsBlocked:
-            break // informational (RFC 9000 §4.1)
+        case .dataBlocked(let limit):
+            // RFC 9000 §4.1: informational; the peer would send more if we raised MAX_DATA.
+            stats.dataBlockedReceived += 1
+            stats.lastDataBlockedLimit = limit
+        case .streamDataBlocked(let id, let limit):
+            // RFC 9000 §19.13: on a send-only stream of ours this is a STREAM_STATE_ERROR.
+            guard let s = try streamForReceivedFrame(id, frameType: FrameType.streamDataBlocked, sending: false) else { return }
+            guard s.canReceive else {
+                throw TransportError(.streamStateError, frameType: FrameType.streamDataBlocked, "STREAM_DATA_BLOCKED on send-only stream")
+            }
+            stats.streamDataBlockedReceived += 1
+            stats.lastStreamDataBlocked = (id, limit)
+        case .streamsBlocked:
+            stats.streamsBlockedReceived += 1
         case .newConnectionID(let f):
             try handleNewConnectionID(f)
         case .retireConnectionID(let seq):
-            // RFC 9000 §19.16: retiring a sequence number never sent, or the CID the packet used.
-            guard seq < nextLocalCIDSequence else {
-                throw TransportError(.protocolViolation, frameType: FrameType.retireConnectionID, "retiring unissued CID \(seq)")
-            }
-            if let cid = localCIDs.removeValue(forKey: seq) {
-                emit(.connectionIDRetired(cid))
-                if handshakeComplete { issueConnectionIDs() }
-            }
+            try retireLocalConnectionID(seq, frameType: FrameType.retireConnectionID)
         case .pathChallenge(let data):
             // RFC 9000 §8.2.2: echo the data in a PATH_RESPONSE on the path it arrived on.
             if packetPath.responsesToSend.count < 8 { packetPath.responsesToSend.append(data) }
@@ -440,14 +460,18 @@ extension Connection {
         }
     }
 
-    private func handleNewConnectionID(_ f: NewConnectionIDFrame) throws {
+    /// Path 0's connection IDs from the peer: NEW_CONNECTION_ID, or PATH_NEW_CONNECTION_ID with path
+    /// ID 0 (draft-ietf-quic-multipath-21 §3.2: both act on the one set path 0 has, whose sequence 0
+    /// is the handshake's connection ID). `frameType` names the frame in errors.
+    func handleNewConnectionID(_ f: NewConnectionIDFrame, frameType: UInt64 = FrameType.newConnectionID) throws {
         // RFC 9000 §19.15: a zero-length-CID peer must not send NEW_CONNECTION_ID.
         guard !destinationCID.isEmpty else {
-            throw TransportError(.protocolViolation, frameType: FrameType.newConnectionID, "NEW_CONNECTION_ID with zero-length CIDs")
+            throw TransportError(.protocolViolation, frameType: frameType, "NEW_CONNECTION_ID with zero-length CIDs")
         }
         if let existing = peerCIDs[f.sequenceNumber] {
+            // RFC 9000 §19.15: the same sequence number with a different CID is a PROTOCOL_VIOLATION.
             if existing.cid != f.connectionID {
-                throw TransportError(.protocolViolation, frameType: FrameType.newConnectionID, "sequence reused with a different CID")
+                throw TransportError(.protocolViolation, frameType: frameType, "sequence reused with a different CID")
             }
             return
         }
@@ -470,7 +494,20 @@ extension Connection {
         }
         // RFC 9000 §5.1.1: more active CIDs than our limit is CONNECTION_ID_LIMIT_ERROR.
         if UInt64(peerCIDs.count) > config.activeConnectionIDLimit {
-            throw TransportError(.connectionIDLimitError, frameType: FrameType.newConnectionID, "too many connection IDs")
+            throw TransportError(.connectionIDLimitError, frameType: frameType, "too many connection IDs")
+        }
+    }
+
+    /// The peer retires one of path 0's connection IDs of ours: RETIRE_CONNECTION_ID, or
+    /// PATH_RETIRE_CONNECTION_ID with path ID 0 (draft-ietf-quic-multipath-21 §3.2).
+    func retireLocalConnectionID(_ seq: UInt64, frameType: UInt64) throws {
+        // RFC 9000 §19.16: retiring a sequence number never issued is a PROTOCOL_VIOLATION.
+        guard seq < nextLocalCIDSequence else {
+            throw TransportError(.protocolViolation, frameType: frameType, "retiring unissued CID \(seq)")
+        }
+        if let cid = localCIDs.removeValue(forKey: seq) {
+            emit(.connectionIDRetired(cid))
+            if handshakeComplete { issueConnectionIDs() }
         }
     }
 }

@@ -158,9 +158,15 @@ extension Connection {
             space.onPeerAcknowledgedAck(largest: largest)
         case .datagram(let tag):
             if let tag { emit(.datagramAcknowledged(tag: tag)) }
+        case .pathNewConnectionID(let pid, let seq):
+            // The peer now holds a connection ID of ours for this path ID (draft-21 §3.1).
+            if multipath.localCIDs[pid]?[seq] != nil { multipath.pathIDsPeerCanAnswer.insert(pid) }
+        case .newToken:
+            newTokenAcknowledged = true
+            newTokenToSend = false
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
-             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .newToken, .ping,
-             .pathChallenge, .pathResponse, .connectionClose, .pathNewConnectionID, .pathRetireConnectionID,
+             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .ping,
+             .pathChallenge, .pathResponse, .connectionClose, .pathRetireConnectionID,
              .pathStatus, .pathAbandon, .maxPathID:
             break
         }
@@ -187,14 +193,20 @@ extension Connection {
             if let s = streams[id], s.recv.finalSize == nil { s.maxStreamDataToSend = true }
         case .maxStreams(let bidi):
             if bidi { maxStreamsBidiToSend = true } else { maxStreamsUniToSend = true }
-        case .dataBlocked: dataBlockedSentAt = nil
-        case .streamDataBlocked(let id): streams[id]?.streamDataBlockedSentAt = nil
+        case .dataBlocked:
+            // RFC 9000 §13.3: a lost blocked frame is sent again only while still blocked at that limit.
+            if dataBlockedSentAt == peerMaxData && dataSent >= peerMaxData { dataBlockedToSend = peerMaxData }
+        case .streamDataBlocked(let id):
+            if let s = streams[id], s.streamDataBlockedSentAt == s.sendLimit, s.send.nextNewOffset >= s.sendLimit,
+               s.send.unsentNewBytes > 0 {
+                s.streamDataBlockedToSend = s.sendLimit
+            }
         case .streamsBlocked: break
         case .newConnectionID(let seq):
             if localCIDs[seq] != nil { localCIDsToAnnounce.append(seq) }
         case .retireConnectionID(let seq): peerCIDsToRetire.append(seq)
         case .handshakeDone: handshakeDoneToSend = true
-        case .newToken: break
+        case .newToken: if !newTokenAcknowledged { newTokenToSend = true }
         case .pathNewConnectionID(let pid, let seq):
             if multipath.localCIDs[pid]?[seq] != nil { multipath.localCIDsToAnnounce.append((pid, seq)) }
         case .pathRetireConnectionID(let pid, let seq): multipath.peerCIDsToRetire.append((pid, seq))

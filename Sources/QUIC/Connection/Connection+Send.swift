@@ -208,8 +208,8 @@ extension Connection {
         } else {
             datagramWriter.writeUInt8(0xC0 | (packetType.longHeaderTypeBits! << 4) | UInt8(pnLength - 1))
             datagramWriter.writeUInt32(QUICVersion.v1)
-            datagramWriter.writeUInt8(UInt8(destinationCID.length))
-            destinationCID.write(to: &datagramWriter)
+            datagramWriter.writeUInt8(UInt8(handshakeDestinationCID.length))
+            handshakeDestinationCID.write(to: &datagramWriter)
             datagramWriter.writeUInt8(UInt8(sourceCID.length))
             sourceCID.write(to: &datagramWriter)
             if packetType == .initial {
@@ -317,13 +317,22 @@ extension Connection {
         if level == .earlyData {
             return !sendQueue.isEmpty || queuedDatagrams > 0
         }
-        if handshakeDoneToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
+        if dataBlockedToSend != nil { return true }
+        if handshakeDoneToSend || newTokenToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
         if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty { return true }
         if !multipath.localCIDsToAnnounce.isEmpty || !multipath.peerCIDsToRetire.isEmpty || multipath.maxPathIDToSend { return true }
         if paths.values.contains(where: { $0.statusToSend || $0.abandonToSend != nil }) { return true }
         if data && queuedDatagrams > 0 { return true }
-        if data { for id in sendQueue { if let s = streams[id], s.wantsToSend { return true } } }
-        for s in streams.values where s.maxStreamDataToSend || s.stopSendingToSend != nil { return true }
+        if data {
+            // A stream blocked by the connection's limit has nothing to send: answering "yes" here
+            // made every poll build a packet of nothing but a refreshed ACK, without end (a debug
+            // test once grew to 12 GB that way).
+            let connectionRoom = peerMaxData > dataSent ? peerMaxData - dataSent : 0
+            for id in sendQueue { if let s = streams[id], s.canSendNow(connectionRoom: connectionRoom) { return true } }
+        }
+        for s in streams.values where s.maxStreamDataToSend || s.stopSendingToSend != nil || s.streamDataBlockedToSend != nil {
+            return true
+        }
         return false
     }
 
@@ -364,6 +373,7 @@ extension Connection {
             // A path under validation carries only probing frames.
             guard path.isUsable else { return }
             if handshakeDoneToSend, put(.handshakeDone, .handshakeDone) { handshakeDoneToSend = false }
+            if newTokenToSend, let token = newTokenIssued, put(.newToken(token: token[...]), .newToken) { newTokenToSend = false }
             if maxDataToSend, put(.maxData(localMaxData), .maxData) { maxDataToSend = false }
             if maxStreamsBidiToSend, put(.maxStreams(bidirectional: true, maximum: localMaxStreamsBidi), .maxStreams(bidirectional: true)) {
                 maxStreamsBidiToSend = false
@@ -381,8 +391,17 @@ extension Connection {
             while let seq = peerCIDsToRetire.first, put(.retireConnectionID(sequenceNumber: seq), .retireConnectionID(sequence: seq)) {
                 peerCIDsToRetire.removeFirst()
             }
+            if let limit = dataBlockedToSend, put(.dataBlocked(limit: limit), .dataBlocked) {
+                dataBlockedToSend = nil
+                dataBlockedSentAt = limit
+            }
             writeMultipathControlFrames(put)
             for s in streams.values {
+                if let limit = s.streamDataBlockedToSend,
+                   put(.streamDataBlocked(streamID: s.id, limit: limit), .streamDataBlocked(id: s.id)) {
+                    s.streamDataBlockedToSend = nil
+                    s.streamDataBlockedSentAt = limit
+                }
                 if s.maxStreamDataToSend, put(.maxStreamData(streamID: s.id, maximum: s.recvLimit), .maxStreamData(id: s.id)) {
                     s.maxStreamDataToSend = false
                 }
@@ -415,6 +434,7 @@ extension Connection {
             }
             guard s.resetToSend == nil else { continue }
             writeStreamFrames(s, remaining: { remaining }, frames: &frames, ackEliciting: &ackEliciting)
+            noteFlowControlBlocking(s)
             if s.wantsToSend { sendQueue.append(id) }
         }
     }
@@ -439,6 +459,18 @@ extension Connection {
             frames.append(.datagram(tag: d.tag))
             ackEliciting = true
             stats.datagramsSent += 1
+        }
+    }
+
+    /// RFC 9000 §4.1: a sender SHOULD send STREAM_DATA_BLOCKED or DATA_BLOCKED when it has data
+    /// it cannot send because of flow control: once per limit (a frame per packet would repeat
+    /// what the peer knows).
+    func noteFlowControlBlocking(_ s: Stream) {
+        guard s.canSend, s.resetToSend == nil, s.send.unsentNewBytes > 0 else { return }
+        if s.send.nextNewOffset >= s.sendLimit {
+            if s.streamDataBlockedSentAt != s.sendLimit { s.streamDataBlockedToSend = s.sendLimit }
+        } else if dataSent >= peerMaxData, dataBlockedSentAt != peerMaxData {
+            dataBlockedToSend = peerMaxData
         }
     }
 

@@ -74,6 +74,7 @@ extension Connection {
         s.send.append(data)
         if fin { s.finWritten = true }
         scheduleSend(id)
+        noteFlowControlBlocking(s)
     }
 
     /// Bytes written on a stream and not yet acknowledged.

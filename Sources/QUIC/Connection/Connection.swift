@@ -49,6 +49,10 @@ public final class Connection {
         get { path.destinationCID }
         set { path.destinationCID = newValue }
     }
+    /// The DCID of our long-header packets: the client's first random DCID, then the server's SCID
+    /// from its Retry or first Initial; the server uses the client's SCID. RFC 9000 §7.2: it never
+    /// changes after that, whatever NEW_CONNECTION_ID does to the 1-RTT DCID of path 0.
+    var handshakeDestinationCID: ConnectionID
     public internal(set) var sourceCID: ConnectionID
     /// The DCID of the client's first Initial (RFC 9000 §7.3).
     public let originalDestinationCID: ConnectionID
@@ -107,15 +111,27 @@ public final class Connection {
     var dataReceived: UInt64 = 0
     var dataConsumed: UInt64 = 0
     var maxDataToSend = false
+    /// The connection limit last reported in DATA_BLOCKED, and one waiting to be (RFC 9000 §4.1).
     var dataBlockedSentAt: UInt64?
+    var dataBlockedToSend: UInt64?
     /// Round-robin order for sending stream data.
     var sendQueue: [UInt64] = []
+
+    /// Packets that arrived before their keys (RFC 9001 §5.7), in arrival order.
+    var packetsAwaitingKeys: [PacketAwaitingKeys] = []
 
     // MARK: Datagrams (RFC 9221)
     var datagramsToSend = DatagramQueue()
 
     // MARK: Session tickets, tokens, 0-RTT
+    /// Client: the newest NEW_TOKEN value from the server (RFC 9000 §8.1.3), for the next
+    /// connection's Initial packets (`init(clientWith:...token:)`).
     public internal(set) var newTokenReceived: [UInt8]?
+    /// Server: the NEW_TOKEN value the endpoint gave this connection, until acknowledged
+    /// (`newTokenToSend` while it waits for a packet, again after a loss: RFC 9000 §13.3).
+    var newTokenIssued: [UInt8]?
+    var newTokenToSend = false
+    var newTokenAcknowledged = false
 
     // MARK: Timers and closing
     var lastReceiveTime: Timestamp
@@ -162,6 +178,7 @@ public final class Connection {
         // RFC 9000 §7.2: the client's first DCID is unpredictable and at least 8 bytes.
         let odcid = ConnectionID(random.bytes(8))
         originalDestinationCID = odcid
+        handshakeDestinationCID = odcid
         sourceCID = config.connectionIDGenerator.generate(random: random)
         localMaxData = config.initialMaxData
         localMaxStreamsBidi = config.initialMaxStreamsBidi
@@ -207,6 +224,7 @@ public final class Connection {
         self.random = random
         self.originalDestinationCID = originalDestinationCID
         self.retrySourceCID = retrySourceCID
+        handshakeDestinationCID = header.sourceConnectionID
         sourceCID = config.connectionIDGenerator.generate(random: random)
         localMaxData = config.initialMaxData
         localMaxStreamsBidi = config.initialMaxStreamsBidi
@@ -435,6 +453,10 @@ public struct ConnectionStatistics: Sendable {
     public var packetsReceived: UInt64 = 0
     public var packetsSent: UInt64 = 0
     public var packetsDropped: UInt64 = 0
+    /// Packets kept because their keys had not arrived yet (RFC 9001 §5.7), and those dropped
+    /// for it (no room, or keys that never came).
+    public var packetsKeptForKeys: UInt64 = 0
+    public var packetsDroppedAwaitingKeys: UInt64 = 0
     public var decryptionFailures: UInt64 = 0
     public var packetsLost: UInt64 = 0
     public var datagramsSent: UInt64 = 0
@@ -443,6 +465,12 @@ public struct ConnectionStatistics: Sendable {
     public var streamBytesSent: UInt64 = 0
     public var streamBytesReceived: UInt64 = 0
     public var closeError: TransportError?
+    /// Blocked frames from the peer (RFC 9000 §4.1): informational, kept for diagnostics.
+    public var dataBlockedReceived: UInt64 = 0
+    public var lastDataBlockedLimit: UInt64?
+    public var streamDataBlockedReceived: UInt64 = 0
+    public var lastStreamDataBlocked: (streamID: UInt64, limit: UInt64)?
+    public var streamsBlockedReceived: UInt64 = 0
 }
 
 /// RFC 9001 §6: 1-RTT key phases.

@@ -15,6 +15,9 @@ struct MultipathState {
     var nextLocalCIDSequence: [UInt32: UInt64] = [:]
     var localCIDsToAnnounce: [(pathID: UInt32, sequence: UInt64)] = []
     var pathIDForLocalCID: [ConnectionID: UInt32] = [:]
+    /// Path IDs for which the peer acknowledged a PATH_NEW_CONNECTION_ID of ours: it holds a
+    /// connection ID to answer on such a path (draft-21 §3.1), so we may open it.
+    var pathIDsPeerCanAnswer: Set<UInt32> = []
     /// Connection IDs the peer issued for path IDs >= 1.
     var peerCIDs: [UInt32: [UInt64: (cid: ConnectionID, token: StatelessResetToken)]] = [:]
     var peerCIDsToRetire: [(pathID: UInt32, sequence: UInt64)] = []

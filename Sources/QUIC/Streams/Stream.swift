@@ -27,6 +27,8 @@ final class Stream {
     var resetSentFinalSize: UInt64?
     var resetAcked = false
     var streamDataBlockedSentAt: UInt64?
+    /// The stream limit to report in a STREAM_DATA_BLOCKED frame (RFC 9000 §4.1), once per limit.
+    var streamDataBlockedToSend: UInt64?
 
     // MARK: Receive half
     var recv = ReceiveBuffer()
@@ -56,6 +58,14 @@ final class Stream {
         guard canSend, resetSentFinalSize == nil else { return resetToSend != nil && resetSentFinalSize == nil }
         if resetToSend != nil { return true }
         return send.hasLostData || (send.unsentNewBytes > 0 && send.nextNewOffset < sendLimit) || (finWritten && !finSent && send.unsentNewBytes == 0)
+    }
+
+    /// Something `wantsToSend` that can go on the wire now, given the connection-level room for
+    /// new bytes (RFC 9000 §4.1): lost data, a reset or a bare FIN need none.
+    func canSendNow(connectionRoom: UInt64) -> Bool {
+        guard wantsToSend else { return false }
+        if resetToSend != nil || send.hasLostData || (finWritten && !finSent && send.unsentNewBytes == 0) { return true }
+        return connectionRoom > 0
     }
 
     /// Both halves are finished and their final state acknowledged or consumed.

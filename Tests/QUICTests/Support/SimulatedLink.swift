@@ -2,6 +2,7 @@
 // by a seeded link with delay, jitter (reordering), random loss and a rate limit. Time is simulated,
 // so runs are exact and repeatable.
 import Foundation
+import XCTest
 import QUIC
 import Congestion
 
@@ -28,6 +29,9 @@ final class SimulatedNetwork {
     private var seq: UInt64 = 0
     var dropped = 0
     var delivered = 0
+    /// Set when one side produced more than `pollsPerInstantLimit` datagrams at one instant.
+    private(set) var runaway = false
+    static let pollsPerInstantLimit = 20_000
     /// Drop everything until this time (blackhole).
     var outageUntil: Timestamp?
     /// Rewrite the client's source address (NAT rebinding) from this time on.
@@ -46,9 +50,15 @@ final class SimulatedNetwork {
     var deliveredPerAddress: [SocketAddress: Int] = [:]
     let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
 
-    let client: Connection
+    private(set) var client: Connection
+    private let clientTLSContext: TLSContext
+    /// Every datagram the client sent, when set (tests that read the wire).
+    var clientDatagramLog: [[UInt8]]?
+    /// Extra one-way delay for some of the server's datagrams (given their bytes), so that later
+    /// ones overtake them.
+    var serverDatagramExtraDelay: (([UInt8]) -> Duration?)?
     var server: Endpoint
-    var serverConnection: Connection? { server.connections.first }
+    var serverConnection: Connection? { server.connections.last }
     var clientEvents: [ConnectionEvent] = []
     var serverEvents: [ConnectionEvent] = []
 
@@ -72,10 +82,26 @@ final class SimulatedNetwork {
         var clientTLS = TLSConfiguration(alpnProtocols: ["tquic-test"])
         clientTLS.verification = .caFile(fixtures.appendingPathComponent("ca.pem").path)
         let cctx = try TLSContext(configuration: clientTLS, isServer: false)
+        clientTLSContext = cctx
         var cconf = ConnectionConfiguration(tls: cctx)
         clientConfig?(&cconf)
+        self.clientConfig = clientConfig
         client = try Connection(clientWith: cconf, serverName: "localhost", remote: serverAddress,
                                 random: SeededRandom(seed: seed &+ 2), now: now)
+    }
+
+    private let clientConfig: ((inout ConnectionConfiguration) -> Void)?
+
+    /// A new client connection to the same server endpoint (the old one is dropped), e.g. a router
+    /// coming back after a reboot with the NEW_TOKEN value of its last connection.
+    func reconnectClient(token: [UInt8]?, from address: SocketAddress, seed: UInt64) throws {
+        var cconf = ConnectionConfiguration(tls: clientTLSContext)
+        clientConfig?(&cconf)
+        clientAddress = address
+        clientEvents.removeAll()
+        serverEvents.removeAll()
+        client = try Connection(clientWith: cconf, serverName: "localhost", remote: serverAddress,
+                                random: SeededRandom(seed: seed), now: now, token: token)
     }
 
     private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
@@ -88,6 +114,11 @@ final class SimulatedNetwork {
         if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
         linkFreeAt[dir] = departure
         var at = departure + (pathDelay[clientSide] ?? oneWayDelay)
+        if toServer {
+            clientDatagramLog?.append(t.bytes)
+        } else {
+            if let extra = serverDatagramExtraDelay?(t.bytes) { at = at + extra }
+        }
         if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
         seq += 1
         var ecn = ecnBehaviour == .bleach ? ECNCodepoint.notECT : t.ecn
@@ -107,8 +138,20 @@ final class SimulatedNetwork {
     /// Moves all ready output onto the link, delivers due datagrams, fires timers, advances time
     /// (never beyond `limit`).
     func step(limit: Timestamp? = nil) {
-        while let t = client.poll(now: now) { send(t, toServer: true, from: t.source ?? clientAddress) }
-        while let t = server.poll(now: now) { send(t, toServer: false, from: serverAddress) }
+        // A connection that always has "something" to send at one instant is a bug (it would spin a
+        // real event loop): stop it here as a failure instead of letting the queue grow forever.
+        var polls = 0
+        while let t = client.poll(now: now) {
+            send(t, toServer: true, from: t.source ?? clientAddress)
+            polls += 1
+            if polls > Self.pollsPerInstantLimit { runaway = true; return }
+        }
+        polls = 0
+        while let t = server.poll(now: now) {
+            send(t, toServer: false, from: serverAddress)
+            polls += 1
+            if polls > Self.pollsPerInstantLimit { runaway = true; return }
+        }
         collectEvents()
 
         var next = queue.map(\.deliverAt).min()
@@ -138,6 +181,7 @@ final class SimulatedNetwork {
         var steps = 0
         while now < end {
             if done() { return true }
+            if runaway { XCTFail("a connection kept producing datagrams at one instant (\(now))"); return false }
             step(limit: end)
             steps += 1
             if steps > 5_000_000 { return false }
