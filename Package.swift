@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Congestion", targets: ["Congestion"]),
         .library(name: "LinuxNet", targets: ["LinuxNet"]),
         .library(name: "NetSim", targets: ["NetSim"]),
+        .library(name: "Tunnel", targets: ["Tunnel"]),
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
         .executable(name: "tquic-sim", targets: ["tquic-sim"]),
@@ -54,7 +55,11 @@ let package = Package(
         // Bonding: tunnel framing, path schedulers, reorder buffer, reinjection (pure).
         .target(name: "Bonding", dependencies: ["Congestion"]),
         .testTarget(name: "BondingTests", dependencies: ["Bonding", "Congestion"]),
-        .target(name: "NetSim", dependencies: ["Congestion", "QUIC", "Bonding"]),
+        // The tunnel engine (sans-I/O): sender, receiver, path health over QUIC and Bonding; driven
+        // by tquicd and by NetSim alike.
+        .target(name: "Tunnel", dependencies: ["QUIC", "Bonding", "Congestion"]),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "NetSim", "QUIC", "Bonding", "Congestion"]),
+        .target(name: "NetSim", dependencies: ["Congestion", "QUIC", "Bonding", "Tunnel"]),
         .executableTarget(name: "tquic-sim", dependencies: ["NetSim", "Bonding", "Congestion",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion", "QUIC"]),

@@ -191,6 +191,34 @@ public struct ReinjectionLedger: Sendable {
         return moved
     }
 
+    /// The DATAGRAM of this ticket was declared lost on a path that is failing (probe timeouts
+    /// without an answer, not yet declared dead): the loss is the outage, so it is queued for
+    /// reinjection (in sequence order) instead of forgotten.
+    /// - Parameter discard: receives a record that did not fit the queue.
+    /// - Returns: whether the ledger still held it.
+    @discardableResult
+    public mutating func requeueForReinjection(_ ticket: Ticket, discard: (Record) -> Void = { _ in }) -> Bool {
+        guard let record = take(ticket) else { return false }
+        compactQueue()
+        if queueEnd == queue.count {
+            // Full: the oldest waiting one goes (the least likely to arrive in time).
+            discard(queue[queueStart])
+            statistics.queueOverflow += 1
+            queueStart += 1
+            compactQueue()
+        }
+        // Insert keeping sequence order (usually at the end: losses come in sending order).
+        var k = queueEnd
+        while k > queueStart, record.sequence.precedes(queue[k - 1].sequence) {
+            queue[k] = queue[k - 1]
+            k -= 1
+        }
+        queue[k] = record
+        queueEnd += 1
+        statistics.reinjected += 1
+        return true
+    }
+
     // MARK: Reinjection
 
     /// The next packet to re-send (lowest tunnel sequence first), or nil. Send it before new TUN

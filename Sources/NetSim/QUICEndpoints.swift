@@ -33,6 +33,9 @@ public final class SimulatedRouter: SimulatedEndpoint {
     public var onEvent: ((Timestamp) -> Void)?
     /// An extra timer the tunnel source wants (e.g. the next packet of a rate-limited source).
     public var applicationTimeout: (() -> Timestamp?)?
+    /// Opens the other WAN paths itself (false: the tunnel engine's PathHealth does).
+    public var opensPaths = true
+    var indexForAddress: [SocketAddress: Int] = [:]
 
     public init(pathCount: Int, backupIndexes: Set<Int> = [], configuration: SimulatedQUICConfiguration, now: Timestamp) throws {
         var tls = TLSConfiguration(alpnProtocols: ["tquic-sim"])
@@ -47,6 +50,7 @@ public final class SimulatedRouter: SimulatedEndpoint {
         config.datagramSendQueueLimit = 64
         self.pathCount = pathCount
         self.backupIndexes = backupIndexes
+        for i in 0..<pathCount { indexForAddress[SimulatedAddresses.router(path: i)] = i }
         connection = try Connection(clientWith: config, serverName: nil, remote: SimulatedAddresses.vps,
                                     random: SeededRandom(seed: configuration.seed), now: now)
     }
@@ -62,7 +66,10 @@ public final class SimulatedRouter: SimulatedEndpoint {
 
     public func poll(now: Timestamp) -> OutgoingDatagram? {
         guard let t = connection.poll(now: now) else { return nil }
-        return OutgoingDatagram(t.bytes, path: indexForPathID[t.pathID] ?? 0, ecn: t.ecn)
+        // The WAN a datagram leaves on: the path's index, or the path's local address (paths the
+        // tunnel engine opened).
+        let index = indexForPathID[t.pathID] ?? t.source.flatMap { indexForAddress[$0] } ?? 0
+        return OutgoingDatagram(t.bytes, path: index, ecn: t.ecn)
     }
 
     public var nextTimeout: Timestamp? {
@@ -76,7 +83,7 @@ public final class SimulatedRouter: SimulatedEndpoint {
 
     /// Opens the other WAN paths as soon as multipath allows it.
     private func afterEvent(_ now: Timestamp) {
-        if connection.isMultipathEnabled && connection.handshakeConfirmed && pathIDForIndex.count < pathCount {
+        if opensPaths && connection.isMultipathEnabled && connection.handshakeConfirmed && pathIDForIndex.count < pathCount {
             for i in 1..<pathCount where pathIDForIndex[i] == nil {
                 guard let id = connection.openPath(local: SimulatedAddresses.router(path: i), backup: backupIndexes.contains(i),
                                                    now: now) else { break }
@@ -84,7 +91,7 @@ public final class SimulatedRouter: SimulatedEndpoint {
                 indexForPathID[id] = i
             }
         }
-        if backupIndexes.contains(0) { connection.setPathBackup(0, true) }
+        if opensPaths && backupIndexes.contains(0) { connection.setPathBackup(0, true) }
         onEvent?(now)
     }
 }

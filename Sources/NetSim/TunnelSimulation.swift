@@ -1,9 +1,10 @@
-// A bonded tunnel in the simulator: the router numbers inner IP packets (Bonding's tunnel framing),
-// a path scheduler spreads them as QUIC DATAGRAMs over the WAN paths of one multipath connection,
-// and the VPS puts them back in order in a reorder buffer. Reports the figures `tquic-sim` prints.
+// A bonded tunnel in the simulator: the real tunnel engine (the `Tunnel` module, what tquicd runs)
+// at both ends of one multipath connection over simulated WAN links. This file holds only what is
+// the simulator's own: the traffic sources, the measurement and the report `tquic-sim` prints.
 import Bonding
 import Congestion
 import QUIC
+import Tunnel
 
 public struct TunnelRunConfiguration {
     public var scenario: Scenario
@@ -132,64 +133,79 @@ func makeInnerPacket(flow: Int, size: Int, counter: Int) -> [UInt8] {
     return p
 }
 
+/// The flow and counter `makeInnerPacket` wrote: how the measurement recognises a packet at the
+/// far end without looking inside the tunnel.
+func innerPacketID(_ p: UnsafeRawBufferPointer) -> (id: UInt64, flow: Int)? {
+    guard p.count >= 32 else { return nil }
+    let dport = Int(p[22]) << 8 | Int(p[23])
+    let counter = UInt64(p[28]) << 24 | UInt64(p[29]) << 16 | UInt64(p[30]) << 8 | UInt64(p[31])
+    let flow = dport - 5000
+    return (UInt64(flow) << 32 | counter, flow)
+}
+
+/// The bulk traffic the router's engine pulls from (as tquicd pulls from its TUN device).
+final class SimulatedBulkSource: InnerPacketSource {
+    var model: BulkSource
+    let packetSize: Int
+    private(set) var counter = 0
+    private var backlogAtRead: Int?
+    private var retryAt: Timestamp?
+    /// Called for each packet read (its counter), for the measurement.
+    var onRead: ((Int, Timestamp) -> Void)?
+
+    init(kind: TunnelSource, packetSize: Int) {
+        model = BulkSource(kind: kind, packetBytes: packetSize)
+        self.packetSize = packetSize
+    }
+
+    func readPacket(into buffer: UnsafeMutableRawBufferPointer, now: Timestamp) -> Int? {
+        let supply = model.available(now: now)
+        guard supply.ok, buffer.count >= packetSize else { retryAt = supply.retryAt; return nil }
+        retryAt = nil
+        backlogAtRead = model.backlogBytes()
+        counter += 1
+        let p = makeInnerPacket(flow: 0, size: packetSize, counter: counter)
+        p.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[0..<packetSize]).copyMemory(from: $0) }
+        model.onHanded(sequence: UInt32(truncatingIfNeeded: counter), now: now)
+        onRead?(counter, now)
+        return packetSize
+    }
+
+    var backlogBytes: Int? { backlogAtRead }
+    var nextPacketTime: Timestamp? { retryAt }
+}
+
 final class TunnelRun {
     let config: TunnelRunConfiguration
     let router: SimulatedRouter
     let vps: SimulatedVPS
     let sim: Simulator
-    let scheduler: any PathScheduler
-    var sequencer = TunnelSequencer()
-    /// Per topology path: keeps packets out of a queue the path's controller has not noticed yet.
-    lazy var queueGuards = [QueueGuard](repeating: QueueGuard(), count: config.scenario.paths.count)
-    var reorder: ReorderBuffer = {
-        var c = ReorderBuffer.Configuration()
-        // The VPS's RTT samples do not see queueing on the router's uplinks; late arrivals do.
-        c.learnsFromLateArrivals = true
-        // A packet that missed its lane's hold still goes to the LAN, out of order: the inner
-        // transport copes with reordering better than with a loss (TCP's SACK/DSACK, QUIC).
-        c.lateArrivals = .deliver
-        return ReorderBuffer(configuration: c)
-    }()
-    var decoder = TunnelFrameDecoder()
-
-    // Router bookkeeping: tunnel packets handed to the connection and not yet acknowledged.
-    struct Handed { var frame: [UInt8]; var pathIndex: Int; var createdAt: Timestamp; var flow: Int; var reinjected: Bool }
-    var handed: [UInt64: Handed] = [:]
-    var nextTag: UInt64 = 1
-    var reinjectQueue: [[UInt8]] = []
-    /// Frames already numbered that no path accepted yet (sent first next time).
-    var retryQueue: [(bytes: [UInt8], flow: Int, created: Timestamp)] = []
-    var reinjected = 0
-    var deadPaths: Set<Int> = []
-    var lastRevival: [Int: Timestamp] = [:]
-    var bulkCounter = 0
-    var voipQueue: [(packet: [UInt8], created: Timestamp)] = []
-    var waitUntil: Timestamp?
-    var bulk: BulkSource
-    /// Inner bulk bytes handed to the tunnel after the warm-up.
-    var offeredBytes = 0
+    /// The tunnel engines: the router's (links = the scenario's WAN paths) and the VPS's (made
+    /// when the router's connection arrives).
+    let routerEngine: TunnelEngine
+    var vpsEngine: TunnelEngine?
+    let tunnelConfiguration: TunnelConfiguration
+    let source: SimulatedBulkSource
+    let hasVoIP: Bool
+    var voipCounter = 0
     /// Inner acknowledgements of a TCP-like source return after the shortest one-way delay.
     let innerAckDelay: Duration
+    /// Inner bulk bytes handed to the tunnel after the warm-up.
+    var offeredBytes = 0
 
-    // VPS bookkeeping.
-    var created: [UInt32: (time: Timestamp, flow: Int, size: Int)] = [:] // by tunnel sequence
-    var deliveredSequences = Set<UInt32>()
-    var handedSequences = Set<UInt32>()
-    var payloads: [Int: (seq: UInt32, size: Int)] = [:]
-    var nextHandle = 0
+    // Measurement, by inner packet (flow, counter).
+    var created: [UInt64: (time: Timestamp, flow: Int, size: Int)] = [:]
+    var handedIDs = Set<UInt64>()
+    var deliveredIDs = Set<UInt64>()
     var deliveredBytes = 0
     var deliveredBytesPerPath: [Int: Int] = [:]
     var lastDelivery: Timestamp?
     var maxGap = Duration.zero
     var flowDelays: [Int: [Double]] = [:]
-    var pathOfSequence: [UInt32: Int] = [:]
     var bytesWhileMainUp = 0
     var backupBytesWhileMainUp = 0
 
     var measureFrom: Timestamp { .zero + config.warmUp }
-    /// Datagrams a path may hold queued inside QUIC (waiting for the pacer) before it counts as full.
-    let maxQueuedPerPath = 16
-    let hasVoIP: Bool
 
     init(_ config: TunnelRunConfiguration) throws {
         self.config = config
@@ -197,27 +213,47 @@ final class TunnelRun {
         q.seed = config.seed
         q.congestion = config.congestion
         q.coupling = config.coupling
-        let backups = Set(config.scenario.paths.enumerated().filter { $0.element.isBackup }.map { $0.offset })
-        router = try SimulatedRouter(pathCount: config.scenario.paths.count, backupIndexes: backups, configuration: q, now: .zero)
+        router = try SimulatedRouter(pathCount: config.scenario.paths.count, configuration: q, now: .zero)
+        router.opensPaths = false
         vps = try SimulatedVPS(pathCount: config.scenario.paths.count, configuration: q)
         sim = config.scenario.makeSimulator(router: router, vps: vps, seed: config.seed)
-        scheduler = config.scheduler.makeScheduler()
+        var t = TunnelConfiguration()
+        t.scheduler = config.scheduler
+        t.deadPathProbeTimeouts = config.deadPathProbeTimeouts
+        t.revivalInterval = config.revivalInterval
+        t.nominalInnerPacketBytes = config.packetSize
+        tunnelConfiguration = t
+        let links = config.scenario.paths.enumerated().map { i, p in
+            TunnelLink(name: p.name, local: SimulatedAddresses.router(path: i), isBackup: p.isBackup)
+        }
+        routerEngine = TunnelEngine(connection: router.connection, configuration: t, links: links)
+        source = SimulatedBulkSource(kind: config.source, packetSize: config.packetSize)
         hasVoIP = config.scenario.name == "mixed-flows"
-        bulk = BulkSource(kind: config.source, packetBytes: config.packetSize)
         innerAckDelay = config.scenario.paths.map(\.down.delay).min() ?? .zero
+
+        source.onRead = { [unowned self] _, now in if now >= self.measureFrom { self.offeredBytes += self.config.packetSize } }
+        routerEngine.sender.onHanded = { [unowned self] _, inner, _, reinjection in
+            guard !reinjection, let (id, flow) = innerPacketID(inner) else { return }
+            let now = self.sim.now
+            if self.created[id] == nil { self.created[id] = (now, flow, inner.count) }
+            if let c = self.created[id], c.time >= self.measureFrom { self.handedIDs.insert(id) }
+        }
         router.onEvent = { [unowned self] now in self.routerStep(now) }
-        router.applicationTimeout = { [unowned self] in self.waitUntil }
+        router.applicationTimeout = { [unowned self] in self.routerEngine.nextTimeout }
         vps.onEvent = { [unowned self] now in self.vpsStep(now) }
-        vps.applicationTimeout = { [unowned self] in self.reorder.nextDeadline }
+        vps.applicationTimeout = { [unowned self] in self.vpsEngine?.nextTimeout }
         if let interval = config.traceInterval {
-            schedulePathTrace(on: sim, router: router, label: "router", names: config.scenario.paths.map(\.name),
+            let engine = routerEngine
+            schedulePathTrace(on: sim, connection: router.connection, pathID: { i in i < engine.paths.links.count ? engine.paths.links[i].pathID : nil },
+                              label: "router", names: config.scenario.paths.map(\.name),
                               interval: interval, until: .zero + config.scenario.duration, write: config.traceWriter)
         }
         if hasVoIP {
-            var n = 0
             _ = sim.every(.milliseconds(20), from: .zero + .milliseconds(500), until: .zero + config.scenario.duration) { [unowned self] s in
-                n += 1
-                self.voipQueue.append((makeInnerPacket(flow: 1, size: 200, counter: n), s.now))
+                self.voipCounter += 1
+                let packet = makeInnerPacket(flow: 1, size: 200, counter: self.voipCounter)
+                self.created[UInt64(1) << 32 | UInt64(self.voipCounter)] = (s.now, 1, packet.count)
+                packet.withUnsafeBytes { _ = self.routerEngine.sender.enqueue($0, now: s.now) }
                 self.routerStep(s.now)
             }
         }
@@ -228,241 +264,30 @@ final class TunnelRun {
         return result()
     }
 
-    // MARK: Router side
-
-    /// Path snapshots for the scheduler, indexed by topology path index.
-    func snapshots(now: Timestamp) -> [PathSnapshot] {
-        var paths = rawSnapshots(now: now)
-        let budget = QueueGuard.budget(for: paths)
-        for i in paths.indices {
-            paths[i].congestionWindow = queueGuards[i].window(for: paths[i], budget: budget)
-        }
-        return paths
-    }
-
-    func rawSnapshots(now: Timestamp) -> [PathSnapshot] {
-        (0..<config.scenario.paths.count).map { i in
-            guard let id = router.pathIDForIndex[i], let st = router.connection.pathStatistics(id) else {
-                return PathSnapshot(id: i, isUsable: false, isBackup: config.scenario.paths[i].isBackup, congestionWindow: 0,
-                                    bytesInFlight: 0, smoothedRTT: .zero, minRTT: .zero, rttVariation: .zero,
-                                    deliveryRate: 0, lossRate: 0, nextSendTime: nil, weight: 1)
-            }
-            // Bytes queued in QUIC for this path count as in flight: no standing queue behind the
-            // window. A path whose queue already holds a few packets (the pacer is holding them) is
-            // full for now: handing it more would only build a queue inside the sender.
-            let queued = st.queuedDatagrams * (config.packetSize + TunnelFrame.headerLength + 40)
-            let full = st.queuedDatagrams >= maxQueuedPerPath
-            return PathSnapshot(id: i, isUsable: st.state == .active && !deadPaths.contains(i), isBackup: st.isBackup,
-                                congestionWindow: st.congestionWindow,
-                                bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
-                                smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,
-                                deliveryRate: st.deliveryRate, lossRate: st.lossRate, nextSendTime: st.nextSendTime, weight: 1)
-        }
-    }
-
     func routerStep(_ now: Timestamp) {
-        let conn = router.connection
-        while let e = conn.pollEvent() {
-            switch e {
-            case .datagramAcknowledged(let tag):
-                handed[tag] = nil
-            case .datagramLost(let tag):
-                // A loss on a path that is dead or failing (probe timeouts without answer) is the
-                // outage, not congestion: those packets are reinjected. Losses on healthy paths
-                // are left to the inner transport, as on any IP link.
-                if let h = handed.removeValue(forKey: tag),
-                   deadPaths.contains(h.pathIndex) || pathIsFailing(h.pathIndex) {
-                    // Reinjection: the packet was on a path that died; send it again elsewhere,
-                    // marked (R bit) so the receiver delivers it even if its flow moved on.
-                    var frame = h.frame
-                    frame.withUnsafeMutableBytes { _ = TunnelFrame.markReinjected($0, at: 0) }
-                    reinjectQueue.append(frame)
-                }
-            default: break
-            }
-        }
-        guard conn.isMultipathEnabled || conn.handshakeConfirmed else { return }
-        detectDeadPaths(now)
-        feed(now)
+        routerEngine.process(now: now, source: source) { _, _ in }
     }
-
-    func pathIsFailing(_ index: Int) -> Bool {
-        guard let id = router.pathIDForIndex[index], let st = router.connection.pathStatistics(id) else { return true }
-        return st.consecutiveProbeTimeouts >= 1 || st.state != .active
-    }
-
-    func detectDeadPaths(_ now: Timestamp) {
-        let conn = router.connection
-        for (i, id) in router.pathIDForIndex {
-            guard let st = conn.pathStatistics(id) else { continue }
-            if st.state == .active && st.consecutiveProbeTimeouts >= config.deadPathProbeTimeouts && !deadPaths.contains(i) {
-                deadPaths.insert(i)
-                conn.abandonPath(id, now: now)
-                lastRevival[i] = now
-            } else if st.state == .closed || st.state == .abandoned, !deadPaths.contains(i) {
-                deadPaths.insert(i)
-                lastRevival[i] = now
-            }
-        }
-        // Revival: try the dead path's address again now and then (it is validated before use).
-        for i in deadPaths {
-            guard now >= (lastRevival[i] ?? .zero) + config.revivalInterval else { continue }
-            lastRevival[i] = now
-            if let old = router.pathIDForIndex[i], let st = conn.pathStatistics(old), st.state == .active { deadPaths.remove(i); continue }
-            if let old = router.pathIDForIndex[i], conn.pathStatistics(old)?.state == .validating { continue }
-            if let id = conn.openPath(local: SimulatedAddresses.router(path: i), backup: config.scenario.paths[i].isBackup, now: now) {
-                router.pathIDForIndex[i] = id
-                router.indexForPathID[id] = i
-            }
-        }
-        for i in deadPaths {
-            if let id = router.pathIDForIndex[i], conn.pathStatistics(id)?.state == .active,
-               (conn.pathStatistics(id)?.consecutiveProbeTimeouts ?? 0) == 0 {
-                deadPaths.remove(i)
-            }
-        }
-    }
-
-    /// Hands tunnel packets to the connection while the scheduler finds a path with room.
-    func feed(_ now: Timestamp) {
-        waitUntil = nil
-        var budget = 256 // per event, to keep the simulation responsive
-        while budget > 0 {
-            budget -= 1
-            let frame: [UInt8]
-            let flow: Int
-            var backlog: Int?
-            var createdAt = now
-            var isReinjection = false
-            var isRetry = false
-            if let r = retryQueue.first {
-                frame = r.bytes
-                flow = r.flow
-                createdAt = r.created
-                isRetry = true
-            } else if let r = reinjectQueue.first {
-                frame = r
-                flow = 0
-                isReinjection = true
-            } else if let v = voipQueue.first {
-                // Numbered only once the scheduler takes it: a number given to a packet that then
-                // waits would be a gap its lane waits out at the receiver.
-                frame = []
-                flow = 1
-                createdAt = v.created
-            } else {
-                // The bulk source, if it has a packet to give now.
-                let supply = bulk.available(now: now)
-                guard supply.ok else {
-                    if let t = supply.retryAt { waitUntil = waitUntil.map { min($0, t) } ?? t }
-                    return
-                }
-                frame = []
-                flow = 0
-                // Framed packets: the inner bytes plus header and overhead per packet.
-                backlog = bulk.backlogBytes().map { $0 / config.packetSize * (config.packetSize + TunnelFrame.headerLength + 40) }
-            }
-            let size = !frame.isEmpty ? frame.count
-                : flow == 1 ? voipQueue[0].packet.count + TunnelFrame.headerLength : config.packetSize + TunnelFrame.headerLength
-            let decision = scheduler.schedule(SchedulingRequest(size: size + 40, trafficClass: flow == 1 ? .interactive : .bulk,
-                                                                queuedBytes: backlog),
-                                              paths: snapshots(now: now), now: now)
-            guard case .send(let set) = decision, !set.isEmpty else {
-                if case .wait(let t) = decision { waitUntil = t }
-                return
-            }
-            var bytes = frame
-            var isNewBulk = false
-            if bytes.isEmpty && flow == 1 {
-                bytes = framed(voipQueue[0].packet)
-            } else if bytes.isEmpty {
-                bulkCounter += 1
-                isNewBulk = true
-                bytes = framed(makeInnerPacket(flow: 0, size: config.packetSize, counter: bulkCounter))
-            }
-            if isRetry { retryQueue.removeFirst() }
-            else if isReinjection { reinjectQueue.removeFirst(); reinjected += 1 }
-            else if flow == 1 { voipQueue.removeFirst() }
-            guard let header = decodeHeader(bytes) else { return }
-            let seq = header.sequence.rawValue
-            if created[seq] == nil { created[seq] = (createdAt, flow, bytes.count - TunnelFrame.headerLength) }
-            if isNewBulk {
-                bulk.onHanded(sequence: seq, now: now)
-                if now >= measureFrom { offeredBytes += config.packetSize }
-            }
-            if createdAt >= measureFrom && !isReinjection && !isRetry { handedSequences.insert(seq) }
-            var handedOnce = false
-            for i in set {
-                guard let id = router.pathIDForIndex[i] else { continue }
-                let tag = nextTag
-                nextTag += 1
-                do {
-                    try router.connection.sendDatagram(bytes, onPath: id, tag: tag)
-                    handed[tag] = Handed(frame: bytes, pathIndex: i, createdAt: createdAt, flow: flow, reinjected: isReinjection)
-                    pathOfSequence[seq] = i
-                    handedOnce = true
-                } catch {
-                    continue
-                }
-            }
-            if !handedOnce {
-                // Numbered but not accepted: keep it for the next opportunity (never skip a number).
-                retryQueue.insert((bytes, flow, createdAt), at: 0)
-                return
-            }
-        }
-    }
-
-    func framed(_ packet: [UInt8]) -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: TunnelFrame.headerLength) + packet
-        let ok = buf.withUnsafeMutableBytes { raw in
-            sequencer.frame(raw, payloadOffset: TunnelFrame.headerLength, payloadLength: packet.count) != nil
-        }
-        precondition(ok, "framing failed")
-        return buf
-    }
-
-    func decodeHeader(_ bytes: [UInt8]) -> TunnelHeader? {
-        bytes.withUnsafeBytes { raw in
-            if case .success(let d) = TunnelFrame.decode(raw) { return d.header }
-            return nil
-        }
-    }
-
-    // MARK: VPS side
 
     func vpsStep(_ now: Timestamp) {
-        guard let conn = vps.connection else { return }
-        while let e = conn.pollEvent() {
-            guard case .datagramReceived(let d) = e else { continue }
-            let decoded: DecodedTunnelFrame? = d.withUnsafeBytes { raw in decoder.decode(raw) }
-            guard let frame = decoded else { continue }
-            let handle = nextHandle
-            nextHandle += 1
-            payloads[handle] = (frame.header.sequence.rawValue, frame.payload.count)
-            switch reorder.insert(frame.header, handle: handle, now: now) {
-            case .duplicate, .late, .rejected: payloads[handle] = nil
-            default: break
-            }
+        if vpsEngine == nil, let c = vps.connection {
+            vpsEngine = TunnelEngine(connection: c, configuration: tunnelConfiguration, links: nil)
         }
-        // The hold time follows the paths' one-way delay spread (VPS side estimates).
-        let delays = conn.allPathStatistics.filter { $0.state == .active }.map {
-            ReorderBuffer.PathDelay(oneWayDelay: $0.smoothedRTT / 2, jitter: $0.rttVariation)
-        }
-        if !delays.isEmpty { reorder.updateHoldTime(paths: delays) }
-        while let r = reorder.poll(now: now) {
-            guard let p = payloads.removeValue(forKey: r.handle) else { continue }
-            deliver(seq: p.seq, size: p.size, now: now)
+        vpsEngine?.process(now: now, source: nil) { [unowned self] inner, pathID in
+            self.deliver(inner, pathID: pathID, now: now)
         }
     }
 
-    func deliver(seq: UInt32, size: Int, now: Timestamp) {
-        deliveredSequences.insert(seq)
-        guard let c = created[seq] else { return }
+    // MARK: Measurement
+
+    func deliver(_ inner: UnsafeRawBufferPointer, pathID: UInt32, now: Timestamp) {
+        guard let (id, _) = innerPacketID(inner) else { return }
+        deliveredIDs.insert(id)
+        guard let c = created[id] else { return }
         if c.flow == 0, case .innerTCP = config.source {
             // The inner receiver acknowledges; the sender hears it one shortest path later.
+            let counter = UInt32(truncatingIfNeeded: id)
             sim.schedule(after: innerAckDelay) { [unowned self] s in
-                self.bulk.onAcknowledged(sequence: seq, now: s.now)
+                self.source.model.onAcknowledged(sequence: counter, now: s.now)
                 self.routerStep(s.now)
             }
         }
@@ -471,8 +296,9 @@ final class TunnelRun {
             flowDelays[c.flow, default: []].append(delay)
         }
         guard now >= measureFrom else { return }
+        let size = inner.count
         deliveredBytes += size
-        if let i = pathOfSequence[seq] {
+        if let i = routerEngine.paths.linkIndex(forPath: pathID) {
             deliveredBytesPerPath[i, default: 0] += size
             let mainUp = config.scenario.paths.contains { !$0.isBackup && $0.up.isUp(at: c.time) }
             if mainUp {
@@ -496,7 +322,7 @@ final class TunnelRun {
         var paths: [TunnelPathResult] = []
         for (i, p) in config.scenario.paths.enumerated() {
             let bytes = deliveredBytesPerPath[i] ?? 0
-            let rtt = router.pathIDForIndex[i].flatMap { router.connection.pathStatistics($0)?.smoothedRTT.milliseconds } ?? 0
+            let rtt = routerEngine.paths.links[i].pathID.flatMap { router.connection.pathStatistics($0)?.smoothedRTT.milliseconds } ?? 0
             paths.append(TunnelPathResult(name: p.name, uplinkDrops: sim.paths[i].up.statistics.droppedTotal.packets,
                                           goodputMbps: Double(bytes) * 8 / window / 1e6,
                                           share: deliveredBytes == 0 ? 0 : Double(bytes) / Double(deliveredBytes), rttMs: rtt,
@@ -508,15 +334,15 @@ final class TunnelRun {
         let queueP99 = queueing.p99.milliseconds
         // Packets handed over (after warm-up, before the last second so they had time to arrive) and never delivered.
         let cutoff = end - .seconds(1)
-        let lost = handedSequences.filter { seq in
-            (created[seq].map { $0.time < cutoff } ?? false) && !deliveredSequences.contains(seq)
+        let lost = handedIDs.filter { id in
+            (created[id].map { $0.time < cutoff } ?? false) && !deliveredIDs.contains(id)
         }.count
         var lostBeforeOutage = 0
         for case .outage(_, let o) in config.scenario.events {
             let from = o.start - .milliseconds(500)
-            lostBeforeOutage += handedSequences.filter { seq in
-                guard let c = created[seq] else { return false }
-                return c.time >= from && c.time < o.start && !deliveredSequences.contains(seq)
+            lostBeforeOutage += handedIDs.filter { id in
+                guard let c = created[id] else { return false }
+                return c.time >= from && c.time < o.start && !deliveredIDs.contains(id)
             }.count
         }
         func percentile(_ xs: [Double], _ p: Double) -> Double {
@@ -530,23 +356,30 @@ final class TunnelRun {
             flows.append(TunnelFlowResult(name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
                                           delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0))
         }
+        let reorder = vpsEngine?.receiver.reorder ?? ReorderBuffer(configuration: tunnelConfiguration.reorder)
         let rs = reorder.statistics
         let diagnostics = "sender datagram queue drops \(router.connection.stats.datagramsDropped), QUIC packets lost \(router.connection.stats.packetsLost); "
             + "reorder: late dropped \(rs.lateDropped), rejected \(rs.rejected), gaps skipped \(rs.gapsSkipped), expiry releases \(rs.expiryReleases)"
+        let ss = routerEngine.sender.statistics, ls = routerEngine.sender.ledgerStatistics
+        let diagnosticsEngine = "; router engine: \(routerEngine.freePacketBuffers) free buffers, \(routerEngine.sender.pendingPackets) pending, "
+            + "reinjected \(ss.reinjected) (expired \(ss.reinjectionsExpired)), untracked \(ss.sentUntracked), dropped full \(ss.droppedQueueFull), "
+            + "events acked \(ss.acknowledgementsReported) lost \(ss.lossesReported) unknown \(ss.unknownTags), "
+            + "VPS no-buffer drops \(vpsEngine?.receiver.statistics.droppedNoBuffer ?? 0); "
+            + "ledger recorded \(ls.recorded) acked \(ls.acknowledged) lost \(ls.lost) evicted \(ls.evicted) failures \(ls.pathFailures)"
         var result = TunnelRunResult(scenario: config.scenario.name, scheduler: config.scheduler.rawValue, seed: config.seed,
                                goodputMbps: goodput, sumLinkMbps: sum, goodputFraction: sum > 0 ? goodput / sum : 0,
                                reorderHoldP50Ms: reorder.holdTimes.percentile(0.5).milliseconds,
                                reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
-                               reinjected: reinjected, duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
+                               reinjected: Int(routerEngine.sender.statistics.reinjected), duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
                                lostAfterHandoff: lost, maxDeliveryGapMs: maxGap.milliseconds, queueDelayP99Ms: queueP99,
                                lostHandedBeforeOutage: lostBeforeOutage,
                                backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
                                paths: paths, flows: flows)
-        result.diagnostics = diagnostics
+        result.diagnostics = diagnostics + diagnosticsEngine
         result.source = config.source.description
         result.offeredMbps = Double(offeredBytes) * 8 / window / 1e6
         if case .innerTCP = config.source {
-            result.diagnostics += "; inner TCP-like flow: window \(Int(bulk.window)) packets, \(bulk.innerLosses) inner losses"
+            result.diagnostics += "; inner TCP-like flow: window \(Int(source.model.window)) packets, \(source.model.innerLosses) inner losses"
         }
         return result
     }

@@ -189,3 +189,34 @@ final class ReinjectionTests: XCTestCase {
         }
     }
 }
+
+extension ReinjectionTests {
+    /// A loss on a path that is failing (not yet declared dead) is the outage, not congestion:
+    /// that one packet is queued for reinjection, in sequence order with the others.
+    func testALossOnAFailingPathIsRequeuedInSequenceOrder() {
+        var ledger = ReinjectionLedger()
+        var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
+        for seq in UInt32(1) ... 6 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
+        XCTAssertTrue(ledger.requeueForReinjection(tickets[5]!))
+        XCTAssertTrue(ledger.requeueForReinjection(tickets[2]!))
+        XCTAssertFalse(ledger.requeueForReinjection(tickets[2]!), "a ticket is used once")
+        XCTAssertEqual(ledger.unacknowledged(onPath: 1), 4)
+        XCTAssertEqual(ledger.nextReinjection()?.sequence, TunnelSequence(2))
+        XCTAssertEqual(ledger.nextReinjection()?.sequence, TunnelSequence(5))
+        XCTAssertNil(ledger.nextReinjection())
+        XCTAssertEqual(ledger.statistics.reinjected, 2)
+    }
+
+    func testARequeueIntoAFullQueueLetsTheOldestGo() {
+        var c = ReinjectionLedger.Configuration()
+        c.queueCapacity = 2
+        var ledger = ReinjectionLedger(configuration: c)
+        var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
+        for seq in UInt32(1) ... 3 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
+        var discarded: [UInt32] = []
+        for seq in UInt32(1) ... 3 { ledger.requeueForReinjection(tickets[seq]!) { discarded.append($0.sequence.rawValue) } }
+        XCTAssertEqual(discarded, [1], "its handle goes back to the caller")
+        XCTAssertEqual(ledger.pendingReinjections, 2)
+        XCTAssertEqual(ledger.statistics.queueOverflow, 1)
+    }
+}

@@ -1,0 +1,20 @@
+// Where the sender's inner IP packets come from: the TUN device in tquicd, a traffic model in
+// tquic-sim. The sender pulls a packet only when it is about to schedule one, so a saturating
+// source never builds a queue inside the tunnel.
+import Congestion
+
+public protocol InnerPacketSource: AnyObject {
+    /// Writes the next inner IP packet into `buffer` and returns its length; nil when none is
+    /// ready now (a non-blocking TUN read that found nothing, a rate limit).
+    func readPacket(into buffer: UnsafeMutableRawBufferPointer, now: Timestamp) -> Int?
+    /// Inner bytes that were waiting when the last packet was read, that packet included, if the
+    /// source knows (ECF's backlog for the `aggregate` scheduler); nil: unknown, taken as large.
+    var backlogBytes: Int? { get }
+    /// When a packet will be ready, if the source knows (a rate-limited model); the engine wakes then.
+    var nextPacketTime: Timestamp? { get }
+}
+
+public extension InnerPacketSource {
+    var backlogBytes: Int? { nil }
+    var nextPacketTime: Timestamp? { nil }
+}

@@ -1,0 +1,72 @@
+// Fixed buffers for tunnel frames that must outlive the call that made them: frames handed to the
+// connection until acknowledged (reinjection re-sends them as they are) and DATAGRAM payloads held
+// in the reorder buffer. One allocation up front, a free list, and a reference count per buffer
+// (the redundant scheduler hands one frame to several paths), so forwarding allocates nothing.
+
+/// A buffer's index in the pool.
+public typealias PacketBufferHandle = Int
+
+public final class PacketBufferPool {
+    public let bufferSize: Int
+    public let count: Int
+    private var storage: [UInt8]
+    private var lengths: [Int]
+    private var references: [Int]
+    private var free: [PacketBufferHandle]
+
+    public init(count: Int, bufferSize: Int) {
+        precondition(count > 0 && bufferSize > 0)
+        self.count = count
+        self.bufferSize = bufferSize
+        storage = [UInt8](repeating: 0, count: count * bufferSize)
+        lengths = [Int](repeating: 0, count: count)
+        references = [Int](repeating: 0, count: count)
+        free = Array((0..<count).reversed())
+    }
+
+    public var available: Int { free.count }
+
+    /// A buffer with one reference, or nil when every buffer is in use.
+    public func allocate() -> PacketBufferHandle? {
+        guard let h = free.popLast() else { return nil }
+        references[h] = 1
+        lengths[h] = 0
+        return h
+    }
+
+    public func retain(_ h: PacketBufferHandle) { references[h] += 1 }
+
+    public func release(_ h: PacketBufferHandle) {
+        precondition(references[h] > 0, "packet buffer \(h) released more often than retained")
+        references[h] -= 1
+        if references[h] == 0 { free.append(h) }
+    }
+
+    public func length(_ h: PacketBufferHandle) -> Int { lengths[h] }
+
+    public func setLength(_ h: PacketBufferHandle, _ n: Int) {
+        precondition(n >= 0 && n <= bufferSize)
+        lengths[h] = n
+    }
+
+    /// The whole buffer (`bufferSize` bytes), to write into.
+    public func withBuffer<R>(_ h: PacketBufferHandle, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        let start = h * bufferSize
+        return try storage.withUnsafeMutableBytes { raw in
+            try body(UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + bufferSize]))
+        }
+    }
+
+    /// The buffer's first `length(h)` bytes.
+    public func withBytes<R>(_ h: PacketBufferHandle, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let start = h * bufferSize
+        let n = lengths[h]
+        return try storage.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[start..<start + n])) }
+    }
+
+    /// A copy of the buffer's bytes (for APIs that take an array).
+    public func copyBytes(_ h: PacketBufferHandle) -> [UInt8] {
+        let start = h * bufferSize
+        return Array(storage[start..<start + lengths[h]])
+    }
+}

@@ -1,0 +1,71 @@
+// The tunnel engine's settings, with the defaults the simulator's targets were met with and the
+// daemon uses unless /etc/tquic.conf says otherwise. Each default says why it is what it is.
+import Bonding
+import Congestion
+
+public struct TunnelConfiguration: Sendable {
+    /// How packets are spread over the paths (`aggregate`: fill every path, interactive flows on
+    /// the fastest one).
+    public var scheduler: SchedulerKind = .default
+
+    /// The receiver's reorder buffer. The VPS's RTT samples do not see queueing on the router's
+    /// uplinks but late arrivals do, so the hold time learns from them; a packet that missed its
+    /// lane's hold still goes to the LAN, out of order, because inner transports (TCP with
+    /// SACK/DSACK, QUIC) cope with reordering better than with a loss.
+    public var reorder: ReorderBuffer.Configuration = TunnelConfiguration.defaultReorder
+
+    public static var defaultReorder: ReorderBuffer.Configuration {
+        var c = ReorderBuffer.Configuration()
+        c.learnsFromLateArrivals = true
+        c.lateArrivals = .deliver
+        return c
+    }
+
+    /// A path with this many probe timeouts in a row is declared dead, abandoned, and what it
+    /// still owed is reinjected (two: one PTO can be a burst loss; two on a 40 ms path is ~0.5 s).
+    public var deadPathProbeTimeouts = 2
+    /// How often a dead link is tried again (it is validated before it carries anything).
+    public var revivalInterval: Duration = .seconds(1)
+    /// Datagrams a path may hold queued inside QUIC (waiting for its pacer) before the scheduler
+    /// sees it as full: more only builds a queue inside the sender.
+    public var maxQueuedDatagramsPerPath = 16
+    /// Bytes a tunnel packet adds on the wire besides its tunnel frame (QUIC short header, AEAD
+    /// tag, DATAGRAM frame header, UDP and IP): what counts against a path's window.
+    public var wireOverhead = 40
+    /// The inner packet size the queued-datagram estimate assumes (an MTU-sized LAN packet).
+    public var nominalInnerPacketBytes = 1200
+    /// Inner packets read but not yet handed to a path, per traffic class; beyond, new ones are
+    /// dropped and counted (a TUN queue that long is the LAN sending faster than every WAN).
+    public var pendingPacketLimit = 64
+    /// Tunnel packets handed out per wake-up, so one call never runs unbounded.
+    public var packetsPerWakeup = 256
+    /// Buffers for tunnel frames kept until acknowledged (reinjection re-sends them as they are):
+    /// at least what every path has in flight (a 600 ms satellite path at 100 Mbit/s holds
+    /// ~6000 packets, with its queue twice that). Pages never touched are never committed, so a
+    /// large pool costs address space, not memory.
+    public var sendBufferCount = 32768
+    /// Bytes per buffer: a tunnel frame (header + the largest inner packet a DATAGRAM carries).
+    public var packetBufferSize = 2048
+    /// The receiver's buffers: everything the reorder buffer may hold, plus one batch of arrivals.
+    var receiveBufferCount: Int { reorder.capacity + reorder.readyReserve + 2048 }
+    /// Reinjected packets older than this are not sent again: the receiver's lane has moved on.
+    public var reinjectionMaxAge: Duration = .seconds(2)
+    /// FlowClassifier: a lane under this rate (bytes/s) with bursts up to `interactiveBurst` is
+    /// interactive (VoIP, games, DNS) and goes on the fastest path.
+    public var interactiveRate: Double = 125_000
+    public var interactiveBurst = 16_000
+    /// Per-connection seed of the flow → lane hash (from the connection's injected randomness).
+    public var flowHashSeed: UInt64 = 0
+    /// Reinjection ledger sizes: a path's ring must hold all it has in flight, or what it owes
+    /// when it dies can no longer be reinjected.
+    public var ledger: ReinjectionLedger.Configuration = {
+        var c = ReinjectionLedger.Configuration()
+        c.capacityPerPath = 16384
+        return c
+    }()
+
+    public init() {}
+
+    /// What one inner packet of `innerBytes` costs on a path.
+    func framedWireBytes(inner innerBytes: Int) -> Int { innerBytes + TunnelFrame.headerLength + wireOverhead }
+}

@@ -1,0 +1,61 @@
+// One tunnel over one multipath QUIC connection, sans-I/O: what tquicd runs per router (and per
+// tenant on the VPS) and what tquic-sim runs over simulated links. The owner feeds datagrams into
+// the connection, calls `process` after every input or timer, and sleeps until `nextTimeout`;
+// the engine handles the connection's events, path health, the sending way (TunnelSender.swift)
+// and the receiving way (TunnelReceiver.swift).
+import Bonding
+import Congestion
+import QUIC
+
+public final class TunnelEngine {
+    public let connection: Connection
+    public let configuration: TunnelConfiguration
+    public let sender: TunnelSender
+    public let receiver: TunnelReceiver
+    public let paths: PathHealth
+    private let sendPool: PacketBufferPool
+    private let receivePool: PacketBufferPool
+
+    /// - Parameters:
+    ///   - links: the router's WAN links (link 0 rides the handshake's path 0), or nil on the VPS,
+    ///     whose links are the paths the router opens.
+    public init(connection: Connection, configuration: TunnelConfiguration, links: [TunnelLink]?) {
+        self.connection = connection
+        self.configuration = configuration
+        sendPool = PacketBufferPool(count: configuration.sendBufferCount, bufferSize: configuration.packetBufferSize)
+        receivePool = PacketBufferPool(count: configuration.receiveBufferCount, bufferSize: configuration.packetBufferSize)
+        sender = TunnelSender(configuration: configuration, pool: sendPool)
+        receiver = TunnelReceiver(configuration: configuration, pool: receivePool)
+        paths = PathHealth(role: links == nil ? .followsPeer : .opensPaths, links: links ?? [], configuration: configuration)
+        let receiver = self.receiver
+        // Stage 1 of the receiving way, zero-copy from the connection's receive buffer.
+        connection.onDatagram = { bytes, pathID in receiver.take(bytes, pathID: pathID) }
+    }
+
+    /// Free packet buffers (for diagnostics and leak tests).
+    public var freePacketBuffers: (send: Int, receive: Int) { (sendPool.available, receivePool.available) }
+
+    /// After every datagram given to the connection and every timer: the connection's events,
+    /// path health, then the receiving way (`deliver` gets each inner packet in order, with the
+    /// path it came on) and the sending way (inner packets from `enqueue` and from `source`).
+    public func process(now: Timestamp, source: InnerPacketSource?, deliver: (UnsafeRawBufferPointer, UInt32) -> Void) {
+        while let e = connection.pollEvent() {
+            switch e {
+            case .datagramAcknowledged(let tag): sender.onDatagramAcknowledged(tag: tag)
+            case .datagramLost(let tag): sender.onDatagramLost(tag: tag, connection: connection, paths: paths)
+            default: break
+            }
+        }
+        guard connection.isMultipathEnabled || connection.handshakeConfirmed else { return }
+        paths.update(connection: connection, now: now)
+        sender.onPathsFailed(paths.takeFailedPaths())
+        receiver.process(connection: connection, now: now, deliver: deliver)
+        sender.pump(connection: connection, paths: paths, source: source, now: now)
+    }
+
+    /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a
+    /// reorder hold expiring, the sender's pacing or source wake-up.
+    public var nextTimeout: Timestamp? {
+        [receiver.nextDeadline, sender.wakeUp].compactMap { $0 }.min()
+    }
+}

@@ -1,0 +1,331 @@
+// The tunnel's sending way (router: LAN → internet; VPS: the way back), one inner IP packet at a
+// time, in the order of its stages:
+//
+//   1. Read       the next inner packet, from the pending queues (packets pushed by `enqueue`) or
+//                 pulled from the InnerPacketSource (the TUN device), into a pool buffer with
+//                 headroom for the tunnel header
+//   2. Classify   its flow's lane (FlowKey) and traffic class (FlowClassifier: interactive or bulk)
+//   3. Schedule   the PathScheduler picks a path (or several: `redundant`) among the links'
+//                 paths, seen through their QueueGuard, or says wait
+//   4. Number     only now the tunnel header is written in place (sequence, lane, lane sequence):
+//                 a number given to a packet that then waits would be a gap the receiver waits out
+//   5. Send       one QUIC DATAGRAM per chosen path, tagged; the ReinjectionLedger remembers it
+//   6. Feedback   acknowledged → forgotten; lost on a healthy path → left to the inner transport;
+//                 lost on a failing path, or the path declared dead → reinjected (first, in
+//                 sequence order, R bit set) on the paths that remain
+//
+// A frame no path accepted keeps its number and goes first next time (a number is never skipped).
+import Bonding
+import Congestion
+import QUIC
+
+public final class TunnelSender {
+    public struct Statistics: Sendable {
+        /// Tunnel packets handed to a path (a redundant copy counts once per path).
+        public var datagramsHanded: UInt64 = 0
+        public var innerPacketsSent: UInt64 = 0
+        public var innerBytesSent: UInt64 = 0
+        /// Packets sent again on another path after theirs failed.
+        public var reinjected: UInt64 = 0
+        /// Reinjections dropped for age (`reinjectionMaxAge`).
+        public var reinjectionsExpired: UInt64 = 0
+        /// Inner packets dropped: the pending queue of their class was full.
+        public var droppedQueueFull: UInt64 = 0
+        /// Inner packets dropped as unusable (empty, or larger than a DATAGRAM can carry).
+        public var droppedMalformed: UInt64 = 0
+        /// Sent without a copy kept for reinjection (no free packet buffer).
+        public var sentUntracked: UInt64 = 0
+        /// Acknowledgements and losses the connection reported, and those whose tag was unknown.
+        public var acknowledgementsReported: UInt64 = 0
+        public var lossesReported: UInt64 = 0
+        public var unknownTags: UInt64 = 0
+    }
+
+    /// A packet read but not handed to a path yet.
+    struct Pending {
+        var buffer: PacketBufferHandle
+        var trafficClass: TrafficClass
+        /// Numbered already (a retry, or a reinjection): the frame is complete in the buffer.
+        var isNumbered: Bool
+        var isReinjection: Bool
+        var firstSent: Timestamp
+    }
+
+    /// What a tag names: the ledger ticket of one DATAGRAM on one path.
+    struct InFlight {
+        var tag: UInt64 = 0
+        var ticket: ReinjectionLedger.Ticket?
+        var link = -1
+    }
+
+    public let configuration: TunnelConfiguration
+    public private(set) var statistics = Statistics()
+    /// Handed-over hook for measurements (the simulator): the frame's tunnel header, the inner
+    /// packet, the link it went on, whether it was a reinjection.
+    public var onHanded: ((TunnelHeader, UnsafeRawBufferPointer, _ link: Int, _ reinjection: Bool) -> Void)?
+
+    private let pool: PacketBufferPool
+    private let scheduler: any PathScheduler
+    private var sequencer: TunnelSequencer
+    private var classifier: FlowClassifier
+    private var ledger: ReinjectionLedger
+    private var queueGuards: [QueueGuard] = []
+    private var retries: [Pending] = []
+    private var interactive: [Pending] = []
+    private var bulk: [Pending] = []
+    private var inFlight: [InFlight]
+    private var nextTag: UInt64 = 1
+    /// When to pump again by itself (pacing, a rate-limited source); nil: on the next event.
+    public private(set) var wakeUp: Timestamp?
+    private var snapshotScratch: [PathSnapshot] = []
+
+    public init(configuration: TunnelConfiguration, pool: PacketBufferPool) {
+        self.configuration = configuration
+        self.pool = pool
+        scheduler = configuration.scheduler.makeScheduler()
+        sequencer = TunnelSequencer(flowHashSeed: configuration.flowHashSeed)
+        classifier = FlowClassifier(interactiveRate: configuration.interactiveRate, burst: configuration.interactiveBurst)
+        ledger = ReinjectionLedger(configuration: configuration.ledger)
+        inFlight = [InFlight](repeating: InFlight(), count: 1 << 16)
+    }
+
+    public var ledgerStatistics: ReinjectionLedger.Statistics { ledger.statistics }
+    public var pendingPackets: Int { retries.count + interactive.count + bulk.count }
+
+    // MARK: 1-2. Read and classify
+
+    /// Pushes an inner packet (copied into a pool buffer). Returns false when it was dropped.
+    @discardableResult
+    public func enqueue(_ packet: UnsafeRawBufferPointer, now: Timestamp) -> Bool {
+        guard let h = pool.allocate() else { statistics.droppedQueueFull += 1; return false }
+        let ok = pool.withBuffer(h) { buf -> Bool in
+            guard packet.count > 0, packet.count <= buf.count - TunnelFrame.headerLength else { return false }
+            UnsafeMutableRawBufferPointer(rebasing: buf[TunnelFrame.headerLength...]).copyMemory(from: packet)
+            return true
+        }
+        guard ok else { pool.release(h); statistics.droppedMalformed += 1; return false }
+        pool.setLength(h, TunnelFrame.headerLength + packet.count)
+        return admit(h, now: now)
+    }
+
+    private func admit(_ h: PacketBufferHandle, now: Timestamp) -> Bool {
+        let cls = classify(h, now: now)
+        let queueCount = cls == .interactive ? interactive.count : bulk.count
+        guard queueCount < configuration.pendingPacketLimit else {
+            pool.release(h)
+            statistics.droppedQueueFull += 1
+            return false
+        }
+        let p = Pending(buffer: h, trafficClass: cls, isNumbered: false, isReinjection: false, firstSent: now)
+        if cls == .interactive { interactive.append(p) } else { bulk.append(p) }
+        return true
+    }
+
+    private func classify(_ h: PacketBufferHandle, now: Timestamp) -> TrafficClass {
+        pool.withBytes(h) { frame in
+            let inner = UnsafeRawBufferPointer(rebasing: frame[TunnelFrame.headerLength...])
+            let lane = FlowKey.lane(of: inner, seed: configuration.flowHashSeed)
+            return classifier.classify(lane: lane, bytes: inner.count, now: now)
+        }
+    }
+
+    /// Pulls one packet from the source into the bulk or interactive queue.
+    private func pull(from source: InnerPacketSource, now: Timestamp) -> Bool {
+        guard let h = pool.allocate() else { return false }
+        let n = pool.withBuffer(h) { buf in
+            source.readPacket(into: UnsafeMutableRawBufferPointer(rebasing: buf[TunnelFrame.headerLength...]), now: now)
+        }
+        guard let n, n > 0 else {
+            pool.release(h)
+            if let t = source.nextPacketTime { wakeUp = wakeUp.map { min($0, t) } ?? t }
+            return false
+        }
+        pool.setLength(h, TunnelFrame.headerLength + n)
+        return admit(h, now: now)
+    }
+
+    // MARK: 3-5. Schedule, number, send
+
+    /// Hands packets to the connection while the scheduler finds a path with room.
+    public func pump(connection: Connection, paths: PathHealth, source: InnerPacketSource?, now: Timestamp) {
+        wakeUp = nil
+        var budget = configuration.packetsPerWakeup
+        while budget > 0 {
+            budget -= 1
+            // Who goes first: frames already numbered, then reinjections, interactive, bulk.
+            if retries.isEmpty, let r = nextReinjection(now: now) { retries.append(r) }
+            var pending: Pending
+            var queue = 0
+            if let r = retries.first { pending = r }
+            else if let p = interactive.first { pending = p; queue = 1 }
+            else if let p = bulk.first { pending = p; queue = 2 }
+            else {
+                guard let source, pull(from: source, now: now) else { return }
+                budget += 1 // reading is not handing out
+                continue
+            }
+            let frameBytes = pool.length(pending.buffer)
+            let innerBytes = frameBytes - TunnelFrame.headerLength
+            var backlog: Int?
+            if queue == 2 {
+                // The bulk backlog, this packet included, in framed bytes of whole packets of
+                // this size (ECF's k); unknown when the source cannot tell.
+                let waiting: Int? = source == nil ? innerBytes : source!.backlogBytes
+                if let waiting {
+                    backlog = (waiting + innerBytes * (bulk.count - 1)) / innerBytes * configuration.framedWireBytes(inner: innerBytes)
+                }
+            }
+            let snapshots = makeSnapshots(connection: connection, paths: paths, now: now)
+            let request = SchedulingRequest(size: frameBytes + configuration.wireOverhead, trafficClass: pending.trafficClass,
+                                            queuedBytes: backlog)
+            let decision = scheduler.schedule(request, paths: snapshots, now: now)
+            guard case .send(let set) = decision, !set.isEmpty else {
+                if case .wait(let t?) = decision { wakeUp = wakeUp.map { min($0, t) } ?? t }
+                return
+            }
+            switch queue {
+            case 0: retries.removeFirst()
+            case 1: interactive.removeFirst()
+            default: bulk.removeFirst()
+            }
+            if !pending.isNumbered {
+                let ok = pool.withBuffer(pending.buffer) { buf in
+                    sequencer.frame(UnsafeMutableRawBufferPointer(rebasing: buf[0..<frameBytes]),
+                                    payloadOffset: TunnelFrame.headerLength, payloadLength: innerBytes) != nil
+                }
+                guard ok else { pool.release(pending.buffer); statistics.droppedMalformed += 1; continue }
+                pending.isNumbered = true
+                pending.firstSent = now
+            }
+            if hand(pending, to: set, connection: connection, paths: paths, now: now) {
+                pool.release(pending.buffer) // the ledger's records hold their own references
+            } else {
+                // Numbered but not accepted: first next time (never skip a number).
+                retries.insert(pending, at: 0)
+                return
+            }
+        }
+        // Budget used up: the next event (an ACK, a pacing deadline) goes on.
+    }
+
+    /// Sends one numbered frame on every path of `set`. Returns false if no path took it.
+    private func hand(_ p: Pending, to set: PathSet, connection: Connection, paths: PathHealth, now: Timestamp) -> Bool {
+        let header: TunnelHeader? = pool.withBytes(p.buffer) { raw in
+            if case .success(let d) = TunnelFrame.decode(raw) { return d.header }
+            return nil
+        }
+        guard let header else { return false }
+        let bytes = pool.copyBytes(p.buffer)
+        var handedOnce = false
+        for i in set {
+            guard i < paths.links.count, let id = paths.links[i].pathID else { continue }
+            let tag = nextTag
+            nextTag += 1
+            do {
+                try connection.sendDatagram(bytes, onPath: id, tag: tag)
+            } catch {
+                continue
+            }
+            handedOnce = true
+            statistics.datagramsHanded += 1
+            pool.retain(p.buffer)
+            let record = ReinjectionLedger.Record(sequence: header.sequence, handle: p.buffer, bytes: bytes.count, firstSent: p.firstSent)
+            let (ticket, evicted) = ledger.recordSent(record, onPath: Int(id))
+            if let evicted { pool.release(evicted.handle) }
+            if ticket == nil { pool.release(p.buffer); statistics.sentUntracked += 1 }
+            inFlight[Int(tag & UInt64(inFlight.count - 1))] = InFlight(tag: tag, ticket: ticket, link: i)
+            if let onHanded {
+                pool.withBytes(p.buffer) { onHanded(header, UnsafeRawBufferPointer(rebasing: $0[TunnelFrame.headerLength...]), i, p.isReinjection) }
+            }
+        }
+        if handedOnce {
+            if p.isReinjection {
+                statistics.reinjected += 1
+            } else {
+                statistics.innerPacketsSent += 1
+                statistics.innerBytesSent += UInt64(bytes.count - TunnelFrame.headerLength)
+            }
+        }
+        return handedOnce
+    }
+
+    private func makeSnapshots(connection: Connection, paths: PathHealth, now: Timestamp) -> [PathSnapshot] {
+        var snapshots = snapshotScratch
+        snapshotScratch = []
+        snapshots.removeAll(keepingCapacity: true)
+        while queueGuards.count < paths.links.count { queueGuards.append(QueueGuard()) }
+        let queuedBytesPerDatagram = configuration.framedWireBytes(inner: configuration.nominalInnerPacketBytes)
+        for (i, link) in paths.links.enumerated() {
+            guard let id = link.pathID, let st = connection.pathStatistics(id) else {
+                snapshots.append(PathSnapshot(id: i, isUsable: false, isBackup: link.isBackup, congestionWindow: 0, smoothedRTT: .zero,
+                                              weight: link.weight))
+                continue
+            }
+            // Datagrams queued inside QUIC count as in flight (no standing queue behind the
+            // window); a path whose queue already holds a few (its pacer holds them) is full.
+            let queued = st.queuedDatagrams * queuedBytesPerDatagram
+            let full = st.queuedDatagrams >= configuration.maxQueuedDatagramsPerPath
+            snapshots.append(PathSnapshot(id: i, isUsable: st.state == .active && paths.isUsable(link: i), isBackup: st.isBackup,
+                                          congestionWindow: st.congestionWindow,
+                                          bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
+                                          smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,
+                                          deliveryRate: st.deliveryRate, lossRate: st.lossRate, nextSendTime: st.nextSendTime,
+                                          weight: link.weight))
+        }
+        let budget = QueueGuard.budget(for: snapshots)
+        for i in snapshots.indices {
+            snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget)
+        }
+        defer { snapshotScratch = snapshots }
+        return snapshots
+    }
+
+    // MARK: 6. Feedback
+
+    /// A DATAGRAM's fate, from the connection's events.
+    public func onDatagramAcknowledged(tag: UInt64) {
+        statistics.acknowledgementsReported += 1
+        guard let e = takeInFlight(tag), let ticket = e.ticket, let record = ledger.acknowledged(ticket) else { return }
+        pool.release(record.handle)
+    }
+
+    public func onDatagramLost(tag: UInt64, connection: Connection, paths: PathHealth) {
+        statistics.lossesReported += 1
+        guard let e = takeInFlight(tag), let ticket = e.ticket else { return }
+        if paths.isFailing(link: e.link, connection: connection) {
+            // The loss is the outage, not congestion: send it again elsewhere.
+            ledger.requeueForReinjection(ticket) { [pool] record in pool.release(record.handle) }
+        } else if let record = ledger.lost(ticket) {
+            pool.release(record.handle)
+        }
+    }
+
+    /// Paths that failed: what they still owed is queued for reinjection.
+    public func onPathsFailed(_ ids: [UInt32]) {
+        for id in ids {
+            ledger.pathFailed(id: Int(id)) { [pool] record in pool.release(record.handle) }
+        }
+    }
+
+    private func takeInFlight(_ tag: UInt64) -> InFlight? {
+        let i = Int(tag & UInt64(inFlight.count - 1))
+        guard inFlight[i].tag == tag else { statistics.unknownTags += 1; return nil }
+        let e = inFlight[i]
+        inFlight[i] = InFlight()
+        return e
+    }
+
+    private func nextReinjection(now: Timestamp) -> Pending? {
+        while let r = ledger.nextReinjection() {
+            guard now - r.firstSent <= configuration.reinjectionMaxAge else {
+                pool.release(r.handle)
+                statistics.reinjectionsExpired += 1
+                continue
+            }
+            // The receiver delivers a marked packet even if its lane moved on.
+            pool.withBuffer(r.handle) { _ = TunnelFrame.markReinjected($0, at: 0) }
+            return Pending(buffer: r.handle, trafficClass: .bulk, isNumbered: true, isReinjection: true, firstSent: r.firstSent)
+        }
+        return nil
+    }
+}

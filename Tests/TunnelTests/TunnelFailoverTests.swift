@@ -1,0 +1,69 @@
+// The tunnel engine (what tquicd runs) through a short failover in NetSim: a WAN link is cut in
+// the middle of a saturating transfer, its packets are reinjected on the other link, the link is
+// revived under a new path ID when it comes back, and nothing handed over before the cut is lost.
+import XCTest
+@testable import NetSim
+@testable import Tunnel
+import Bonding
+import Congestion
+
+final class TunnelFailoverTests: XCTestCase {
+    /// 2 × 50 Mbit/s, 10 ms RTT; wan0 (the handshake's path) cut from 2.5 s to 4.5 s; 8 s of a
+    /// 20 Mbit/s download (light enough for a debug build, spread over both links).
+    static let shortFailover = Scenario(
+        name: "short-failover",
+        summary: "2 × 50 Mbit/s, 10 ms RTT; wan0 cut from 2.5 s to 4.5 s",
+        duration: .seconds(8),
+        paths: [.symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan0"),
+                .symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan1")],
+        events: [.outage(path: 0, Outage(from: .zero + .milliseconds(2500), to: .zero + .milliseconds(4500)))]
+    )
+
+    private func configuration() -> TunnelRunConfiguration {
+        var c = TunnelRunConfiguration(scenario: Self.shortFailover, scheduler: .roundrobin)
+        c.source = .rateLimited(mbps: 20)
+        c.warmUp = .seconds(1)
+        return c
+    }
+
+    func testACutLinksPacketsAreReinjectedAndTheLinkComesBack() throws {
+        let run = try TunnelRun(configuration())
+        let r = try run.execute()
+        XCTAssertGreaterThan(r.reinjected, 0, "what the cut path owed was sent again on wan1")
+        XCTAssertEqual(r.lostHandedBeforeOutage, 0, "no packet handed over in the 500 ms before the cut is lost")
+        XCTAssertLessThan(r.maxDeliveryGapMs, 1000, "delivery resumes within a second")
+        XCTAssertGreaterThan(r.goodputMbps, 0.95 * r.offeredMbps, "\(r.goodputMbps) of the \(r.offeredMbps) Mbit/s offered")
+        XCTAssertGreaterThan(r.paths[0].goodputMbps, 1, "wan0 carried its share outside the outage")
+        let link0 = run.routerEngine.paths.links[0]
+        XCTAssertNotEqual(link0.pathID, 0, "wan0 was revived under a new path ID")
+        XCTAssertFalse(link0.isDead, "and is in use again")
+        XCTAssertGreaterThan(run.routerEngine.paths.deadPathsDeclared, 0)
+        XCTAssertGreaterThan(run.routerEngine.sender.ledgerStatistics.reinjected, 0, "through the ReinjectionLedger")
+        let vps = try XCTUnwrap(run.vpsEngine)
+        XCTAssertGreaterThan(vps.receiver.statistics.delivered, 1000)
+    }
+
+    func testAnInterfaceGoingDownIsActedOnAtOnce() throws {
+        // The daemon hears from netlink that wan0's interface is down at the moment of the cut
+        // (and up when it ends): no waiting for probe timeouts.
+        let run = try TunnelRun(configuration())
+        _ = run.sim.schedule(after: .milliseconds(2500)) { s in
+            run.routerEngine.paths.linkDown(0, connection: run.router.connection, now: s.now)
+        }
+        _ = run.sim.schedule(after: .milliseconds(4500)) { s in
+            run.routerEngine.paths.linkUp(0, connection: run.router.connection, now: s.now)
+        }
+        let told = try run.execute()
+        let timed = try TunnelRun(configuration()).execute()
+        XCTAssertEqual(told.lostHandedBeforeOutage, 0)
+        XCTAssertLessThan(told.maxDeliveryGapMs, timed.maxDeliveryGapMs,
+                          "a link reported down fails over sooner (\(told.maxDeliveryGapMs) ms) than one found dead by timeouts (\(timed.maxDeliveryGapMs) ms)")
+        XCTAssertFalse(run.routerEngine.paths.links[0].isDead, "revived once its interface is back")
+    }
+
+    func testTheSameSeedGivesTheSameRun() throws {
+        let a = try runTunnel(configuration()).json
+        let b = try runTunnel(configuration()).json
+        XCTAssertEqual(a, b)
+    }
+}
