@@ -139,3 +139,18 @@ extension MultipathTests {
         XCTAssertEqual(c.pathIDs, paths)
     }
 }
+
+extension MultipathTests {
+    /// RFC 9000 §8.2.1: a PATH_CHALLENGE lost on the way is sent again (once per PTO), so a path
+    /// whose first probe fell into an outage still validates, instead of failing after 3 PTOs.
+    func testALostPathChallengeIsSentAgain() throws {
+        let net = try network()
+        net.run(for: .milliseconds(100)) { false }
+        net.deadAddresses.insert(secondAddress) // the WAN is still down when the path is opened
+        let id = try XCTUnwrap(net.client.openPath(local: secondAddress, now: net.now))
+        net.run(for: .milliseconds(300)) { false }
+        net.deadAddresses.remove(secondAddress)
+        XCTAssertTrue(net.run(for: .seconds(2)) { net.client.pathStatistics(id)?.state == .active },
+                      "validated by a repeated PATH_CHALLENGE (state \(String(describing: net.client.pathStatistics(id)?.state)))")
+    }
+}

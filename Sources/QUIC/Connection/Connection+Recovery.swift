@@ -297,6 +297,12 @@ extension Connection {
         }
         // RFC 9002 §6.2.4: send one or two ack-eliciting probe packets in the space.
         path.ptoCount += 1
+        if path.challenge != nil && !path.challengeNeedsSending {
+            // RFC 9000 §8.2.1: a path under validation may be probed again; at most once per PTO
+            // (no more often than an Initial would be re-sent), so one lost PATH_CHALLENGE does not
+            // cost the whole validation timeout (3 PTOs from the first send).
+            path.challengeNeedsSending = true
+        }
         if !space.hasInFlight && !isServer && !handshakeConfirmed {
             // Anti-deadlock probe: Initial padded or Handshake PING.
             space.probes = 1

@@ -367,7 +367,8 @@ extension Connection {
             // Path probing first: it is what this path is for until validated (RFC 9000 §8.2).
             if path.challengeNeedsSending, let c = path.challenge, put(.pathChallenge(data: c), .pathChallenge) {
                 path.challengeNeedsSending = false
-                path.challengeSentAt = now
+                // The validation timeout runs from the first PATH_CHALLENGE (RFC 9000 §8.2.4).
+                if path.challengeSentAt == nil { path.challengeSentAt = now }
             }
             while let r = path.responsesToSend.first, put(.pathResponse(data: r), .pathResponse) { path.responsesToSend.removeFirst() }
             // A path under validation carries only probing frames.
