@@ -18,6 +18,7 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "Directory for qlog files (one per connection).") var qlogDir: String?
     @Option(help: "Congestion controller of every path: newreno, cubic, bbr, copa, westwood.") var cc: String = "newreno"
     @Option(help: "Coupling across paths: none, lia, olia, balia.") var coupling: String = "none"
+    @Flag(name: .customLong("no-gso"), help: "Send one datagram per message (no UDP GSO), to compare.") var noGSO = false
 
     func run() throws {
         let (_, address) = try parseHostPort(listen)
@@ -50,13 +51,22 @@ struct ServerCommand: ParsableCommand {
         }
         let endpoint = Endpoint(configuration: endpointConfig, random: random)
         let socket = try UDPSocket(bindTo: address)
+        if noGSO { socket.segmentationOffload = false }
         out("listening on \(listen)")
+        info("socket: \(socket.bufferSizes), GSO \(socket.segmentationOffload ? "on" : "off")")
         var loop = EventLoop(socket: socket)
         var apps: [ObjectIdentifier: ServerApplication] = [:]
         while true {
-            let received = try loop.wait(until: endpoint.nextTimeout)
+            // Take what is waiting; block only when nothing is.
             var now = MonotonicClock.now()
-            for d in received { endpoint.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
+            func deliver(_ datagram: inout [UInt8], from: SocketAddress, ecn: ECNCodepoint) {
+                endpoint.receive(datagram: &datagram, from: from, now: now, ecn: ecn)
+            }
+            if try loop.receive(deliver) == 0 {
+                loop.wait(until: endpoint.nextTimeout)
+                now = MonotonicClock.now()
+                _ = try loop.receive(deliver)
+            }
             now = MonotonicClock.now()
             endpoint.handleTimeout(now: now)
             for c in endpoint.acceptedConnections() {
@@ -67,12 +77,16 @@ struct ServerCommand: ParsableCommand {
                 app.handleEvents(now: now)
                 if c.isClosed { apps[ObjectIdentifier(c)] = nil }
             }
+            // Datagrams go out in batches: consecutive ones to one peer become one GSO send.
             while let t = endpoint.poll(now: now) {
-                if try !socket.send(t.bytes, to: t.destination, ecn: t.ecn) { break }
+                if try !loop.send(t) { break }
             }
+            _ = try loop.flush()
             // Connections already closed and drained by the endpoint.
-            let live = Set(endpoint.connections.map { ObjectIdentifier($0) })
-            apps = apps.filter { live.contains($0.key) }
+            if apps.count > endpoint.connections.count {
+                let live = Set(endpoint.connections.map { ObjectIdentifier($0) })
+                apps = apps.filter { live.contains($0.key) }
+            }
         }
     }
 }
