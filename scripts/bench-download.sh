@@ -10,7 +10,8 @@
 # environment:
 #   TQUIC_BENCH_SCRATCH      release build of this tree (default .build-release)
 #   TQUIC_BASELINE_COMMIT    the baseline commit (default 07f8b23); "none" skips the baseline
-#   TQUIC_BASELINE_DIR       its worktree and build (default .build-baseline: src/ and build/)
+#   TQUIC_BASELINE_DIR       its worktree, build and binary (default .build-baseline: src/, build/,
+#                            tquic-peer-COMMIT)
 #
 # Figures, per variant (baseline; this tree with GSO; this tree with --no-gso):
 #   Mbit/s        file bits / the client's wall time (process start to exit, handshake included)
@@ -42,15 +43,21 @@ swift build -c release --product tquic-peer --scratch-path "$SCRATCH" >&2
 NEW="$SCRATCH/release/tquic-peer"
 VARIANTS=("new (GSO)|$NEW|" "new (no GSO)|$NEW|--no-gso")
 if [ "$BASELINE" != none ]; then
-    # The baseline's own worktree (detached, outside the branch) and scratch path.
-    if [ ! -e "$BASEDIR/src/Package.swift" ]; then
-        mkdir -p "$BASEDIR"
-        git worktree add --detach "$BASEDIR/src" "$BASELINE" >&2
-    elif [ "$(git -C "$BASEDIR/src" rev-parse HEAD)" != "$(git rev-parse "$BASELINE^{commit}")" ]; then
-        git -C "$BASEDIR/src" checkout --detach -q "$BASELINE"
+    # The baseline's own worktree (detached, outside the branch) and scratch path; its binary is
+    # kept as $BASEDIR/tquic-peer-COMMIT, so only the first run builds it.
+    COMMIT=$(git rev-parse "$BASELINE^{commit}")
+    BASEBIN="$BASEDIR/tquic-peer-$COMMIT"
+    if [ ! -x "$BASEBIN" ]; then
+        if [ ! -e "$BASEDIR/src/Package.swift" ]; then
+            mkdir -p "$BASEDIR"
+            git worktree add --detach "$BASEDIR/src" "$COMMIT" >&2
+        elif [ "$(git -C "$BASEDIR/src" rev-parse HEAD)" != "$COMMIT" ]; then
+            git -C "$BASEDIR/src" checkout --detach -q "$COMMIT"
+        fi
+        (cd "$BASEDIR/src" && swift build -c release --product tquic-peer --scratch-path "$ROOT/$BASEDIR/build" >&2)
+        cp "$BASEDIR/build/release/tquic-peer" "$BASEBIN"
     fi
-    (cd "$BASEDIR/src" && swift build -c release --product tquic-peer --scratch-path "$ROOT/$BASEDIR/build" >&2)
-    VARIANTS=("baseline $BASELINE|$BASEDIR/build/release/tquic-peer|" "${VARIANTS[@]}")
+    VARIANTS=("baseline $BASELINE|$BASEBIN|" "${VARIANTS[@]}")
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tquic-download.XXXXXX")

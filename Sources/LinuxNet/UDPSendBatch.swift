@@ -23,6 +23,7 @@ public final class UDPSendBatch {
         /// Datagrams dropped: the socket buffer was full (EAGAIN / ENOBUFS), or the kernel refused
         /// one (EMSGSIZE) or reported an ICMP error (ECONNREFUSED, unreachable) for it.
         public var dropped = 0
+        public init() {}
     }
 
     public let socket: UDPSocket

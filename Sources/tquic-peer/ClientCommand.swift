@@ -137,6 +137,7 @@ struct ClientCommand: ParsableCommand {
             }
         }
         if let f = qlogFile { fclose(f) }
+        info("sockets: \(loop.statisticsDescription)")
         // One line per path, also for a single path: its ECN validation state (RFC 9000 §13.4.2)
         // shows whether the network and the peer carry the marks.
         for st in connection.allPathStatistics {

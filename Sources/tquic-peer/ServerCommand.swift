@@ -75,7 +75,10 @@ struct ServerCommand: ParsableCommand {
             for c in endpoint.connections {
                 guard let app = apps[ObjectIdentifier(c)] else { continue }
                 app.handleEvents(now: now)
-                if c.isClosed { apps[ObjectIdentifier(c)] = nil }
+                if c.isClosed {
+                    apps[ObjectIdentifier(c)] = nil
+                    info("socket: \(loop.statisticsDescription)")
+                }
             }
             // Datagrams go out in batches: consecutive ones to one peer become one GSO send.
             while let t = endpoint.poll(now: now) {

@@ -101,6 +101,21 @@ struct EventLoop {
         return all
     }
 
+    /// One line on what the batches did: datagrams per message (GSO) and per syscall, each way.
+    var statisticsDescription: String {
+        var sent = UDPSendBatch.Statistics()
+        for b in sendBatches {
+            let st = b.statistics
+            sent.datagrams += st.datagrams; sent.messages += st.messages; sent.segmentedMessages += st.segmentedMessages
+            sent.calls += st.calls; sent.dropped += st.dropped
+        }
+        return "sent \(sent.datagrams) datagrams in \(sent.messages) messages (\(sent.segmentedMessages) GSO) and \(sent.calls) calls, "
+            + "\(sent.dropped) dropped; received \(receivedDatagrams) datagrams in \(receivedMessages) messages and \(receiveCalls) calls"
+    }
+    private(set) var receivedDatagrams = 0
+    private(set) var receivedMessages = 0
+    private(set) var receiveCalls = 0
+
     /// Waits until a socket is readable or the deadline passes (at most `maxWaitMs`).
     func wait(until deadline: Timestamp?, maxWaitMs: Int32 = 1000) {
         var timeout = maxWaitMs
@@ -119,7 +134,10 @@ struct EventLoop {
             var taken = 0
             while taken < EventLoop.receiveBudget {
                 let n = try socket.receive(into: receiveBatch)
+                receiveCalls += 1
                 if n == 0 { break }
+                receivedDatagrams += n
+                receivedMessages += receiveBatch.messageCount
                 for i in 0..<n {
                     receiveBatch.copyDatagram(i, into: &datagram)
                     let d = receiveBatch[i]
