@@ -4,6 +4,9 @@
 // with errno text. One datagram per call here; the batched, GSO/GRO data path is
 // UDPSendBatch.swift and UDPReceiveBatch.swift, the buffer sizes SocketBuffers.swift.
 import Glibc
+// CLinuxNet includes <sys/socket.h> too; without the import a whole-module build cannot see the
+// MSG_* flags that header then appears to own.
+import CLinuxNet
 import QUIC
 
 public struct SystemError: Error, CustomStringConvertible {
