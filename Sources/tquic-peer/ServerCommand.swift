@@ -102,6 +102,9 @@ final class ServerApplication {
     var requests: [UInt64: [UInt8]] = [:]
     var answered: Set<UInt64> = []
     var echoFinished: Set<UInt64> = []
+    /// hq-interop files being sent, by stream, and the buffer they are read into.
+    var files: [UInt64: Int32] = [:]
+    lazy var fileBuffer = [UInt8](repeating: 0, count: ServerApplication.fileChunk)
     var lastKeyPhaseGeneration = 0
 
     init(connection: Connection, www: String?, retried: Bool) {
@@ -135,6 +138,7 @@ final class ServerApplication {
                 break
             }
         }
+        sendFiles()
         if connection.keyUpdatesCompleted != lastKeyPhaseGeneration {
             lastKeyPhaseGeneration = connection.keyUpdatesCompleted
             out("key-update: peer=\(peer) trigger=remote phase=\(lastKeyPhaseGeneration)")
@@ -167,12 +171,46 @@ final class ServerApplication {
         }
         let name = parts[1].hasPrefix("/") ? String(parts[1].dropFirst()) : String(parts[1])
         // No path traversal out of the served directory.
-        guard !name.isEmpty, !name.split(separator: "/").contains(".."),
-              let data = FileManager.default.contents(atPath: (www as NSString).appendingPathComponent(name)) else {
+        let fd = name.isEmpty || name.split(separator: "/").contains("..") ? -1
+            : open((www as NSString).appendingPathComponent(name), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             info("stream \(id): not found: \(name)")
             connection.resetStream(id, errorCode: 0x10)
             return
         }
-        try? connection.writeStream(id, [UInt8](data), fin: true)
+        files[id] = fd
+        sendFiles()
     }
+
+    /// Keeps every served file's stream at least `fileHighWater` bytes ahead of what the peer has
+    /// acknowledged, in `fileChunk` reads: memory stays flat however large the file.
+    func sendFiles() {
+        guard !files.isEmpty else { return }
+        var finished: [UInt64] = []
+        for (id, fd) in files {
+            while connection.streamSendBufferedBytes(id) < ServerApplication.fileHighWater {
+                let n = fileBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 {
+                    info("stream \(id): read failed: \(String(cString: strerror(errno)))")
+                    connection.resetStream(id, errorCode: 0x10)
+                    finished.append(id)
+                    break
+                }
+                do {
+                    try connection.writeStream(id, n == fileBuffer.count ? fileBuffer : Array(fileBuffer[0..<n]), fin: n == 0)
+                } catch {
+                    finished.append(id) // reset by the peer meanwhile
+                    break
+                }
+                if n == 0 { finished.append(id); break }
+            }
+        }
+        for id in finished { close(files.removeValue(forKey: id)!) }
+    }
+
+    static let fileChunk = 1 << 20
+    static let fileHighWater = 4 << 20
+
+    deinit { for fd in files.values { close(fd) } }
 }
