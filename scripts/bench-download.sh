@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 SCRATCH=${TQUIC_BENCH_SCRATCH:-.build-release}
 BASELINE=${TQUIC_BASELINE_COMMIT:-07f8b23}
-BASEDIR=${TQUIC_BASELINE_DIR:-.build-baseline}
+BASEDIR=$(realpath -m "${TQUIC_BASELINE_DIR:-.build-baseline}")
 
 swift build -c release --product tquic-peer --scratch-path "$SCRATCH" >&2
 NEW="$SCRATCH/release/tquic-peer"
@@ -54,7 +54,7 @@ if [ "$BASELINE" != none ]; then
         elif [ "$(git -C "$BASEDIR/src" rev-parse HEAD)" != "$COMMIT" ]; then
             git -C "$BASEDIR/src" checkout --detach -q "$COMMIT"
         fi
-        (cd "$BASEDIR/src" && swift build -c release --product tquic-peer --scratch-path "$ROOT/$BASEDIR/build" >&2)
+        (cd "$BASEDIR/src" && swift build -c release --product tquic-peer --scratch-path "$BASEDIR/build" >&2)
         cp "$BASEDIR/build/release/tquic-peer" "$BASEBIN"
     fi
     VARIANTS=("baseline $BASELINE|$BASEBIN|" "${VARIANTS[@]}")
