@@ -1,6 +1,7 @@
-// recvmmsg/sendmmsg for Swift: compiled with _GNU_SOURCE, which declares them in <sys/socket.h>.
+// recvmmsg/sendmmsg/ppoll for Swift: compiled with _GNU_SOURCE, which declares them.
 // The layout of CLinuxNet_mmsghdr is checked against glibc's struct mmsghdr at compile time.
 #define _GNU_SOURCE
+#include <poll.h>
 #include <sys/socket.h>
 #include <stddef.h>
 #include "CLinuxNet.h"
@@ -15,4 +16,8 @@ int CLinuxNet_recvmmsg(int fd, CLinuxNet_mmsghdr *messages, unsigned int vlen, i
 
 int CLinuxNet_sendmmsg(int fd, CLinuxNet_mmsghdr *messages, unsigned int vlen, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)messages, vlen, flags);
+}
+
+int CLinuxNet_ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout) {
+    return ppoll(fds, count, timeout, NULL);
 }

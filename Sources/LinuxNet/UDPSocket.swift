@@ -184,6 +184,28 @@ public final class UDPSocket {
         return rc > 0 && (p.revents & Int16(POLLIN)) != 0
     }
 
+    /// Waits until any of `sockets` is readable or `nanoseconds` pass (nil: forever), to the
+    /// microsecond (ppoll(2); poll's milliseconds would round a pacing gap of 80 µs up to 1 ms).
+    /// Returns whether one is; allocates nothing for up to eight sockets.
+    public static func waitReadable(_ sockets: [UDPSocket], nanoseconds: Int64?) -> Bool {
+        var fds = (pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd())
+        return withUnsafeMutableBytes(of: &fds) { raw -> Bool in
+            let inline = raw.bindMemory(to: pollfd.self)
+            let heap = sockets.count > inline.count ? UnsafeMutableBufferPointer<pollfd>.allocate(capacity: sockets.count) : nil
+            defer { heap?.deallocate() }
+            let list = heap ?? inline
+            for (i, s) in sockets.enumerated() { list[i] = pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0) }
+            var rc: Int32
+            if let ns = nanoseconds {
+                var ts = timespec(tv_sec: Int(max(ns, 0) / 1_000_000_000), tv_nsec: Int(max(ns, 0) % 1_000_000_000))
+                rc = CLinuxNet_ppoll(list.baseAddress, nfds_t(sockets.count), &ts)
+            } else {
+                rc = CLinuxNet_ppoll(list.baseAddress, nfds_t(sockets.count), nil)
+            }
+            return rc > 0
+        }
+    }
+
     /// Waits until any of `sockets` is readable or `timeoutMs` passes; returns the readable ones.
     public static func waitReadable(_ sockets: [UDPSocket], timeoutMs: Int32) -> [UDPSocket] {
         var fds = sockets.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }

@@ -123,9 +123,10 @@ struct ClientCommand: ParsableCommand {
                 var wake = deadline
                 if let t = connection.nextTimeout, t < wake { wake = t }
                 if let t = app.nextResend, t < wake { wake = t }
-                loop.wait(until: wake)
-                now = MonotonicClock.now()
-                _ = try loop.receive(deliver)
+                if loop.wait(until: wake) {
+                    now = MonotonicClock.now()
+                    _ = try loop.receive(deliver)
+                }
             }
             now = MonotonicClock.now()
             if let t = connection.nextTimeout, t <= now { connection.handleTimeout(now: now) }

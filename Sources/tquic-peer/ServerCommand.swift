@@ -63,9 +63,10 @@ struct ServerCommand: ParsableCommand {
                 endpoint.receive(datagram: &datagram, from: from, now: now, ecn: ecn)
             }
             if try loop.receive(deliver) == 0 {
-                loop.wait(until: endpoint.nextTimeout)
-                now = MonotonicClock.now()
-                _ = try loop.receive(deliver)
+                if loop.wait(until: endpoint.nextTimeout) {
+                    now = MonotonicClock.now()
+                    _ = try loop.receive(deliver)
+                }
             }
             now = MonotonicClock.now()
             endpoint.handleTimeout(now: now)

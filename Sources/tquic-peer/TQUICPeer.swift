@@ -117,13 +117,16 @@ struct EventLoop {
     private(set) var receiveCalls = 0
 
     /// Waits until a socket is readable or the deadline passes (at most `maxWaitMs`).
-    func wait(until deadline: Timestamp?, maxWaitMs: Int32 = 1000) {
-        var timeout = maxWaitMs
+    /// To the microsecond: a pacing gap is often well under a millisecond. Returns whether a
+    /// socket is readable (false: the deadline passed).
+    @discardableResult
+    func wait(until deadline: Timestamp?, maxWaitMs: Int64 = 1000) -> Bool {
+        var timeout = maxWaitMs * 1_000_000
         if let d = deadline {
             let now = MonotonicClock.now()
-            timeout = d > now ? Int32(min(Double((d - now).nanoseconds) / 1e6 + 0.999, Double(maxWaitMs))) : 0
+            timeout = d > now ? min(Int64(clamping: (d - now).nanoseconds), timeout) : 0
         }
-        if sockets.count == 1 { _ = sockets[0].waitReadable(timeoutMs: timeout) } else { _ = UDPSocket.waitReadable(sockets, timeoutMs: timeout) }
+        return UDPSocket.waitReadable(sockets, nanoseconds: timeout)
     }
 
     /// Hands what is waiting on every socket, without blocking, to `deliver(&datagram, source, ecn)`

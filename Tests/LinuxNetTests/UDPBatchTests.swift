@@ -230,6 +230,17 @@ final class UDPBatchTests: XCTestCase {
         XCTAssertTrue(got.datagrams.allSatisfy { $0.source == from && $0.ecn == .ect0 })
     }
 
+    func testWaitingWithANanosecondTimeoutSeesTheReadableSocket() throws {
+        let (a, _) = try makeSocket()
+        let (b, toB) = try makeSocket()
+        XCTAssertFalse(UDPSocket.waitReadable([a, b], nanoseconds: 50_000), "nothing was sent yet")
+        XCTAssertTrue(try a.send(payload(1, length: 10), to: toB))
+        XCTAssertTrue(UDPSocket.waitReadable([a, b], nanoseconds: 2_000_000_000))
+        // More sockets than the inline pollfd list holds.
+        let many = try (0..<9).map { _ in try makeSocket().0 }
+        XCTAssertTrue(UDPSocket.waitReadable(many + [b], nanoseconds: 0))
+    }
+
     func testSocketBuffersAreSizedForMultiGbitPaths() throws {
         let (s, _) = try makeSocket()
         // socket(7): getsockopt reports twice what was set; a non-root run gets rmem_max instead.
