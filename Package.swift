@@ -31,8 +31,12 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
-        // Linux platform layer: sockets, clock, randomness (later TUN, netlink, nftables).
-        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion"]),
+        // recvmmsg/sendmmsg, which Swift's Glibc module does not import (_GNU_SOURCE only).
+        .target(name: "CLinuxNet"),
+        // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness (later TUN,
+        // netlink, nftables).
+        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet"]),
+        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC"]),
         // QUIC interop endpoint: sockets + clock around the sans-I/O core.
         .executableTarget(
             name: "tquic-peer",

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds tquic-bench in release mode and runs it; all arguments go to tquic-bench.
+# Builds tquic-bench in release mode and runs it (sections 1-4; all arguments go to tquic-bench),
+# then the real-socket loopback download of section 5 (scripts/bench-download.sh).
 #
 # usage: scripts/bench.sh [--quick] [--json] [--bytes N] [--payload N] [--iterations N] [--runs N]
-#                         [--suite S] [--transfer-suite S] [--trace-allocs N] ...
-#   scripts/bench.sh                 full run (~1 GiB transfer, 200k packets per protection figure)
-#   scripts/bench.sh --quick         a few seconds (what CI runs)
-#   scripts/bench.sh --quick --json  one JSON object with every figure
+#                         [--suite S] [--transfer-suite S] [--trace-allocs N] [--skip-download] ...
+#   scripts/bench.sh                 full run (~1 GiB transfer, 200k packets per protection figure,
+#                                    a 300 MB download three times per variant)
+#   scripts/bench.sh --quick         a few seconds plus a 50 MB download (what CI runs; the first
+#                                    run also builds the download's baseline commit, minutes)
+#   scripts/bench.sh --quick --json  one JSON object with the figures of sections 1-4
+#   --skip-download                  sections 1-4 only
 #
 # Release build in .build-release (its own scratch path, so it never competes with a debug
 # build in .build; TQUIC_BENCH_SCRATCH=DIR overrides it). Everything runs on one thread, times are that thread's CPU time, and the
@@ -47,10 +51,28 @@
 #      .build-release/release/tquic-bench --skip-crypto --quick --trace-allocs 30 2>trace.txt
 #    and resolve the tquic-bench(+0x...) frames with
 #      llvm-symbolizer --obj=.build-release/release/tquic-bench --relative-address 0x... | swift-demangle
+#
+# 5. Loopback download (scripts/bench-download.sh, which explains the figures): tquic-peer server
+#    and client over 127.0.0.1, Mbit/s and Mbit per CPU second of both processes, for a baseline
+#    build of commit 07f8b23 (before batched GSO/GRO sockets) and this tree with and without GSO.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SCRATCH=${TQUIC_BENCH_SCRATCH:-.build-release}
+BENCH_ARGS=()
+DOWNLOAD_ARGS=()
+DOWNLOAD=yes
+for a in "$@"; do
+    case "$a" in
+        --skip-download) DOWNLOAD=no ;;
+        --json) DOWNLOAD=no; BENCH_ARGS+=("$a") ;;
+        --quick) DOWNLOAD_ARGS+=("$a"); BENCH_ARGS+=("$a") ;;
+        *) BENCH_ARGS+=("$a") ;;
+    esac
+done
 swift build -c release --product tquic-bench --scratch-path "$SCRATCH" >&2
-exec "$SCRATCH/release/tquic-bench" "$@"
+"$SCRATCH/release/tquic-bench" "${BENCH_ARGS[@]}"
+if [ "$DOWNLOAD" = yes ]; then
+    TQUIC_BENCH_SCRATCH=$SCRATCH scripts/bench-download.sh "${DOWNLOAD_ARGS[@]}"
+fi

@@ -49,30 +49,43 @@ enum ECNControlMessage {
     }
 
     /// The codepoint in a received datagram's control messages; notECT when there is none (the
-    /// option is off, or the buffer was truncated). Walks the messages like CMSG_NXTHDR.
+    /// option is off, or the buffer was truncated).
     static func parseECN(_ buffer: UnsafeRawPointer, length controlLength: Int) -> ECNCodepoint {
+        var found: ECNCodepoint?
+        forEach(buffer, length: controlLength) { level, type, data, dataLength in
+            if found == nil { found = codepoint(level: level, type: type, data: data, length: dataLength) }
+        }
+        return found ?? .notECT
+    }
+
+    /// The codepoint an IP_TOS / IPV6_TCLASS message carries; nil for any other message.
+    @inline(__always)
+    static func codepoint(level: Int32, type: Int32, data: UnsafeRawPointer, length dataLength: Int) -> ECNCodepoint? {
+        var trafficClass: UInt8?
+        if level == Int32(IPPROTO_IP) && type == IP_TOS && dataLength >= 1 {
+            // IPv4 (Linux): the TOS byte on its own.
+            trafficClass = data.load(as: UInt8.self)
+        } else if level == Int32(IPPROTO_IPV6) && type == IPV6_TCLASS && dataLength >= MemoryLayout<Int32>.size {
+            // IPv6: the traffic class as an int.
+            trafficClass = UInt8(truncatingIfNeeded: data.loadUnaligned(as: Int32.self))
+        }
+        // RFC 3168 §5: the ECN field is the two low bits.
+        return trafficClass.map { ECNCodepoint(rawValue: $0 & 0b11)! }
+    }
+
+    /// Calls `body(level, type, data, dataLength)` for every complete message in the buffer, in
+    /// order; walks the messages like CMSG_FIRSTHDR / CMSG_NXTHDR.
+    @inline(__always)
+    static func forEach(_ buffer: UnsafeRawPointer, length controlLength: Int,
+                        _ body: (Int32, Int32, UnsafeRawPointer, Int) -> Void) {
         var offset = 0
         while offset + headerSize <= controlLength {
             let cmsgLen = buffer.load(fromByteOffset: offset, as: Int.self)
             guard cmsgLen >= headerSize, offset + cmsgLen <= controlLength else { break }
             let level = buffer.load(fromByteOffset: offset + levelOffset, as: Int32.self)
             let type = buffer.load(fromByteOffset: offset + typeOffset, as: Int32.self)
-            let dataLength = cmsgLen - headerSize
-            let data = offset + headerSize
-            var trafficClass: UInt8?
-            if level == Int32(IPPROTO_IP) && type == IP_TOS && dataLength >= 1 {
-                // IPv4 (Linux): the TOS byte on its own.
-                trafficClass = buffer.load(fromByteOffset: data, as: UInt8.self)
-            } else if level == Int32(IPPROTO_IPV6) && type == IPV6_TCLASS && dataLength >= MemoryLayout<Int32>.size {
-                // IPv6: the traffic class as an int.
-                trafficClass = UInt8(truncatingIfNeeded: buffer.loadUnaligned(fromByteOffset: data, as: Int32.self))
-            }
-            if let tc = trafficClass {
-                // RFC 3168 §5: the ECN field is the two low bits.
-                return ECNCodepoint(rawValue: tc & 0b11)!
-            }
+            body(level, type, buffer + offset + headerSize, cmsgLen - headerSize)
             offset += align(cmsgLen)
         }
-        return .notECT
     }
 }

@@ -1,8 +1,12 @@
 // A non-blocking UDP socket on Linux: the platform side of the sans-I/O QUIC core. Converts
 // between the core's `SocketAddress` and sockaddr, carries each datagram's ECN codepoint
 // (sendmsg/recvmsg with the control messages of ECNControlMessage.swift), and reports errors
-// with errno text.
+// with errno text. One datagram per call here; the batched, GSO/GRO data path is
+// UDPSendBatch.swift and UDPReceiveBatch.swift, the buffer sizes SocketBuffers.swift.
 import Glibc
+// CLinuxNet includes <sys/socket.h> too; without the import a whole-module build cannot see the
+// MSG_* flags that header then appears to own.
+import CLinuxNet
 import QUIC
 
 public struct SystemError: Error, CustomStringConvertible {
@@ -21,6 +25,19 @@ public final class UDPSocket {
     // Control message buffers, allocated once: sending and receiving allocate nothing per datagram.
     private let sendControl: UnsafeMutableRawPointer
     private let receiveControl: UnsafeMutableRawPointer
+    /// Whether sends may use UDP GSO (UDP_SEGMENT, udp(7)): probed when the socket opens, and
+    /// turned off for good the first time the kernel refuses a segmented send (UDPSendBatch
+    /// then sends one datagram per message). Setting it to false forces that fallback.
+    public var segmentationOffload: Bool
+    /// Whether the kernel may coalesce received datagrams (UDP_GRO): off until
+    /// `setReceiveOffload(true)`, because a coalesced buffer must be split, which only
+    /// `receive(into: UDPReceiveBatch)` does.
+    public private(set) var receiveOffload = false
+    /// recvmmsg / sendmmsg, until the kernel answers ENOSYS (then one message per call).
+    var multipleMessageReceive = true
+    var multipleMessageSend = true
+    /// What the kernel granted for SO_RCVBUF / SO_SNDBUF (SocketBuffers.swift).
+    public private(set) var bufferSizes = SocketBufferSizes()
 
     /// Opens a socket bound to `local` (port 0 picks one), optionally to a network interface
     /// (SO_BINDTODEVICE, used later for per-WAN paths).
@@ -30,16 +47,15 @@ public final class UDPSocket {
         guard fd >= 0 else { throw SystemError("socket") }
         sendControl = .allocate(byteCount: ECNControlMessage.sendCapacity, alignment: MemoryLayout<Int>.alignment)
         receiveControl = .allocate(byteCount: ECNControlMessage.receiveCapacity, alignment: MemoryLayout<Int>.alignment)
+        segmentationOffload = UDPSegmentation.probeSegmentation(fd)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if isIPv6 {
             var v6only: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6only, socklen_t(MemoryLayout<Int32>.size))
         }
-        // Larger socket buffers: a bonded tunnel bursts.
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        // Socket buffers for multi-Gbit paths: a bonded tunnel bursts.
+        bufferSizes = SocketBufferSizes.request(fd, bytes: SocketBufferSizes.defaultRequest)
         // RFC 9000 §13.4.1: the receiver reports the ECN codepoint of every packet, so have the
         // kernel attach the TOS byte / traffic class to each received datagram. Best effort:
         // without it every datagram reads Not-ECT, and the peer's validation turns ECN off.
@@ -145,11 +161,49 @@ public final class UDPSocket {
         }
     }
 
+    /// Turns UDP GRO on or off (udp(7) UDP_GRO, Linux 5.0); returns whether it is on now. With it
+    /// on, one receive may hold several datagrams of a flow: use `receive(into: UDPReceiveBatch)`,
+    /// which splits them at the segment size; the single-datagram `receive(into:)` does not.
+    @discardableResult
+    public func setReceiveOffload(_ on: Bool) -> Bool {
+        if on {
+            receiveOffload = UDPSegmentation.enableGRO(fd)
+        } else {
+            var zero: Int32 = 0
+            if setsockopt(fd, UDPSegmentation.level, UDPSegmentation.groOption, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 {
+                receiveOffload = false
+            }
+        }
+        return receiveOffload
+    }
+
     /// Waits until the socket is readable or `timeoutMs` passes (-1: forever).
     public func waitReadable(timeoutMs: Int32) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let rc = poll(&p, 1, timeoutMs)
         return rc > 0 && (p.revents & Int16(POLLIN)) != 0
+    }
+
+    /// Waits until any of `sockets` is readable or `nanoseconds` pass (nil: forever), to the
+    /// microsecond (ppoll(2); poll's milliseconds would round a pacing gap of 80 µs up to 1 ms).
+    /// Returns whether one is; allocates nothing for up to eight sockets.
+    public static func waitReadable(_ sockets: [UDPSocket], nanoseconds: Int64?) -> Bool {
+        var fds = (pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd(), pollfd())
+        return withUnsafeMutableBytes(of: &fds) { raw -> Bool in
+            let inline = raw.bindMemory(to: pollfd.self)
+            let heap = sockets.count > inline.count ? UnsafeMutableBufferPointer<pollfd>.allocate(capacity: sockets.count) : nil
+            defer { heap?.deallocate() }
+            let list = heap ?? inline
+            for (i, s) in sockets.enumerated() { list[i] = pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0) }
+            var rc: Int32
+            if let ns = nanoseconds {
+                var ts = timespec(tv_sec: Int(max(ns, 0) / 1_000_000_000), tv_nsec: Int(max(ns, 0) % 1_000_000_000))
+                rc = CLinuxNet_ppoll(list.baseAddress, nfds_t(sockets.count), &ts)
+            } else {
+                rc = CLinuxNet_ppoll(list.baseAddress, nfds_t(sockets.count), nil)
+            }
+            return rc > 0
+        }
     }
 
     /// Waits until any of `sockets` is readable or `timeoutMs` passes; returns the readable ones.
@@ -183,6 +237,31 @@ public final class UDPSocket {
         withUnsafeMutableBytes(of: &sin.sin_addr) { for i in 0..<4 { $0[i] = a.ipByte(i) } }
         return withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    /// Writes `a` as a sockaddr_in / sockaddr_in6 at `name` (room for a sockaddr_storage) and
+    /// returns its length: for the names of a batch, converted once per destination.
+    static func writeSockaddr(_ a: SocketAddress, to name: UnsafeMutableRawPointer) -> socklen_t {
+        withSockaddr(a) { sa, length in
+            name.copyMemory(from: UnsafeRawPointer(sa), byteCount: Int(length))
+            return length
+        }
+    }
+
+    /// The address of a sockaddr that recvmsg / recvmmsg filled in, read where it lies.
+    static func address(at name: UnsafeRawPointer) -> SocketAddress? {
+        switch Int32(name.load(fromByteOffset: 0, as: sa_family_t.self)) {
+        case AF_INET:
+            let sin = name.load(as: sockaddr_in.self)
+            var addr = sin.sin_addr
+            return withUnsafeBytes(of: &addr) { SocketAddress(ipBytes: $0, port: UInt16(bigEndian: sin.sin_port)) }
+        case AF_INET6:
+            let sin6 = name.load(as: sockaddr_in6.self)
+            var addr = sin6.sin6_addr
+            return withUnsafeBytes(of: &addr) { SocketAddress(ipBytes: $0, port: UInt16(bigEndian: sin6.sin6_port)) }
+        default:
+            return nil
         }
     }
 

@@ -14,7 +14,7 @@ final class ClientApplication {
     var closeReason: ConnectionEvent?
     var latestTicket: [UInt8]?
 
-    /// One expected echo or download (a class, so appending received bytes never copies them).
+    /// One expected echo (a class, so appending received bytes never copies them).
     final class Transfer {
         let expected: [UInt8]
         let label: String
@@ -23,13 +23,26 @@ final class ClientApplication {
         init(expected: [UInt8], label: String) { self.expected = expected; self.label = label }
     }
 
+    /// One hq-interop download, written to DIR/NAME.part as it arrives and renamed to DIR/NAME
+    /// once complete: memory stays flat however large the file.
+    final class Download {
+        let label: String
+        var received = 0
+        var done = false
+        var fd: Int32 = -1
+        var path = ""
+        init(label: String) { self.label = label }
+        /// An unfinished download leaves no file behind.
+        deinit { if fd >= 0 { close(fd); unlink(path + ".part") } }
+    }
+
     // Echo streams by stream id.
     var echoStreams: [UInt64: Transfer] = [:]
     // Datagrams not echoed yet, with their last send time.
     var pendingDatagrams: [String: Timestamp] = [:]
     var echoedDatagrams: Set<String> = []
-    // hq downloads: stream id -> (file name, bytes)
-    var downloads: [UInt64: Transfer] = [:]
+    // hq downloads by stream id.
+    var downloads: [UInt64: Download] = [:]
     var printedResumption = false
     var keyUpdateRequested = false
 
@@ -53,7 +66,7 @@ final class ClientApplication {
         if !connection.handshakeComplete { parts.append("handshake not complete") }
         for s in echoStreams.values where !s.done { parts.append("stream \(s.label) got \(s.got.count)/\(s.expected.count) bytes") }
         for d in pendingDatagrams.keys { parts.append("datagram \(d) not echoed") }
-        for d in downloads.values where !d.done { parts.append("download \(d.label) got \(d.got.count) bytes") }
+        for d in downloads.values where !d.done { parts.append("download \(d.label) got \(d.received) bytes") }
         return parts.joined(separator: "; ")
     }
 
@@ -74,7 +87,7 @@ final class ClientApplication {
                 let path = urlPath(url)
                 guard let id = connection.openStream() else { failed = "no stream available for \(url)"; return }
                 let name = path.split(separator: "/").last.map(String.init) ?? "index"
-                downloads[id] = Transfer(expected: [], label: name)
+                downloads[id] = Download(label: name)
                 do { try connection.writeStream(id, Array("GET \(path)\r\n".utf8), fin: true) } catch { failed = "\(error)" }
             }
         }
@@ -152,15 +165,35 @@ final class ClientApplication {
                     failed = "stream \(id) echo differs from what was sent (\(s.got.count) of \(s.expected.count) bytes)"
                 }
             }
-        } else if let d = downloads[id] {
-            d.got += r.data
-            if r.fin && !d.done {
-                d.done = true
+        } else if let d = downloads[id], !d.done {
+            if d.fd < 0 {
                 let dir = command.downloads!
+                d.path = (dir as NSString).appendingPathComponent(d.label)
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                let path = (dir as NSString).appendingPathComponent(d.label)
-                if !FileManager.default.createFile(atPath: path, contents: Data(d.got)) { failed = "cannot write \(path)" }
+                d.fd = open(d.path + ".part", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                if d.fd < 0 { failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"; return }
             }
+            if !r.data.isEmpty {
+                if !writeAll(d.fd, r.data) { failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"; return }
+                d.received += r.data.count
+            }
+            if r.fin {
+                d.done = true
+                close(d.fd)
+                d.fd = -1
+                if rename(d.path + ".part", d.path) != 0 { failed = "cannot rename \(d.path).part: \(String(cString: strerror(errno)))" }
+            }
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { buf in
+            var done = 0
+            while done < buf.count {
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
+                if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { return false }
+            }
+            return true
         }
     }
 }

@@ -28,6 +28,7 @@ struct ClientCommand: ParsableCommand {
     @Option(help: "Write a qlog file here.") var qlog: String?
     @Option(help: "Congestion controller of every path: newreno, cubic, bbr, copa, westwood.") var cc: String = "newreno"
     @Option(help: "Coupling across paths: none, lia, olia, balia.") var coupling: String = "none"
+    @Flag(name: .customLong("no-gso"), help: "Send one datagram per message (no UDP GSO), to compare.") var noGSO = false
     @Option(help: "Open an extra path from this local address (repeatable; multipath, draft-ietf-quic-multipath).") var path: [String] = []
 
     func validate() throws {
@@ -83,6 +84,7 @@ struct ClientCommand: ParsableCommand {
                                         now: start, session: saved?.ticket, rememberedParameters: saved?.parameters)
         let app = ClientApplication(command: self, connection: connection, host: host)
         if zeroRtt && saved != nil { app.startRequests(now: start) }
+        if noGSO { for s in [socket] + pathSockets.map({ $0.socket }) { s.segmentationOffload = false } }
         var loop = EventLoop(sockets: [socket] + pathSockets.map { $0.socket })
         var pathsOpened = false
         let deadline = start + .seconds(timeout)
@@ -101,19 +103,32 @@ struct ClientCommand: ParsableCommand {
                     info("server does not support multipath: staying on one path")
                 }
             }
+            // Datagrams go out in batches: consecutive ones of a path become one GSO send.
             while let t = connection.poll(now: now) {
-                let out = t.source.flatMap { src in pathSockets.first { $0.local == src }?.socket } ?? socket
-                if try !out.send(t.bytes, to: t.destination, ecn: t.ecn) { break }
+                let index = t.source.flatMap { src in pathSockets.firstIndex { $0.local == src }.map { $0 + 1 } } ?? 0
+                if try !loop.send(t, on: index) { break }
             }
+            _ = try loop.flush()
             if connection.isClosed { break }
             if now >= deadline {
                 errorLine("timed out after \(timeout) s: \(app.missingDescription)")
                 break
             }
-            let wake = [connection.nextTimeout, app.nextResend, deadline].compactMap { $0 }.min()
-            let received = try loop.wait(until: wake)
+            // Take what is waiting; block only when nothing is.
             now = MonotonicClock.now()
-            for d in received { connection.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
+            func deliver(_ datagram: inout [UInt8], from: SocketAddress, ecn: ECNCodepoint) {
+                connection.receive(datagram: &datagram, from: from, now: now, ecn: ecn)
+            }
+            if try loop.receive(deliver) == 0 {
+                var wake = deadline
+                if let t = connection.nextTimeout, t < wake { wake = t }
+                if let t = app.nextResend, t < wake { wake = t }
+                if loop.wait(until: wake) {
+                    now = MonotonicClock.now()
+                    _ = try loop.receive(deliver)
+                }
+            }
+            now = MonotonicClock.now()
             if let t = connection.nextTimeout, t <= now { connection.handleTimeout(now: now) }
             app.handleEvents(now: now)
             if app.failed != nil { connection.close(errorCode: 1, reason: "check failed", now: now) }
@@ -123,6 +138,7 @@ struct ClientCommand: ParsableCommand {
             }
         }
         if let f = qlogFile { fclose(f) }
+        info("sockets: \(loop.statisticsDescription)")
         // One line per path, also for a single path: its ECN validation state (RFC 9000 §13.4.2)
         // shows whether the network and the peer carry the marks.
         for st in connection.allPathStatistics {

@@ -18,6 +18,7 @@ struct ServerCommand: ParsableCommand {
     @Option(help: "Directory for qlog files (one per connection).") var qlogDir: String?
     @Option(help: "Congestion controller of every path: newreno, cubic, bbr, copa, westwood.") var cc: String = "newreno"
     @Option(help: "Coupling across paths: none, lia, olia, balia.") var coupling: String = "none"
+    @Flag(name: .customLong("no-gso"), help: "Send one datagram per message (no UDP GSO), to compare.") var noGSO = false
 
     func run() throws {
         let (_, address) = try parseHostPort(listen)
@@ -50,13 +51,23 @@ struct ServerCommand: ParsableCommand {
         }
         let endpoint = Endpoint(configuration: endpointConfig, random: random)
         let socket = try UDPSocket(bindTo: address)
+        if noGSO { socket.segmentationOffload = false }
         out("listening on \(listen)")
+        info("socket: \(socket.bufferSizes), GSO \(socket.segmentationOffload ? "on" : "off")")
         var loop = EventLoop(socket: socket)
         var apps: [ObjectIdentifier: ServerApplication] = [:]
         while true {
-            let received = try loop.wait(until: endpoint.nextTimeout)
+            // Take what is waiting; block only when nothing is.
             var now = MonotonicClock.now()
-            for d in received { endpoint.receive(datagram: d.bytes, from: d.from, now: now, ecn: d.ecn) }
+            func deliver(_ datagram: inout [UInt8], from: SocketAddress, ecn: ECNCodepoint) {
+                endpoint.receive(datagram: &datagram, from: from, now: now, ecn: ecn)
+            }
+            if try loop.receive(deliver) == 0 {
+                if loop.wait(until: endpoint.nextTimeout) {
+                    now = MonotonicClock.now()
+                    _ = try loop.receive(deliver)
+                }
+            }
             now = MonotonicClock.now()
             endpoint.handleTimeout(now: now)
             for c in endpoint.acceptedConnections() {
@@ -65,14 +76,21 @@ struct ServerCommand: ParsableCommand {
             for c in endpoint.connections {
                 guard let app = apps[ObjectIdentifier(c)] else { continue }
                 app.handleEvents(now: now)
-                if c.isClosed { apps[ObjectIdentifier(c)] = nil }
+                if c.isClosed {
+                    apps[ObjectIdentifier(c)] = nil
+                    info("socket: \(loop.statisticsDescription)")
+                }
             }
+            // Datagrams go out in batches: consecutive ones to one peer become one GSO send.
             while let t = endpoint.poll(now: now) {
-                if try !socket.send(t.bytes, to: t.destination, ecn: t.ecn) { break }
+                if try !loop.send(t) { break }
             }
+            _ = try loop.flush()
             // Connections already closed and drained by the endpoint.
-            let live = Set(endpoint.connections.map { ObjectIdentifier($0) })
-            apps = apps.filter { live.contains($0.key) }
+            if apps.count > endpoint.connections.count {
+                let live = Set(endpoint.connections.map { ObjectIdentifier($0) })
+                apps = apps.filter { live.contains($0.key) }
+            }
         }
     }
 }
@@ -85,6 +103,9 @@ final class ServerApplication {
     var requests: [UInt64: [UInt8]] = [:]
     var answered: Set<UInt64> = []
     var echoFinished: Set<UInt64> = []
+    /// hq-interop files being sent, by stream, and the buffer they are read into.
+    var files: [UInt64: Int32] = [:]
+    lazy var fileBuffer = [UInt8](repeating: 0, count: ServerApplication.fileChunk)
     var lastKeyPhaseGeneration = 0
 
     init(connection: Connection, www: String?, retried: Bool) {
@@ -118,6 +139,7 @@ final class ServerApplication {
                 break
             }
         }
+        sendFiles()
         if connection.keyUpdatesCompleted != lastKeyPhaseGeneration {
             lastKeyPhaseGeneration = connection.keyUpdatesCompleted
             out("key-update: peer=\(peer) trigger=remote phase=\(lastKeyPhaseGeneration)")
@@ -150,12 +172,46 @@ final class ServerApplication {
         }
         let name = parts[1].hasPrefix("/") ? String(parts[1].dropFirst()) : String(parts[1])
         // No path traversal out of the served directory.
-        guard !name.isEmpty, !name.split(separator: "/").contains(".."),
-              let data = FileManager.default.contents(atPath: (www as NSString).appendingPathComponent(name)) else {
+        let fd = name.isEmpty || name.split(separator: "/").contains("..") ? -1
+            : open((www as NSString).appendingPathComponent(name), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
             info("stream \(id): not found: \(name)")
             connection.resetStream(id, errorCode: 0x10)
             return
         }
-        try? connection.writeStream(id, [UInt8](data), fin: true)
+        files[id] = fd
+        sendFiles()
     }
+
+    /// Keeps every served file's stream at least `fileHighWater` bytes ahead of what the peer has
+    /// acknowledged, in `fileChunk` reads: memory stays flat however large the file.
+    func sendFiles() {
+        guard !files.isEmpty else { return }
+        var finished: [UInt64] = []
+        for (id, fd) in files {
+            while connection.streamSendBufferedBytes(id) < ServerApplication.fileHighWater {
+                let n = fileBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 {
+                    info("stream \(id): read failed: \(String(cString: strerror(errno)))")
+                    connection.resetStream(id, errorCode: 0x10)
+                    finished.append(id)
+                    break
+                }
+                do {
+                    try connection.writeStream(id, n == fileBuffer.count ? fileBuffer : Array(fileBuffer[0..<n]), fin: n == 0)
+                } catch {
+                    finished.append(id) // reset by the peer meanwhile
+                    break
+                }
+                if n == 0 { finished.append(id); break }
+            }
+        }
+        for id in finished { close(files.removeValue(forKey: id)!) }
+    }
+
+    static let fileChunk = 1 << 20
+    static let fileHighWater = 4 << 20
+
+    deinit { for fd in files.values { close(fd) } }
 }
