@@ -17,6 +17,9 @@ public final class UDPReceiveBatch {
         public let ecn: ECNCodepoint
         /// The UDP_GRO segment size of the buffer it came in; 0 when the kernel did not coalesce.
         public let segmentSize: Int
+        /// Where it arrived (local address and interface, IP_PKTINFO / IPV6_PKTINFO); nil when the
+        /// kernel attached none.
+        public let packetInfo: PacketInfo?
     }
 
     /// Messages (kernel buffers) one receive can fill; with GRO each may hold up to 64 datagrams.
@@ -31,7 +34,8 @@ public final class UDPReceiveBatch {
     /// Datagrams dropped because they did not fit a buffer (MSG_TRUNC), since the batch was made.
     public private(set) var truncatedDatagrams = 0
 
-    private static let controlStride = ECNControlMessage.align(ECNControlMessage.receiveCapacity + UDPSegmentation.groMessageSpace)
+    private static let controlStride = ECNControlMessage.align(ECNControlMessage.receiveCapacity + UDPSegmentation.groMessageSpace
+                                                               + PacketInfoControlMessage.receiveSpace)
     /// UDP_GRO_CNT_MAX: the kernel coalesces at most 64 datagrams into one buffer.
     private static let segmentsPerMessage = 64
 
@@ -44,6 +48,9 @@ public final class UDPReceiveBatch {
     private let sources: UnsafeMutablePointer<SocketAddress>
     private let codepoints: UnsafeMutablePointer<ECNCodepoint>
     private let segmentSizes: UnsafeMutablePointer<Int>
+    private let packetInfos: UnsafeMutablePointer<PacketInfo?>
+    /// The receiving socket's port (the local address's port in the packet info).
+    var localPort: UInt16 = 0
     /// Per datagram: (message, offset in its buffer, length).
     private let datagrams: UnsafeMutablePointer<(message: Int32, offset: Int32, length: Int32)>
     private let datagramCapacity: Int
@@ -65,6 +72,8 @@ public final class UDPReceiveBatch {
         codepoints.initialize(repeating: .notECT, count: messageCapacity)
         segmentSizes = .allocate(capacity: messageCapacity)
         segmentSizes.initialize(repeating: 0, count: messageCapacity)
+        packetInfos = .allocate(capacity: messageCapacity)
+        packetInfos.initialize(repeating: nil, count: messageCapacity)
         datagramCapacity = messageCapacity * UDPReceiveBatch.segmentsPerMessage
         datagrams = .allocate(capacity: datagramCapacity)
         datagrams.initialize(repeating: (0, 0, 0), count: datagramCapacity)
@@ -86,6 +95,7 @@ public final class UDPReceiveBatch {
         sources.deallocate()
         codepoints.deallocate()
         segmentSizes.deallocate()
+        packetInfos.deallocate()
         datagrams.deallocate()
     }
 
@@ -94,7 +104,7 @@ public final class UDPReceiveBatch {
         let d = datagrams[i]
         let m = Int(d.message)
         return Datagram(bytes: UnsafeRawBufferPointer(start: data + m * bufferSize + Int(d.offset), count: Int(d.length)),
-                        source: sources[m], ecn: codepoints[m], segmentSize: segmentSizes[m])
+                        source: sources[m], ecn: codepoints[m], segmentSize: segmentSizes[m], packetInfo: packetInfos[m])
     }
 
     /// Copies datagram `i` into `array`, which takes its length (a reused array allocates nothing
@@ -131,13 +141,18 @@ public final class UDPReceiveBatch {
             let controlLength = header.msg_flags & Int32(MSG_CTRUNC) != 0 ? 0 : header.msg_controllen
             var ecn = ECNCodepoint.notECT
             var segmentSize = 0
+            var info: PacketInfo?
+            let port = localPort
             ECNControlMessage.forEach(controls + m * UDPReceiveBatch.controlStride, length: controlLength) { level, type, data, dataLength in
                 if let c = ECNControlMessage.codepoint(level: level, type: type, data: data, length: dataLength) {
                     ecn = c
                 } else if let s = UDPSegmentation.groSegmentSize(level: level, type: type, data: data, length: dataLength) {
                     segmentSize = s
+                } else if let p = PacketInfoControlMessage.packetInfo(level: level, type: type, data: data, length: dataLength, port: port) {
+                    info = p
                 }
             }
+            packetInfos[m] = info
             sources[m] = source
             codepoints[m] = ecn
             segmentSizes[m] = segmentSize
@@ -168,6 +183,7 @@ extension UDPSocket {
     /// Where the kernel lacks recvmmsg (ENOSYS), recvmsg fills the same buffers one by one.
     public func receive(into batch: UDPReceiveBatch) throws -> Int {
         batch.prepare()
+        batch.localPort = localPort
         var received = 0
         if multipleMessageReceive {
             while true {

@@ -29,6 +29,8 @@ public final class UDPSocket {
     /// turned off for good the first time the kernel refuses a segmented send (UDPSendBatch
     /// then sends one datagram per message). Setting it to false forces that fallback.
     public var segmentationOffload: Bool
+    /// The port the socket is bound to (after bind: the kernel's choice for port 0).
+    public private(set) var localPort: UInt16 = 0
     /// Whether the kernel may coalesce received datagrams (UDP_GRO): off until
     /// `setReceiveOffload(true)`, because a coalesced buffer must be split, which only
     /// `receive(into: UDPReceiveBatch)` does.
@@ -64,6 +66,8 @@ public final class UDPSocket {
         }
         // IPv4, also for v4-mapped traffic on an IPv6 socket (dual-stack), which reports IP_TOS.
         setsockopt(fd, Int32(IPPROTO_IP), IP_RECVTOS, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Where each datagram arrived (local address, interface): batched receives report it.
+        PacketInfoControlMessage.enable(fd, ipv6: isIPv6)
         // Every stored property is set: from here a throw runs deinit, which closes the socket.
         if let interface {
             let rc = interface.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
@@ -71,6 +75,7 @@ public final class UDPSocket {
         }
         let rc = UDPSocket.withSockaddr(local) { bind(fd, $0, $1) }
         guard rc == 0 else { throw SystemError("bind \(local)") }
+        localPort = localAddress?.port ?? local.port
     }
 
     deinit {
