@@ -15,6 +15,9 @@ struct ReceiveBuffer {
     private(set) var finalSize: UInt64?
 
     var readableBytes: Int { ready.count - readyStart }
+    /// Bytes held: unread contiguous data plus every out-of-order chunk (as stored).
+    var bufferedBytes: Int { readableBytes + pending.values.reduce(0) { $0 + $1.count } }
+    var outOfOrderChunks: Int { pending.count }
     var isFinished: Bool { finalSize != nil && readOffset == finalSize! }
     var allDataReceived: Bool { finalSize != nil && contiguousEnd == finalSize! }
 
