@@ -324,6 +324,9 @@ extension Connection {
             if let fs = s.recv.finalSize, fs != finalSize { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size changed") }
             if finalSize < s.recv.highestOffset { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size below received data") }
             if s.resetReceived == nil {
+                // RFC 9000 §4.5: the final size is the credit the stream consumed, so it obeys the
+                // stream's limit too (§4.1: FLOW_CONTROL_ERROR).
+                if finalSize > s.recvLimit { throw TransportError(.flowControlError, frameType: FrameType.resetStream, "final size beyond the stream limit") }
                 try chargeFlowControl(s, newHighest: finalSize, frameType: FrameType.resetStream)
                 s.resetReceived = (code, finalSize)
                 emit(.streamReset(id: id, errorCode: code))
@@ -347,8 +350,13 @@ extension Connection {
             }
         case .maxStreams(let bidi, let m):
             if bidi { peerMaxStreamsBidi = max(peerMaxStreamsBidi, m) } else { peerMaxStreamsUni = max(peerMaxStreamsUni, m) }
-        case .dataBlocked, .streamDataBlocked, .streamsBlocked:
+        case .dataBlocked, .streamsBlocked:
             break // informational (RFC 9000 §4.1)
+        case .streamDataBlocked(let id, _):
+            // RFC 9000 §19.13: on a send-only stream it is a STREAM_STATE_ERROR; like STREAM it opens
+            // the peer's stream (§3.2) and obeys the stream limit (§4.6).
+            guard let s = try streamForReceivedFrame(id, frameType: FrameType.streamDataBlocked, sending: false) else { return }
+            guard s.canReceive else { throw TransportError(.streamStateError, frameType: FrameType.streamDataBlocked, "STREAM_DATA_BLOCKED on send-only stream") }
         case .newConnectionID(let f):
             try handleNewConnectionID(f)
         case .retireConnectionID(let seq):

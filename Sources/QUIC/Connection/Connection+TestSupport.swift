@@ -4,6 +4,15 @@
 // harness holding the client can hand the server any frames it likes), and `testingSnapshot`
 // is a read-only look at the receive-side state an oracle predicts close errors from.
 // Nothing here is part of the API the daemon uses; nothing here changes connection state.
+import CNIOBoringSSL
+
+extension TLSContext {
+    /// Offers and accepts only X25519 key shares (no hybrid post-quantum share): a cheaper
+    /// handshake for harnesses that run one per input. Call before creating connections.
+    @_spi(Testing) public func testingUseX25519Only() {
+        precondition(SSL_CTX_set1_groups_list(ctx, "X25519") == 1, "SSL_CTX_set1_groups_list failed")
+    }
+}
 
 extension Connection {
     /// Where a 1-RTT packet to this connection's peer goes on a path: the peer's connection ID
