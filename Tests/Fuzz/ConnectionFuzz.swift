@@ -557,7 +557,7 @@ private final class Session {
             let pid = pathIDChoice()
             let bytes = encode(.pathAbandon(pathID: pid, errorCode: UInt64(input.byte())))
             let live = snapshot.paths.filter { $0.value.state == "active" || $0.value.state == "validating" }.count
-            if pid > UInt64(snapshot.localMaxPathID) && snapshot.paths[UInt32(truncatingIfNeeded: pid)] == nil {
+            if pid > UInt64(snapshot.localMaxPathID) && (pid > UInt64(UInt32.max) || snapshot.paths[UInt32(pid)] == nil) {
                 add(bytes, .mayClose([PV], "PATH_ABANDON for a path ID above our maximum"))
             } else if live <= 1 || pid == UInt64(packetPath) {
                 add(bytes, .mayClose(nil, "PATH_ABANDON of the last path or the packet's own"))
@@ -769,7 +769,7 @@ private final class Session {
         w.writeBytes([UInt8](repeating: 0x5e, count: 16))
         let name = pathID == nil ? "NEW_CONNECTION_ID" : "PATH_NEW_CONNECTION_ID"
         // §19.15: Retire Prior To above the sequence number, or a CID length outside 1...20.
-        if rpt > seq || cidLength == 0 || cidLength > 20 { add(w.bytes, .mustClose([FEE], "\(name) badly encoded")); return }
+        if rpt > seq || cidBytes.isEmpty || cidBytes.count > 20 { add(w.bytes, .mustClose([FEE], "\(name) badly encoded")); return }
         let cid = ConnectionID(cidBytes)
         if let pathID {
             guard pathID <= UInt64(snapshot.localMaxPathID) else {
