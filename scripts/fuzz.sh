@@ -105,6 +105,7 @@ CONN_SEEDS=(
     001601000004001a000300040015010100040018020102030405060708090a0b0c0d0e0f0004  # multipath frames
     0005ff0dff05ff                              # time passes (loss detection, idle timeout)
     0007020000400104000c0100000000040003080000ff04  # uni STREAM, STOP_SENDING, RESET_STREAM
+    00070086c8000007008ac8000007008ec80004      # three overlapping out-of-order STREAM frames
 )
 
 # Builds .build-fuzz/connection (see the header). Objects are rebuilt only when stale.
