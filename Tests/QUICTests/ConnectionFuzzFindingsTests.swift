@@ -62,6 +62,20 @@ final class ConnectionFuzzFindingsTests: XCTestCase {
         XCTAssertEqual(server.stats.closeError?.code, .protocolViolation, "closed with \(String(describing: server.stats.closeError))")
     }
 
+    func testAnAckWithAHugeAckDelayDoesNotTrap() throws {
+        // RFC 9000 §19.3: ACK Delay is any varint. Scaled by 2^ack_delay_exponent and turned into
+        // nanoseconds it used to overflow (a trap) when it acknowledged a new ack-eliciting packet.
+        let net = try establishedPair()
+        let server = try XCTUnwrap(net.serverConnection)
+        let id = try XCTUnwrap(server.openStream())
+        try server.writeStream(id, [1, 2, 3])
+        while server.poll(now: net.now) != nil {}
+        let largest = server.path.space.nextPacketNumber - 1
+        _ = try deliver([.ack(AckFrame(ranges: [0...largest], ackDelay: (1 << 62) - 1))], in: net)
+        XCTAssertEqual(server.state, .established)
+        XCTAssertNil(server.stats.closeError)
+    }
+
     func testOverlappingOutOfOrderChunksAreNotBufferedTwice() throws {
         // RFC 9000 §4.1: a receiver buffers no more than its window. Three 800-byte chunks at
         // offsets 33, 34 and 35 cover 802 offsets; they used to be held as 2400 bytes.
