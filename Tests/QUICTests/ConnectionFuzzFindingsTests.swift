@@ -7,22 +7,26 @@ import XCTest
 import Congestion
 
 final class ConnectionFuzzFindingsTests: XCTestCase {
-    private func establishedPair(multipath: Bool = false) throws -> SimulatedNetwork {
+    private func establishedPair(multipath: Bool = false, serverStreamWindow: UInt64? = nil) throws -> SimulatedNetwork {
         let net = try SimulatedNetwork(seed: 11, clientConfig: { if multipath { $0.maxPathID = 3 } },
-                                       serverConfig: { if multipath { $0.connection.maxPathID = 3 } })
+                                       serverConfig: {
+                                           if multipath { $0.connection.maxPathID = 3 }
+                                           if let w = serverStreamWindow { $0.connection.initialMaxStreamData = w }
+                                       })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
                       "handshake did not complete")
         return net
     }
 
-    /// Seals `frames` as the client's next 1-RTT packet and hands it to the server.
-    private func deliver(_ frames: [Frame], in net: SimulatedNetwork) throws -> Connection {
+    /// Seals `frames` as the client's next 1-RTT packet (`later` packet numbers on, for a second
+    /// packet: the client itself never sends these) and hands it to the server.
+    private func deliver(_ frames: [Frame], in net: SimulatedNetwork, later: UInt64 = 0) throws -> Connection {
         let server = try XCTUnwrap(net.serverConnection)
         var w = ByteWriter()
         for f in frames { f.encode(to: &w) }
         let d = try XCTUnwrap(net.client.testingOneRTTDestination())
         let datagram = try XCTUnwrap(net.client.testingSealOneRTTPacket(payload: w.bytes, destinationCID: d.cid,
-                                                                         packetNumber: d.nextPacketNumber))
+                                                                         packetNumber: d.nextPacketNumber + later))
         let before = server.stats.packetsReceived
         server.receive(datagram: datagram, from: net.clientAddress, now: net.now)
         XCTAssertEqual(server.stats.packetsReceived, before + 1, "the sealed packet was not accepted")
@@ -74,6 +78,40 @@ final class ConnectionFuzzFindingsTests: XCTestCase {
         _ = try deliver([.ack(AckFrame(ranges: [0...largest], ackDelay: (1 << 62) - 1))], in: net)
         XCTAssertEqual(server.state, .established)
         XCTAssertNil(server.stats.closeError)
+    }
+
+    func testALateAckOfDataSentBeforeAResetDoesNotTrap() throws {
+        // The server sends stream data, the client asks it to stop (STOP_SENDING: the server
+        // resets the stream and drops its send buffer), then acknowledges the data sent before.
+        // The discarded buffer used to keep its old base, so the ACK released bytes past the
+        // empty storage and the next look at the stream trapped.
+        let net = try establishedPair()
+        let server = try XCTUnwrap(net.serverConnection)
+        let id = try XCTUnwrap(server.openStream())
+        try server.writeStream(id, [UInt8](repeating: 5, count: 3000), fin: true)
+        while server.poll(now: net.now) != nil {}
+        _ = try deliver([.stopSending(streamID: id, errorCode: 9)], in: net)
+        while server.poll(now: net.now) != nil {}
+        let largest = server.path.space.nextPacketNumber - 1
+        _ = try deliver([.ack(AckFrame(ranges: [0...largest], ackDelay: 0))], in: net, later: 1)
+        XCTAssertEqual(server.state, .established)
+        XCTAssertNil(server.stats.closeError)
+    }
+
+    func testResetStreamCarriesTheBytesSentAsItsFinalSize() throws {
+        // RFC 9000 §4.5: the final size is the number of bytes sent. Data written beyond the
+        // peer's stream limit was never sent, so it must not count (the peer would see a
+        // FLOW_CONTROL_ERROR).
+        let net = try establishedPair(serverStreamWindow: 64 * 1024)
+        let client = net.client
+        let id = try XCTUnwrap(client.openStream())
+        let window = try XCTUnwrap(net.serverConnection).config.initialMaxStreamData
+        try client.writeStream(id, [UInt8](repeating: 1, count: Int(window) + 5000))
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.serverConnection?.testingSnapshot().streams[id]?.highestOffset == window })
+        client.resetStream(id, errorCode: 3)
+        XCTAssertTrue(net.run(for: .seconds(2)) { net.serverConnection?.testingSnapshot().streams[id]?.resetReceived ?? true })
+        XCTAssertNil(net.serverConnection?.stats.closeError)
+        XCTAssertEqual(net.serverConnection?.state, .established)
     }
 
     func testOverlappingOutOfOrderChunksAreNotBufferedTwice() throws {
