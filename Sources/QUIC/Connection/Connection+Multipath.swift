@@ -210,7 +210,7 @@ extension Connection {
             guard let p = paths[UInt32(id)] else { return } // already forgotten
             try onAckReceived(ack, space: p.space, path: p, now: now)
         case .pathAbandon(let id, _):
-            guard id <= UInt64(multipath.localMaxPathID) || paths[UInt32(truncatingIfNeeded: id)] != nil else {
+            guard id <= UInt64(multipath.localMaxPathID) || (id <= UInt64(UInt32.max) && paths[UInt32(id)] != nil) else {
                 throw TransportError(.protocolViolation, frameType: FrameType.pathAbandon, "PATH_ABANDON for unknown path ID \(id)")
             }
             if let p = paths[UInt32(id)], p.state != .abandoned, p.state != .closed {

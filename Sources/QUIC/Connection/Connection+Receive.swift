@@ -339,6 +339,9 @@ extension Connection {
             if let fs = s.recv.finalSize, fs != finalSize { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size changed") }
             if finalSize < s.recv.highestOffset { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size below received data") }
             if s.resetReceived == nil {
+                // RFC 9000 §4.5: the final size is the credit the stream consumed, so it obeys the
+                // stream's limit too (§4.1: FLOW_CONTROL_ERROR).
+                if finalSize > s.recvLimit { throw TransportError(.flowControlError, frameType: FrameType.resetStream, "final size beyond the stream limit") }
                 try chargeFlowControl(s, newHighest: finalSize, frameType: FrameType.resetStream)
                 s.resetReceived = (code, finalSize)
                 emit(.streamReset(id: id, errorCode: code))
@@ -367,7 +370,8 @@ extension Connection {
             stats.dataBlockedReceived += 1
             stats.lastDataBlockedLimit = limit
         case .streamDataBlocked(let id, let limit):
-            // RFC 9000 §19.13: on a send-only stream of ours this is a STREAM_STATE_ERROR.
+            // RFC 9000 §19.13: on a send-only stream it is a STREAM_STATE_ERROR; like STREAM it opens
+            // the peer's stream (§3.2) and obeys the stream limit (§4.6).
             guard let s = try streamForReceivedFrame(id, frameType: FrameType.streamDataBlocked, sending: false) else { return }
             guard s.canReceive else {
                 throw TransportError(.streamStateError, frameType: FrameType.streamDataBlocked, "STREAM_DATA_BLOCKED on send-only stream")

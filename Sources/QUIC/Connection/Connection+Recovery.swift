@@ -34,7 +34,9 @@ extension Connection {
             var ackDelay = Duration.zero
             if space.id == .applicationData {
                 let exponent = peerParameters?.ackDelayExponent ?? 3
-                ackDelay = .microseconds(ack.ackDelay << exponent)
+                // The field is the peer's to choose (up to 2^62-1): saturate, never overflow.
+                let limit = (UInt64.max / 1_000) >> exponent
+                ackDelay = .microseconds(ack.ackDelay > limit ? UInt64.max / 1_000 : ack.ackDelay << exponent)
                 // RFC 9002 §5.3: after confirmation, ack delay is limited to max_ack_delay.
                 if handshakeConfirmed { ackDelay = min(ackDelay, peerMaxAckDelay) }
             }

@@ -426,7 +426,9 @@ extension Connection {
             let id = sendQueue.removeFirst()
             guard let s = streams[id] else { continue }
             if let code = s.resetToSend, s.resetSentFinalSize == nil {
-                let finalSize = s.send.endOffset
+                // RFC 9000 §4.5: the final size is what was sent (never beyond the peer's limit),
+                // not what the application wrote.
+                let finalSize = s.send.nextNewOffset
                 if put(.resetStream(streamID: id, errorCode: code, finalSize: finalSize), .resetStream(id: id)) {
                     s.resetSentFinalSize = finalSize
                     s.send.discardAll()

@@ -15,6 +15,9 @@ struct ReceiveBuffer {
     private(set) var finalSize: UInt64?
 
     var readableBytes: Int { ready.count - readyStart }
+    /// Bytes held: unread contiguous data plus every out-of-order chunk (as stored).
+    var bufferedBytes: Int { readableBytes + pending.values.reduce(0) { $0 + $1.count } }
+    var outOfOrderChunks: Int { pending.count }
     var isFinished: Bool { finalSize != nil && readOffset == finalSize! }
     var allDataReceived: Bool { finalSize != nil && contiguousEnd == finalSize! }
 
@@ -41,11 +44,32 @@ struct ReceiveBuffer {
             ready.append(contentsOf: chunk)
             contiguousEnd += UInt64(chunk.count)
             drainPending()
-        } else if let existing = pending[start] {
-            if chunk.count > existing.count { pending[start] = chunk }
         } else {
-            pending[start] = chunk
+            storePending(start: start, chunk)
         }
+    }
+
+    /// Keeps out-of-order chunks disjoint, so that they never hold more bytes than the offsets
+    /// they cover (at most the flow-control window): a peer resending overlapping ranges at
+    /// shifted offsets would otherwise make the buffer grow without bound.
+    private mutating func storePending(start origin: UInt64, _ chunk: ArraySlice<UInt8>) {
+        var start = origin
+        var end = origin + UInt64(chunk.count)
+        for (off, existing) in pending {
+            let existingEnd = off + UInt64(existing.count)
+            guard off < end && existingEnd > start else { continue }
+            if off <= start && existingEnd >= end { return } // already held
+            if off >= start && existingEnd <= end {
+                pending[off] = nil // covered by the new chunk
+            } else if off < start {
+                start = existingEnd // overlaps the new chunk's head
+            } else {
+                end = off // overlaps its tail
+            }
+        }
+        guard start < end else { return }
+        let from = chunk.startIndex + Int(start - origin)
+        pending[start] = chunk[from..<(from + Int(end - start))]
     }
 
     private mutating func drainPending() {

@@ -80,10 +80,14 @@ struct SendBuffer {
 
     /// Forget everything (stream reset).
     mutating func discardAll() {
+        // Everything below the end counts as settled, so a late ACK of data sent before the
+        // reset finds nothing to release (base was once taken after emptying the storage, which
+        // left it at the old base and let such an ACK move storageStart past the storage).
+        let end = endOffset
         storage = []
         storageStart = 0
-        base = endOffset
-        nextNewOffset = base
+        base = end
+        nextNewOffset = end
         lost = RangeSet()
         acked = RangeSet()
     }
