@@ -18,7 +18,7 @@ extension Connection {
         let datagramSize = buf.count
         // RFC 9000 §10.3.1: a stateless reset ends in a token; read it before the packets are
         // opened in place (a failed open may leave the bytes changed).
-        let resetToken = datagramSize >= 21 && buf[0] & 0x80 == 0 ? StatelessResetToken(buf[(datagramSize - 16)...]) : nil
+        let resetToken = datagramSize >= 21 && buf[0] & 0x80 == 0 ? StatelessResetToken(lastBytesOf: buf) : nil
         var offset = 0
         var firstDCID: ConnectionID?
         var anyProcessed = false
@@ -94,7 +94,8 @@ extension Connection {
         if level == .application, multipath.enabled, let id = multipath.pathIDForLocalCID[header.destinationConnectionID] {
             pathID = id
         }
-        guard let packetPath = paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
+        // Path 0 is `path` for the connection's whole life (never removed from `paths`).
+        guard let packetPath = pathID == 0 ? path : paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
             stats.packetsDropped += 1
             return false
         }

@@ -27,10 +27,16 @@ extension Connection {
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acknowledged and
         // at least one newly acknowledged packet was ack-eliciting.
+        // (Index loops over `newlyAcked`: iterating it would copy every SentPacket.)
         var newRTTSample = false
-        if let largestPacket = newlyAcked.first(where: { $0.packetNumber == largest }),
-           newlyAcked.contains(where: { $0.ackEliciting }) {
-            let sample = now - largestPacket.timeSent
+        var largestTimeSent: Timestamp?
+        var anyAckEliciting = false
+        for i in newlyAcked.indices {
+            if largestTimeSent == nil && newlyAcked[i].packetNumber == largest { largestTimeSent = newlyAcked[i].timeSent }
+            if newlyAcked[i].ackEliciting { anyAckEliciting = true }
+        }
+        if let largestTimeSent, anyAckEliciting {
+            let sample = now - largestTimeSent
             var ackDelay = Duration.zero
             if space.id == .applicationData {
                 let exponent = peerParameters?.ackDelayExponent ?? 3
@@ -46,16 +52,19 @@ extension Connection {
         let priorInFlight = path.bytesInFlight
         var ackedBytes = 0
         // Ascending packet-number order: controllers that count rounds see packets as sent.
-        for p in newlyAcked {
-            if p.inFlight {
-                path.bytesInFlight -= p.size
-                ackedBytes += p.size
-                path.delivery.onPacketAcked(p.delivery, bytes: p.size, timeSent: p.timeSent, now: now)
-                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+        for i in newlyAcked.indices {
+            let size = newlyAcked[i].size, timeSent = newlyAcked[i].timeSent
+            if newlyAcked[i].inFlight {
+                path.bytesInFlight -= size
+                ackedBytes += size
+                let delivery = newlyAcked[i].delivery
+                path.delivery.onPacketAcked(delivery, bytes: size, timeSent: timeSent, now: now)
+                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: size, timeSent: timeSent, delivery: delivery),
                                               rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
             }
-            path.bytesAcked += UInt64(p.size)
-            for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
+            path.bytesAcked += UInt64(size)
+            let pn = newlyAcked[i].packetNumber
+            for j in 0..<newlyAcked[i].frames.count { onFrameAcked(newlyAcked[i].frames[j], space: space, packetNumber: pn) }
         }
         if space.id == .applicationData, largest >= path.keyPhaseStartPN { keyUpdate.currentPhaseAcked = true }
         if ackedBytes > 0 {
@@ -65,11 +74,12 @@ extension Connection {
                                                       bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
                                                       hasNewRTTSample: newRTTSample, rateSample: rate))
         }
-        if space.id == .applicationData, path.ecn.isValidating, let largestPacket = newlyAcked.last {
+        if space.id == .applicationData, path.ecn.isValidating, !newlyAcked.isEmpty {
             // RFC 9000 §13.4.2 validation; RFC 9002 §7.1: a CE increase is a congestion signal.
-            let marked = newlyAcked.reduce(0) { $0 + ($1.ecnMarked ? 1 : 0) }
+            var marked = 0
+            for i in newlyAcked.indices where newlyAcked[i].ecnMarked { marked += 1 }
             if path.ecn.onAck(ack.ecn, newlyAckedMarked: marked) {
-                path.congestion.onECNCongestionEvent(sentTime: largestPacket.timeSent, now: now)
+                path.congestion.onECNCongestionEvent(sentTime: newlyAcked[newlyAcked.count - 1].timeSent, now: now)
                 qlog?.record(time: now, name: "recovery:ecn_state_updated",
                              data: "{\"state\":\"\(path.ecn.state.rawValue)\",\"path_id\":\(path.id),\"trigger\":\"ce\"}")
             }

@@ -75,7 +75,10 @@ public final class Connection {
     var path: Path
     /// Every path by path ID (including path 0).
     var paths: [UInt32: Path] = [:] {
-        didSet { pathOrder = paths.keys.sorted() }
+        didSet {
+            pathOrder = paths.keys.sorted()
+            pathList = pathOrder.map { paths[$0]! }
+        }
     }
     /// Reused buffers of the per-packet paths (see where each is taken): kept empty with their
     /// capacity between uses, so that a steady flow of packets allocates nothing.
@@ -84,6 +87,9 @@ public final class Connection {
     /// The path IDs in ascending order, kept with `paths` so that sending and timers visit the
     /// paths in a stable order without sorting (and allocating) on every call.
     private(set) var pathOrder: [UInt32] = []
+    /// The paths in `pathOrder`'s order: the per-packet loops walk this array instead of
+    /// looking each path up in `paths` (a hash per path per poll).
+    private(set) var pathList: [Path] = []
     var multipath = MultipathState()
     /// Which path `poll` tries first next time (round robin).
     var pollCursor = 0
@@ -122,6 +128,8 @@ public final class Connection {
 
     // MARK: Datagrams (RFC 9221)
     var datagramsToSend = DatagramQueue()
+    /// The memory of the zero-copy send (`Connection+Datagrams.swift`).
+    let datagramSlots: DatagramSlots
 
     // MARK: Session tickets, tokens, 0-RTT
     /// Client: the newest NEW_TOKEN value from the server (RFC 9000 §8.1.3), for the next
@@ -184,6 +192,7 @@ public final class Connection {
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
+        datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
         path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
                     congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
                                                            random: random),
@@ -191,6 +200,7 @@ public final class Connection {
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
+        pathList = [path]
         retryToken = token ?? []
         localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
                                                          originalDestinationCID: odcid, retrySourceCID: nil)
@@ -230,6 +240,7 @@ public final class Connection {
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
+        datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
         path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
                     maxDatagramSize: config.maxUDPPayloadSize,
                     congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
@@ -239,6 +250,7 @@ public final class Connection {
         spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
+        pathList = [path]
         localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
                                                          originalDestinationCID: originalDestinationCID,
                                                          retrySourceCID: retrySourceCID)
@@ -390,7 +402,7 @@ public final class Connection {
         func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
         for s in spaces where !s.discarded { consider(s.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
-        for p in paths.values {
+        for p in pathList {
             consider(p.abandonDeadline)
             guard p.state == .active || p.state == .validating else { continue }
             consider(p.lossDetectionDeadline)
@@ -420,8 +432,7 @@ public final class Connection {
             finishClose(now: now)
             return
         }
-        for id in pathOrder {
-            guard let p = paths[id] else { continue }
+        for p in pathList {
             if let d = p.lossDetectionDeadline, now >= d { onLossDetectionTimeout(path: p, now: now) }
             if p.challenge != nil, let sent = p.challengeSentAt, now >= sent + pathValidationTimeout(p) {
                 onPathValidationFailed(p, now: now)
