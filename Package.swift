@@ -30,7 +30,11 @@ let package = Package(
     ],
     targets: [
         // Pure congestion controllers: no clock, no I/O.
-        .target(name: "Congestion", swiftSettings: hotPathSettings),
+        .target(name: "Congestion", swiftSettings: hotPathSettings + [
+            // The QUIC module calls the pacer, the delivery-rate estimator and the time types per
+            // packet: let it inline them.
+            .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+        ]),
         // Sans-I/O QUIC transport.
         .target(
             name: "QUIC",

@@ -12,12 +12,6 @@ extension Connection {
         return max(0, min(Int(peerMax) - 1, path.maxDatagramSize - overhead))
     }
 
-    /// max_datagram_frame_size of `effectivePeerParameters`, read in place (the per-datagram
-    /// checks would otherwise copy the whole parameter struct).
-    var peerMaxDatagramFrameSize: UInt64? {
-        peerParameters != nil ? peerParameters!.maxDatagramFrameSize : rememberedParameters?.maxDatagramFrameSize
-    }
-
     /// Datagrams waiting in the connection's shared queue.
     public var queuedDatagrams: Int { datagramsToSend.count }
 

@@ -33,6 +33,12 @@ extension Connection {
         }
 
         // Paths take turns so none starves (the bonding scheduler steers datagrams explicitly).
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 {
+            guard let t = poll(path: path, now: now) else { return nil }
+            pollCursor = 0 // as the loop below would leave it
+            return t
+        }
         let list = pathList
         for k in 0..<list.count {
             if let t = poll(path: list[(pollCursor + k) % list.count], now: now) {
@@ -184,11 +190,12 @@ extension Connection {
         let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
         // Handshake data is exempt from the congestion window: it is small, and a lost Finished
         // behind a window full of undecryptable 1-RTT packets would otherwise deadlock the handshake.
-        var cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe || space.id != .applicationData
+        let congestion = path.congestion
+        var cwndAvailable = path.bytesInFlight < congestion.congestionWindow || probe || space.id != .applicationData
         if cwndAvailable && space.id == .applicationData && !probe {
             // RFC 9002 §7.7: pace ack-eliciting data; ACK-only packets are not held back.
-            let rate = Pacer.rate(congestionWindow: path.congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
-                                  controllerRate: path.congestion.pacingRate)
+            let rate = Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
+                                  controllerRate: congestion.pacingRate)
             if let wait = path.pacer.delay(for: path.maxDatagramSize, rate: rate, now: now) {
                 path.pacingDeadline = wait
                 cwndAvailable = false

@@ -63,16 +63,24 @@ public final class Connection {
     var receivedRetry = false
 
     // MARK: Peer parameters
-    public internal(set) var peerParameters: TransportParameters?
+    public internal(set) var peerParameters: TransportParameters? {
+        didSet { peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize }
+    }
     /// Client: the server's parameters from an earlier connection, for 0-RTT (RFC 9000 §7.4.1).
-    var rememberedParameters: TransportParameters?
+    var rememberedParameters: TransportParameters? {
+        didSet { peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize }
+    }
+    /// max_datagram_frame_size of `effectivePeerParameters`, kept beside it: the per-datagram
+    /// checks would otherwise copy the whole parameter struct.
+    private(set) var peerMaxDatagramFrameSize: UInt64?
     /// The parameters that bind us now: the peer's, or remembered ones during 0-RTT.
     var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
     var localParameters: TransportParameters
 
     // MARK: Paths (RFC 9000 §9, draft-ietf-quic-multipath)
-    /// The initial path (path ID 0): the handshake runs on it.
-    var path: Path
+    /// The initial path (path ID 0): the handshake runs on it. A `let`, so that reading it needs
+    /// no retain; it stays in `paths` for the connection's life.
+    let path: Path
     /// Every path by path ID (including path 0).
     var paths: [UInt32: Path] = [:] {
         didSet {
@@ -212,6 +220,7 @@ public final class Connection {
         if session != nil, let raw = rememberedParameters, !raw.isEmpty,
            let p = try? TransportParameters.decode(raw, isServer: true) {
             self.rememberedParameters = p
+            peerMaxDatagramFrameSize = p.maxDatagramFrameSize // observers do not run inside init
             peerMaxData = p.initialMaxData
             peerMaxStreamsBidi = p.initialMaxStreamsBidi
             peerMaxStreamsUni = p.initialMaxStreamsUni
@@ -402,14 +411,16 @@ public final class Connection {
         func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
         for s in spaces where !s.discarded { consider(s.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
-        for p in pathList {
+        func consider(path p: Path) {
             consider(p.abandonDeadline)
-            guard p.state == .active || p.state == .validating else { continue }
+            guard p.state == .active || p.state == .validating else { return }
             consider(p.lossDetectionDeadline)
             if p.id != 0 { consider(p.space.ackDeadline) }
             if let pacing = p.pacingDeadline, p.bytesInFlight < p.congestion.congestionWindow { consider(pacing) }
             if p.challenge != nil, let sent = p.challengeSentAt { consider(sent + pathValidationTimeout(p)) }
         }
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 { consider(path: path) } else { for p in pathList { consider(path: p) } }
         return t
     }
 
