@@ -11,8 +11,10 @@
 // of one datagram in this loop, so the simulated link is about as fast as the CPU. Throughput
 // figures are measured with the real monotonic wall clock.
 //
-// The application side sends the same payload array every time (sendDatagram stores a reference
-// to it), so allocation counts show what QUIC itself allocates, not the application's buffers.
+// The application side writes each payload straight into a slot the client connection owns
+// (`sendDatagram(onPath:tag:_:)`, the zero-copy send a TUN reader uses; the write stands for the
+// read), so allocation counts show what QUIC itself allocates. `--array-send` uses the array API
+// instead, with the same payload array every time (sendDatagram keeps a reference, no copy).
 // The sender keeps at most `queueCap` datagrams queued (far below datagramSendQueueLimit), so the
 // queue never drops; anything lost anyway is reported (sent - delivered) with QUIC's counters.
 #if canImport(Glibc)
@@ -34,6 +36,8 @@ struct TransferOptions {
     var payloadSize: Int?
     /// Print backtraces of this many allocations made during the measured section.
     var traceAllocations = 0
+    /// Queue datagrams with `sendDatagram(_ payload: [UInt8])` instead of the zero-copy slots.
+    var arraySend = false
     /// Hash every qlog event of both ends (a behaviour check: two builds that put the same
     /// packets on the wire for the same seed print the same digest). Slows the run down.
     var qlogDigest = false
@@ -295,7 +299,18 @@ final class TransferBench {
             if sent < total && client.queuedDatagrams < options.queueCap {
                 counted(&phases.appSend) {
                     while sent < total && client.queuedDatagrams < options.queueCap {
-                        do { try client.sendDatagram(payload) } catch { fatalError("sendDatagram: \(error)") }
+                        do {
+                            if options.arraySend {
+                                try client.sendDatagram(payload)
+                            } else {
+                                try client.sendDatagram { buffer in
+                                    buffer.initializeMemory(as: UInt8.self, repeating: 0xa5)
+                                    return size
+                                }
+                            }
+                        } catch {
+                            fatalError("sendDatagram: \(error)")
+                        }
                         sent += 1
                     }
                 }

@@ -19,7 +19,7 @@ let usage = """
 usage: tquic-bench [--quick] [--json] [--bytes N] [--payload N] [--iterations N] [--runs N]
                    [--suite aes128|aes256|chacha20] [--transfer-suite aes128|aes256|chacha20]
                    [--fixtures DIR] [--skip-crypto] [--skip-transfer] [--skip-congestion] [--trace-allocs N]
-                   [--qlog-digest]
+                   [--qlog-digest] [--array-send]
 
   --bytes N           DATAGRAM payload to transfer (default 1GiB; --quick: 50MB). Suffixes:
                       k/M/G (10^3, 10^6, 10^9) and Ki/Mi/Gi (2^10, 2^20, 2^30).
@@ -33,6 +33,8 @@ usage: tquic-bench [--quick] [--json] [--bytes N] [--payload N] [--iterations N]
                       to stderr (resolve binary(+offset) frames with llvm-symbolizer)
   --qlog-digest       hash both ends' qlog events (packets, sizes, times): the same digest for
                       two builds means the same behaviour for the same seed (slower; a check)
+  --array-send        queue datagrams as arrays (sendDatagram(_:)) instead of writing them into
+                      the connection's slots (the zero-copy send, the default)
   --quick             a few seconds in total (CI smoke run)
   --json              one JSON object instead of the table
 """
@@ -102,6 +104,7 @@ var traceAllocations = 0
 var payloadSize: Int?
 var skipCongestion = false
 var qlogDigest = false
+var arraySend = false
 
 var args = CommandLine.arguments.dropFirst()
 func value(_ flag: String) -> String {
@@ -138,6 +141,7 @@ while let a = args.popFirst() {
         payloadSize = n
     case "--fixtures": fixtures = value(a)
     case "--qlog-digest": qlogDigest = true
+    case "--array-send": arraySend = true
     case "--skip-crypto": skipCrypto = true
     case "--skip-transfer": skipTransfer = true
     case "--skip-congestion": skipCongestion = true
@@ -204,7 +208,7 @@ if !skipTransfer {
         do {
             let bench = try TransferBench(options: TransferOptions(bytes: transferBytes, suite: transferSuite, fixtures: fixtures,
                                                                    payloadSize: payloadSize, traceAllocations: traceAllocations,
-                                                                   qlogDigest: qlogDigest))
+                                                                   arraySend: arraySend, qlogDigest: qlogDigest))
             transfer = try bench.run()
         } catch {
             transferError = "\(error)"

@@ -116,18 +116,19 @@ extension Connection {
         let pn = PacketNumberCoding.decode(largest: space.largestReceived, truncated: hp.truncatedPN, bits: hp.pnLength * 8)
 
         // RFC 9001 §6: pick the key phase for 1-RTT packets.
-        var keys = currentKeys
+        let keys: PacketKeys
         var isNextPhase = false
-        if level == .application {
-            let phase = hp.firstByte & 0x04 != 0
-            if phase != keyUpdate.readPhase {
-                if let prev = keyUpdate.previousRead, let low = packetPath.lowestPNInReadPhase, pn < low {
-                    keys = prev
-                } else if let next = keyUpdate.nextRead {
-                    keys = next
-                    isNextPhase = true
-                }
+        if level == .application, (hp.firstByte & 0x04 != 0) != keyUpdate.readPhase {
+            if let prev = keyUpdate.previousRead, let low = packetPath.lowestPNInReadPhase, pn < low {
+                keys = prev
+            } else if let next = keyUpdate.nextRead {
+                keys = next
+                isNextPhase = true
+            } else {
+                keys = currentKeys
             }
+        } else {
+            keys = currentKeys
         }
         guard let payloadEnd = PacketProtection.openPayload(&buf, header: header, pnLength: hp.pnLength, packetNumber: pn,
                                                             keys: keys, pathID: pathID) else {
@@ -150,7 +151,8 @@ extension Connection {
             return true
         }
         if isNextPhase { rotateReadKeys(path: packetPath, firstPacketNumber: pn, now: now) }
-        if level == .application, keys === readKeys[EncryptionLevel.application.rawValue] {
+        // The current read keys: `currentKeys`, or `keys` if they just became current.
+        if level == .application, isNextPhase || keys === currentKeys {
             packetPath.lowestPNInReadPhase = min(packetPath.lowestPNInReadPhase ?? pn, pn)
         }
 

@@ -65,7 +65,7 @@ extension Connection {
         var packets = pendingScratch
         pendingScratch = []
         defer {
-            packets.removeAll(keepingCapacity: true)
+            if !packets.isEmpty { packets.removeAll(keepingCapacity: true) }
             pendingScratch = packets
         }
         var containsInitial = false
@@ -171,19 +171,21 @@ extension Connection {
     /// appends it to `packets` (returns true then).
     private func buildPacket(level requested: EncryptionLevel, budget: Int, path: Path, now: Timestamp,
                              into packets: inout [PendingPacket]) -> Bool {
-        var level = requested
-        let space = level == .application ? path.space : spaces[level.space.rawValue]
+        let space = requested == .application ? path.space : spaces[requested.space.rawValue]
         guard !space.discarded else { return false }
-        var keys = writeKeys[level.rawValue]
-        var packetType: PacketType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
-        if level == .application && keys == nil {
+        // (`let`s, not an optional `var` rebound: each rebinding costs a retain and a release.)
+        let level: EncryptionLevel, keys: PacketKeys, packetType: PacketType
+        if let k = writeKeys[requested.rawValue] {
+            keys = k
+            level = requested
+            packetType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
+        } else {
             // 0-RTT (RFC 9001 §4.6.1): client only, only until 1-RTT keys exist.
-            guard !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return false }
+            guard requested == .application, !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return false }
             keys = early
             level = .earlyData
             packetType = .zeroRTT
         }
-        guard let keys else { return false }
 
         let closing = state == .closing
         let probe = space.probes > 0 && path.isUsable

@@ -324,6 +324,8 @@ public final class Connection {
     /// Bumped whenever a local connection ID is issued or retired, so the endpoint re-reads
     /// `localConnectionIDs` only when it changed (not for every packet).
     private(set) var localCIDsVersion = 0
+    /// The `localCIDsVersion` the endpoint last routed (kept here: a lookup per packet otherwise).
+    var endpointRoutedCIDsVersion: Int?
 
     public var localConnectionIDs: [ConnectionID] {
         Array(localCIDs.values) + multipath.pathIDForLocalCID.keys
