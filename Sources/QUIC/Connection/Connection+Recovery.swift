@@ -241,10 +241,16 @@ extension Connection {
     }
 
     func earliestLossTime(path: Path) -> (Timestamp, PacketNumberSpace)? {
+        // The spaces of `spaces(of: path)` in its order, without the array (this runs per packet).
         var best: (Timestamp, PacketNumberSpace)?
-        for s in spaces(of: path) where !s.discarded {
-            if let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
+        func visit(_ s: PacketNumberSpace) {
+            if !s.discarded, let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
         }
+        if path.id == 0 {
+            visit(initialSpace)
+            visit(handshakeSpace)
+        }
+        visit(path.space)
         return best
     }
 
@@ -252,8 +258,9 @@ extension Connection {
     func ptoTimeAndSpace(path: Path, now: Timestamp) -> (Timestamp, PacketNumberSpace)? {
         let backoff = UInt64(1) << UInt64(min(path.ptoCount, 16))
         var duration = path.rtt.probeTimeout(maxAckDelay: .zero) * backoff
-        let pathSpaces = spaces(of: path)
-        let anyInFlight = pathSpaces.contains { !$0.discarded && $0.ackElicitingInFlight > 0 }
+        // The spaces of `spaces(of: path)` in its order, without the array (this runs per packet).
+        func inFlight(_ s: PacketNumberSpace) -> Bool { !s.discarded && s.ackElicitingInFlight > 0 }
+        let anyInFlight = inFlight(path.space) || (path.id == 0 && (inFlight(initialSpace) || inFlight(handshakeSpace)))
         if !anyInFlight {
             // RFC 9002 §6.2.2.1: client anti-deadlock: arm from now until the handshake is done.
             guard path.id == 0, !isServer, !handshakeConfirmed else { return nil }
@@ -261,16 +268,22 @@ extension Connection {
             return (now + duration, space)
         }
         var best: (Timestamp, PacketNumberSpace)?
-        for s in pathSpaces where !s.discarded && s.ackElicitingInFlight > 0 {
+        func visit(_ s: PacketNumberSpace) {
+            guard inFlight(s) else { return }
             if s.id == .applicationData {
                 // RFC 9002 §6.2.1: application data is not probed before the handshake is confirmed.
-                if !handshakeConfirmed && path.id == 0 { continue }
+                if !handshakeConfirmed && path.id == 0 { return }
                 duration = duration + peerMaxAckDelay * backoff
             }
-            guard let last = s.timeOfLastAckElicitingPacket else { continue }
+            guard let last = s.timeOfLastAckElicitingPacket else { return }
             let t = last + duration
             if best == nil || t < best!.0 { best = (t, s) }
         }
+        if path.id == 0 {
+            visit(initialSpace)
+            visit(handshakeSpace)
+        }
+        visit(path.space)
         if best == nil, !handshakeConfirmed, path.space.ackElicitingInFlight > 0, let last = path.space.timeOfLastAckElicitingPacket {
             // 0-RTT/1-RTT data in flight before confirmation: still needs a timer.
             best = (last + duration, path.space)

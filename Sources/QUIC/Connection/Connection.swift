@@ -22,6 +22,10 @@ public final class Connection {
     // MARK: Packet number spaces and keys (RFC 9000 §12.3, RFC 9001 §4)
     /// Initial, Handshake, and the initial path's application-data space (`path.space`).
     let spaces: [PacketNumberSpace]
+    /// `spaces[0]` and `spaces[1]` as properties of their own: the per-packet timer code reads
+    /// them without walking (and retaining) the array.
+    let initialSpace: PacketNumberSpace
+    let handshakeSpace: PacketNumberSpace
     /// Indexed by EncryptionLevel.rawValue.
     var readKeys: [PacketKeys?] = [nil, nil, nil, nil]
     var writeKeys: [PacketKeys?] = [nil, nil, nil, nil]
@@ -205,7 +209,9 @@ public final class Connection {
                     congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
                                                            random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
-        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        initialSpace = PacketNumberSpace(id: .initial)
+        handshakeSpace = PacketNumberSpace(id: .handshake)
+        spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
         pathList = [path]
@@ -256,7 +262,9 @@ public final class Connection {
                                                            random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
                     destinationCID: header.sourceConnectionID)
-        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        initialSpace = PacketNumberSpace(id: .initial)
+        handshakeSpace = PacketNumberSpace(id: .handshake)
+        spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
         pathList = [path]
@@ -411,7 +419,9 @@ public final class Connection {
         if state == .closing || state == .draining { return closeDeadline }
         var t = idleDeadline
         func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
-        for s in spaces where !s.discarded { consider(s.ackDeadline) }
+        if !initialSpace.discarded { consider(initialSpace.ackDeadline) }
+        if !handshakeSpace.discarded { consider(handshakeSpace.ackDeadline) }
+        if !path.space.discarded { consider(path.space.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
         func consider(path p: Path) {
             consider(p.abandonDeadline)
