@@ -68,7 +68,11 @@ public final class Connection {
 
     // MARK: Peer parameters
     public internal(set) var peerParameters: TransportParameters? {
-        didSet { peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize }
+        didSet {
+            peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize
+            peerMaxAckDelay = .milliseconds(peerParameters?.maxAckDelay ?? 25)
+            peerMaxIdleTimeout = peerParameters?.maxIdleTimeout
+        }
     }
     /// Client: the server's parameters from an earlier connection, for 0-RTT (RFC 9000 §7.4.1).
     var rememberedParameters: TransportParameters? {
@@ -77,6 +81,10 @@ public final class Connection {
     /// max_datagram_frame_size of `effectivePeerParameters`, kept beside it: the per-datagram
     /// checks would otherwise copy the whole parameter struct.
     private(set) var peerMaxDatagramFrameSize: UInt64?
+    /// The peer's max_ack_delay (25 ms until known, RFC 9000 §18.2) and max_idle_timeout, kept
+    /// beside the parameters for the same reason.
+    private(set) var peerMaxAckDelay = Duration.milliseconds(25)
+    private(set) var peerMaxIdleTimeout: UInt64?
     /// The parameters that bind us now: the peer's, or remembered ones during 0-RTT.
     var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
     var localParameters: TransportParameters
@@ -407,9 +415,6 @@ public final class Connection {
         qlogConnectionState("closed", now: now)
     }
 
-    var peerMaxAckDelay: Duration {
-        .milliseconds(peerParameters?.maxAckDelay ?? 25)
-    }
 
     // MARK: - Timers
 
@@ -473,7 +478,7 @@ public final class Connection {
         // RFC 9000 §10.1: the effective timeout is the minimum of both advertised values (0 = none),
         // and at least three PTOs.
         var timeout = config.maxIdleTimeout
-        if let peer = peerParameters?.maxIdleTimeout, peer > 0 {
+        if let peer = peerMaxIdleTimeout, peer > 0 {
             timeout = timeout.nanoseconds == 0 ? .milliseconds(peer) : min(timeout, .milliseconds(peer))
         }
         guard timeout.nanoseconds > 0 else { idleDeadline = nil; return }
