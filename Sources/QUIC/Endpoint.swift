@@ -204,6 +204,7 @@ public final class Endpoint {
     }
 
     public var nextTimeout: Timestamp? {
+        if connections.count == 1 { return connections[0].nextTimeout } // the router's case
         var earliest: Timestamp?
         for c in connections { if let t = c.nextTimeout, earliest == nil || t < earliest! { earliest = t } }
         return earliest

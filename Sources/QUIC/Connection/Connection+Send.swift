@@ -62,12 +62,9 @@ extension Connection {
             datagramLimit = min(datagramLimit, path.amplificationBudget)
             if datagramLimit <= 0 { return nil }
         }
-        var packets = pendingScratch
-        pendingScratch = []
-        defer {
-            if !packets.isEmpty { packets.removeAll(keepingCapacity: true) }
-            pendingScratch = packets
-        }
+        // The packets of this datagram, built in the connection's scratch array in place (nothing
+        // else touches it while a datagram is assembled).
+        defer { if !pendingScratch.isEmpty { pendingScratch.removeAll(keepingCapacity: true) } }
         var containsInitial = false
         var ackElicitingInitial = false
 
@@ -77,16 +74,16 @@ extension Connection {
         for level in levels {
             let budget = datagramLimit - datagramWriter.count
             guard budget > 48 else { break }
-            // Built straight into `packets`: a large struct returned by value is copied twice.
-            if buildPacket(level: level, budget: budget, path: path, now: now, into: &packets) {
-                let last = packets.count - 1
-                if packets[last].level == .initial {
+            // Built straight into the array: a large struct returned by value is copied twice.
+            if buildPacket(level: level, budget: budget, path: path, now: now, into: &pendingScratch) {
+                let last = pendingScratch.count - 1
+                if pendingScratch[last].level == .initial {
                     containsInitial = true
-                    if packets[last].sent.ackEliciting { ackElicitingInitial = true }
+                    if pendingScratch[last].sent.ackEliciting { ackElicitingInitial = true }
                 }
             }
         }
-        guard !packets.isEmpty else { return nil }
+        guard !pendingScratch.isEmpty else { return nil }
 
         // RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200 bytes;
         // a server pads datagrams carrying ack-eliciting Initial packets.
@@ -95,41 +92,41 @@ extension Connection {
         // (Index loops here and below: iterating the array copies each packet.)
         var probesPath = false
         var allApplication = true
-        for i in packets.indices {
-            if packets[i].sent.frames.containsPathProbe { probesPath = true }
-            if packets[i].level != .application { allApplication = false }
+        for i in pendingScratch.indices {
+            if pendingScratch[i].sent.frames.containsPathProbe { probesPath = true }
+            if pendingScratch[i].level != .application { allApplication = false }
         }
         if (containsInitial && (!isServer || ackElicitingInitial) || probesPath) && datagramWriter.count < 1200 {
             let padding = min(1200, datagramLimit) - datagramWriter.count
-            if padding > 0 { padLastPacket(&packets, by: padding) }
+            if padding > 0 { padLastPacket(&pendingScratch, by: padding) }
         }
 
         // RFC 9000 §13.4.2: ECT(0) on 1-RTT datagrams while the path tests or trusts ECN (the
         // handshake spaces are not validated, so their packets go unmarked).
         let marked = path.ecn.marksOutgoing && allApplication
         // Seal every packet in place, then record it as sent.
-        for i in packets.indices {
-            let keys = packets[i].keys, level = packets[i].level, space = packets[i].space
-            let start = packets[i].start, pnOffset = packets[i].pnOffset, payloadEnd = packets[i].payloadEnd
-            let pn = packets[i].packetNumber
+        for i in pendingScratch.indices {
+            let keys = pendingScratch[i].keys, level = pendingScratch[i].level, space = pendingScratch[i].space
+            let start = pendingScratch[i].start, pnOffset = pendingScratch[i].pnOffset, payloadEnd = pendingScratch[i].payloadEnd
+            let pn = pendingScratch[i].packetNumber
             let tagLength = keys.suite.tagLength
-            if let lengthOffset = packets[i].lengthFieldOffset {
+            if let lengthOffset = pendingScratch[i].lengthFieldOffset {
                 // RFC 9000 §17.2: Length covers the packet number, payload and AEAD tag.
                 let length = payloadEnd + tagLength - pnOffset
                 datagramWriter.patchVarInt(UInt64(length), at: lengthOffset, length: 2)
             }
             // draft-ietf-quic-multipath §2.4: the path ID goes into the nonce of 1-RTT packets.
             let noncePathID: UInt32 = level == .application ? path.id : 0
-            PacketProtection.seal(&datagramWriter.bytes, start: start, pnOffset: pnOffset, pnLength: packets[i].pnLength,
+            PacketProtection.seal(&datagramWriter.bytes, start: start, pnOffset: pnOffset, pnLength: pendingScratch[i].pnLength,
                                   payloadEnd: payloadEnd, packetNumber: pn, keys: keys, pathID: noncePathID)
-            packets[i].sent.size = payloadEnd + tagLength - start
-            packets[i].sent.ecnMarked = marked
+            pendingScratch[i].sent.size = payloadEnd + tagLength - start
+            pendingScratch[i].sent.ecnMarked = marked
             if marked { path.ecn.onMarkedPacketSent() }
-            onPacketSent(&packets[i].sent, space: space, path: path, now: now)
+            onPacketSent(&pendingScratch[i].sent, space: space, path: path, now: now)
             if qlog != nil {
-                let type = packets[i].packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id)
-                qlogPacket("quic:packet_sent", type: type, pn: pn, size: packets[i].sent.size,
-                           frames: packets[i].sent.frames.count, now: now)
+                let type = pendingScratch[i].packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id)
+                qlogPacket("quic:packet_sent", type: type, pn: pn, size: pendingScratch[i].sent.size,
+                           frames: pendingScratch[i].sent.frames.count, now: now)
             }
             // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             if !isServer && level == .handshake { discardKeys(.initial, now: now) }
@@ -137,7 +134,7 @@ extension Connection {
         if state == .closing { sendCloseFrame = false }
         path.bytesSent += datagramWriter.count
         path.bytesSentTotal += UInt64(datagramWriter.count)
-        stats.packetsSent += UInt64(packets.count)
+        stats.packetsSent += UInt64(pendingScratch.count)
         return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local,
                         ecn: marked ? .ect0 : .notECT)
     }
