@@ -27,7 +27,9 @@ extension Connection {
         if state == .closing && !sendCloseFrame { return nil }
         if keyUpdate.updateRequested { _ = tryStartKeyUpdate() }
         // RFC 9001 §6.6: update keys well before the confidentiality limit.
-        if let w = writeKeys[EncryptionLevel.application.rawValue], w.usageCount >= w.suite.confidentialityLimit / 2 {
+        // (Read through optional chaining: binding the keys would retain and release them per poll.)
+        if let used = writeKeys[EncryptionLevel.application.rawValue]?.usageCount,
+           let limit = writeKeys[EncryptionLevel.application.rawValue]?.suite.confidentialityLimit, used >= limit / 2 {
             keyUpdate.updateRequested = true
             _ = tryStartKeyUpdate()
         }

@@ -460,13 +460,15 @@ public final class Connection {
             finishClose(now: now)
             return
         }
-        for p in pathList {
+        func timeouts(of p: Path) {
             if let d = p.lossDetectionDeadline, now >= d { onLossDetectionTimeout(path: p, now: now) }
             if p.challenge != nil, let sent = p.challengeSentAt, now >= sent + pathValidationTimeout(p) {
                 onPathValidationFailed(p, now: now)
             }
             if let d = p.abandonDeadline, now >= d { forgetPath(p) }
         }
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 { timeouts(of: path) } else { for p in pathList { timeouts(of: p) } }
         if let d = keyUpdate.discardPreviousAt, now >= d {
             keyUpdate.previousRead = nil
             keyUpdate.discardPreviousAt = nil
