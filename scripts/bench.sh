@@ -33,7 +33,10 @@
 # 2. DATAGRAM transfer: one client Connection and one server Endpoint in the same process, no
 #    sockets; each client datagram is handed straight to the server and the server's ACKs straight
 #    back, on a fake clock that advances 1 us per datagram. Payload per datagram defaults to
-#    client.maxDatagramPayloadSize (--payload overrides).
+#    client.maxDatagramPayloadSize (--payload overrides). The client application writes each payload
+#    into a slot of the connection (the zero-copy send; --array-send queues arrays instead).
+#    --qlog-digest adds a hash of both ends' qlog events after the handshake: two builds that
+#    behave the same (same packets, sizes and times for the same seed) print the same digest.
 #    payload throughput    application payload delivered per second of CPU time, in Gbit/s. One
 #                          core runs both ends, so one end alone would sustain roughly twice this.
 #                          (wall) is the same per wall-clock second; CPU share = CPU / wall time.

@@ -32,7 +32,6 @@ public final class Endpoint {
     private var routes: [ConnectionID: Connection] = [:]
     private var routedCIDs: [ObjectIdentifier: Set<ConnectionID>] = [:]
     /// The connection's `localCIDsVersion` when its routes were last synchronised.
-    private var routedVersion: [ObjectIdentifier: Int] = [:]
     public private(set) var connections: [Connection] = []
     private var accepted: [Connection] = []
     private var statelessTransmits: [Transmit] = []
@@ -172,8 +171,8 @@ public final class Endpoint {
 
     private func syncRoutes(_ conn: Connection) {
         let key = ObjectIdentifier(conn)
-        guard routedVersion[key] != conn.localCIDsVersion else { return }
-        routedVersion[key] = conn.localCIDsVersion
+        guard conn.endpointRoutedCIDsVersion != conn.localCIDsVersion else { return }
+        conn.endpointRoutedCIDsVersion = conn.localCIDsVersion
         var known = routedCIDs[key] ?? []
         for cid in conn.localConnectionIDs where !known.contains(cid) {
             routes[cid] = conn
@@ -186,7 +185,7 @@ public final class Endpoint {
         let key = ObjectIdentifier(conn)
         for cid in routedCIDs[key] ?? [] where routes[cid] === conn { routes[cid] = nil }
         routedCIDs[key] = nil
-        routedVersion[key] = nil
+        conn.endpointRoutedCIDsVersion = nil
     }
 
     public func poll(now: Timestamp) -> Transmit? {
@@ -205,6 +204,7 @@ public final class Endpoint {
     }
 
     public var nextTimeout: Timestamp? {
+        if connections.count == 1 { return connections[0].nextTimeout } // the router's case
         var earliest: Timestamp?
         for c in connections { if let t = c.nextTimeout, earliest == nil || t < earliest! { earliest = t } }
         return earliest

@@ -11,8 +11,10 @@
 // of one datagram in this loop, so the simulated link is about as fast as the CPU. Throughput
 // figures are measured with the real monotonic wall clock.
 //
-// The application side sends the same payload array every time (sendDatagram stores a reference
-// to it), so allocation counts show what QUIC itself allocates, not the application's buffers.
+// The application side writes each payload straight into a slot the client connection owns
+// (`sendDatagram(onPath:tag:_:)`, the zero-copy send a TUN reader uses; the write stands for the
+// read), so allocation counts show what QUIC itself allocates. `--array-send` uses the array API
+// instead, with the same payload array every time (sendDatagram keeps a reference, no copy).
 // The sender keeps at most `queueCap` datagrams queued (far below datagramSendQueueLimit), so the
 // queue never drops; anything lost anyway is reported (sent - delivered) with QUIC's counters.
 #if canImport(Glibc)
@@ -34,6 +36,30 @@ struct TransferOptions {
     var payloadSize: Int?
     /// Print backtraces of this many allocations made during the measured section.
     var traceAllocations = 0
+    /// Queue datagrams with `sendDatagram(_ payload: [UInt8])` instead of the zero-copy slots.
+    var arraySend = false
+    /// Hash every qlog event of both ends (a behaviour check: two builds that put the same
+    /// packets on the wire for the same seed print the same digest). Slows the run down.
+    var qlogDigest = false
+}
+
+/// FNV-1a over every qlog record (time, name, data) of both connections, in order, from the
+/// end of the handshake on.
+final class QlogDigest: QlogSink {
+    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    private(set) var records = 0
+    private func mix<S: Sequence>(_ s: S) where S.Element == UInt8 {
+        for b in s { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+    }
+    /// Off during the handshake: its packet sizes vary with TLS's own randomness (signatures).
+    var enabled = false
+    func record(time: Timestamp, name: String, data: String) {
+        guard enabled else { return }
+        records += 1
+        mix(String(time.nanoseconds).utf8)
+        mix(name.utf8)
+        mix(data.utf8)
+    }
 }
 
 /// Heap allocations during the measured section, split by the call that made them.
@@ -78,6 +104,7 @@ struct TransferResult {
     var smoothedRTTMicros: Double
 
     var maxPayloadSize: Int        // client.maxDatagramPayloadSize
+    var qlogDigest: (value: UInt64, records: Int)?
 
     // Rates use CPU time: one thread runs both ends, so this is what one core sustains.
     var seconds: Double { Double(measuredCPUNs) / 1e9 }
@@ -115,6 +142,7 @@ final class TransferBench {
     var delivered: UInt64 = 0
     var deliveredBytes: UInt64 = 0
     var clockJumps: UInt64 = 0
+    let digest: QlogDigest?
 
     init(options: TransferOptions) throws {
         self.options = options
@@ -129,10 +157,17 @@ final class TransferBench {
         }
         let sctx = try TLSContext(configuration: serverTLS, isServer: true)
         let cctx = try TLSContext(configuration: clientTLS, isServer: false)
-        let sconf = Endpoint.Configuration(connection: ConnectionConfiguration(tls: sctx),
+        var sconf = Endpoint.Configuration(connection: ConnectionConfiguration(tls: sctx),
                                            tokenKey: [UInt8](repeating: 9, count: 16))
+        var cconf = ConnectionConfiguration(tls: cctx)
+        let digest = options.qlogDigest ? QlogDigest() : nil
+        self.digest = digest
+        if let digest {
+            sconf.makeQlog = { _ in digest }
+            cconf.qlog = digest
+        }
         server = Endpoint(configuration: sconf, random: SeededRandom(seed: options.seed &+ 1))
-        client = try Connection(clientWith: ConnectionConfiguration(tls: cctx), serverName: "localhost",
+        client = try Connection(clientWith: cconf, serverName: "localhost",
                                 remote: serverAddress, random: SeededRandom(seed: options.seed &+ 2), now: now)
     }
 
@@ -230,6 +265,7 @@ final class TransferBench {
         var start: (ns: UInt64, cpu: UInt64, alloc: AllocationSnapshot, c2s: UInt64, s2c: UInt64, wire: UInt64, delivered: UInt64, bytes: UInt64)
             = (0, 0, AllocationSnapshot.now(), 0, 0, 0, 0, 0)
         var idleRounds = 0
+        digest?.enabled = true
         // The zero-copy receive side a data plane uses: each side's socket reads into one
         // preallocated buffer that the connection opens in place, and the server application
         // takes each DATAGRAM payload from the receive buffer (`onDatagram`) instead of an event.
@@ -263,7 +299,18 @@ final class TransferBench {
             if sent < total && client.queuedDatagrams < options.queueCap {
                 counted(&phases.appSend) {
                     while sent < total && client.queuedDatagrams < options.queueCap {
-                        do { try client.sendDatagram(payload) } catch { fatalError("sendDatagram: \(error)") }
+                        do {
+                            if options.arraySend {
+                                try client.sendDatagram(payload)
+                            } else {
+                                try client.sendDatagram { buffer in
+                                    buffer.initializeMemory(as: UInt8.self, repeating: 0xa5)
+                                    return size
+                                }
+                            }
+                        } catch {
+                            fatalError("sendDatagram: \(error)")
+                        }
                         sent += 1
                     }
                 }
@@ -356,6 +403,7 @@ final class TransferBench {
             measuredC2SWireBytes: end.wire - start.wire, allocations: phases, frees: alloc.frees,
             allocatedBytes: alloc.bytes, fakeClockEnd: now, clockJumps: clockJumps,
             finalCongestionWindow: path.congestionWindow,
-            smoothedRTTMicros: Double(path.smoothedRTT.nanoseconds) / 1000, maxPayloadSize: maxSize)
+            smoothedRTTMicros: Double(path.smoothedRTT.nanoseconds) / 1000, maxPayloadSize: maxSize,
+            qlogDigest: digest.map { ($0.value, $0.records) })
     }
 }

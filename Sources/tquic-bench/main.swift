@@ -19,6 +19,7 @@ let usage = """
 usage: tquic-bench [--quick] [--json] [--bytes N] [--payload N] [--iterations N] [--runs N]
                    [--suite aes128|aes256|chacha20] [--transfer-suite aes128|aes256|chacha20]
                    [--fixtures DIR] [--skip-crypto] [--skip-transfer] [--skip-congestion] [--trace-allocs N]
+                   [--qlog-digest] [--array-send]
 
   --bytes N           DATAGRAM payload to transfer (default 1GiB; --quick: 50MB). Suffixes:
                       k/M/G (10^3, 10^6, 10^9) and Ki/Mi/Gi (2^10, 2^20, 2^30).
@@ -30,6 +31,10 @@ usage: tquic-bench [--quick] [--json] [--bytes N] [--payload N] [--iterations N]
   --fixtures DIR      server.pem, server.key, ca.pem (default: Tests/QUICTests/Fixtures)
   --trace-allocs N    print backtraces of the first N allocations of the measured transfer
                       to stderr (resolve binary(+offset) frames with llvm-symbolizer)
+  --qlog-digest       hash both ends' qlog events (packets, sizes, times): the same digest for
+                      two builds means the same behaviour for the same seed (slower; a check)
+  --array-send        queue datagrams as arrays (sendDatagram(_:)) instead of writing them into
+                      the connection's slots (the zero-copy send, the default)
   --quick             a few seconds in total (CI smoke run)
   --json              one JSON object instead of the table
 """
@@ -98,6 +103,8 @@ var skipTransfer = false
 var traceAllocations = 0
 var payloadSize: Int?
 var skipCongestion = false
+var qlogDigest = false
+var arraySend = false
 
 var args = CommandLine.arguments.dropFirst()
 func value(_ flag: String) -> String {
@@ -133,6 +140,8 @@ while let a = args.popFirst() {
         guard let n = Int(v), n > 0 else { fail("invalid --payload \(v)") }
         payloadSize = n
     case "--fixtures": fixtures = value(a)
+    case "--qlog-digest": qlogDigest = true
+    case "--array-send": arraySend = true
     case "--skip-crypto": skipCrypto = true
     case "--skip-transfer": skipTransfer = true
     case "--skip-congestion": skipCongestion = true
@@ -198,7 +207,8 @@ if !skipTransfer {
     } else {
         do {
             let bench = try TransferBench(options: TransferOptions(bytes: transferBytes, suite: transferSuite, fixtures: fixtures,
-                                                                   payloadSize: payloadSize, traceAllocations: traceAllocations))
+                                                                   payloadSize: payloadSize, traceAllocations: traceAllocations,
+                                                                   arraySend: arraySend, qlogDigest: qlogDigest))
             transfer = try bench.run()
         } catch {
             transferError = "\(error)"
@@ -227,6 +237,9 @@ if !skipTransfer {
             print("   packets/s                \(grouped(Int(t.c2sPacketsPerSecond))) c->s, \(grouped(Int(t.allPacketsPerSecond))) both directions")
             print("   ns per datagram          \(fmt(t.nsPerDatagram, 1)) (send + receive + ACK handling, both ends)")
             print("   handshake                \(fmt(Double(t.handshakeNs) / 1e6, 2)) ms wall")
+            if let d = t.qlogDigest {
+                print("   qlog digest              \(String(d.value, radix: 16)) over \(grouped(d.records)) events (both ends)")
+            }
             print("   fake clock at end        \(t.fakeClockEnd) (1 us per datagram; \(t.clockJumps) timer jumps)"
                   + ", cwnd \(grouped(t.finalCongestionWindow)) B, srtt \(fmt(t.smoothedRTTMicros, 1)) us")
             print("")

@@ -24,8 +24,8 @@ extension Connection {
 
     /// Switches one path to another controller. The new controller starts from its initial
     /// window: the old one's state means nothing to a different algorithm.
-    public func setCongestionControl(_ algorithm: CongestionAlgorithm, onPath id: UInt32) throws {
-        guard let p = paths[id] else { throw StreamError("no path \(id)") }
+    public func setCongestionControl(_ algorithm: CongestionAlgorithm, onPath id: UInt32) throws(PathError) {
+        guard let p = paths[id] else { throw .noSuchPath(id) }
         replaceController(of: p, with: algorithm)
     }
 

@@ -111,17 +111,6 @@ extension Connection {
 
     public var allPathStatistics: [PathStatistics] { pathOrder.compactMap { paths[$0]?.statistics() } }
 
-    /// Queues a datagram on one path (the bonding scheduler's choice). Throws like `sendDatagram`.
-    public func sendDatagram(_ payload: [UInt8], onPath id: UInt32, tag: UInt64? = nil) throws {
-        guard let p = paths[id] else { throw StreamError("no path \(id)") }
-        guard payload.count <= maxDatagramPayloadSize else {
-            throw StreamError("datagram of \(payload.count) bytes exceeds the maximum \(maxDatagramPayloadSize)")
-        }
-        if p.datagrams.append(QueuedDatagram(bytes: payload, tag: tag), limit: config.datagramSendQueueLimit) {
-            stats.datagramsDropped += 1
-        }
-    }
-
     // MARK: - Internals
 
     /// The peer sent on a path ID we have not seen: it is opening a path (draft §3.1).
@@ -178,7 +167,9 @@ extension Connection {
         p.space.ackPending = false
         p.space.ackDeadline = nil
         // Its queued datagrams move to the connection queue so the scheduler can reroute them.
-        for d in p.datagrams.drain() { datagramsToSend.append(d, limit: config.datagramSendQueueLimit) }
+        for d in p.datagrams.drain() {
+            if let dropped = datagramsToSend.append(d, limit: config.datagramSendQueueLimit) { releaseSlot(of: dropped) }
+        }
         emit(.pathClosed(pathID: p.id))
         qlog?.record(time: now, name: "quic:path_updated", data: "{\"path_id\":\(p.id),\"state\":\"abandoned\"}")
     }
@@ -187,6 +178,7 @@ extension Connection {
         p.abandonDeadline = nil
         p.state = .closed
         guard p.id != 0 else { return }
+        for d in p.datagrams.drain() { releaseSlot(of: d) }
         leaveCoupling(p.congestion)
         paths[p.id] = nil
         multipath.retiredPathIDs.insert(p.id)
@@ -296,8 +288,7 @@ extension Connection {
               put(.pathRetireConnectionID(pathID: UInt64(pid), sequenceNumber: seq), .pathRetireConnectionID(pathID: pid, sequence: seq)) {
             multipath.peerCIDsToRetire.removeFirst()
         }
-        for id in pathOrder {
-            guard let p = paths[id] else { continue }
+        for p in pathList {
             if p.statusToSend {
                 let f: Frame = p.isBackup ? .pathStatusBackup(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
                                           : .pathStatusAvailable(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
@@ -313,6 +304,6 @@ extension Connection {
     func carriesData(_ p: Path) -> Bool {
         guard p.isUsable else { return false }
         if !p.isBackup { return true }
-        return !paths.values.contains { $0.isUsable && !$0.isBackup }
+        return !pathList.contains { $0.isUsable && !$0.isBackup }
     }
 }

@@ -18,7 +18,7 @@ extension Connection {
         let datagramSize = buf.count
         // RFC 9000 §10.3.1: a stateless reset ends in a token; read it before the packets are
         // opened in place (a failed open may leave the bytes changed).
-        let resetToken = datagramSize >= 21 && buf[0] & 0x80 == 0 ? StatelessResetToken(buf[(datagramSize - 16)...]) : nil
+        let resetToken = datagramSize >= 21 && buf[0] & 0x80 == 0 ? StatelessResetToken(lastBytesOf: buf) : nil
         var offset = 0
         var firstDCID: ConnectionID?
         var anyProcessed = false
@@ -94,7 +94,8 @@ extension Connection {
         if level == .application, multipath.enabled, let id = multipath.pathIDForLocalCID[header.destinationConnectionID] {
             pathID = id
         }
-        guard let packetPath = paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
+        // Path 0 is `path` for the connection's whole life (never removed from `paths`).
+        guard let packetPath = pathID == 0 ? path : paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
             stats.packetsDropped += 1
             return false
         }
@@ -115,18 +116,19 @@ extension Connection {
         let pn = PacketNumberCoding.decode(largest: space.largestReceived, truncated: hp.truncatedPN, bits: hp.pnLength * 8)
 
         // RFC 9001 §6: pick the key phase for 1-RTT packets.
-        var keys = currentKeys
+        let keys: PacketKeys
         var isNextPhase = false
-        if level == .application {
-            let phase = hp.firstByte & 0x04 != 0
-            if phase != keyUpdate.readPhase {
-                if let prev = keyUpdate.previousRead, let low = packetPath.lowestPNInReadPhase, pn < low {
-                    keys = prev
-                } else if let next = keyUpdate.nextRead {
-                    keys = next
-                    isNextPhase = true
-                }
+        if level == .application, (hp.firstByte & 0x04 != 0) != keyUpdate.readPhase {
+            if let prev = keyUpdate.previousRead, let low = packetPath.lowestPNInReadPhase, pn < low {
+                keys = prev
+            } else if let next = keyUpdate.nextRead {
+                keys = next
+                isNextPhase = true
+            } else {
+                keys = currentKeys
             }
+        } else {
+            keys = currentKeys
         }
         guard let payloadEnd = PacketProtection.openPayload(&buf, header: header, pnLength: hp.pnLength, packetNumber: pn,
                                                             keys: keys, pathID: pathID) else {
@@ -149,7 +151,8 @@ extension Connection {
             return true
         }
         if isNextPhase { rotateReadKeys(path: packetPath, firstPacketNumber: pn, now: now) }
-        if level == .application, keys === readKeys[EncryptionLevel.application.rawValue] {
+        // The current read keys: `currentKeys`, or `keys` if they just became current.
+        if level == .application, isNextPhase || keys === currentKeys {
             packetPath.lowestPNInReadPhase = min(packetPath.lowestPNInReadPhase ?? pn, pn)
         }
 

@@ -27,10 +27,16 @@ extension Connection {
 
         // RFC 9002 §5.1: an RTT sample when the largest acknowledged is newly acknowledged and
         // at least one newly acknowledged packet was ack-eliciting.
+        // (Index loops over `newlyAcked`: iterating it would copy every SentPacket.)
         var newRTTSample = false
-        if let largestPacket = newlyAcked.first(where: { $0.packetNumber == largest }),
-           newlyAcked.contains(where: { $0.ackEliciting }) {
-            let sample = now - largestPacket.timeSent
+        var largestTimeSent: Timestamp?
+        var anyAckEliciting = false
+        for i in newlyAcked.indices {
+            if largestTimeSent == nil && newlyAcked[i].packetNumber == largest { largestTimeSent = newlyAcked[i].timeSent }
+            if newlyAcked[i].ackEliciting { anyAckEliciting = true }
+        }
+        if let largestTimeSent, anyAckEliciting {
+            let sample = now - largestTimeSent
             var ackDelay = Duration.zero
             if space.id == .applicationData {
                 let exponent = peerParameters?.ackDelayExponent ?? 3
@@ -48,16 +54,19 @@ extension Connection {
         let priorInFlight = path.bytesInFlight
         var ackedBytes = 0
         // Ascending packet-number order: controllers that count rounds see packets as sent.
-        for p in newlyAcked {
-            if p.inFlight {
-                path.bytesInFlight -= p.size
-                ackedBytes += p.size
-                path.delivery.onPacketAcked(p.delivery, bytes: p.size, timeSent: p.timeSent, now: now)
-                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+        for i in newlyAcked.indices {
+            let size = newlyAcked[i].size, timeSent = newlyAcked[i].timeSent
+            if newlyAcked[i].inFlight {
+                path.bytesInFlight -= size
+                ackedBytes += size
+                let delivery = newlyAcked[i].delivery
+                path.delivery.onPacketAcked(delivery, bytes: size, timeSent: timeSent, now: now)
+                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: size, timeSent: timeSent, delivery: delivery),
                                               rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
             }
-            path.bytesAcked += UInt64(p.size)
-            for f in p.frames { onFrameAcked(f, space: space, packetNumber: p.packetNumber) }
+            path.bytesAcked += UInt64(size)
+            let pn = newlyAcked[i].packetNumber
+            for j in 0..<newlyAcked[i].frames.count { onFrameAcked(newlyAcked[i].frames[j], space: space, packetNumber: pn) }
         }
         if space.id == .applicationData, largest >= path.keyPhaseStartPN { keyUpdate.currentPhaseAcked = true }
         if ackedBytes > 0 {
@@ -67,11 +76,12 @@ extension Connection {
                                                       bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
                                                       hasNewRTTSample: newRTTSample, rateSample: rate))
         }
-        if space.id == .applicationData, path.ecn.isValidating, let largestPacket = newlyAcked.last {
+        if space.id == .applicationData, path.ecn.isValidating, !newlyAcked.isEmpty {
             // RFC 9000 §13.4.2 validation; RFC 9002 §7.1: a CE increase is a congestion signal.
-            let marked = newlyAcked.reduce(0) { $0 + ($1.ecnMarked ? 1 : 0) }
+            var marked = 0
+            for i in newlyAcked.indices where newlyAcked[i].ecnMarked { marked += 1 }
             if path.ecn.onAck(ack.ecn, newlyAckedMarked: marked) {
-                path.congestion.onECNCongestionEvent(sentTime: largestPacket.timeSent, now: now)
+                path.congestion.onECNCongestionEvent(sentTime: newlyAcked[newlyAcked.count - 1].timeSent, now: now)
                 qlog?.record(time: now, name: "recovery:ecn_state_updated",
                              data: "{\"state\":\"\(path.ecn.state.rawValue)\",\"path_id\":\(path.id),\"trigger\":\"ce\"}")
             }
@@ -233,10 +243,16 @@ extension Connection {
     }
 
     func earliestLossTime(path: Path) -> (Timestamp, PacketNumberSpace)? {
+        // The spaces of `spaces(of: path)` in its order, without the array (this runs per packet).
         var best: (Timestamp, PacketNumberSpace)?
-        for s in spaces(of: path) where !s.discarded {
-            if let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
+        func visit(_ s: PacketNumberSpace) {
+            if !s.discarded, let t = s.lossTime, best == nil || t < best!.0 { best = (t, s) }
         }
+        if path.id == 0 {
+            visit(initialSpace)
+            visit(handshakeSpace)
+        }
+        visit(path.space)
         return best
     }
 
@@ -244,8 +260,9 @@ extension Connection {
     func ptoTimeAndSpace(path: Path, now: Timestamp) -> (Timestamp, PacketNumberSpace)? {
         let backoff = UInt64(1) << UInt64(min(path.ptoCount, 16))
         var duration = path.rtt.probeTimeout(maxAckDelay: .zero) * backoff
-        let pathSpaces = spaces(of: path)
-        let anyInFlight = pathSpaces.contains { !$0.discarded && $0.ackElicitingInFlight > 0 }
+        // The spaces of `spaces(of: path)` in its order, without the array (this runs per packet).
+        func inFlight(_ s: PacketNumberSpace) -> Bool { !s.discarded && s.ackElicitingInFlight > 0 }
+        let anyInFlight = inFlight(path.space) || (path.id == 0 && (inFlight(initialSpace) || inFlight(handshakeSpace)))
         if !anyInFlight {
             // RFC 9002 §6.2.2.1: client anti-deadlock: arm from now until the handshake is done.
             guard path.id == 0, !isServer, !handshakeConfirmed else { return nil }
@@ -253,16 +270,22 @@ extension Connection {
             return (now + duration, space)
         }
         var best: (Timestamp, PacketNumberSpace)?
-        for s in pathSpaces where !s.discarded && s.ackElicitingInFlight > 0 {
+        func visit(_ s: PacketNumberSpace) {
+            guard inFlight(s) else { return }
             if s.id == .applicationData {
                 // RFC 9002 §6.2.1: application data is not probed before the handshake is confirmed.
-                if !handshakeConfirmed && path.id == 0 { continue }
+                if !handshakeConfirmed && path.id == 0 { return }
                 duration = duration + peerMaxAckDelay * backoff
             }
-            guard let last = s.timeOfLastAckElicitingPacket else { continue }
+            guard let last = s.timeOfLastAckElicitingPacket else { return }
             let t = last + duration
             if best == nil || t < best!.0 { best = (t, s) }
         }
+        if path.id == 0 {
+            visit(initialSpace)
+            visit(handshakeSpace)
+        }
+        visit(path.space)
         if best == nil, !handshakeConfirmed, path.space.ackElicitingInFlight > 0, let last = path.space.timeOfLastAckElicitingPacket {
             // 0-RTT/1-RTT data in flight before confirmation: still needs a timer.
             best = (last + duration, path.space)

@@ -18,7 +18,7 @@ extension Connection {
         var space: PacketNumberSpace
         var level: EncryptionLevel
         var sent: SentPacket
-        var typeName: String
+        var packetType: PacketType
     }
 
     /// Returns the next datagram to send, or nil if there is nothing to send now.
@@ -27,18 +27,24 @@ extension Connection {
         if state == .closing && !sendCloseFrame { return nil }
         if keyUpdate.updateRequested { _ = tryStartKeyUpdate() }
         // RFC 9001 §6.6: update keys well before the confidentiality limit.
-        if let w = writeKeys[EncryptionLevel.application.rawValue], w.usageCount >= w.suite.confidentialityLimit / 2 {
+        // (Read through optional chaining: binding the keys would retain and release them per poll.)
+        if let used = writeKeys[EncryptionLevel.application.rawValue]?.usageCount,
+           let limit = writeKeys[EncryptionLevel.application.rawValue]?.suite.confidentialityLimit, used >= limit / 2 {
             keyUpdate.updateRequested = true
             _ = tryStartKeyUpdate()
         }
 
         // Paths take turns so none starves (the bonding scheduler steers datagrams explicitly).
-        let ids = pathOrder
-        for k in 0..<ids.count {
-            let id = ids[(pollCursor + k) % ids.count]
-            guard let p = paths[id] else { continue }
-            if let t = poll(path: p, now: now) {
-                pollCursor = (pollCursor + k + 1) % max(ids.count, 1)
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 {
+            guard let t = poll(path: path, now: now) else { return nil }
+            pollCursor = 0 // as the loop below would leave it
+            return t
+        }
+        let list = pathList
+        for k in 0..<list.count {
+            if let t = poll(path: list[(pollCursor + k) % list.count], now: now) {
+                pollCursor = (pollCursor + k + 1) % max(list.count, 1)
                 return t
             }
         }
@@ -58,74 +64,84 @@ extension Connection {
             datagramLimit = min(datagramLimit, path.amplificationBudget)
             if datagramLimit <= 0 { return nil }
         }
-        var packets = pendingScratch
-        pendingScratch = []
-        defer {
-            packets.removeAll(keepingCapacity: true)
-            pendingScratch = packets
-        }
+        // The packets of this datagram, built in the connection's scratch array in place (nothing
+        // else touches it while a datagram is assembled).
+        defer { if !pendingScratch.isEmpty { pendingScratch.removeAll(keepingCapacity: true) } }
         var containsInitial = false
         var ackElicitingInitial = false
 
-        let levels: [EncryptionLevel] = path.id == 0 ? [.initial, .handshake, .application] : [.application]
+        // Once the handshake spaces are discarded (buildPacket would skip them), 1-RTT only.
+        let handshakeSpacesLive = path.id == 0 && !(spaces[0].discarded && spaces[1].discarded)
+        let levels: [EncryptionLevel] = handshakeSpacesLive ? [.initial, .handshake, .application] : [.application]
         for level in levels {
             let budget = datagramLimit - datagramWriter.count
             guard budget > 48 else { break }
-            if let p = buildPacket(level: level, budget: budget, path: path, now: now) {
-                if p.level == .initial {
+            // Built straight into the array: a large struct returned by value is copied twice.
+            if buildPacket(level: level, budget: budget, path: path, now: now, into: &pendingScratch) {
+                let last = pendingScratch.count - 1
+                if pendingScratch[last].level == .initial {
                     containsInitial = true
-                    if p.sent.ackEliciting { ackElicitingInitial = true }
+                    if pendingScratch[last].sent.ackEliciting { ackElicitingInitial = true }
                 }
-                packets.append(p)
             }
         }
-        guard !packets.isEmpty else { return nil }
+        guard !pendingScratch.isEmpty else { return nil }
 
         // RFC 9000 §14.1: a client pads every datagram carrying an Initial packet to 1200 bytes;
         // a server pads datagrams carrying ack-eliciting Initial packets.
         // RFC 9000 §8.2.1/§8.2.2: datagrams carrying PATH_CHALLENGE or PATH_RESPONSE are expanded
         // to 1200 bytes too (within the anti-amplification limit), to check the path's MTU.
-        let probesPath = packets.contains { p in
-            p.sent.frames.contains { if case .pathChallenge = $0 { return true }; if case .pathResponse = $0 { return true }; return false }
+        // (Index loops here and below: iterating the array copies each packet.)
+        var probesPath = false
+        var allApplication = true
+        for i in pendingScratch.indices {
+            if pendingScratch[i].sent.frames.containsPathProbe { probesPath = true }
+            if pendingScratch[i].level != .application { allApplication = false }
         }
         if (containsInitial && (!isServer || ackElicitingInitial) || probesPath) && datagramWriter.count < 1200 {
             let padding = min(1200, datagramLimit) - datagramWriter.count
-            if padding > 0 { padLastPacket(&packets, by: padding) }
+            if padding > 0 { padLastPacket(&pendingScratch, by: padding) }
         }
 
         // RFC 9000 §13.4.2: ECT(0) on 1-RTT datagrams while the path tests or trusts ECN (the
         // handshake spaces are not validated, so their packets go unmarked).
-        let marked = path.ecn.marksOutgoing && packets.allSatisfy { $0.level == .application }
+        let marked = path.ecn.marksOutgoing && allApplication
         // Seal every packet in place, then record it as sent.
-        for p in packets {
-            if let lengthOffset = p.lengthFieldOffset {
+        for i in pendingScratch.indices {
+            let keys = pendingScratch[i].keys, level = pendingScratch[i].level, space = pendingScratch[i].space
+            let start = pendingScratch[i].start, pnOffset = pendingScratch[i].pnOffset, payloadEnd = pendingScratch[i].payloadEnd
+            let pn = pendingScratch[i].packetNumber
+            let tagLength = keys.suite.tagLength
+            if let lengthOffset = pendingScratch[i].lengthFieldOffset {
                 // RFC 9000 §17.2: Length covers the packet number, payload and AEAD tag.
-                let length = p.payloadEnd + p.keys.suite.tagLength - p.pnOffset
+                let length = payloadEnd + tagLength - pnOffset
                 datagramWriter.patchVarInt(UInt64(length), at: lengthOffset, length: 2)
             }
             // draft-ietf-quic-multipath §2.4: the path ID goes into the nonce of 1-RTT packets.
-            let noncePathID: UInt32 = p.level == .application ? path.id : 0
-            PacketProtection.seal(&datagramWriter.bytes, start: p.start, pnOffset: p.pnOffset, pnLength: p.pnLength,
-                                  payloadEnd: p.payloadEnd, packetNumber: p.packetNumber, keys: p.keys, pathID: noncePathID)
-            var sent = p.sent
-            sent.size = p.payloadEnd + p.keys.suite.tagLength - p.start
-            sent.ecnMarked = marked
+            let noncePathID: UInt32 = level == .application ? path.id : 0
+            PacketProtection.seal(&datagramWriter.bytes, start: start, pnOffset: pnOffset, pnLength: pendingScratch[i].pnLength,
+                                  payloadEnd: payloadEnd, packetNumber: pn, keys: keys, pathID: noncePathID)
+            pendingScratch[i].sent.size = payloadEnd + tagLength - start
+            pendingScratch[i].sent.ecnMarked = marked
             if marked { path.ecn.onMarkedPacketSent() }
-            onPacketSent(sent, space: p.space, path: path, now: now)
-            qlogPacket("quic:packet_sent", type: p.typeName, pn: p.packetNumber, size: sent.size, frames: sent.frames.count, now: now)
+            onPacketSent(&pendingScratch[i].sent, space: space, path: path, now: now)
+            if qlog != nil {
+                let type = pendingScratch[i].packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id)
+                qlogPacket("quic:packet_sent", type: type, pn: pn, size: pendingScratch[i].sent.size,
+                           frames: pendingScratch[i].sent.frames.count, now: now)
+            }
             // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
-            if !isServer && p.level == .handshake { discardKeys(.initial, now: now) }
+            if !isServer && level == .handshake { discardKeys(.initial, now: now) }
         }
         if state == .closing { sendCloseFrame = false }
         path.bytesSent += datagramWriter.count
         path.bytesSentTotal += UInt64(datagramWriter.count)
-        stats.packetsSent += UInt64(packets.count)
+        stats.packetsSent += UInt64(pendingScratch.count)
         return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local,
                         ecn: marked ? .ect0 : .notECT)
     }
 
-    private func onPacketSent(_ p: SentPacket, space: PacketNumberSpace, path: Path, now: Timestamp) {
-        var p = p
+    private func onPacketSent(_ p: inout SentPacket, space: PacketNumberSpace, path: Path, now: Timestamp) {
         if p.inFlight {
             if space.id == .applicationData { path.pacer.onSent(bytes: p.size) }
             p.delivery = path.delivery.onPacketSent(bytes: p.size, bytesInFlight: path.bytesInFlight, now: now)
@@ -143,43 +159,44 @@ extension Connection {
     }
 
     private func padLastPacket(_ packets: inout [PendingPacket], by n: Int) {
-        var last = packets[packets.count - 1]
-        // Remove the tag placeholder, append PADDING (0x00) frames, put the placeholder back.
-        let tag = last.keys.suite.tagLength
-        datagramWriter.bytes.removeLast(tag)
+        // PADDING frames (0x00) go between the payload and the tag placeholder; both are zeros,
+        // so appending n zeros is the same as moving the placeholder back by n.
         datagramWriter.bytes.append(contentsOf: repeatElement(0, count: n))
-        datagramWriter.bytes.append(contentsOf: repeatElement(0, count: tag))
-        last.payloadEnd += n
-        last.sent.inFlight = true
-        packets[packets.count - 1] = last
+        packets[packets.count - 1].payloadEnd += n
+        packets[packets.count - 1].sent.inFlight = true
     }
 
-    /// Writes one packet of `level` into the datagram if there is anything to send in it.
-    private func buildPacket(level requested: EncryptionLevel, budget: Int, path: Path, now: Timestamp) -> PendingPacket? {
-        var level = requested
-        let space = level == .application ? path.space : spaces[level.space.rawValue]
-        guard !space.discarded else { return nil }
-        var keys = writeKeys[level.rawValue]
-        var packetType: PacketType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
-        if level == .application && keys == nil {
+    /// Writes one packet of `level` into the datagram if there is anything to send in it, and
+    /// appends it to `packets` (returns true then).
+    private func buildPacket(level requested: EncryptionLevel, budget: Int, path: Path, now: Timestamp,
+                             into packets: inout [PendingPacket]) -> Bool {
+        let space = requested == .application ? path.space : spaces[requested.space.rawValue]
+        guard !space.discarded else { return false }
+        // (`let`s, not an optional `var` rebound: each rebinding costs a retain and a release.)
+        let level: EncryptionLevel, keys: PacketKeys, packetType: PacketType
+        if let k = writeKeys[requested.rawValue] {
+            keys = k
+            level = requested
+            packetType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
+        } else {
             // 0-RTT (RFC 9001 §4.6.1): client only, only until 1-RTT keys exist.
-            guard !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return nil }
+            guard requested == .application, !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return false }
             keys = early
             level = .earlyData
             packetType = .zeroRTT
         }
-        guard let keys else { return nil }
 
         let closing = state == .closing
         let probe = space.probes > 0 && path.isUsable
         let ackDue = space.ackPending && (space.ackDeadline.map { now >= $0 } ?? false)
         // Handshake data is exempt from the congestion window: it is small, and a lost Finished
         // behind a window full of undecryptable 1-RTT packets would otherwise deadlock the handshake.
-        var cwndAvailable = path.bytesInFlight < path.congestion.congestionWindow || probe || space.id != .applicationData
+        let congestion = path.congestion
+        var cwndAvailable = path.bytesInFlight < congestion.congestionWindow || probe || space.id != .applicationData
         if cwndAvailable && space.id == .applicationData && !probe {
             // RFC 9002 §7.7: pace ack-eliciting data; ACK-only packets are not held back.
-            let rate = Pacer.rate(congestionWindow: path.congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
-                                  controllerRate: path.congestion.pacingRate)
+            let rate = Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
+                                  controllerRate: congestion.pacingRate)
             if let wait = path.pacer.delay(for: path.maxDatagramSize, rate: rate, now: now) {
                 path.pacingDeadline = wait
                 cwndAvailable = false
@@ -194,7 +211,7 @@ extension Connection {
             path.delivery.onAppLimited(bytesInFlight: path.bytesInFlight)
         }
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
-        guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return nil }
+        guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return false }
 
         // MARK: header
         let pn = space.nextPacketNumber
@@ -227,7 +244,7 @@ extension Connection {
         let payloadLimit = start + budget - tag
         guard payloadLimit - payloadStart > 8 else {
             datagramWriter.bytes.removeLast(datagramWriter.count - start)
-            return nil
+            return false
         }
 
         var frames = SentFrames()
@@ -239,20 +256,32 @@ extension Connection {
         // be repeated after the peer's probe timeout).
         let refreshAck = (hasData || probe) && space.hasUnconfirmedAckInformation
         if space.ackPending || ackDue || refreshAck, var a = space.makeAckFrame(now: now, ackDelayExponent: config.ackDelayExponent) {
-            // Trim ranges until the frame fits.
-            while Frame.ack(a).encodedLength > remaining - 16 && a.ranges.count > 1 { a.ranges.removeLast() }
-            var include = Frame.ack(a).encodedLength <= remaining
+            // Trim ranges until the frame fits. (Lengths as Frame.ack(a).encodedLength, without
+            // wrapping the frame in the enum for every test.)
+            var ackLength = 1 + Frame.ackBodyLength(a)
+            while ackLength > remaining - 16 && a.ranges.count > 1 {
+                a.ranges.removeLast()
+                ackLength = 1 + Frame.ackBodyLength(a)
+            }
+            var include = ackLength <= remaining
             if include && !ackDue && !space.ackPending && space.id == .applicationData,
-               let head = (path.datagrams.first ?? datagramsToSend.first)?.bytes {
+               let headLength = path.datagrams.firstLength ?? datagramsToSend.firstLength {
                 // A refresh-only ACK must not push a full-size datagram out of the packet: the
                 // datagram would wait forever, since every packet would carry the refresh again.
-                let need = Frame.datagramHeaderLength(length: head.count, hasLength: true) + head.count
-                if remaining - Frame.ack(a).encodedLength < need { include = false }
+                let need = Frame.datagramHeaderLength(length: headLength, hasLength: true) + headLength
+                if remaining - ackLength < need { include = false }
             }
             // draft-ietf-quic-multipath §4.1: PATH_ACK names the path; ACK stays for path 0.
-            let ackFrame: Frame = space.id == .applicationData && path.id != 0 ? .pathAck(pathID: UInt64(path.id), a) : .ack(a)
-            if include && ackFrame.encodedLength <= remaining {
-                ackFrame.encode(to: &datagramWriter)
+            let pathAckID: UInt64? = space.id == .applicationData && path.id != 0 ? UInt64(path.id) : nil
+            if let id = pathAckID { ackLength += VarInt.encodedLength(id) }
+            if include && ackLength <= remaining {
+                if let id = pathAckID {
+                    datagramWriter.writeVarInt(a.ecn == nil ? FrameType.pathAck : FrameType.pathAckECN)
+                    datagramWriter.writeVarInt(id)
+                } else {
+                    datagramWriter.writeVarInt(a.ecn == nil ? FrameType.ack : FrameType.ackECN)
+                }
+                Frame.encodeAckBody(a, to: &datagramWriter)
                 frames.append(.ack(largest: a.largestAcknowledged))
                 space.onAckSent()
             }
@@ -280,7 +309,7 @@ extension Connection {
         }
         if frames.isEmpty {
             datagramWriter.bytes.removeLast(datagramWriter.count - start)
-            return nil
+            return false
         }
         // RFC 9001 §5.4.2: the header protection sample needs 4 bytes after the PN start.
         let minPayload = 4 - pnLength
@@ -289,12 +318,13 @@ extension Connection {
         datagramWriter.bytes.append(contentsOf: repeatElement(0, count: tag))
         space.nextPacketNumber += 1
 
-        let sent = SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
-                              inFlight: ackEliciting, frames: frames)
-        return PendingPacket(start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
-                             payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, keys: keys,
-                             space: space, level: level, sent: sent,
-                             typeName: packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id))
+        packets.append(PendingPacket(start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
+                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, keys: keys,
+                                     space: space, level: level,
+                                     sent: SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
+                                                      inFlight: ackEliciting, frames: frames),
+                                     packetType: packetType))
+        return true
     }
 
     private func closeFrameLevelOK(_ level: EncryptionLevel) -> Bool {
@@ -317,12 +347,13 @@ extension Connection {
         if level == .earlyData {
             return !sendQueue.isEmpty || queuedDatagrams > 0
         }
+        // The tunnel's case first: every check below only answers true, so the order is free.
+        if data && queuedDatagrams > 0 { return true }
         if dataBlockedToSend != nil { return true }
         if handshakeDoneToSend || newTokenToSend || maxDataToSend || maxStreamsBidiToSend || maxStreamsUniToSend { return true }
         if !localCIDsToAnnounce.isEmpty || !peerCIDsToRetire.isEmpty { return true }
         if !multipath.localCIDsToAnnounce.isEmpty || !multipath.peerCIDsToRetire.isEmpty || multipath.maxPathIDToSend { return true }
-        if paths.values.contains(where: { $0.statusToSend || $0.abandonToSend != nil }) { return true }
-        if data && queuedDatagrams > 0 { return true }
+        if pathList.contains(where: { $0.statusToSend || $0.abandonToSend != nil }) { return true }
         if data {
             // A stream blocked by the connection's limit has nothing to send: answering "yes" here
             // made every poll build a packet of nothing but a refreshed ACK, without end (a debug
@@ -448,17 +479,17 @@ extension Connection {
         // (RFC 9221 §5: no fragmentation) and is dropped; a smaller one waits for the next packet.
         let tagLength = writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16
         let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - tagLength
-        while let d = queue.first {
-            let need = Frame.datagramHeaderLength(length: d.bytes.count, hasLength: true) + d.bytes.count
+        while let length = queue.firstLength {
+            let need = Frame.datagramHeaderLength(length: length, hasLength: true) + length
             if need > payloadLimit - datagramWriter.count {
                 guard need > emptyPacketRoom else { return }
-                _ = queue.removeFirst()
+                releaseSlot(of: queue.removeFirst())
                 stats.datagramsDropped += 1
                 continue
             }
-            _ = queue.removeFirst()
-            Frame.encodeDatagramHeader(length: d.bytes.count, hasLength: true, to: &datagramWriter)
-            datagramWriter.writeBytes(d.bytes)
+            let d = queue.removeFirst()
+            Frame.encodeDatagramHeader(length: length, hasLength: true, to: &datagramWriter)
+            writeDatagramPayload(d)
             frames.append(.datagram(tag: d.tag))
             ackEliciting = true
             stats.datagramsSent += 1

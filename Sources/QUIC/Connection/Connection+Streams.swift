@@ -123,31 +123,6 @@ extension Connection {
     /// The IDs of streams that exist (open or not yet collected).
     public var openStreamIDs: [UInt64] { Array(streams.keys).sorted() }
 
-    // MARK: - Datagrams (RFC 9221)
-
-    /// The largest datagram payload that fits one packet on the current path now.
-    public var maxDatagramPayloadSize: Int {
-        guard let peerMax = effectivePeerParameters?.maxDatagramFrameSize, peerMax > 0 else { return 0 }
-        // 1-RTT short header: 1 + DCID + up to 4 PN bytes; AEAD tag 16; DATAGRAM frame header.
-        let overhead = 1 + destinationCID.length + 4 + 16 + 3 // DATAGRAM 0x31 + 2-byte length
-        return max(0, min(Int(peerMax) - 1, path.maxDatagramSize - overhead))
-    }
-
-    /// Queues an unreliable datagram. Throws if the peer does not support datagrams or it is too
-    /// large to fit a packet (RFC 9221 §5: datagrams are never fragmented).
-    public func sendDatagram(_ payload: [UInt8], tag: UInt64? = nil) throws {
-        guard let peerMax = effectivePeerParameters?.maxDatagramFrameSize, peerMax > 0 else {
-            throw StreamError("peer does not accept DATAGRAM frames")
-        }
-        guard payload.count <= maxDatagramPayloadSize else {
-            throw StreamError("datagram of \(payload.count) bytes exceeds the maximum \(maxDatagramPayloadSize)")
-        }
-        if datagramsToSend.append(QueuedDatagram(bytes: payload, tag: tag), limit: config.datagramSendQueueLimit) {
-            stats.datagramsDropped += 1
-        }
-    }
-
-    public var queuedDatagrams: Int { datagramsToSend.count }
 
     // MARK: - Internals
 

@@ -22,6 +22,10 @@ public final class Connection {
     // MARK: Packet number spaces and keys (RFC 9000 §12.3, RFC 9001 §4)
     /// Initial, Handshake, and the initial path's application-data space (`path.space`).
     let spaces: [PacketNumberSpace]
+    /// `spaces[0]` and `spaces[1]` as properties of their own: the per-packet timer code reads
+    /// them without walking (and retaining) the array.
+    let initialSpace: PacketNumberSpace
+    let handshakeSpace: PacketNumberSpace
     /// Indexed by EncryptionLevel.rawValue.
     var readKeys: [PacketKeys?] = [nil, nil, nil, nil]
     var writeKeys: [PacketKeys?] = [nil, nil, nil, nil]
@@ -63,19 +67,38 @@ public final class Connection {
     var receivedRetry = false
 
     // MARK: Peer parameters
-    public internal(set) var peerParameters: TransportParameters?
+    public internal(set) var peerParameters: TransportParameters? {
+        didSet {
+            peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize
+            peerMaxAckDelay = .milliseconds(peerParameters?.maxAckDelay ?? 25)
+            peerMaxIdleTimeout = peerParameters?.maxIdleTimeout
+        }
+    }
     /// Client: the server's parameters from an earlier connection, for 0-RTT (RFC 9000 §7.4.1).
-    var rememberedParameters: TransportParameters?
+    var rememberedParameters: TransportParameters? {
+        didSet { peerMaxDatagramFrameSize = effectivePeerParameters?.maxDatagramFrameSize }
+    }
+    /// max_datagram_frame_size of `effectivePeerParameters`, kept beside it: the per-datagram
+    /// checks would otherwise copy the whole parameter struct.
+    private(set) var peerMaxDatagramFrameSize: UInt64?
+    /// The peer's max_ack_delay (25 ms until known, RFC 9000 §18.2) and max_idle_timeout, kept
+    /// beside the parameters for the same reason.
+    private(set) var peerMaxAckDelay = Duration.milliseconds(25)
+    private(set) var peerMaxIdleTimeout: UInt64?
     /// The parameters that bind us now: the peer's, or remembered ones during 0-RTT.
     var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
     var localParameters: TransportParameters
 
     // MARK: Paths (RFC 9000 §9, draft-ietf-quic-multipath)
-    /// The initial path (path ID 0): the handshake runs on it.
-    var path: Path
+    /// The initial path (path ID 0): the handshake runs on it. A `let`, so that reading it needs
+    /// no retain; it stays in `paths` for the connection's life.
+    let path: Path
     /// Every path by path ID (including path 0).
     var paths: [UInt32: Path] = [:] {
-        didSet { pathOrder = paths.keys.sorted() }
+        didSet {
+            pathOrder = paths.keys.sorted()
+            pathList = pathOrder.map { paths[$0]! }
+        }
     }
     /// Reused buffers of the per-packet paths (see where each is taken): kept empty with their
     /// capacity between uses, so that a steady flow of packets allocates nothing.
@@ -84,6 +107,9 @@ public final class Connection {
     /// The path IDs in ascending order, kept with `paths` so that sending and timers visit the
     /// paths in a stable order without sorting (and allocating) on every call.
     private(set) var pathOrder: [UInt32] = []
+    /// The paths in `pathOrder`'s order: the per-packet loops walk this array instead of
+    /// looking each path up in `paths` (a hash per path per poll).
+    private(set) var pathList: [Path] = []
     var multipath = MultipathState()
     /// Which path `poll` tries first next time (round robin).
     var pollCursor = 0
@@ -122,6 +148,8 @@ public final class Connection {
 
     // MARK: Datagrams (RFC 9221)
     var datagramsToSend = DatagramQueue()
+    /// The memory of the zero-copy send (`Connection+Datagrams.swift`).
+    let datagramSlots: DatagramSlots
 
     // MARK: Session tickets, tokens, 0-RTT
     /// Client: the newest NEW_TOKEN value from the server (RFC 9000 §8.1.3), for the next
@@ -184,13 +212,17 @@ public final class Connection {
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
+        datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
         path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
                     congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
                                                            random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
-        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        initialSpace = PacketNumberSpace(id: .initial)
+        handshakeSpace = PacketNumberSpace(id: .handshake)
+        spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
+        pathList = [path]
         retryToken = token ?? []
         localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
                                                          originalDestinationCID: odcid, retrySourceCID: nil)
@@ -202,6 +234,7 @@ public final class Connection {
         if session != nil, let raw = rememberedParameters, !raw.isEmpty,
            let p = try? TransportParameters.decode(raw, isServer: true) {
             self.rememberedParameters = p
+            peerMaxDatagramFrameSize = p.maxDatagramFrameSize // observers do not run inside init
             peerMaxData = p.initialMaxData
             peerMaxStreamsBidi = p.initialMaxStreamsBidi
             peerMaxStreamsUni = p.initialMaxStreamsUni
@@ -230,15 +263,19 @@ public final class Connection {
         localMaxStreamsBidi = config.initialMaxStreamsBidi
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
+        datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
         path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
                     maxDatagramSize: config.maxUDPPayloadSize,
                     congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
                                                            random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
                     destinationCID: header.sourceConnectionID)
-        spaces = [PacketNumberSpace(id: .initial), PacketNumberSpace(id: .handshake), path.space]
+        initialSpace = PacketNumberSpace(id: .initial)
+        handshakeSpace = PacketNumberSpace(id: .handshake)
+        spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
         pathOrder = [0] // observers do not run inside init
+        pathList = [path]
         localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
                                                          originalDestinationCID: originalDestinationCID,
                                                          retrySourceCID: retrySourceCID)
@@ -303,6 +340,8 @@ public final class Connection {
     /// Bumped whenever a local connection ID is issued or retired, so the endpoint re-reads
     /// `localConnectionIDs` only when it changed (not for every packet).
     private(set) var localCIDsVersion = 0
+    /// The `localCIDsVersion` the endpoint last routed (kept here: a lookup per packet otherwise).
+    var endpointRoutedCIDsVersion: Int?
 
     public var localConnectionIDs: [ConnectionID] {
         Array(localCIDs.values) + multipath.pathIDForLocalCID.keys
@@ -376,9 +415,6 @@ public final class Connection {
         qlogConnectionState("closed", now: now)
     }
 
-    var peerMaxAckDelay: Duration {
-        .milliseconds(peerParameters?.maxAckDelay ?? 25)
-    }
 
     // MARK: - Timers
 
@@ -388,16 +424,20 @@ public final class Connection {
         if state == .closing || state == .draining { return closeDeadline }
         var t = idleDeadline
         func consider(_ x: Timestamp?) { if let x { t = t.map { min($0, x) } ?? x } }
-        for s in spaces where !s.discarded { consider(s.ackDeadline) }
+        if !initialSpace.discarded { consider(initialSpace.ackDeadline) }
+        if !handshakeSpace.discarded { consider(handshakeSpace.ackDeadline) }
+        if !path.space.discarded { consider(path.space.ackDeadline) }
         consider(keyUpdate.discardPreviousAt)
-        for p in paths.values {
+        func consider(path p: Path) {
             consider(p.abandonDeadline)
-            guard p.state == .active || p.state == .validating else { continue }
+            guard p.state == .active || p.state == .validating else { return }
             consider(p.lossDetectionDeadline)
             if p.id != 0 { consider(p.space.ackDeadline) }
             if let pacing = p.pacingDeadline, p.bytesInFlight < p.congestion.congestionWindow { consider(pacing) }
             if p.challenge != nil, let sent = p.challengeSentAt { consider(sent + pathValidationTimeout(p)) }
         }
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 { consider(path: path) } else { for p in pathList { consider(path: p) } }
         return t
     }
 
@@ -420,14 +460,15 @@ public final class Connection {
             finishClose(now: now)
             return
         }
-        for id in pathOrder {
-            guard let p = paths[id] else { continue }
+        func timeouts(of p: Path) {
             if let d = p.lossDetectionDeadline, now >= d { onLossDetectionTimeout(path: p, now: now) }
             if p.challenge != nil, let sent = p.challengeSentAt, now >= sent + pathValidationTimeout(p) {
                 onPathValidationFailed(p, now: now)
             }
             if let d = p.abandonDeadline, now >= d { forgetPath(p) }
         }
+        // One path: it is `path` (no array to walk and retain).
+        if pathList.count == 1 { timeouts(of: path) } else { for p in pathList { timeouts(of: p) } }
         if let d = keyUpdate.discardPreviousAt, now >= d {
             keyUpdate.previousRead = nil
             keyUpdate.discardPreviousAt = nil
@@ -439,7 +480,7 @@ public final class Connection {
         // RFC 9000 §10.1: the effective timeout is the minimum of both advertised values (0 = none),
         // and at least three PTOs.
         var timeout = config.maxIdleTimeout
-        if let peer = peerParameters?.maxIdleTimeout, peer > 0 {
+        if let peer = peerMaxIdleTimeout, peer > 0 {
             timeout = timeout.nanoseconds == 0 ? .milliseconds(peer) : min(timeout, .milliseconds(peer))
         }
         guard timeout.nanoseconds > 0 else { idleDeadline = nil; return }

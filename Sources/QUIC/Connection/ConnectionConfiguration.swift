@@ -53,6 +53,9 @@ public struct ConnectionConfiguration {
     public var qlog: QlogSink? = nil
     /// Maximum datagrams queued for sending before the oldest are dropped (RFC 9221 §5: unreliable).
     public var datagramSendQueueLimit = 1024
+    /// Slots of the zero-copy datagram send (`sendDatagram(onPath:tag:_:)`), each
+    /// `maxUDPPayloadSize` bytes, allocated on first use: how many such datagrams may wait.
+    public var datagramSlotCount = 256
     /// Maximum received datagrams buffered for the application before the oldest are dropped.
     public var datagramReceiveQueueLimit = 4096
 

@@ -2,10 +2,29 @@
 // unreliable datagram that waits too long is worth less than a fresh one. One per connection
 // (any path) and one per path (the bonding scheduler's explicit choice).
 
-/// A datagram waiting to be sent, with the owner's optional tag for ack/loss events.
+/// A datagram waiting to be sent, with the owner's optional tag for ack/loss events. The payload
+/// is either an array the owner handed over or a slot of the connection's `DatagramSlots` that
+/// the owner wrote into (the zero-copy send).
 struct QueuedDatagram {
     var bytes: [UInt8]
     var tag: UInt64?
+    /// The slot holding the payload, or -1 when it is `bytes`.
+    var slot: Int32 = -1
+    var slotLength: Int32 = 0
+
+    init(bytes: [UInt8], tag: UInt64?) {
+        self.bytes = bytes
+        self.tag = tag
+    }
+
+    init(slot: Int32, length: Int, tag: UInt64?) {
+        bytes = []
+        self.tag = tag
+        self.slot = slot
+        slotLength = Int32(length)
+    }
+
+    var length: Int { slot >= 0 ? Int(slotLength) : bytes.count }
 }
 
 struct DatagramQueue {
@@ -15,14 +34,17 @@ struct DatagramQueue {
     var count: Int { items.count - head }
     var isEmpty: Bool { head == items.count }
     var first: QueuedDatagram? { isEmpty ? nil : items[head] }
+    /// The payload length of the first datagram (without copying it out).
+    var firstLength: Int? { isEmpty ? nil : items[head].length }
 
-    /// Appends; when `limit` datagrams already wait, the oldest is dropped (returns true then).
+    /// Appends; when `limit` datagrams already wait, the oldest is dropped and returned (its
+    /// slot, if any, is the caller's to release).
     @discardableResult
-    mutating func append(_ d: QueuedDatagram, limit: Int) -> Bool {
-        var dropped = false
+    mutating func append(_ d: QueuedDatagram, limit: Int) -> QueuedDatagram? {
+        var dropped: QueuedDatagram?
         if count >= limit {
+            dropped = items[head]
             head += 1
-            dropped = true
         }
         items.append(d)
         return dropped

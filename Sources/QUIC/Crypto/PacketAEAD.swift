@@ -84,7 +84,11 @@ public final class PacketAEAD {
                               base + headerLength, end - headerLength,
                               base, headerLength)
         }
-        ERR_clear_error()
-        return ok == 1 ? outLen : nil
+        // A failed open leaves an error on BoringSSL's queue; a successful one does not.
+        guard ok == 1 else {
+            ERR_clear_error()
+            return nil
+        }
+        return outLen
     }
 }

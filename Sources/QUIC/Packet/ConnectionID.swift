@@ -17,6 +17,16 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         precondition(bytes.count <= ConnectionID.maxLength, "connection ID longer than 20 bytes")
         length = bytes.count
+        #if _endian(little)
+        // Byte i lives at bit 8*i of a, b, c: in memory, the 20 bytes in order (one copy, not a
+        // loop of shifts; the receive path builds one per packet header).
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { src in
+            withUnsafeMutableBytes(of: &self) { dst in
+                dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: src.count)
+            }
+        }
+        if copied != nil { return }
+        #endif
         var i = 0
         for byte in bytes {
             setByte(i, byte)
@@ -44,7 +54,12 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
     public var bytes: [UInt8] { (0..<length).map { self[$0] } }
 
     public func write(to writer: inout ByteWriter) {
+        #if _endian(little)
+        var copy = self
+        withUnsafeBytes(of: &copy) { writer.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+        #else
         for i in 0..<length { writer.writeUInt8(self[i]) }
+        #endif
     }
 
     public var isEmpty: Bool { length == 0 }
@@ -67,6 +82,17 @@ public struct StatelessResetToken: Hashable, Sendable {
         }
         high = h
         low = l
+    }
+
+    /// The last 16 bytes of `datagram` (RFC 9000 §10.3: where a stateless reset carries its token).
+    /// - Precondition: `datagram.count >= 16`.
+    init(lastBytesOf datagram: [UInt8]) {
+        precondition(datagram.count >= 16)
+        (high, low) = datagram.withUnsafeBytes { raw in
+            let end = raw.count
+            return (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 16, as: UInt64.self)),
+                    UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self)))
+        }
     }
 
     public var bytes: [UInt8] {

@@ -8,8 +8,13 @@ final class PacketNumberSpace {
     // MARK: Sending
     var nextPacketNumber: UInt64 = 0
     var largestAcked: UInt64?
-    /// Packets sent and not yet acknowledged or declared lost, indexed by `pn - sentBase`.
-    private(set) var sent: [SentPacket?] = []
+    /// Packets sent and not yet acknowledged or declared lost: a ring of `sentCount` slots from
+    /// `sentHead`, slot i holding packet number `sentBase + i` (nil once acknowledged or lost, or
+    /// for a skipped number). A ring, so that dropping acknowledged packets from the front moves
+    /// nothing (an array's removeFirst moved every packet still in flight, per ACK).
+    private var ring: [SentPacket?] = []
+    private var sentHead = 0
+    private var sentCount = 0
     private var sentBase: UInt64 = 0
     private var sentLiveCount = 0
     var timeOfLastAckElicitingPacket: Timestamp?
@@ -53,11 +58,27 @@ final class PacketNumberSpace {
 
     var hasInFlight: Bool { sentLiveCount > 0 }
 
+    /// Ring slot of window position `i` (the ring's size is a power of two).
+    @inline(__always) private func slot(_ i: Int) -> Int { (sentHead + i) & (ring.count - 1) }
+
+    private func pushBack(_ p: SentPacket?) {
+        if sentCount == ring.count {
+            // Full: double, in window order from slot 0 (allocates only when the window outgrows
+            // every window before it).
+            var bigger = [SentPacket?](repeating: nil, count: max(16, ring.count * 2))
+            for i in 0..<sentCount { bigger[i] = ring[slot(i)].take() }
+            ring = bigger
+            sentHead = 0
+        }
+        ring[slot(sentCount)] = p
+        sentCount += 1
+    }
+
     func onPacketSent(_ p: SentPacket) {
-        if sent.isEmpty { sentBase = p.packetNumber }
+        if sentCount == 0 { sentBase = p.packetNumber }
         // Packet numbers are sent in increasing order; gaps (skipped numbers) hold nil.
-        while sentBase + UInt64(sent.count) < p.packetNumber { sent.append(nil) }
-        sent.append(p)
+        while sentBase + UInt64(sentCount) < p.packetNumber { pushBack(nil) }
+        pushBack(p)
         sentLiveCount += 1
         if p.ackEliciting {
             timeOfLastAckElicitingPacket = p.timeSent
@@ -66,46 +87,40 @@ final class PacketNumberSpace {
     }
 
     func packet(_ pn: UInt64) -> SentPacket? {
-        guard pn >= sentBase, pn < sentBase + UInt64(sent.count) else { return nil }
-        return sent[Int(pn - sentBase)]
+        guard pn >= sentBase, pn < sentBase + UInt64(sentCount) else { return nil }
+        return ring[slot(Int(pn - sentBase))]
     }
 
     /// Removes and returns a packet (when acknowledged or lost).
     @discardableResult
     func remove(_ pn: UInt64) -> SentPacket? {
-        guard pn >= sentBase, pn < sentBase + UInt64(sent.count) else { return nil }
-        let idx = Int(pn - sentBase)
-        guard let p = sent[idx] else { return nil }
-        sent[idx] = nil
+        guard pn >= sentBase, pn < sentBase + UInt64(sentCount) else { return nil }
+        guard let p = ring[slot(Int(pn - sentBase))].take() else { return nil }
         sentLiveCount -= 1
         if p.ackEliciting { ackElicitingInFlight -= 1 }
         compact()
         return p
     }
 
+    /// Drops the acknowledged or lost packets at the front of the window.
     private func compact() {
-        var drop = 0
-        while drop < sent.count && sent[drop] == nil { drop += 1 }
-        if drop == sent.count {
-            sentBase += UInt64(drop)
-            sent.removeAll(keepingCapacity: true)
-        } else if drop > 64 || drop > sent.count / 2 {
-            sent.removeFirst(drop)
-            sentBase += UInt64(drop)
+        while sentCount > 0 && ring[sentHead] == nil {
+            sentHead = (sentHead + 1) & (ring.count - 1)
+            sentCount -= 1
+            sentBase += 1
         }
     }
 
     /// Removes and returns the tracked packets whose numbers fall in `range` (ascending); touches
     /// only the tracked window, so a wide ACK range costs nothing for long-gone packets.
     func removeAcknowledged(_ range: ClosedRange<UInt64>, into out: inout [SentPacket]) {
-        guard !sent.isEmpty else { return }
+        guard sentCount > 0 else { return }
         let lo = max(range.lowerBound, sentBase)
-        let hi = min(range.upperBound, sentBase + UInt64(sent.count) - 1)
+        let hi = min(range.upperBound, sentBase + UInt64(sentCount) - 1)
         guard lo <= hi else { return }
         for pn in lo...hi {
             let idx = Int(pn - sentBase)
-            guard idx < sent.count, let p = sent[idx] else { continue }
-            sent[idx] = nil
+            guard idx < sentCount, let p = ring[slot(idx)].take() else { continue }
             sentLiveCount -= 1
             if p.ackEliciting { ackElicitingInFlight -= 1 }
             out.append(p)
@@ -116,14 +131,16 @@ final class PacketNumberSpace {
     /// Packet numbers currently tracked, ascending.
     var trackedPacketNumbers: [UInt64] {
         var out: [UInt64] = []
-        for (i, p) in sent.enumerated() where p != nil { out.append(sentBase + UInt64(i)) }
+        for i in 0..<sentCount where ring[slot(i)] != nil { out.append(sentBase + UInt64(i)) }
         return out
     }
 
     /// Calls `body` for each live packet with pn <= `upTo`, in ascending order.
     func forEachSent(upTo: UInt64, _ body: (SentPacket) -> Void) {
-        for p in sent {
-            guard let p else { continue }
+        // A snapshot (no copy unless `body` changes the space): the window as it was.
+        let snapshot = ring, head = sentHead, count = sentCount, mask = ring.count - 1
+        for i in 0..<count {
+            guard let p = snapshot[(head + i) & mask] else { continue }
             if p.packetNumber > upTo { break }
             body(p)
         }
@@ -131,8 +148,11 @@ final class PacketNumberSpace {
 
     /// Drops all sent-packet state (keys discarded); returns the bytes that were in flight.
     func discardSent() -> [SentPacket] {
-        let live = sent.compactMap { $0 }
-        sent.removeAll()
+        var live: [SentPacket] = []
+        for i in 0..<sentCount { if let p = ring[slot(i)] { live.append(p) } }
+        ring.removeAll()
+        sentHead = 0
+        sentCount = 0
         sentLiveCount = 0
         ackElicitingInFlight = 0
         lossTime = nil

@@ -74,6 +74,17 @@ struct SentFrames: RandomAccessCollection {
         }
     }
 
+    /// PATH_CHALLENGE or PATH_RESPONSE among the frames (RFC 9000 §8.2.1: such datagrams are padded).
+    var containsPathProbe: Bool {
+        for i in 0..<count {
+            switch self[i] {
+            case .pathChallenge, .pathResponse: return true
+            default: continue
+            }
+        }
+        return false
+    }
+
     mutating func append(_ f: SentFrame) {
         switch count {
         case 0: f0 = f
