@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "CAllocationCounter"),
         .executableTarget(
             name: "tquic-bench",
-            dependencies: ["QUIC", "Congestion", "CAllocationCounter"]
+            dependencies: ["QUIC", "Congestion", "Tunnel", "CAllocationCounter"]
         ),
         .testTarget(name: "QUICTests", dependencies: ["QUIC"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),

@@ -46,6 +46,11 @@
 #                          the sender never overfills the send queue, so any difference is a drop
 #                          inside QUIC (datagramsDropped) or a lost packet (packetsLost).
 #
+# 6. Tunnel engine (TunnelBench.swift): 1200-byte inner IPv4 packets through the router's
+#    TunnelEngine, the client connection, the server endpoint and the VPS's TunnelEngine (uplink),
+#    and back (downlink), in memory on the same fake clock; ns and heap allocations per forwarded
+#    inner packet after a warm-up (expected 0 allocations). --skip-tunnel leaves it out.
+#
 # 3. Heap allocations per delivered datagram, in the measured section (after warm-up), split by
 #    the call that made them (client poll = packet assembly and seal, server receive = routing,
 #    open, frame decoding, ...). Counted by interposing malloc/calloc/realloc/free and the aligned

@@ -68,10 +68,11 @@ public final class PathHealth {
 
     func isUsable(link i: Int) -> Bool { i < links.count && !links[i].isDead && !links[i].isDown }
 
-    /// Paths that failed since the last call (the sender reinjects what they owed).
-    func takeFailedPaths() -> [UInt32] {
-        defer { failedPaths.removeAll(keepingCapacity: true) }
-        return failedPaths
+    /// Hands over the paths that failed since the last call (the sender reinjects what they owed).
+    func takeFailedPaths(_ body: ([UInt32]) -> Void) {
+        guard !failedPaths.isEmpty else { return }
+        body(failedPaths)
+        failedPaths.removeAll(keepingCapacity: true)
     }
 
     // MARK: - The daemon's events

@@ -48,7 +48,7 @@ public final class TunnelEngine {
         }
         guard connection.isMultipathEnabled || connection.handshakeConfirmed else { return }
         paths.update(connection: connection, now: now)
-        sender.onPathsFailed(paths.takeFailedPaths())
+        paths.takeFailedPaths { sender.onPathsFailed($0) }
         receiver.process(connection: connection, now: now, deliver: deliver)
         sender.pump(connection: connection, paths: paths, source: source, now: now)
     }
@@ -56,6 +56,9 @@ public final class TunnelEngine {
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a
     /// reorder hold expiring, the sender's pacing or source wake-up.
     public var nextTimeout: Timestamp? {
-        [receiver.nextDeadline, sender.wakeUp].compactMap { $0 }.min()
+        switch (receiver.nextDeadline, sender.wakeUp) {
+        case let (a?, b?): return min(a, b)
+        case let (a, b): return a ?? b
+        }
     }
 }

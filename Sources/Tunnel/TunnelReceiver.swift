@@ -34,6 +34,8 @@ public final class TunnelReceiver {
     private var decoder = TunnelFrameDecoder()
     private let pool: PacketBufferPool
     private var arrivals: [Arrival] = []
+    /// Reused for the paths' delays on every call (no allocation per packet).
+    private var delayScratch: [ReorderBuffer.PathDelay] = []
     /// The path each held buffer arrived on, by buffer handle.
     private var arrivalPath: [UInt32]
 
@@ -82,7 +84,10 @@ public final class TunnelReceiver {
         }
         arrivals.removeAll(keepingCapacity: true)
         // The hold time follows the paths' one-way delay spread (this side's estimates).
-        var delays: [ReorderBuffer.PathDelay] = []
+        var delays = delayScratch
+        delayScratch = []
+        delays.removeAll(keepingCapacity: true)
+        defer { delayScratch = delays }
         for id in connection.pathIDs {
             guard let st = connection.pathStatistics(id), st.state == .active else { continue }
             delays.append(ReorderBuffer.PathDelay(oneWayDelay: st.smoothedRTT / 2, jitter: st.rttVariation))

@@ -166,6 +166,18 @@ public final class TunnelSender {
             }
             let frameBytes = pool.length(pending.buffer)
             let innerBytes = frameBytes - TunnelFrame.headerLength
+            if frameBytes > connection.maxDatagramPayloadSize {
+                // Larger than a DATAGRAM can carry (RFC 9221 §5: never fragmented): the TUN MTU is
+                // set so this does not happen; drop it rather than let it block the queue.
+                switch queue {
+                case 0: retries.removeFirst()
+                case 1: interactive.removeFirst()
+                default: bulk.removeFirst()
+                }
+                pool.release(pending.buffer)
+                statistics.droppedMalformed += 1
+                continue
+            }
             var backlog: Int?
             if queue == 2 {
                 // The bulk backlog, this packet included, in framed bytes of whole packets of
@@ -215,21 +227,29 @@ public final class TunnelSender {
             return nil
         }
         guard let header else { return false }
-        let bytes = pool.copyBytes(p.buffer)
+        let frameLength = pool.length(p.buffer)
         var handedOnce = false
         for i in set {
             guard i < paths.links.count, let id = paths.links[i].pathID else { continue }
             let tag = nextTag
             nextTag += 1
+            // Zero-copy send: the frame goes from its pool buffer straight into the connection's
+            // datagram slot (no array per packet).
+            let sent: Int
             do {
-                try connection.sendDatagram(bytes, onPath: id, tag: tag)
+                sent = try connection.sendDatagram(onPath: id, tag: tag) { slot in
+                    guard frameLength <= slot.count else { return 0 }
+                    pool.withBytes(p.buffer) { UnsafeMutableRawBufferPointer(rebasing: slot[0..<frameLength]).copyMemory(from: $0) }
+                    return frameLength
+                }
             } catch {
-                continue
+                continue // path gone or no slot free: the scheduler's next choice, or a retry
             }
+            guard sent > 0 else { statistics.droppedMalformed += 1; continue }
             handedOnce = true
             statistics.datagramsHanded += 1
             pool.retain(p.buffer)
-            let record = ReinjectionLedger.Record(sequence: header.sequence, handle: p.buffer, bytes: bytes.count, firstSent: p.firstSent)
+            let record = ReinjectionLedger.Record(sequence: header.sequence, handle: p.buffer, bytes: frameLength, firstSent: p.firstSent)
             let (ticket, evicted) = ledger.recordSent(record, onPath: Int(id))
             if let evicted { pool.release(evicted.handle) }
             if ticket == nil { pool.release(p.buffer); statistics.sentUntracked += 1 }
@@ -243,7 +263,7 @@ public final class TunnelSender {
                 statistics.reinjected += 1
             } else {
                 statistics.innerPacketsSent += 1
-                statistics.innerBytesSent += UInt64(bytes.count - TunnelFrame.headerLength)
+                statistics.innerBytesSent += UInt64(frameLength - TunnelFrame.headerLength)
             }
         }
         return handedOnce

@@ -103,6 +103,7 @@ var skipTransfer = false
 var traceAllocations = 0
 var payloadSize: Int?
 var skipCongestion = false
+var skipTunnel = false
 var qlogDigest = false
 var arraySend = false
 
@@ -145,6 +146,7 @@ while let a = args.popFirst() {
     case "--skip-crypto": skipCrypto = true
     case "--skip-transfer": skipTransfer = true
     case "--skip-congestion": skipCongestion = true
+    case "--skip-tunnel": skipTunnel = true
     case "--trace-allocs":
         let v = value(a)
         guard let n = Int(v), n >= 0 else { fail("invalid --trace-allocs \(v)") }
@@ -280,6 +282,26 @@ if !skipCongestion {
             print("   " + pad(r.name, 18, right: false) + pad(fmt(r.sendNs, 1), 9) + pad(fmt(max(0, r.sendNs - base.sendNs), 1), 8)
                   + pad(fmt(r.ackNs, 1), 9) + pad(fmt(max(0, r.ackNs - base.ackNs), 1), 8)
                   + pad(allocs(r.sendAllocs), 13) + pad(allocs(r.ackAllocs), 12))
+        }
+    }
+}
+
+var tunnelResults: [TunnelBenchResult] = []
+if !skipTunnel {
+    if traceAllocations > 0 { traceTunnelAllocations = traceAllocations }
+    do {
+        let bench = try TunnelBench(options: TransferOptions(bytes: 0, suite: nil, fixtures: fixtures))
+        tunnelResults = try bench.run(packets: quick ? 20_000 : 300_000)
+    } catch {
+        if !json { print("\n6. Tunnel engine: not run: \(error)") }
+    }
+    if !json && !tunnelResults.isEmpty {
+        print("")
+        print("6. Tunnel engine forwarding 1200-byte inner packets in memory (router engine + QUIC + VPS engine, one core)")
+        print("   " + pad("direction", 10, right: false) + pad("packets", 10) + pad("ns/pkt", 9) + pad("inner Gbit/s", 14) + pad("allocs/pkt", 12))
+        for r in tunnelResults {
+            print("   " + pad(r.direction, 10, right: false) + pad(grouped(r.packets), 10) + pad(fmt(r.nsPerPacket, 0), 9)
+                  + pad(fmt(r.gbps, 2), 14) + pad(allocs(r.allocationsPerPacket), 12))
         }
     }
 }

@@ -59,15 +59,32 @@ public struct RangeSet: Equatable, Sendable {
     }
 
     /// Removes every value in `r`.
+    /// In place: trimming acknowledged ranges happens for every ACK of an ACK, so it must not
+    /// build a new array each time.
     public mutating func remove(_ r: ClosedRange<UInt64>) {
-        var out: [ClosedRange<UInt64>] = []
-        out.reserveCapacity(ranges.count + 1)
-        for x in ranges {
-            if x.upperBound < r.lowerBound || x.lowerBound > r.upperBound { out.append(x); continue }
-            if x.lowerBound < r.lowerBound { out.append(x.lowerBound...(r.lowerBound - 1)) }
-            if x.upperBound > r.upperBound { out.append((r.upperBound + 1)...x.upperBound) }
+        // The ranges that overlap r: i ..< j.
+        var i = 0
+        while i < ranges.count && ranges[i].upperBound < r.lowerBound { i += 1 }
+        var j = i
+        while j < ranges.count && ranges[j].lowerBound <= r.upperBound { j += 1 }
+        guard i < j else { return }
+        let first = ranges[i], last = ranges[j - 1]
+        // What survives at the edges: the first's part below r, the last's part above it.
+        let below: ClosedRange<UInt64>? = first.lowerBound < r.lowerBound ? first.lowerBound...(r.lowerBound - 1) : nil
+        let above: ClosedRange<UInt64>? = last.upperBound > r.upperBound ? (r.upperBound + 1)...last.upperBound : nil
+        switch (below, above) {
+        case let (b?, a?):
+            ranges[i] = b
+            if j - i == 1 { ranges.insert(a, at: i + 1) } else { ranges[i + 1] = a; ranges.removeSubrange(i + 2 ..< j) }
+        case let (b?, nil):
+            ranges[i] = b
+            ranges.removeSubrange(i + 1 ..< j)
+        case let (nil, a?):
+            ranges[j - 1] = a
+            ranges.removeSubrange(i ..< j - 1)
+        case (nil, nil):
+            ranges.removeSubrange(i ..< j)
         }
-        ranges = out
     }
 
     /// Removes all values below `v`.
