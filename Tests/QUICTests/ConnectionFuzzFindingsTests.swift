@@ -133,3 +133,18 @@ final class ConnectionFuzzFindingsTests: XCTestCase {
         XCTAssertEqual(buffer.bufferedBytes, 0)
     }
 }
+
+extension ConnectionFuzzFindingsTests {
+    /// A peer's max_idle_timeout is any varint: up to 2^62 ms would overflow the nanosecond
+    /// conversion (found by reading, next to the fuzz findings). It is clamped; ours still rules.
+    func testAHugePeerIdleTimeoutIsClampedNotATrap() throws {
+        let net = try SimulatedNetwork(seed: 5)
+        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed })
+        var parameters = try XCTUnwrap(net.client.peerParameters)
+        parameters.maxIdleTimeout = 1 << 61
+        net.client.peerParameters = parameters
+        net.client.resetIdleTimer(now: net.now)
+        let deadline = try XCTUnwrap(net.client.idleDeadline)
+        XCTAssertEqual(deadline - net.now, .seconds(30), "the smaller of the two timeouts (ours, 30 s)")
+    }
+}

@@ -481,7 +481,10 @@ public final class Connection {
         // and at least three PTOs.
         var timeout = config.maxIdleTimeout
         if let peer = peerMaxIdleTimeout, peer > 0 {
-            timeout = timeout.nanoseconds == 0 ? .milliseconds(peer) : min(timeout, .milliseconds(peer))
+            // The peer's value is any varint (up to 2^62 ms): clamp it (a year) before converting
+            // to nanoseconds, which would otherwise overflow and trap.
+            let peerTimeout = Duration.milliseconds(min(peer, 365 * 24 * 3_600_000))
+            timeout = timeout.nanoseconds == 0 ? peerTimeout : min(timeout, peerTimeout)
         }
         guard timeout.nanoseconds > 0 else { idleDeadline = nil; return }
         timeout = max(timeout, path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)
