@@ -71,11 +71,11 @@ let package = Package(
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
         // Deterministic discrete-event network simulator (links, scenarios) for bonding studies.
         // Bonding: tunnel framing, path schedulers, reorder buffer, reinjection (pure).
-        .target(name: "Bonding", dependencies: ["Congestion"]),
+        .target(name: "Bonding", dependencies: ["Congestion"], swiftSettings: hotPathSettings),
         .testTarget(name: "BondingTests", dependencies: ["Bonding", "Congestion"]),
         // The tunnel engine (sans-I/O): sender, receiver, path health over QUIC and Bonding; driven
         // by tquicd and by NetSim alike.
-        .target(name: "Tunnel", dependencies: ["QUIC", "Bonding", "Congestion"]),
+        .target(name: "Tunnel", dependencies: ["QUIC", "Bonding", "Congestion"], swiftSettings: hotPathSettings),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "NetSim", "QUIC", "Bonding", "Congestion"]),
         .target(name: "NetSim", dependencies: ["Congestion", "QUIC", "Bonding", "Tunnel"]),
         .executableTarget(name: "tquic-sim", dependencies: ["NetSim", "Bonding", "Congestion",

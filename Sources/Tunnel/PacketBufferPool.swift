@@ -9,7 +9,9 @@ public typealias PacketBufferHandle = Int
 public final class PacketBufferPool {
     public let bufferSize: Int
     public let count: Int
-    private var storage: [UInt8]
+    /// Not initialised: a large allocation comes from mmap and its pages are committed only
+    /// when first written, so an idle pool costs address space, not memory.
+    private let storage: UnsafeMutableRawPointer
     private var lengths: [Int]
     private var references: [Int]
     private var free: [PacketBufferHandle]
@@ -18,11 +20,13 @@ public final class PacketBufferPool {
         precondition(count > 0 && bufferSize > 0)
         self.count = count
         self.bufferSize = bufferSize
-        storage = [UInt8](repeating: 0, count: count * bufferSize)
+        storage = UnsafeMutableRawPointer.allocate(byteCount: count * bufferSize, alignment: 64)
         lengths = [Int](repeating: 0, count: count)
         references = [Int](repeating: 0, count: count)
         free = Array((0..<count).reversed())
     }
+
+    deinit { storage.deallocate() }
 
     public var available: Int { free.count }
 
@@ -51,22 +55,16 @@ public final class PacketBufferPool {
 
     /// The whole buffer (`bufferSize` bytes), to write into.
     public func withBuffer<R>(_ h: PacketBufferHandle, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        let start = h * bufferSize
-        return try storage.withUnsafeMutableBytes { raw in
-            try body(UnsafeMutableRawBufferPointer(rebasing: raw[start..<start + bufferSize]))
-        }
+        try body(UnsafeMutableRawBufferPointer(start: storage + h * bufferSize, count: bufferSize))
     }
 
     /// The buffer's first `length(h)` bytes.
     public func withBytes<R>(_ h: PacketBufferHandle, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let start = h * bufferSize
-        let n = lengths[h]
-        return try storage.withUnsafeBytes { raw in try body(UnsafeRawBufferPointer(rebasing: raw[start..<start + n])) }
+        try body(UnsafeRawBufferPointer(start: storage + h * bufferSize, count: lengths[h]))
     }
 
     /// A copy of the buffer's bytes (for APIs that take an array).
     public func copyBytes(_ h: PacketBufferHandle) -> [UInt8] {
-        let start = h * bufferSize
-        return Array(storage[start..<start + lengths[h]])
+        Array(UnsafeRawBufferPointer(start: storage + h * bufferSize, count: lengths[h]))
     }
 }

@@ -62,7 +62,7 @@ public final class PathHealth {
     /// The link's path is dead, or failing (a probe timeout without an answer, not active):
     /// losses there are the outage, not congestion, so its packets are reinjected.
     func isFailing(link i: Int, connection: Connection) -> Bool {
-        guard i < links.count, !links[i].isDead, let id = links[i].pathID, let st = connection.pathStatistics(id) else { return true }
+        guard i < links.count, !links[i].isDead, let id = links[i].pathID, let st = connection.pathCondition(id) else { return true }
         return st.consecutiveProbeTimeouts >= 1 || st.state != .active
     }
 
@@ -109,7 +109,7 @@ public final class PathHealth {
         case .opensPaths: openMissingPaths(conn, now: now)
         }
         for i in links.indices {
-            guard let id = links[i].pathID, let st = conn.pathStatistics(id) else {
+            guard let id = links[i].pathID, let st = conn.pathCondition(id) else {
                 // The path was forgotten (abandoned by either side and gone).
                 if links[i].pathID != nil, !links[i].isDead { declareDead(i, connection: conn, now: now) }
                 continue
@@ -125,14 +125,14 @@ public final class PathHealth {
         }
         guard role == .opensPaths else {
             // The peer's paths that are gone for good (abandoned and forgotten) leave the list.
-            links.removeAll { l in l.isDead && (l.pathID.map { conn.pathStatistics($0) == nil } ?? true) }
+            links.removeAll { l in l.isDead && (l.pathID.map { conn.pathCondition($0) == nil } ?? true) }
             return
         }
         // Revival: try a dead link's address again now and then (validated before use).
         for i in links.indices where links[i].isDead && !links[i].isDown {
             guard now >= links[i].lastRevival + configuration.revivalInterval else { continue }
             links[i].lastRevival = now
-            if let old = links[i].pathID, let st = conn.pathStatistics(old) {
+            if let old = links[i].pathID, let st = conn.pathCondition(old) {
                 if st.state == .active { links[i].isDead = false; continue }
                 if st.state == .validating { continue }
             }
@@ -142,7 +142,7 @@ public final class PathHealth {
             }
         }
         for i in links.indices where links[i].isDead && !links[i].isDown {
-            if let id = links[i].pathID, let st = conn.pathStatistics(id), st.state == .active, st.consecutiveProbeTimeouts == 0 {
+            if let id = links[i].pathID, let st = conn.pathCondition(id), st.state == .active, st.consecutiveProbeTimeouts == 0 {
                 links[i].isDead = false
             }
         }
@@ -172,7 +172,7 @@ public final class PathHealth {
     /// The VPS: one link per path the peer opened.
     private func followPeer(_ conn: Connection) {
         for id in conn.pathIDs where !links.contains(where: { $0.pathID == id }) {
-            var link = TunnelLink(name: "path\(id)", isBackup: conn.pathStatistics(id)?.isBackup ?? false)
+            var link = TunnelLink(name: "path\(id)", isBackup: conn.pathCondition(id)?.isBackup ?? false)
             link.pathID = id
             links.append(link)
         }

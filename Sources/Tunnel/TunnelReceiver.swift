@@ -89,7 +89,7 @@ public final class TunnelReceiver {
         delays.removeAll(keepingCapacity: true)
         defer { delayScratch = delays }
         for id in connection.pathIDs {
-            guard let st = connection.pathStatistics(id), st.state == .active else { continue }
+            guard let st = connection.pathCondition(id), st.state == .active else { continue }
             delays.append(ReorderBuffer.PathDelay(oneWayDelay: st.smoothedRTT / 2, jitter: st.rttVariation))
         }
         if !delays.isEmpty { reorder.updateHoldTime(paths: delays) }

@@ -276,7 +276,7 @@ public final class TunnelSender {
         while queueGuards.count < paths.links.count { queueGuards.append(QueueGuard()) }
         let queuedBytesPerDatagram = configuration.framedWireBytes(inner: configuration.nominalInnerPacketBytes)
         for (i, link) in paths.links.enumerated() {
-            guard let id = link.pathID, let st = connection.pathStatistics(id) else {
+            guard let id = link.pathID, let st = connection.pathCondition(id) else {
                 snapshots.append(PathSnapshot(id: i, isUsable: false, isBackup: link.isBackup, congestionWindow: 0, smoothedRTT: .zero,
                                               weight: link.weight))
                 continue

@@ -527,7 +527,9 @@ private final class Session {
             newConnectionID(pathID: nil)
         case 15:
             let seq = retireChoice()
-            let bytes = encode(.retireConnectionID(sequenceNumber: seq))
+            // draft-21 §3.2: PATH_RETIRE_CONNECTION_ID with path ID 0 is the same retirement.
+            let bytes = encode(input.byte() & 1 == 0 ? .retireConnectionID(sequenceNumber: seq)
+                                                    : .pathRetireConnectionID(pathID: 0, sequenceNumber: seq))
             let packetSeq = snapshot.localCIDs.first { $0.value == client.testingOneRTTDestination(pathID: 0)?.cid }?.key
             if seq >= snapshot.nextLocalCIDSequence + UInt64(retires) {
                 // §19.16: retiring a sequence number never sent is a PROTOCOL_VIOLATION.
@@ -572,7 +574,9 @@ private final class Session {
         case 24:
             newConnectionID(pathID: pathIDChoice())
         case 25:
-            let pid = pathIDChoice(), seq = UInt64(input.byte() % 8)
+            var pid = pathIDChoice()
+            if pid == 0 { pid = 1 } // path 0's retirements are case 15
+            let seq = UInt64(input.byte() % 8)
             let bytes = encode(.pathRetireConnectionID(pathID: pid, sequenceNumber: seq))
             let issued = pid <= UInt64(UInt32.max) && snapshot.multipathLocalCIDs[UInt32(pid)]?[seq] != nil
             add(bytes, issued && UInt32(pid) != packetPath ? .valid : .mayClose([PV], "PATH_RETIRE_CONNECTION_ID of an unknown or own CID"))
@@ -737,7 +741,10 @@ private final class Session {
         }
     }
 
-    func newConnectionID(pathID: UInt64?) {
+    func newConnectionID(pathID framePathID: UInt64?) {
+        // draft-ietf-quic-multipath-21 §3.2: PATH_NEW_CONNECTION_ID with path ID 0 acts on path 0's
+        // one set, as NEW_CONNECTION_ID does; only its encoding differs.
+        let pathID = framePathID == 0 ? nil : framePathID
         let b = input.byte()
         let table = pathID.map { pathPeerCIDs[UInt32(truncatingIfNeeded: $0)] ?? [:] } ?? peerCIDs
         let top = (table.keys.max() ?? 0)
@@ -764,10 +771,10 @@ private final class Session {
         withUnsafeBytes(of: freshCID.bigEndian) { for (i, x) in $0.enumerated() where i < cidLength { cidBytes[i] ^= x } }
         if let reuse, lb & 1 == 0 { cidBytes = Array(reuse.bytes) }
         var w = ByteWriter(capacity: 64)
-        if let pathID { w.writeVarInt(FrameType.pathNewConnectionID); w.writeVarInt(pathID) } else { w.writeVarInt(FrameType.newConnectionID) }
+        if let framePathID { w.writeVarInt(FrameType.pathNewConnectionID); w.writeVarInt(framePathID) } else { w.writeVarInt(FrameType.newConnectionID) }
         w.writeVarInt(seq); w.writeVarInt(rpt); w.writeUInt8(UInt8(cidBytes.count)); w.writeBytes(cidBytes)
         w.writeBytes([UInt8](repeating: 0x5e, count: 16))
-        let name = pathID == nil ? "NEW_CONNECTION_ID" : "PATH_NEW_CONNECTION_ID"
+        let name = framePathID == nil ? "NEW_CONNECTION_ID" : "PATH_NEW_CONNECTION_ID"
         // §19.15: Retire Prior To above the sequence number, or a CID length outside 1...20.
         if rpt > seq || cidBytes.isEmpty || cidBytes.count > 20 { add(w.bytes, .mustClose([FEE], "\(name) badly encoded")); return }
         let cid = ConnectionID(cidBytes)

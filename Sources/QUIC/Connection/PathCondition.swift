@@ -1,0 +1,35 @@
+// What a data plane reads about a path for every packet it schedules: numbers only. The full
+// PathStatistics (addresses, the controller's name, the ECN state as text) is for status output;
+// building it per packet cost the tunnel engine a fifth of its time in retains and releases.
+import Congestion
+
+public struct PathCondition: Sendable {
+    public var state: PathState
+    public var isBackup: Bool
+    public var smoothedRTT: Duration
+    public var minRTT: Duration
+    public var rttVariation: Duration
+    public var congestionWindow: Int
+    public var bytesInFlight: Int
+    /// Bytes per second (0: unknown).
+    public var deliveryRate: Double
+    public var lossRate: Double
+    public var queuedDatagrams: Int
+    /// When the pacer allows the next packet (nil: now).
+    public var nextSendTime: Timestamp?
+    /// Probe timeouts in a row without an acknowledgement.
+    public var consecutiveProbeTimeouts: Int
+}
+
+extension Connection {
+    /// The condition of path `id` now, or nil when there is no such path.
+    public func pathCondition(_ id: UInt32) -> PathCondition? {
+        guard let p = paths[id] else { return nil }
+        return PathCondition(state: p.state, isBackup: p.isBackup, smoothedRTT: p.rtt.smoothed, minRTT: p.rtt.minimum,
+                             rttVariation: p.rtt.variation, congestionWindow: p.congestion.congestionWindow,
+                             bytesInFlight: p.bytesInFlight, deliveryRate: p.deliveryRate,
+                             lossRate: p.packetsSent == 0 ? 0 : Double(p.packetsLost) / Double(p.packetsSent),
+                             queuedDatagrams: p.queuedDatagrams, nextSendTime: p.pacingDeadline,
+                             consecutiveProbeTimeouts: p.ptoCount)
+    }
+}
