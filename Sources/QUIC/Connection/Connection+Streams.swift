@@ -36,6 +36,11 @@ extension Connection {
         let local = StreamID.isLocal(id, isServer: isServer)
         let bidi = StreamID.isBidirectional(id)
         if local {
+            // RFC 9000 §19.4/§19.8/§19.13: a receive-side frame for one of our unidirectional streams
+            // (send-only) is a STREAM_STATE_ERROR, even once the stream is closed and forgotten.
+            if !bidi && !sending {
+                throw TransportError(.streamStateError, frameType: frameType, "frame for the receive side of send-only stream \(id)")
+            }
             // RFC 9000 §19.8/§19.10: a frame for a local stream we have not opened is STREAM_STATE_ERROR.
             let next = bidi ? nextLocalBidiIndex : nextLocalUniIndex
             if id >> 2 >= next { throw TransportError(.streamStateError, frameType: frameType, "stream \(id) not opened") }
