@@ -63,8 +63,4 @@ public final class PacketBufferPool {
         try body(UnsafeRawBufferPointer(start: storage + h * bufferSize, count: lengths[h]))
     }
 
-    /// A copy of the buffer's bytes (for APIs that take an array).
-    public func copyBytes(_ h: PacketBufferHandle) -> [UInt8] {
-        Array(UnsafeRawBufferPointer(start: storage + h * bufferSize, count: lengths[h]))
-    }
 }
