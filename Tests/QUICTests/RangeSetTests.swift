@@ -6,7 +6,7 @@ import XCTest
 
 final class RangeSetTests: XCTestCase {
     func testRandomInsertsAndRemovalsMatchASetOfValues() {
-        var rng = SeededRandom(seed: 17)
+        let rng = SeededRandom(seed: 17)
         for _ in 0..<200 {
             var set = RangeSet()
             var model = Set<UInt64>()

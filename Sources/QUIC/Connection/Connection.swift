@@ -335,6 +335,9 @@ public final class Connection {
     public var isResumed: Bool { tls.isResumed }
     public var earlyDataAccepted: Bool { tls.earlyDataAccepted }
     public var cipherSuite: CipherSuite? { tls.cipherSuite }
+    /// The pin (SHA-256 of the SubjectPublicKeyInfo) of the peer certificate's key, nil before
+    /// it arrived: on the VPS, which tenant this connection is (after the handshake).
+    public var peerPublicKeySHA256: [UInt8]? { tls.peerPublicKeySHA256 }
     public var remoteAddress: SocketAddress { path.remote }
     /// Our connection IDs currently valid (the endpoint routes on them).
     /// Bumped whenever a local connection ID is issued or retired, so the endpoint re-reads

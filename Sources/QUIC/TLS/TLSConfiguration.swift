@@ -11,6 +11,9 @@ public struct TLSConfiguration: Sendable {
         case caFile(String)
         /// Accept a certificate whose SubjectPublicKeyInfo SHA-256 is one of these (32 bytes each).
         case pinnedPublicKeySHA256([[UInt8]])
+        /// Accept a certificate whose SubjectPublicKeyInfo SHA-256 this function accepts (the
+        /// VPS's tenant table, which a reload may change while connections come and go).
+        case pinnedBy(@Sendable ([UInt8]) -> Bool)
     }
 
     /// ALPN protocols, in preference order (RFC 9001 §8.1: required).
@@ -20,7 +23,12 @@ public struct TLSConfiguration: Sendable {
     /// The same as PEM text, for callers without files (the simulator).
     public var certificateChainPEM: String?
     public var privateKeyPEM: String?
+    /// The client verifies the server with it; a server with anything but `.none` asks for a
+    /// client certificate and refuses a client without one that passes (mutual TLS).
     public var verification: PeerVerification = .none
+    /// A raw Ed25519 identity (TunnelKey.swift) used instead of certificate files: the context
+    /// makes a self-signed certificate for it.
+    public var identity: TunnelKey? = nil
     /// TLS 1.3 cipher suites to offer or accept; nil keeps BoringSSL's defaults.
     public var cipherSuites: [CipherSuite]? = nil
     /// Server: allow 0-RTT on resumed sessions. Client: send 0-RTT when a session allows it.
@@ -30,6 +38,15 @@ public struct TLSConfiguration: Sendable {
 
     public init(alpnProtocols: [String]) {
         self.alpnProtocols = alpnProtocols
+    }
+}
+
+extension TLSConfiguration.PeerVerification {
+    var isPinned: Bool {
+        switch self {
+        case .pinnedPublicKeySHA256, .pinnedBy: return true
+        case .none, .caFile: return false
+        }
     }
 }
 
@@ -99,12 +116,39 @@ public final class TLSContext: @unchecked Sendable {
             defer { EVP_PKEY_free(key) }
             guard SSL_CTX_use_PrivateKey(ctx, key) == 1 else { throw TLSConfigurationError("cannot use private key") }
         }
+        if let identity = configuration.identity {
+            let (certificate, key) = try identity.makeCertificate()
+            defer { X509_free(certificate); EVP_PKEY_free(key) }
+            guard SSL_CTX_use_certificate(ctx, certificate) == 1, SSL_CTX_use_PrivateKey(ctx, key) == 1 else {
+                throw TLSConfigurationError("cannot use the tunnel key")
+            }
+        }
+        if configuration.identity != nil || configuration.verification.isPinned {
+            // BoringSSL leaves Ed25519 out of the signature algorithms it accepts unless asked;
+            // tunnel keys are Ed25519, so both ends list it first (RFC 8446 §4.2.3).
+            let prefs: [UInt16] = [UInt16(SSL_SIGN_ED25519), UInt16(SSL_SIGN_ECDSA_SECP256R1_SHA256), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA256),
+                                   UInt16(SSL_SIGN_RSA_PKCS1_SHA256), UInt16(SSL_SIGN_ECDSA_SECP384R1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA384),
+                                   UInt16(SSL_SIGN_RSA_PKCS1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA512), UInt16(SSL_SIGN_RSA_PKCS1_SHA512)]
+            guard SSL_CTX_set_verify_algorithm_prefs(ctx, prefs, prefs.count) == 1 else {
+                throw TLSConfigurationError("cannot set signature algorithms")
+            }
+        }
         if isServer {
-            guard configuration.certificateChainFile != nil || configuration.certificateChainPEM != nil else {
+            guard configuration.certificateChainFile != nil || configuration.certificateChainPEM != nil || configuration.identity != nil else {
                 throw TLSConfigurationError("a server needs a certificate")
             }
             SSL_CTX_set_alpn_select_cb(ctx, alpnSelectCallback, nil)
             SSL_CTX_set_early_data_enabled(ctx, configuration.enableEarlyData ? 1 : 0)
+            switch configuration.verification {
+            case .none: break
+            case .caFile(let path):
+                guard SSL_CTX_load_verify_locations(ctx, path, nil) == 1 else {
+                    throw TLSConfigurationError("cannot load CA file \(path)")
+                }
+                SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
+            case .pinnedPublicKeySHA256, .pinnedBy:
+                SSL_CTX_set_custom_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, pinnedKeyVerifyCallback)
+            }
         } else {
             // Client-side session cache: BoringSSL hands each ticket to the new-session callback.
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT)
@@ -118,7 +162,7 @@ public final class TLSContext: @unchecked Sendable {
                     throw TLSConfigurationError("cannot load CA file \(path)")
                 }
                 SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
-            case .pinnedPublicKeySHA256:
+            case .pinnedPublicKeySHA256, .pinnedBy:
                 SSL_CTX_set_custom_verify(ctx, SSL_VERIFY_PEER, pinnedKeyVerifyCallback)
             }
         }
@@ -193,26 +237,35 @@ private let keyLogCallback: @convention(c) (OpaquePointer?, UnsafePointer<CChar>
 }
 
 private let pinnedKeyVerifyCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UInt8>?) -> ssl_verify_result_t = { ssl, alert in
-    guard let s = TLSSession.from(ssl), case .pinnedPublicKeySHA256(let pins) = s.context.configuration.verification,
-          let chain = SSL_get0_peer_certificates(ssl), sk_CRYPTO_BUFFER_num(chain) > 0,
-          let leaf = sk_CRYPTO_BUFFER_value(chain, 0) else {
+    guard let s = TLSSession.from(ssl), let digest = peerPublicKeySHA256(ssl) else {
         alert?.pointee = UInt8(SSL_AD_BAD_CERTIFICATE)
         return ssl_verify_invalid
     }
+    let accepted: Bool
+    switch s.context.configuration.verification {
+    case .pinnedPublicKeySHA256(let pins): accepted = pins.contains(digest)
+    case .pinnedBy(let accepts): accepted = accepts(digest)
+    case .none, .caFile: accepted = false
+    }
+    if accepted { return ssl_verify_ok }
+    alert?.pointee = UInt8(SSL_AD_BAD_CERTIFICATE)
+    return ssl_verify_invalid
+}
+
+/// SHA-256 of the SubjectPublicKeyInfo of the peer's leaf certificate (kept in a resumed
+/// session too), nil without one.
+func peerPublicKeySHA256(_ ssl: OpaquePointer?) -> [UInt8]? {
+    guard let chain = SSL_get0_peer_certificates(ssl), sk_CRYPTO_BUFFER_num(chain) > 0,
+          let leaf = sk_CRYPTO_BUFFER_value(chain, 0) else { return nil }
     let der = UnsafeBufferPointer(start: CRYPTO_BUFFER_data(leaf), count: CRYPTO_BUFFER_len(leaf))
     var p: UnsafePointer<UInt8>? = der.baseAddress
-    guard let x509 = d2i_X509(nil, &p, der.count) else {
-        alert?.pointee = UInt8(SSL_AD_BAD_CERTIFICATE)
-        return ssl_verify_invalid
-    }
+    guard let x509 = d2i_X509(nil, &p, der.count) else { return nil }
     defer { X509_free(x509) }
     var spki: UnsafeMutablePointer<UInt8>? = nil
     let spkiLen = i2d_PUBKEY(X509_get0_pubkey(x509), &spki)
-    guard spkiLen > 0, let spki else { return ssl_verify_invalid }
+    guard spkiLen > 0, let spki else { return nil }
     defer { OPENSSL_free(spki) }
     var digest = [UInt8](repeating: 0, count: 32)
     SHA256(spki, Int(spkiLen), &digest)
-    if pins.contains(digest) { return ssl_verify_ok }
-    alert?.pointee = UInt8(SSL_AD_BAD_CERTIFICATE)
-    return ssl_verify_invalid
+    return digest
 }

@@ -164,6 +164,8 @@ public final class TLSSession {
     }
 
     public var isResumed: Bool { SSL_session_reused(ssl) == 1 }
+    /// SHA-256 of the peer certificate's SubjectPublicKeyInfo (nil before it arrived).
+    var peerPublicKeySHA256: [UInt8]? { QUIC.peerPublicKeySHA256(ssl) }
     public var earlyDataAccepted: Bool { SSL_early_data_accepted(ssl) == 1 }
 
     public var cipherSuite: CipherSuite? {

@@ -64,7 +64,8 @@ final class SimulatedNetwork {
 
     init(seed: UInt64, delay: Duration = .milliseconds(10), jitter: Duration = .zero, loss: Double = 0,
          rateMbps: Double = 100, clientConfig: ((inout ConnectionConfiguration) -> Void)? = nil,
-         serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil) throws {
+         serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil,
+         serverTLS customServerTLS: TLSConfiguration? = nil, clientTLS customClientTLS: TLSConfiguration? = nil) throws {
         random = SeededRandom(seed: seed)
         oneWayDelay = delay
         self.jitter = jitter
@@ -74,14 +75,14 @@ final class SimulatedNetwork {
         var serverTLS = TLSConfiguration(alpnProtocols: ["tquic-test"])
         serverTLS.certificateChainFile = fixtures.appendingPathComponent("server.pem").path
         serverTLS.privateKeyFile = fixtures.appendingPathComponent("server.key").path
-        let sctx = try TLSContext(configuration: serverTLS, isServer: true)
+        let sctx = try TLSContext(configuration: customServerTLS ?? serverTLS, isServer: true)
         var sconf = Endpoint.Configuration(connection: ConnectionConfiguration(tls: sctx), tokenKey: [UInt8](repeating: 9, count: 16))
         serverConfig?(&sconf)
         server = Endpoint(configuration: sconf, random: SeededRandom(seed: seed &+ 1))
 
         var clientTLS = TLSConfiguration(alpnProtocols: ["tquic-test"])
         clientTLS.verification = .caFile(fixtures.appendingPathComponent("ca.pem").path)
-        let cctx = try TLSContext(configuration: clientTLS, isServer: false)
+        let cctx = try TLSContext(configuration: customClientTLS ?? clientTLS, isServer: false)
         clientTLSContext = cctx
         var cconf = ConnectionConfiguration(tls: cctx)
         clientConfig?(&cconf)
