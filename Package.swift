@@ -81,6 +81,14 @@ let package = Package(
         .executableTarget(name: "tquic-sim", dependencies: ["NetSim", "Bonding", "Congestion",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion", "QUIC"]),
+        // tquicd's parts: /etc/tquic.conf, the router and VPS roles around the Tunnel engine, the
+        // path manager, the control socket. Swift 6 mode: it runs threads.
+        .target(
+            name: "TQUICDaemon",
+            dependencies: ["QUIC", "Congestion", "Bonding", "Tunnel", "LinuxNet"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(name: "TQUICDaemonTests", dependencies: ["TQUICDaemon", "QUIC", "Bonding", "Congestion", "Tunnel"]),
     ],
     swiftLanguageModes: [.v5]
 )
