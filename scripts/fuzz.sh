@@ -3,7 +3,7 @@
 # whole server connection past its handshake (target `connection`, with BoringSSL).
 #
 # usage: scripts/fuzz.sh TARGET [SECONDS]
-#   TARGET   frames | transport-parameters | packet-header | connection | tunnel-frame | flow-key | all
+#   TARGET   frames | transport-parameters | packet-header | connection | tunnel-frame | flow-key | config | all
 #   SECONDS  run time per target (default 60), passed as -max_total_time
 #
 # Environment:
@@ -23,6 +23,9 @@
 # The `tunnel-frame` and `flow-key` targets fuzz the tunnel's own parsers (Bonding: the tunnel frame
 # decoder a VPS runs on every DATAGRAM, the inner IP/flow-key parser a router runs on every TUN
 # packet), built from the pure Bonding sources.
+#
+# The `config` target fuzzes the /etc/tquic.conf parser (TQUICDaemon/Config, pure Swift) with
+# SocketAddress and IPPrefix.
 #
 # Each target is built with `swiftc -sanitize=fuzzer,address -parse-as-library -O` into
 # .build-fuzz/TARGET and run on the corpus .build-fuzz/corpus-TARGET, seeded with valid encodings
@@ -57,6 +60,12 @@ BONDING_SOURCES=(
     "$ROOT"/Sources/Bonding/TunnelFrame.swift
     "$ROOT"/Sources/Bonding/TunnelSequence.swift
     "$ROOT"/Sources/Bonding/FlowKey.swift
+)
+CONFIG_SOURCES=(
+    "$ROOT"/Sources/QUIC/Support/SocketAddress.swift
+    "$ROOT"/Sources/QUIC/Support/IPPrefix.swift
+    "$ROOT"/Sources/TQUICDaemon/Config/ConfigFile.swift
+    "$ROOT"/Sources/TQUICDaemon/Config/DaemonConfiguration.swift
 )
 shopt -u nullglob
 for extra in ${FUZZ_EXTRA_SOURCES:-}; do
@@ -133,6 +142,9 @@ FK_SEEDS=(
     450000540000400001010000c0a80101c0a801020800f7ff12340001      # ICMP echo
 )
 
+# Seeds: configuration files (text as hex is unreadable here, so they are written below).
+CONFIG_SEEDS=()
+
 # Builds .build-fuzz/connection (see the header). Objects are rebuilt only when stale.
 build_connection() { # bin log
     local bin=$1 log=$2
@@ -177,6 +189,9 @@ run_target() { # name harness seeds...
     : >"$OUT/build-$name.log"
     if [[ $name = connection ]]; then
         build_connection "$bin" "$OUT/build-$name.log" && built=1
+    elif [[ $name = config ]]; then
+        swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name ConfigFuzz \
+            "${CONFIG_SOURCES[@]}" "$ROOT/Tests/Fuzz/$harness" -o "$bin" >"$OUT/build-$name.log" 2>&1 && built=1
     elif [[ $name = tunnel-frame || $name = flow-key ]]; then
         swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name BondingFuzz \
             "${BONDING_SOURCES[@]}" "$ROOT/Tests/Fuzz/$harness" -o "$bin" >"$OUT/build-$name.log" 2>&1 && built=1
@@ -191,6 +206,12 @@ run_target() { # name harness seeds...
     fi
     [[ $name = connection ]] || grep -v 'Cannot export local symbol' "$OUT/build-$name.log" || true
     write_seeds "$corpus" "$@"
+    # The config target starts from the example files, their key placeholders filled in.
+    if [[ $name = config ]]; then
+        for f in "$ROOT"/etc/*.conf; do
+            sed -E 's#REPLACE_WITH_[A-Za-z_]+#AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=#' "$f" >"$corpus/example-$(basename "$f")"
+        done
+    fi
     if [[ -d $ROOT/Tests/Fuzz/corpus/$name ]]; then
         cp -n "$ROOT/Tests/Fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null || true
     fi
@@ -223,6 +244,7 @@ case $TARGET in
     connection) run_target connection ConnectionFuzz.swift "${CONN_SEEDS[@]}" || status=1 ;;
     tunnel-frame) run_target tunnel-frame TunnelFrameFuzz.swift "${TF_SEEDS[@]}" || status=1 ;;
     flow-key) run_target flow-key FlowKeyFuzz.swift "${FK_SEEDS[@]}" || status=1 ;;
+    config) run_target config ConfigFuzz.swift "${CONFIG_SEEDS[@]}" || status=1 ;;
     all)
         run_target frames FrameFuzz.swift "${FRAME_SEEDS[@]}" || status=1
         run_target transport-parameters TransportParametersFuzz.swift "${TP_SEEDS[@]}" || status=1
@@ -230,6 +252,7 @@ case $TARGET in
         run_target connection ConnectionFuzz.swift "${CONN_SEEDS[@]}" || status=1
         run_target tunnel-frame TunnelFrameFuzz.swift "${TF_SEEDS[@]}" || status=1
         run_target flow-key FlowKeyFuzz.swift "${FK_SEEDS[@]}" || status=1
+        run_target config ConfigFuzz.swift "${CONFIG_SEEDS[@]}" || status=1
         ;;
     *) usage ;;
 esac

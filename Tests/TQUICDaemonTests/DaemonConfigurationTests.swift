@@ -180,3 +180,40 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertThrowsError(try ConfigLoader.load(path)) { XCTAssertEqual("\($0)", "\(path):4: not UTF-8 text") }
     }
 }
+
+/// The commented examples under etc/ stay valid: with real keys in place of the placeholders
+/// they parse, and with the placeholders they fail on the placeholder's line.
+final class ExampleConfigurationTests: XCTestCase {
+    func example(_ name: String) throws -> (path: String, text: String) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent("etc/\(name)").path
+        return (path, try String(contentsOfFile: path, encoding: .utf8))
+    }
+
+    func withKeys(_ text: String) -> String {
+        var t = text
+        var n: UInt8 = 1
+        while let r = t.range(of: #"REPLACE_WITH_[A-Za-z_]+"#, options: .regularExpression) {
+            t.replaceSubrange(r, with: TunnelKey(seed: [UInt8](repeating: n, count: 32))!.publicKeyBase64)
+            n += 1
+        }
+        return t
+    }
+
+    func testRouterExample() throws {
+        let (path, text) = try example("tquic-router.conf")
+        XCTAssertThrowsError(try DaemonConfiguration.parse(text, file: path)) {
+            XCTAssertEqual("\($0)", "\(path):8: private-key (the output of `tquicctl genkey`) must be 44 characters of base64 (32 bytes)")
+        }
+        let c = try DaemonConfiguration.parse(withKeys(text), file: path)
+        XCTAssertEqual(c.router?.wans.map(\.interface), ["eth1", "wwan0", "sat0"])
+        XCTAssertEqual(c.router?.wans.map(\.isBackup), [false, false, true])
+    }
+
+    func testVPSExample() throws {
+        let (path, text) = try example("tquic-vps.conf")
+        let c = try DaemonConfiguration.parse(withKeys(text), file: path)
+        XCTAssertEqual(c.vps?.tenants.map(\.name), ["home", "office"])
+        XCTAssertEqual(c.vps?.egress, "eth0")
+    }
+}
