@@ -53,6 +53,18 @@ public final class TunnelEngine {
         sender.pump(connection: connection, paths: paths, source: source, now: now)
     }
 
+    /// One inner packet pushed in (the VPS's shared TUN, where the tenant is known only per
+    /// packet) and sent at once if a path has room; queued otherwise. False: dropped (queue full
+    /// or too large), counted in the sender's statistics.
+    @discardableResult
+    public func send(_ packet: UnsafeRawBufferPointer, now: Timestamp) -> Bool {
+        guard sender.enqueue(packet, now: now) else { return false }
+        if connection.isMultipathEnabled || connection.handshakeConfirmed {
+            sender.pump(connection: connection, paths: paths, source: nil, now: now)
+        }
+        return true
+    }
+
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a
     /// reorder hold expiring, the sender's pacing or source wake-up.
     public var nextTimeout: Timestamp? {

@@ -331,6 +331,8 @@ public final class Connection {
     // MARK: - Public state
 
     public var isClosed: Bool { state == .closed }
+    /// Why the connection closed or is closing (nil while it is open).
+    public var closingReason: ConnectionCloseReason? { closeReason }
     public var negotiatedALPN: String? { tls.negotiatedALPN }
     public var isResumed: Bool { tls.isResumed }
     public var earlyDataAccepted: Bool { tls.earlyDataAccepted }

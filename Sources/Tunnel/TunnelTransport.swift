@@ -1,0 +1,41 @@
+// The QUIC settings both ends of a tunnel use, in one place so tquicd's router, its VPS and the
+// tests agree: the ALPN, multipath with room for years of path IDs, DATAGRAM support, and the
+// TLS side (raw Ed25519 keys, each end pinning the other: TunnelKey.swift).
+import Congestion
+import QUIC
+
+public enum TunnelTransport {
+    /// RFC 9001 §8.1: ALPN is mandatory; this names the tunnel's framing (TunnelFrame, v1).
+    public static let alpn = "tquic-tunnel/1"
+    public static let defaultPort: UInt16 = 4433
+
+    /// The connection settings of either end.
+    public static func connectionConfiguration(tls: TLSContext, congestion: CongestionAlgorithm = .bbr,
+                                               maxUDPPayloadSize: Int = 1350) -> ConnectionConfiguration {
+        var c = ConnectionConfiguration(tls: tls)
+        // Path IDs are never reused (draft-ietf-quic-multipath §2), and a flapping WAN takes a new
+        // one per revival: 65536 lasts a flap a minute for six weeks, and MAX_PATH_ID raises it.
+        c.maxPathID = 1 << 16
+        c.maxUDPPayloadSize = maxUDPPayloadSize
+        c.congestion = congestion
+        // The tunnel's own queues hold packets; the connection's is only a short hand-over.
+        c.datagramSendQueueLimit = 64
+        return c
+    }
+
+    /// TLS for the router: its key, and the VPS's key as the only one it accepts.
+    public static func routerTLS(key: TunnelKey, serverPublicKey: [UInt8]) -> TLSConfiguration {
+        var t = TLSConfiguration(alpnProtocols: [alpn])
+        t.identity = key
+        t.verification = .pinnedPublicKeySHA256([TunnelKey.pin(publicKey: serverPublicKey)])
+        return t
+    }
+
+    /// TLS for the VPS: its key; a client is accepted when `isTenant` knows its key's pin.
+    public static func vpsTLS(key: TunnelKey, isTenant: @escaping @Sendable ([UInt8]) -> Bool) -> TLSConfiguration {
+        var t = TLSConfiguration(alpnProtocols: [alpn])
+        t.identity = key
+        t.verification = .pinnedBy(isTenant)
+        return t
+    }
+}
