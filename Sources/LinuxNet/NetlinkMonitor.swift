@@ -34,11 +34,12 @@ public final class NetlinkMonitor {
     private let requests: RouteNetlink
     /// Interface names by index, so that address events (IPv6 ones carry no label) name their
     /// interface. Names of removed interfaces stay: late address removals still find them.
-    private var names: [Int32: String] = [:]
+    private var names: [Int32: String]
 
     /// Opens the socket and subscribes it.
-    /// - Parameter receiveBufferSize: SO_RCVBUF to ask for; a burst of events larger than the
-    ///   kernel grants is lost and reported as `.resyncNeeded`.
+    /// - Parameter receiveBufferSize: the socket's receive queue to ask for (1 MiB: some
+    ///   thousand events); a burst larger than the kernel grants is lost and reported as
+    ///   `.resyncNeeded`.
     public init(receiveBufferSize: Int = 1 << 20) throws {
         guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) else {
             throw SystemError("netlink socket")
@@ -49,20 +50,28 @@ public final class NetlinkMonitor {
             mnl_socket_close(s)
             throw SystemError("netlink bind (link and address groups)", errno: e)
         }
-        socket = s
-        fd = mnl_socket_get_fd(s)
-        buffer = .allocate(byteCount: NetlinkMonitor.bufferCapacity, alignment: 8)
+        // SO_RCVBUFFORCE (CAP_NET_ADMIN, which the daemon has) passes net.core.rmem_max.
         var size = Int32(clamping: receiveBufferSize)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let length = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(mnl_socket_get_fd(s), SOL_SOCKET, SO_RCVBUFFORCE, &size, length) != 0 {
+            setsockopt(mnl_socket_get_fd(s), SOL_SOCKET, SO_RCVBUF, &size, length)
+        }
+        // Subscribed first, dumped second: a link that appears meanwhile is in the dump or in an
+        // event, so address events can name it.
+        let requests: RouteNetlink
+        var names: [Int32: String] = [:]
         do {
             requests = try RouteNetlink()
-            // Subscribed first: a link that appears from here on is seen by the dump or by an event.
             for link in try requests.links() { names[link.index] = link.name }
         } catch {
             mnl_socket_close(s)
-            buffer.deallocate()
             throw error
         }
+        socket = s
+        fd = mnl_socket_get_fd(s)
+        buffer = .allocate(byteCount: NetlinkMonitor.bufferCapacity, alignment: 8)
+        self.requests = requests
+        self.names = names
     }
 
     deinit {

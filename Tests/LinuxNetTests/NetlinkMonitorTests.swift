@@ -17,7 +17,7 @@ final class NetlinkMonitorTests: XCTestCase {
     }
 
     func testLinksAndAddressesComingAndGoingArriveAsEvents() throws {
-        let namespace = try TestNetworkNamespace()
+        let namespace = try TestNetworkNamespace(for: self)
         try namespace.run {
             let monitor = try NetlinkMonitor()
             let netlink = try RouteNetlink()
@@ -64,7 +64,7 @@ final class NetlinkMonitorTests: XCTestCase {
     }
 
     func testAMonitorThatFellBehindIsToldToResync() throws {
-        let namespace = try TestNetworkNamespace()
+        let namespace = try TestNetworkNamespace(for: self)
         try namespace.run {
             // The smallest queue the kernel grants (a few KiB): a few dozen events overrun it.
             let monitor = try NetlinkMonitor(receiveBufferSize: 1)

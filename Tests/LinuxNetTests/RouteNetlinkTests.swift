@@ -9,7 +9,7 @@ import QUIC
 
 final class RouteNetlinkTests: XCTestCase {
     func testTheTUNIsConfiguredAndTheDumpsAndIproute2AgreeOnIt() throws {
-        let namespace = try TestNetworkNamespace()
+        let namespace = try TestNetworkNamespace(for: self)
         let v4 = IPPrefix("10.99.0.1/24")!, v6 = IPPrefix("fd99::1/64")!
         let name: String = try namespace.run {
             let tun = try TUNDevice(name: "tquic%d")
@@ -66,8 +66,27 @@ final class RouteNetlinkTests: XCTestCase {
         XCTAssertEqual(name, "tquic0")
     }
 
+    func testAnIPv6AddressSkipsDuplicateAddressDetectionAndIsUsableAtOnce() throws {
+        let namespace = try TestNetworkNamespace(for: self)
+        try namespace.run {
+            // A veth (unlike a TUN) runs DAD, and without carrier (its peer is down) it would
+            // leave an address tentative indefinitely.
+            try namespace.ip("link", "add", "tqv0", "type", "veth", "peer", "name", "tqv1")
+            let netlink = try RouteNetlink()
+            try netlink.setLinkUp("tqv0", up: true)
+            let ours = IPPrefix("fd77::1/64")!
+            try netlink.addAddress(ours, to: "tqv0")
+            try namespace.ip("addr", "add", "fd77::2/64", "dev", "tqv0") // iproute2's default: with DAD
+            let listed = try netlink.addresses().map(\.prefix)
+            XCTAssertTrue(listed.contains(ours), "IFA_F_NODAD: not tentative, so listed: \(listed)")
+            XCTAssertFalse(listed.contains(IPPrefix("fd77::2/64")!), "a tentative address is left out: \(listed)")
+            XCTAssertNoThrow(try UDPSocket(bindTo: SocketAddress("[fd77::1]:0")!), "a socket binds to it at once")
+            XCTAssertThrowsError(try UDPSocket(bindTo: SocketAddress("[fd77::2]:0")!), "the tentative one cannot be bound yet")
+        }
+    }
+
     func testTheKernelsRefusalsComeBackAsErrorsNamingTheRequest() throws {
-        let namespace = try TestNetworkNamespace()
+        let namespace = try TestNetworkNamespace(for: self)
         try namespace.run {
             let tun = try TUNDevice(name: "tquic%d")
             let netlink = try RouteNetlink()
@@ -85,7 +104,10 @@ final class RouteNetlinkTests: XCTestCase {
             XCTAssertEqual(errno { try netlink.addAddress(v4, to: "nosuch0") }?.errno, ENODEV)
             XCTAssertEqual(errno { try netlink.deleteAddress(IPPrefix("10.99.0.7/24")!, from: tun.name) }?.errno, EADDRNOTAVAIL)
             XCTAssertEqual(errno { try netlink.deleteRoute(IPPrefix("10.55.0.0/16")!, device: tun.name) }?.errno, ESRCH)
-            XCTAssertEqual(errno { try netlink.setMTU(tun.name, 10) }?.errno, EINVAL, "below the minimum MTU")
+            let tooSmall = errno { try netlink.setMTU(tun.name, 10) }
+            XCTAssertEqual(tooSmall?.errno, EINVAL, "below the minimum MTU")
+            // The kernel's extended ack (Linux 4.12+) says why: "...: mtu less than device minimum".
+            XCTAssertTrue(tooSmall?.operation.hasPrefix("RTM_SETLINK \(tun.name) mtu 10: ") ?? false, "\(String(describing: tooSmall))")
             XCTAssertEqual(errno { try netlink.setLinkUp("nosuch0", up: true) }?.errno, ENODEV)
             let mixed = errno { try netlink.addRoute(IPPrefix("fd98::/64")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0)) }
             XCTAssertEqual(mixed?.errno, EINVAL, "an IPv4 gateway for an IPv6 route")
@@ -95,7 +117,7 @@ final class RouteNetlinkTests: XCTestCase {
     }
 
     func testTheNamespaceIsTheWorkerThreadsAlone() throws {
-        let namespace = try TestNetworkNamespace()
+        let namespace = try TestNetworkNamespace(for: self)
         let hostNamespace = try namespaceInode()
         // A name the host cannot have: this test run's pid.
         let name = "tqt\(getpid() % 1_000_000)"

@@ -22,7 +22,9 @@ final class TestNetworkNamespace {
         }
     }
 
-    init() throws {
+    /// Makes the namespace and has `test` delete it when the test ends, passed or failed (also
+    /// if a worker thread that still holds this object hangs).
+    init(for test: XCTestCase) throws {
         try TestNetworkNamespace.requireRoot()
         TestNetworkNamespace.counter.lock()
         TestNetworkNamespace.created += 1
@@ -33,11 +35,12 @@ final class TestNetworkNamespace {
         if sweep { TestNetworkNamespace.deleteStale() }
         name = "tquic-t-\(getpid())-\(n)"
         try TestNetworkNamespace.run(["ip", "netns", "add", name])
+        let name = self.name
+        test.addTeardownBlock { _ = try? TestNetworkNamespace.run(["ip", "netns", "del", name]) }
     }
 
-    deinit { delete() }
-
-    /// `ip netns del`; the namespace itself lives on until the last thread or socket in it ends.
+    /// `ip netns del` (again at teardown: a second delete fails quietly); the namespace itself
+    /// lives on until the last thread, socket or TUN in it ends.
     func delete() {
         _ = try? TestNetworkNamespace.run(["ip", "netns", "del", name])
     }
@@ -58,6 +61,7 @@ final class TestNetworkNamespace {
         thread.name = name
         thread.start()
         guard finished.wait(timeout: .now() + timeout) == .success else {
+            delete()
             throw TestError("the work in namespace \(name) did not finish within \(Int(timeout)) s")
         }
         return try outcome.result!.get()
