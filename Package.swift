@@ -45,12 +45,15 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        // recvmmsg/sendmmsg, which Swift's Glibc module does not import (_GNU_SOURCE only).
+        // What Swift's Glibc module does not import: recvmmsg/sendmmsg/ppoll/setns (_GNU_SOURCE
+        // only) and the TUNSETIFF ioctl (variadic).
         .target(name: "CLinuxNet"),
-        // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness (later TUN,
-        // netlink, nftables).
-        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet"]),
-        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC"]),
+        // libmnl and the rtnetlink headers (rtnetlink requests and events for LinuxNet).
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness, TUN device,
+        // rtnetlink (later nftables).
+        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet", "CMnl"]),
+        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC", "CMnl"]),
         // QUIC interop endpoint: sockets + clock around the sans-I/O core.
         .executableTarget(
             name: "tquic-peer",

@@ -1,6 +1,7 @@
 // The Linux calls that Swift's Glibc module does not import: recvmmsg, sendmmsg (and struct
-// mmsghdr) and ppoll are declared only under _GNU_SOURCE, so this shim declares its own struct of
-// the same layout and wraps the calls (mmsg.c). LinuxNet is the only user.
+// mmsghdr), ppoll and setns are declared only under _GNU_SOURCE, so this shim declares its own
+// struct of the same layout and wraps the calls (mmsg.c, namespace.c); the TUNSETIFF ioctl is
+// variadic and takes a union-heavy struct ifreq (tun.c). LinuxNet is the only user.
 #ifndef CLINUXNET_H
 #define CLINUXNET_H
 
@@ -24,5 +25,18 @@ int CLinuxNet_sendmmsg(int fd, CLinuxNet_mmsghdr *messages, unsigned int vlen, i
 /// ppoll(2) without a signal mask: poll(2) with a timeout in nanoseconds (NULL: forever), so that a
 /// pacing deadline tens of microseconds away is not rounded up to a millisecond.
 int CLinuxNet_ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout);
+
+/// IFNAMSIZ: room for an interface name and its terminating NUL.
+#define CLinuxNet_interfaceNameCapacity 16
+
+/// TUNSETIFF on an open /dev/net/tun descriptor with IFF_TUN | IFF_NO_PI: attaches it to the TUN
+/// interface `requested` (created if absent; a "%d" in the name lets the kernel number it) and
+/// writes the name the kernel chose into `actual` (CLinuxNet_interfaceNameCapacity bytes).
+/// Returns 0, or -1 with errno (ENAMETOOLONG for a name of 16 bytes or more).
+int CLinuxNet_tunAttach(int fd, const char *requested, char *actual);
+
+/// setns(fd, CLONE_NEWNET): moves the calling thread (only) into the network namespace `fd`
+/// refers to (an open /run/netns/<name>). Returns 0, or -1 with errno.
+int CLinuxNet_enterNetworkNamespace(int fd);
 
 #endif

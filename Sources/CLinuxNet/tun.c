@@ -1,0 +1,25 @@
+// TUNSETIFF for Swift: ioctl(2) is variadic and struct ifreq is a union of unions, neither of
+// which Swift calls comfortably, so TUNDevice.swift opens /dev/net/tun and asks this to attach it.
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include "CLinuxNet.h"
+
+_Static_assert(CLinuxNet_interfaceNameCapacity == IFNAMSIZ, "IFNAMSIZ");
+
+int CLinuxNet_tunAttach(int fd, const char *requested, char *actual) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    if (strlen(requested) >= IFNAMSIZ) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strncpy(request.ifr_name, requested, IFNAMSIZ - 1);
+    request.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (ioctl(fd, TUNSETIFF, &request) < 0) return -1;
+    memcpy(actual, request.ifr_name, IFNAMSIZ);
+    actual[IFNAMSIZ - 1] = '\0';
+    return 0;
+}
