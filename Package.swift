@@ -47,10 +47,14 @@ let package = Package(
         ),
         // recvmmsg/sendmmsg, which Swift's Glibc module does not import (_GNU_SOURCE only).
         .target(name: "CLinuxNet"),
-        // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness (later TUN,
-        // netlink, nftables).
-        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet"]),
-        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC"]),
+        // libnftables: the tables tquicd owns (forwarding, masquerade, MSS clamp).
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        // libsystemd: sd_notify for Type=notify units.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness, nftables,
+        // sysctl, sd_notify, epoll loop, signals, the control socket (later TUN, netlink).
+        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet", "CNftables", "CSystemd"]),
+        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC", "CLinuxNet"]),
         // QUIC interop endpoint: sockets + clock around the sans-I/O core.
         .executableTarget(
             name: "tquic-peer",
