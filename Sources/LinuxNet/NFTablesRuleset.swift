@@ -88,6 +88,7 @@ public struct NFTablesRuleset: Equatable, Sendable {
     /// whole. Either all of it applies or nothing changes.
     /// - Precondition: `table` passed `validateTableName`.
     public func script(table: String) -> String {
+        precondition((try? NFTablesRuleset.validateTableName(table)) != nil, "unvalidated table name")
         var text = NFTablesRuleset.removalScript(table: table)
         text += "table inet \(table) {\n"
         for chain in chains {
@@ -101,8 +102,10 @@ public struct NFTablesRuleset: Equatable, Sendable {
     }
 
     /// Deletes table `table` of family inet if it exists, and nothing else.
+    /// - Precondition: `table` passed `validateTableName`.
     public static func removalScript(table: String) -> String {
-        "add table inet \(table)\ndelete table inet \(table)\n"
+        precondition((try? validateTableName(table)) != nil, "unvalidated table name")
+        return "add table inet \(table)\ndelete table inet \(table)\n"
     }
 
     /// Linux interface names as tquicd accepts them: 1 to 15 (IFNAMSIZ - 1) of [A-Za-z0-9_.-],
