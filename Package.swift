@@ -50,10 +50,14 @@ let package = Package(
         .target(name: "CLinuxNet"),
         // libmnl and the rtnetlink headers (rtnetlink requests and events for LinuxNet).
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // libnftables: the tables tquicd owns (forwarding, masquerade, MSS clamp).
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        // libsystemd: sd_notify for Type=notify units.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // Linux platform layer: sockets (batched, GSO/GRO, ECN), clock, randomness, TUN device,
-        // rtnetlink (later nftables).
-        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet", "CMnl"]),
-        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC", "CMnl"]),
+        // rtnetlink, nftables, sysctl, sd_notify, epoll loop, signals, the control socket.
+        .target(name: "LinuxNet", dependencies: ["QUIC", "Congestion", "CLinuxNet", "CMnl", "CNftables", "CSystemd"]),
+        .testTarget(name: "LinuxNetTests", dependencies: ["LinuxNet", "QUIC", "CMnl", "CLinuxNet"]),
         // QUIC interop endpoint: sockets + clock around the sans-I/O core.
         .executableTarget(
             name: "tquic-peer",

@@ -4,6 +4,7 @@
 // daemon's epoll loop; messages are read with RouteMessage.swift.
 import Glibc
 import CMnl
+import CLinuxNet
 import QUIC
 
 /// A change the kernel reported.

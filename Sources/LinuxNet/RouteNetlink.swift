@@ -4,6 +4,7 @@
 // kernel acknowledges; its errno comes back as a SystemError naming the request.
 import Glibc
 import CMnl
+import CLinuxNet
 import QUIC
 
 /// A NETLINK_ROUTE socket for requests: changes acknowledged one at a time, and dumps.

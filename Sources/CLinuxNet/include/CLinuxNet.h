@@ -9,6 +9,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+// epoll, eventfd, signalfd, timerfd, setns, peer credentials: for the daemon's loop and sockets.
+#include "CLinuxNetDaemon.h"
+
 /// struct mmsghdr (recvmmsg(2), sendmmsg(2)): one message of a batch and its byte count.
 typedef struct {
     struct msghdr msg_hdr;
