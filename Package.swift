@@ -23,6 +23,8 @@ let package = Package(
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
         .executable(name: "tquic-sim", targets: ["tquic-sim"]),
+        .executable(name: "tquicd", targets: ["tquicd"]),
+        .executable(name: "tquicctl", targets: ["tquicctl"]),
     ],
     dependencies: [
         // BoringSSL (vendored by swift-nio-ssl as CNIOBoringSSL): TLS 1.3 QUIC API, AEADs, HKDF.
@@ -95,6 +97,10 @@ let package = Package(
             dependencies: ["QUIC", "Congestion", "Bonding", "Tunnel", "LinuxNet"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(name: "tquicd", dependencies: ["TQUICDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: [.swiftLanguageMode(.v6)]),
+        .executableTarget(name: "tquicctl", dependencies: ["QUIC", "LinuxNet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "TQUICDaemonTests", dependencies: ["TQUICDaemon", "QUIC", "Bonding", "Congestion", "Tunnel"]),
     ],
     swiftLanguageModes: [.v5]

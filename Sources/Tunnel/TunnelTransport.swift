@@ -1,6 +1,7 @@
 // The QUIC settings both ends of a tunnel use, in one place so tquicd's router, its VPS and the
 // tests agree: the ALPN, multipath with room for years of path IDs, DATAGRAM support, and the
 // TLS side (raw Ed25519 keys, each end pinning the other: TunnelKey.swift).
+import Bonding
 import Congestion
 import QUIC
 
@@ -8,10 +9,21 @@ public enum TunnelTransport {
     /// RFC 9001 §8.1: ALPN is mandatory; this names the tunnel's framing (TunnelFrame, v1).
     public static let alpn = "tquic-tunnel/1"
     public static let defaultPort: UInt16 = 4433
+    /// UDP payload the tunnel's datagrams use: 1350 + 28 (IPv4) or + 48 (IPv6) bytes of headers
+    /// fits the usual WAN MTUs (1500, PPPoE 1492, LTE 1428-1500) without discovery.
+    public static let defaultMaxUDPPayloadSize = 1350
+
+    /// The largest inner packet a DATAGRAM of `maxUDPPayloadSize` carries: the short header (1 +
+    /// 8-byte CID + up to 4 bytes of packet number), the AEAD tag (16), the DATAGRAM frame header
+    /// (up to 3) and the tunnel header (TunnelFrame.headerLength), as
+    /// `Connection.maxDatagramPayloadSize` counts them.
+    public static func innerPacketCapacity(maxUDPPayloadSize: Int) -> Int {
+        maxUDPPayloadSize - (1 + 8 + 4 + 16 + 3) - TunnelFrame.headerLength
+    }
 
     /// The connection settings of either end.
     public static func connectionConfiguration(tls: TLSContext, congestion: CongestionAlgorithm = .bbr,
-                                               maxUDPPayloadSize: Int = 1350) -> ConnectionConfiguration {
+                                               maxUDPPayloadSize: Int = defaultMaxUDPPayloadSize) -> ConnectionConfiguration {
         var c = ConnectionConfiguration(tls: tls)
         // Path IDs are never reused (draft-ietf-quic-multipath §2), and a flapping WAN takes a new
         // one per revival: 65536 lasts a flap a minute for six weeks, and MAX_PATH_ID raises it.

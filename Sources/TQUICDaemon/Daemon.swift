@@ -1,0 +1,174 @@
+// tquicd's life: read /etc/tquic.conf, set up the host (HostSetup.swift), run the role's data
+// plane in one epoll loop with the signals and the control socket, tell systemd (READY, STATUS,
+// WATCHDOG, RELOADING, STOPPING), and undo the host changes at the end however it ends.
+//
+// One thread: the data plane, the control socket and signals share the loop, so the tunnel's
+// state has one owner and needs no locks (DESIGN.md "Threads": one connection's state owned by one
+// thread). Control requests are small and bounded (ControlSocketServer).
+import Congestion
+import Glibc
+import LinuxNet
+import QUIC
+import Tunnel
+
+public final class Daemon {
+    public let path: String
+    private var configuration: DaemonConfiguration
+    private var log: Log
+    private let notifier = SystemdNotifier()
+    private var stopping = false
+
+    public init(configurationPath: String) throws {
+        path = configurationPath
+        configuration = try ConfigLoader.load(configurationPath)
+        log = Log(level: Log.Level(name: configuration.logLevel) ?? .info)
+    }
+
+    /// Runs until SIGTERM/SIGINT; returns the process exit status.
+    public func run() -> Int32 {
+        let signals: SignalDescriptor
+        do { signals = try SignalDescriptor() } catch { log.error("signals: \(error)"); return 1 }
+        guard let key = TunnelKey(seed: configuration.privateKey) else { log.error("\(path): unusable private-key"); return 1 }
+        let setup: HostSetup
+        do {
+            setup = try HostSetup(configuration: configuration, log: log)
+            try setup.apply()
+        } catch {
+            log.error("setting up the host: \(error)")
+            return 1
+        }
+        defer {
+            setup.undo()
+            log.info("stopped; \(setup.tableName) and \(configuration.tunnel.name) removed")
+        }
+        do {
+            return try loop(setup: setup, key: key, signals: signals)
+        } catch {
+            log.error("\(error)")
+            try? notifier.stopping()
+            return 1
+        }
+    }
+
+    private func loop(setup: HostSetup, key: TunnelKey, signals: SignalDescriptor) throws -> Int32 {
+        let now = MonotonicClock.now()
+        guard let tun = setup.tun else { return 1 }
+        let plane: DataPlane
+        switch configuration.role {
+        case .router:
+            plane = try RouterDataPlane(configuration: configuration, key: key, tun: tun, netlink: setup.netlink,
+                                        maxInnerPacket: setup.innerMTU, log: log, now: now)
+        case .vps:
+            plane = try VPSDataPlane(configuration: configuration, key: key, tun: tun, maxInnerPacket: setup.innerMTU, log: log, now: now)
+        }
+        let loop = try EpollLoop()
+        try plane.register(in: loop)
+        try loop.add(fd: signals.fd, events: .readable, token: DaemonToken.signals)
+        let control = try ControlSocketServer(path: configuration.controlSocket) { [unowned self] request in
+            self.answer(request, plane: plane)
+        }
+        defer { control.close() }
+        try loop.add(fd: control.fd, events: .readable, token: DaemonToken.control)
+        log.notice("\(configuration.role.rawValue) running (\(path)); control socket \(configuration.controlSocket)")
+        try? notifier.ready()
+        let watchdog = notifier.watchdogInterval.map { Congestion.Duration(nanoseconds: Congestion.Duration($0).nanoseconds / 2) }
+        var nextWatchdog = watchdog.map { MonotonicClock.now() + $0 }
+        var nextStatus = MonotonicClock.now()
+        var stopDeadline: Timestamp?
+        var reloadRequested = false
+
+        while true {
+            var now = MonotonicClock.now()
+            var deadline = plane.nextTimeout
+            for t in [nextWatchdog, stopDeadline, Optional(nextStatus)] {
+                if let t { deadline = deadline.map { min($0, t) } ?? t }
+            }
+            let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
+            var fired: [(Int, Bool)] = []
+            _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, readable, _, hangup in
+                fired.append((token, readable || hangup))
+            }
+            now = MonotonicClock.now()
+            for (token, _) in fired {
+                switch token {
+                case DaemonToken.signals:
+                    for s in (try? signals.read()) ?? [] {
+                        if s == SIGHUP { reloadRequested = true } else if !stopping {
+                            log.notice("signal \(s): closing the tunnel")
+                            stopping = true
+                            try? notifier.stopping()
+                            plane.shutdown(now: now)
+                            // Long enough to send CONNECTION_CLOSE, short enough for systemd.
+                            stopDeadline = now + .milliseconds(300)
+                        }
+                    }
+                case DaemonToken.control:
+                    do { try control.service() } catch { log.warning("control socket: \(error)") }
+                default:
+                    plane.readable(token: token, now: now)
+                }
+            }
+            if reloadRequested {
+                reloadRequested = false
+                reload(plane: plane, setup: setup, now: now)
+            }
+            plane.run(now: now)
+            if let d = stopDeadline, now >= d { return 0 }
+            if let w = watchdog, let t = nextWatchdog, now >= t {
+                try? notifier.watchdog()
+                nextWatchdog = now + w
+            }
+            if now >= nextStatus {
+                try? notifier.status(plane.summary(now: now))
+                nextStatus = now + .seconds(5)
+            }
+        }
+    }
+
+    /// SIGHUP: the file again; a bad file changes nothing (its error is logged with its line).
+    private func reload(plane: DataPlane, setup: HostSetup, now: Timestamp) {
+        try? notifier.reloading()
+        defer { try? notifier.ready() }
+        let new: DaemonConfiguration
+        do { new = try ConfigLoader.load(path) } catch {
+            log.error("reload refused, keeping the running configuration: \(error)")
+            return
+        }
+        guard new.role == configuration.role, new.tunnel == configuration.tunnel || new.role == .vps else {
+            log.error("reload refused: the role or the [tunnel] section changed; restart tquicd for that")
+            return
+        }
+        do {
+            if new.role == .vps { try setup.updateTenantRoutes(old: configuration, new: new) }
+            try plane.reload(new, now: now)
+            configuration = new
+            log.level = Log.Level(name: new.logLevel) ?? log.level
+            log.notice("reloaded \(path)")
+        } catch {
+            log.error("reload: \(error)")
+        }
+    }
+
+    /// The control socket's requests (ControlSocketServer hands one line, sends the answer).
+    private func answer(_ request: String, plane: DataPlane) -> String {
+        let now = MonotonicClock.now()
+        switch request.trimmingSpaces() {
+        case "status": return plane.status(now: now)
+        case "ping": return "pong\n"
+        default: return "error: unknown request `\(request)` (known: status, ping)\n"
+        }
+    }
+
+    /// `tquicd --check-config`: the file's first error, or a summary of what it configures.
+    public static func check(path: String) -> (ok: Bool, text: String) {
+        do {
+            let c = try ConfigLoader.load(path)
+            var text = "\(path): ok, role \(c.role.rawValue), tunnel \(c.tunnel.name) \(c.tunnel.addresses.map(\.description).joined(separator: ", "))"
+            if let r = c.router { text += ", server \(r.server), WANs \(r.wans.map(\.interface).joined(separator: ", "))" }
+            if let v = c.vps { text += ", listen \(v.listen), egress \(v.egress), tenants \(v.tenants.map(\.name).joined(separator: ", "))" }
+            return (true, text)
+        } catch {
+            return (false, "\(error)")
+        }
+    }
+}

@@ -1,0 +1,255 @@
+// role = router: the TUN (LAN side) and one UDP socket per WAN around a TunnelClient, plus the
+// automatic path manager: rtnetlink tells when a WAN interface goes down, comes back, or gets or
+// loses its address, and the WAN stops or starts carrying a path at once.
+//
+//   TUN → TUNPacketSource (pulled by the engine) → TunnelClient → WAN socket batches (sendmmsg, GSO)
+//   WAN sockets (recvmmsg, GRO) → TunnelClient → TUN
+import Bonding
+import Congestion
+import LinuxNet
+import QUIC
+import Tunnel
+
+final class RouterDataPlane: DataPlane {
+    private var configuration: DaemonConfiguration
+    private let router: RouterConfiguration
+    private let log: Log
+    private let source: TUNPacketSource
+    private let client: TunnelClient
+    private var wans: [WANSocket]
+    /// WANs taken out by a reload (their index stays, so path bookkeeping stays simple).
+    private var removed: Set<Int> = []
+    private let monitor: NetlinkMonitor
+    private let netlink: RouteNetlink
+    private let receiveBatch = UDPReceiveBatch()
+    private var datagram: [UInt8] = []
+    private weak var loop: EpollLoop?
+    private var tunInterest = true
+    private var receivedDatagrams: UInt64 = 0
+
+    private static let tunToken = DaemonToken.firstRole
+    private static let netlinkToken = DaemonToken.firstRole + 1
+    private static let firstWANToken = DaemonToken.firstRole + 2
+    /// Datagrams taken from one socket per wake-up before the others (and sending) get a turn.
+    private static let receiveBudget = 512
+
+    init(configuration: DaemonConfiguration, key: TunnelKey, tun: TUNDevice, netlink: RouteNetlink,
+         maxInnerPacket: Int, log: Log, now: Timestamp) throws {
+        guard let router = configuration.router else { preconditionFailure("router role without [server]") }
+        self.configuration = configuration
+        self.router = router
+        self.log = log
+        self.netlink = netlink
+        datagram.reserveCapacity(65536)
+        source = TUNPacketSource(tun: tun, maxInnerPacket: maxInnerPacket, addresses: configuration.tunnel.addresses)
+        monitor = try NetlinkMonitor()
+        wans = router.wans.map { WANSocket(configuration: $0, serverIsIPv6: router.server.isIPv6) }
+        let tls = try TLSContext(configuration: TunnelTransport.routerTLS(key: key, serverPublicKey: router.serverPublicKey), isServer: false)
+        var connectionConfiguration = TunnelTransport.connectionConfiguration(
+            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr)
+        // MERGE-PMTU: connectionConfiguration.keepAliveInterval = configuration.keepaliveSeconds > 0 ? .seconds(configuration.keepaliveSeconds) : nil
+        let settings = connectionConfiguration
+        let server = router.server
+        let random = SystemRandom()
+        var tunnel = TunnelConfiguration()
+        tunnel.scheduler = SchedulerKind(rawValue: configuration.scheduler) ?? .default
+        client = TunnelClient(configuration: tunnel, wans: router.wans.map {
+            TunnelLink(name: $0.interface, interface: $0.interface, isBackup: $0.isBackup, weight: $0.weight)
+        }) { now in
+            try Connection(clientWith: settings, serverName: nil, remote: server, random: random, now: now)
+        }
+        refreshInterfaces(now: now, starting: true)
+        client.start(now: now)
+    }
+
+    func register(in loop: EpollLoop) throws {
+        self.loop = loop
+        try loop.add(fd: source.tun.fd, events: .readable, token: RouterDataPlane.tunToken)
+        try loop.add(fd: monitor.fd, events: .readable, token: RouterDataPlane.netlinkToken)
+        for (i, w) in wans.enumerated() {
+            if let s = w.socket { try loop.add(fd: s.fd, events: .readable, token: RouterDataPlane.firstWANToken + i) }
+        }
+    }
+
+    func readable(token: Int, now: Timestamp) {
+        switch token {
+        case RouterDataPlane.tunToken:
+            source.rearm()
+        case RouterDataPlane.netlinkToken:
+            var resync = false
+            do {
+                try monitor.readEvents { event in
+                    if case .resyncNeeded = event { resync = true }
+                }
+            } catch {
+                log.warning("netlink monitor: \(error)")
+                resync = true
+            }
+            // Any change may concern a WAN: compare with a fresh dump (a few syscalls, rare).
+            _ = resync
+            refreshInterfaces(now: now, starting: false)
+        default:
+            let i = token - RouterDataPlane.firstWANToken
+            guard i >= 0, i < wans.count, let socket = wans[i].socket else { return }
+            receive(from: socket, now: now)
+        }
+    }
+
+    private func receive(from socket: UDPSocket, now: Timestamp) {
+        var taken = 0
+        while taken < RouterDataPlane.receiveBudget {
+            let n: Int
+            do { n = try socket.receive(into: receiveBatch) } catch { log.debug("receive: \(error)"); return }
+            if n == 0 { return }
+            for k in 0..<n {
+                receiveBatch.copyDatagram(k, into: &datagram)
+                let d = receiveBatch[k]
+                client.receive(datagram: &datagram, from: d.source, now: now, ecn: d.ecn)
+            }
+            receivedDatagrams += UInt64(n)
+            taken += n
+            if receiveBatch.messageCount < receiveBatch.messageCapacity { return }
+        }
+    }
+
+    func run(now: Timestamp) {
+        client.handleTimeout(now: now)
+        let source = self.source
+        client.process(now: now, source: source) { packet, _ in source.write(packet) }
+        while let (t, wan) = client.poll(now: now) {
+            guard wan < wans.count, let batch = wans[wan].batch else { continue }
+            do { try batch.append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send on \(wans[wan].name): \(error)") }
+        }
+        for w in wans { if let b = w.batch, !b.isEmpty { _ = try? b.flush() } }
+        // Watch the TUN only while the engine wants packets (it found the TUN empty); when it
+        // stopped for lack of room, a readable TUN must not wake the loop in a spin.
+        let want = source.drained
+        if want != tunInterest, let loop {
+            try? loop.modify(fd: source.tun.fd, events: want ? .readable : [], token: RouterDataPlane.tunToken)
+            tunInterest = want
+        }
+    }
+
+    var nextTimeout: Timestamp? { client.nextTimeout }
+
+    // MARK: - The path manager
+
+    /// Which WANs can carry a path now, from a dump of links and addresses; opens sockets of
+    /// WANs that became usable and tells the tunnel about every change.
+    private func refreshInterfaces(now: Timestamp, starting: Bool) {
+        let links: [NetworkInterface], addresses: [InterfaceAddress]
+        do {
+            links = try netlink.links()
+            addresses = try netlink.addresses()
+        } catch {
+            log.warning("reading interfaces: \(error)")
+            return
+        }
+        for (i, w) in wans.enumerated() where !removed.contains(i) {
+            let link = links.first { $0.name == w.name }
+            w.interfaceIndex = link?.index
+            w.addresses = addresses.filter { $0.interfaceName == w.name }.map(\.prefix).filter { !isLinkLocal($0) }
+            var usable = link.map { $0.isUp && $0.hasCarrier } ?? false
+            usable = usable && w.addresses.contains { $0.isIPv6 == router.server.isIPv6 }
+            if usable, w.socket == nil {
+                if w.open(), let loop, let s = w.socket {
+                    try? loop.add(fd: s.fd, events: .readable, token: RouterDataPlane.firstWANToken + i)
+                } else if w.socket == nil {
+                    log.warning("WAN \(w.name): cannot open its socket: \(w.openError ?? "?")")
+                    usable = false
+                }
+            }
+            guard usable != w.isUsable || starting else { continue }
+            w.isUsable = usable
+            if usable {
+                log.notice("WAN \(w.name) is up (\(w.addresses.map(\.description).joined(separator: ", ")))")
+                client.wanUp(i, now: now)
+            } else {
+                log.notice("WAN \(w.name) is down" + (link == nil ? " (no such interface)" : ""))
+                client.wanDown(i, now: now)
+            }
+        }
+    }
+
+    private func isLinkLocal(_ p: IPPrefix) -> Bool {
+        p.isIPv6 ? (p.address.ipByte(0) == 0xfe && p.address.ipByte(1) & 0xc0 == 0x80)
+                 : (p.address.ipByte(0) == 169 && p.address.ipByte(1) == 254)
+    }
+
+    // MARK: - Reload and shutdown
+
+    func reload(_ new: DaemonConfiguration, now: Timestamp) throws {
+        guard let newRouter = new.router else { return }
+        if newRouter.server != router.server || newRouter.serverPublicKey != router.serverPublicKey
+            || new.privateKey != configuration.privateKey {
+            log.warning("reload: the server or a key changed; that takes a restart (systemctl restart tquic)")
+        }
+        let old = Set(wans.enumerated().filter { !removed.contains($0.offset) }.map(\.element.name))
+        let wanted = newRouter.wans.map(\.interface)
+        for (i, w) in wans.enumerated() where !removed.contains(i) && !wanted.contains(w.name) {
+            removed.insert(i)
+            client.wanDown(i, now: now)
+            if let s = w.socket { try? loop?.remove(fd: s.fd) }
+            w.close()
+            log.notice("reload: WAN \(w.name) removed")
+        }
+        for c in newRouter.wans where !old.contains(c.interface) {
+            if let i = wans.firstIndex(where: { $0.name == c.interface }), removed.contains(i) {
+                // Back after a removal: the same index.
+                removed.remove(i)
+                wans[i].isUsable = false
+                log.notice("reload: WAN \(c.interface) added again")
+                continue
+            }
+            wans.append(WANSocket(configuration: c, serverIsIPv6: router.server.isIPv6))
+            client.addWAN(TunnelLink(name: c.interface, interface: c.interface, isBackup: c.isBackup, weight: c.weight), now: now)
+            client.wanDown(wans.count - 1, now: now)
+            log.notice("reload: WAN \(c.interface) added")
+        }
+        configuration = new
+        refreshInterfaces(now: now, starting: false)
+    }
+
+    func shutdown(now: Timestamp) { client.close(now: now) }
+
+    // MARK: - Status
+
+    func summary(now: Timestamp) -> String {
+        let up = wans.indices.filter { !removed.contains($0) && wans[$0].isUsable }.count
+        return client.isConnected ? "connected to \(router.server), \(up)/\(wans.count - removed.count) WANs up"
+                                  : "connecting to \(router.server), \(up) WANs up"
+    }
+
+    func status(now: Timestamp) -> String {
+        var out = "role: router\n"
+        out += "server: \(router.server) (\(client.isConnected ? "connected" : "not connected"))\n"
+        out += "scheduler: \(configuration.scheduler)  congestion: \(configuration.congestion)\n"
+        out += "connections: opened \(client.statistics.connectionsOpened), lost \(client.statistics.connectionsLost)"
+        if let r = client.statistics.lastCloseReason { out += ", last close: \(r)" }
+        out += "\n"
+        out += "tun: \(source.tun.name) max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
+            + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), write failures \(source.writeFailures)\n"
+        out += "paths:\n"
+        let engine = client.engine
+        for (i, w) in wans.enumerated() where !removed.contains(i) {
+            var line = "  \(w.name): \(w.isUsable ? "up" : "down")"
+            if w.configuration.isBackup { line += " backup" }
+            if let e = engine, let li = e.paths.links.firstIndex(where: { $0.interface == w.name }) {
+                let link = e.paths.links[li]
+                if let id = link.pathID, let s = e.connection.pathStatistics(id) {
+                    line += " path \(id) \(s.state) rtt \(fixed(s.smoothedRTT.milliseconds, 1)) ms loss \(fixed(s.lossRate * 100, 2))%"
+                        + " rate \(fixed(s.deliveryRate * 8 / 1e6, 1)) Mbit/s cwnd \(s.congestionWindow) sent \(s.packetsSent) lost \(s.packetsLost)"
+                }
+                if link.isDead { line += " (dead)" }
+            }
+            out += line + "\n"
+        }
+        if let e = engine {
+            let s = e.sender.statistics, r = e.receiver.statistics
+            out += "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
+                + "dropped queue-full \(s.droppedQueueFull) too-large \(s.droppedMalformed); received \(r.delivered) delivered, "
+                + "\(r.droppedMalformed) malformed\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,68 @@
+// The router's TUN device as the tunnel sender's packet source: the sender pulls a packet only
+// when a path has room, so a saturated tunnel leaves packets in the kernel's TUN queue (which
+// drops them there, as an interface queue would) instead of in ours. Packets are read straight
+// into the engine's buffers: no copy. A packet larger than the
+// tunnel can carry now gets an ICMP "too big" back to its sender (PacketTooBig.swift).
+import LinuxNet
+import QUIC
+import Congestion
+import Tunnel
+
+final class TUNPacketSource: InnerPacketSource {
+    let tun: TUNDevice
+    /// The largest inner packet the tunnel carries now (the TUN MTU follows it).
+    var maxInnerPacket: Int
+    /// The tunnel's own addresses, the sources of ICMP errors.
+    let icmpSource4: SocketAddress?
+    let icmpSource6: SocketAddress?
+    /// The last read found the TUN empty: the loop waits for it to become readable. Otherwise
+    /// the sender stopped for lack of room and the loop must not spin on a readable TUN.
+    private(set) var drained = false
+    private(set) var packetsRead: UInt64 = 0
+    private(set) var tooBig: UInt64 = 0
+    private(set) var tooBigAnswered: UInt64 = 0
+    private(set) var writeFailures: UInt64 = 0
+    private(set) var packetsWritten: UInt64 = 0
+    private let icmp = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 16)
+
+    init(tun: TUNDevice, maxInnerPacket: Int, addresses: [IPPrefix]) {
+        self.tun = tun
+        self.maxInnerPacket = maxInnerPacket
+        icmpSource4 = addresses.first { !$0.isIPv6 }?.address
+        icmpSource6 = addresses.first { $0.isIPv6 }?.address
+    }
+
+    deinit {
+        icmp.deallocate()
+    }
+
+    /// Before each round of the engine: the TUN may have packets again.
+    func rearm() { drained = false }
+
+    func readPacket(into buffer: UnsafeMutableRawBufferPointer, now: Timestamp) -> Int? {
+        while true {
+            // Straight into the engine's buffer (2040 bytes): the TUN MTU is below that, so no
+            // packet is cut short; one that fills the buffer may have been, and is dropped.
+            guard let n = (try? tun.read(into: buffer)) ?? nil else {
+                drained = true
+                return nil
+            }
+            packetsRead += 1
+            if n <= maxInnerPacket { return n }
+            if n < buffer.count { answerTooBig(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } else { tooBig += 1 }
+        }
+    }
+
+    /// An inner packet from the tunnel onto the LAN.
+    func write(_ packet: UnsafeRawBufferPointer) {
+        if (try? tun.write(packet)) == true { packetsWritten += 1 } else { writeFailures += 1 }
+    }
+
+    func answerTooBig(_ packet: UnsafeRawBufferPointer) {
+        tooBig += 1
+        let v6 = packet.count > 0 && packet[0] >> 4 == 6
+        guard let source = v6 ? icmpSource6 : icmpSource4,
+              let n = PacketTooBig.reply(to: packet, mtu: maxInnerPacket, source: source, into: icmp) else { return }
+        if (try? tun.write(UnsafeRawBufferPointer(rebasing: icmp[0..<n]))) == true { tooBigAnswered += 1 }
+    }
+}
