@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Network namespaces for the appliance's end-to-end tests and demo (root):
+#
+#   PREFIX-lan ──lan── PREFIX-rtr ══wan1..wanN══ PREFIX-isp ──core── PREFIX-vps ──egress── PREFIX-inet
+#   (LAN host)         (tquicd router)           (the internet)      (tquicd vps)          (a server)
+#
+# Each WAN is a veth pair rate-limited both ways with tbf (RATE Mbit/s, default 20); `ip link set
+# wanK down` in PREFIX-rtr cuts one. IPv4 and IPv6 everywhere (the tunnel carries both; the WANs
+# carry IPv4). Only addresses inside these namespaces are used.
+#
+# usage: scripts/lab-net.sh up PREFIX [WANS] [RATE_MBIT]   build (WANS default 2)
+#        scripts/lab-net.sh down PREFIX                     delete every PREFIX-* namespace
+#        scripts/lab-net.sh add-wan PREFIX K [RATE_MBIT]    one more WAN, wanK (a link plugged in)
+#
+# Addresses: LAN 10.201.0.0/24 + fd01::/64 (router .1, host .2); WAN K 10.10K.0.0/24 (isp .1,
+# router .2); core 10.100.0.0/24 (isp .1, vps .2); egress 10.202.0.0/24 + fd02::/64 (vps .1,
+# inet host .2).
+set -euo pipefail
+cmd=${1:-}; P=${2:-}
+[[ -n $cmd && -n $P && $P =~ ^[a-z0-9]{1,8}$ ]] || { sed -n '2,17p' "$0" >&2; exit 2; }
+ns() { echo "$P-$1"; }
+x() { ip netns exec "$(ns "$1")" "${@:2}"; }
+
+# One WAN: veth wanK (router) ↔ rK (isp), tbf both ways, default route with metric 100·K.
+add_wan() { # K RATE
+    local k=$1 rate=$2
+    ip link add "wan$k" netns "$(ns rtr)" type veth peer name "r$k" netns "$(ns isp)"
+    x rtr ip addr add "10.10$k.0.2/24" dev "wan$k"
+    x isp ip addr add "10.10$k.0.1/24" dev "r$k"
+    x rtr ip link set "wan$k" up
+    x isp ip link set "r$k" up
+    # tbf: the link's rate, a queue of ~50 ms at that rate (at least 32 KB), like a modem's buffer.
+    local burst=$((rate * 1000000 / 8 / 250)); ((burst < 3200)) && burst=3200
+    local limit=$((rate * 1000000 / 8 / 20)); ((limit < 32000)) && limit=32000
+    x rtr tc qdisc add dev "wan$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
+    x isp tc qdisc add dev "r$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
+    x rtr ip route add default via "10.10$k.0.1" dev "wan$k" metric $((100 * k))
+}
+
+case $cmd in
+up)
+    WANS=${3:-2}; RATE=${4:-20}
+    for n in lan rtr isp vps inet; do ip netns add "$(ns $n)"; x "$n" ip link set lo up; done
+    ip link add lan netns "$(ns lan)" type veth peer name lan netns "$(ns rtr)"
+    x lan ip addr add 10.201.0.2/24 dev lan; x lan ip -6 addr add fd01::2/64 dev lan nodad
+    x rtr ip addr add 10.201.0.1/24 dev lan; x rtr ip -6 addr add fd01::1/64 dev lan nodad
+    x lan ip link set lan up; x rtr ip link set lan up
+    x lan ip route add default via 10.201.0.1; x lan ip -6 route add default via fd01::1
+    for k in $(seq 1 "$WANS"); do add_wan "$k" "$RATE"; done
+    ip link add core netns "$(ns isp)" type veth peer name core netns "$(ns vps)"
+    x isp ip addr add 10.100.0.1/24 dev core; x vps ip addr add 10.100.0.2/24 dev core
+    x isp ip link set core up; x vps ip link set core up
+    x vps ip route add default via 10.100.0.1
+    x isp sysctl -qw net.ipv4.ip_forward=1
+    ip link add egress netns "$(ns vps)" type veth peer name egress netns "$(ns inet)"
+    x vps ip addr add 10.202.0.1/24 dev egress; x vps ip -6 addr add fd02::1/64 dev egress nodad
+    x inet ip addr add 10.202.0.2/24 dev egress; x inet ip -6 addr add fd02::2/64 dev egress nodad
+    x vps ip link set egress up; x inet ip link set egress up
+    # The inet host knows only its own subnet: everything from the LAN must come masqueraded.
+    ;;
+add-wan)
+    K=${3:?wan number}; RATE=${4:-20}
+    add_wan "$K" "$RATE"
+    ;;
+down)
+    for n in lan rtr rtr2 isp vps inet; do ip netns del "$(ns $n)" 2>/dev/null || true; done
+    ;;
+*) sed -n '2,17p' "$0" >&2; exit 2 ;;
+esac
