@@ -58,6 +58,8 @@ public struct NFTablesRuleset: Equatable, Sendable {
         let tunnel = tunnelInterface, egress = egressInterface
         let forward = Chain(name: "tunnel_forward", type: "filter", hook: "forward", priority: "filter", rules:
             mssClamp(tunnel: tunnel) + [
+                // Tenants never reach each other through the VPS: a drop is final in any table.
+                "iifname \"\(tunnel)\" oifname \"\(tunnel)\" counter drop",
                 "iifname \"\(tunnel)\" oifname \"\(egress)\" counter accept",
                 "iifname \"\(egress)\" oifname \"\(tunnel)\" ct state established,related counter accept",
             ])

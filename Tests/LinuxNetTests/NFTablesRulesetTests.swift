@@ -16,6 +16,7 @@ final class NFTablesRulesetTests: XCTestCase {
             \t\ttype filter hook forward priority filter; policy accept;
             \t\tiifname "tquic0" tcp flags syn tcp option maxseg size set rt mtu
             \t\toifname "tquic0" tcp flags syn tcp option maxseg size set rt mtu
+            \t\tiifname "tquic0" oifname "tquic0" counter drop
             \t\tiifname "tquic0" oifname "eth0" counter accept
             \t\tiifname "eth0" oifname "tquic0" ct state established,related counter accept
             \t}

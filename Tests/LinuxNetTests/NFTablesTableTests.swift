@@ -35,7 +35,7 @@ final class NFTablesTableTests: XCTestCase {
             .init(name: "tunnel_forward", type: "filter", hook: "forward", policy: "accept"),
             .init(name: "tunnel_masquerade", type: "nat", hook: "postrouting", policy: "accept"),
         ])
-        XCTAssertEqual(listing.rules(in: "tunnel_forward").count, 4, "2 MSS clamps, 2 accepts")
+        XCTAssertEqual(listing.rules(in: "tunnel_forward").count, 5, "2 MSS clamps, the tenant-to-tenant drop, 2 accepts")
         XCTAssertEqual(listing.rules(in: "tunnel_masquerade").count, 2, "IPv4 and IPv6 masquerade")
         XCTAssertTrue(listing.rules(in: "tunnel_forward")[0].contains("maxseg"), listing.rules(in: "tunnel_forward")[0])
         XCTAssertTrue(listing.rules(in: "tunnel_masquerade").allSatisfy { $0.contains("masquerade") })
@@ -50,7 +50,7 @@ final class NFTablesTableTests: XCTestCase {
         try namespace.run { try table.install(first); try table.install(first) }
         var listing = try XCTUnwrap(try namespace.listTable(tableName))
         XCTAssertEqual(listing.chains.count, 2)
-        XCTAssertEqual(listing.rules.count, 6, "installing the same ruleset twice duplicated rules")
+        XCTAssertEqual(listing.rules.count, 7, "installing the same ruleset twice duplicated rules")
 
         try namespace.run { try table.install(second) }
         listing = try XCTUnwrap(try namespace.listTable(tableName))
@@ -98,7 +98,7 @@ final class NFTablesTableTests: XCTestCase {
         }
         let nftError = try XCTUnwrap(error as? NFTablesError, "a bad ruleset installed without error")
         XCTAssertTrue(nftError.message.contains("syntax error"), nftError.description)
-        XCTAssertEqual(try XCTUnwrap(try namespace.listTable(tableName)).rules.count, 6,
+        XCTAssertEqual(try XCTUnwrap(try namespace.listTable(tableName)).rules.count, 7,
                        "the failed transaction changed the installed table")
     }
 }
