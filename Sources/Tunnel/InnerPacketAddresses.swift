@@ -18,6 +18,21 @@ public enum InnerPacketAddresses {
         return UnsafeRawBufferPointer(rebasing: v6 ? packet[24..<40] : packet[16..<20])
     }
 
+    /// Whether the packet's destination never leaves its link, so the tunnel must not carry it:
+    /// IPv6 link-local unicast (fe80::/10) and link-scope multicast (ff?2::/16, RFC 4291 §2.4,
+    /// §2.7: the kernel's MLD reports on the TUN), IPv4 local network control multicast
+    /// (224.0.0.0/24, RFC 5771 §4) and limited broadcast.
+    @inline(__always)
+    public static func isLinkScoped(_ packet: UnsafeRawBufferPointer) -> Bool {
+        guard let (v6, _) = header(packet) else { return false }
+        if v6 {
+            let d0 = packet[24], d1 = packet[25]
+            return (d0 == 0xfe && d1 & 0xc0 == 0x80) || (d0 == 0xff && d1 & 0x0f <= 2)
+        }
+        return (packet[16] == 224 && packet[17] == 0 && packet[18] == 0)
+            || (packet[16] == 255 && packet[17] == 255 && packet[18] == 255 && packet[19] == 255)
+    }
+
     /// (is IPv6, header length) of a packet long enough for its fixed header.
     @inline(__always)
     static func header(_ packet: UnsafeRawBufferPointer) -> (Bool, Int)? {

@@ -228,7 +228,7 @@ final class RouterDataPlane: DataPlane {
         if let r = client.statistics.lastCloseReason { out += ", last close: \(r)" }
         out += "\n"
         out += "tun: \(source.tun.name) max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
-            + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), write failures \(source.writeFailures)\n"
+            + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), link-scoped \(source.linkScoped), write failures \(source.writeFailures)\n"
         out += "paths:\n"
         let engine = client.engine
         for (i, w) in wans.enumerated() where !removed.contains(i) {

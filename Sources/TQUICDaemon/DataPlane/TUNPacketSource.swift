@@ -20,6 +20,8 @@ final class TUNPacketSource: InnerPacketSource {
     private(set) var drained = false
     private(set) var packetsRead: UInt64 = 0
     private(set) var tooBig: UInt64 = 0
+    /// Packets for the TUN's own link only (MLD, link-local): never carried.
+    var linkScoped: UInt64 = 0
     private(set) var tooBigAnswered: UInt64 = 0
     private(set) var writeFailures: UInt64 = 0
     private(set) var packetsWritten: UInt64 = 0
@@ -48,6 +50,11 @@ final class TUNPacketSource: InnerPacketSource {
                 return nil
             }
             packetsRead += 1
+            let packet = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            if InnerPacketAddresses.isLinkScoped(packet) {
+                linkScoped += 1
+                continue
+            }
             if n <= maxInnerPacket { return n }
             if n < buffer.count { answerTooBig(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } else { tooBig += 1 }
         }

@@ -94,6 +94,10 @@ final class VPSDataPlane: DataPlane {
         for _ in 0..<VPSDataPlane.tunBudget {
             guard let n = (try? tun.tun.read(into: packet)) ?? nil else { return }
             let p = UnsafeRawBufferPointer(rebasing: packet[0..<n])
+            if InnerPacketAddresses.isLinkScoped(p) {
+                tun.linkScoped += 1
+                continue
+            }
             if n > tun.maxInnerPacket {
                 tun.answerTooBig(p)
                 continue
@@ -138,7 +142,7 @@ final class VPSDataPlane: DataPlane {
     func status(now: Timestamp) -> String {
         var out = "role: vps\n"
         out += "listen: \(sockets.compactMap { $0.localAddress?.description }.joined(separator: ", "))\n"
-        out += "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), "
+        out += "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
             + "write failures \(tun.writeFailures); no tenant for \(server.statistics.droppedNoTenant) packets, "
             + "\(server.statistics.connectionsRefused) connections refused\n"
         out += "tenants:\n"

@@ -37,6 +37,10 @@ final class HostSetup {
             let t = configuration.tunnel
             let device = try TUNDevice(name: t.name)
             tun = device
+            // No IPv6 link-local address on the TUN (addr_gen_mode 1): without one the kernel
+            // sends no router solicitations or MLD reports into the tunnel, which the peer
+            // would only count and drop.
+            try? Sysctl.set("net/ipv6/conf/\(device.name)/addr_gen_mode", "1")
             try netlink.setMTU(device.name, innerMTU)
             for a in t.addresses { try netlink.addAddress(a, to: device.name) }
             try netlink.setLinkUp(device.name, up: true)
