@@ -28,6 +28,8 @@ final class TunnelHarness {
     var routers: [Router] = []
     var serverDelivered: [(packet: [UInt8], tenant: Int)] = []
     var cut: Set<SocketAddress> = []
+    /// A NAT in front of router addresses: what the VPS sees instead (and sends back to).
+    var nat: [SocketAddress: SocketAddress] = [:]
     private var queue: [InFlight] = []
     private var seed: UInt64 = 100
 
@@ -90,8 +92,12 @@ final class TunnelHarness {
             var bytes = d.bytes
             if d.to == serverAddress {
                 server.receive(datagram: &bytes, from: d.from, now: now)
-            } else if let r = routers.first(where: { $0.addresses.contains(d.to) }) {
-                r.client.receive(datagram: &bytes, from: d.from, now: now)
+            } else {
+                // Back through the NAT, if the address is one of its outside ones.
+                let inside = nat.first(where: { $0.value == d.to })?.key ?? d.to
+                if let r = routers.first(where: { $0.addresses.contains(inside) }) {
+                    r.client.receive(datagram: &bytes, from: d.from, now: now)
+                }
             }
         }
         server.handleTimeout(now: now)
@@ -108,7 +114,7 @@ final class TunnelHarness {
 
     private func send(_ bytes: [UInt8], from: SocketAddress, to: SocketAddress) {
         guard !cut.contains(from), !cut.contains(to) else { return }
-        queue.append(InFlight(at: now + oneWay, bytes: bytes, from: from, to: to))
+        queue.append(InFlight(at: now + oneWay, bytes: bytes, from: nat[from] ?? from, to: to))
     }
 
     /// An IPv4 UDP packet (no checksum needed: nothing here verifies it) with a counter payload.

@@ -125,4 +125,42 @@ final class TunnelServerTests: XCTestCase {
             (a.client.engine?.connection.pathIDs.count ?? 0) >= 2 && a.client.engine!.paths.links.allSatisfy { !$0.isDead }
         }, "wan0 became a path once up")
     }
+
+    /// A CGNAT gives wan1's flow a new outside port (a rebinding): the VPS validates the new
+    /// address on that path alone, traffic goes on, path 0 is not touched.
+    func testANATRebindingOnOnePathLeavesTheOthersAlone() throws {
+        let h = try TunnelHarness(tenants: table)
+        let a = try h.addRouter(key: keyA)
+        XCTAssertTrue(h.run(for: .seconds(3)) { (h.server.sessions[0]?.connection.pathIDs.count ?? 0) == 2 })
+        let s = try XCTUnwrap(h.server.sessions[0])
+        let ids = s.connection.pathIDs
+        let before = ids.map { s.connection.pathStatistics($0)!.remote }
+        XCTAssertEqual(before, a.addresses)
+        let outside = SocketAddress(ip: [100, 64, 9, 9], port: 61000)
+        h.nat[a.addresses[1]] = outside
+        var counter: UInt32 = 100
+        var sent: [[UInt8]] = []
+        for _ in 0..<20 {
+            let p = TunnelHarness.ipv4(from: [192, 168, 1, 10], to: [203, 0, 113, 9], counter: counter)
+            counter += 1
+            p.withUnsafeBytes { _ = a.client.send($0, now: h.now) }
+            sent.append(p)
+            h.run(for: .milliseconds(50))
+        }
+        h.run(for: .seconds(1))
+        XCTAssertEqual(s.connection.pathIDs, ids, "no path was lost")
+        XCTAssertEqual(s.connection.pathStatistics(ids[0])?.remote, a.addresses[0], "path 0 untouched")
+        XCTAssertEqual(s.connection.pathStatistics(ids[1])?.remote, outside, "path 1 follows the new address")
+        XCTAssertEqual(s.connection.pathStatistics(ids[1])?.state, .active)
+        XCTAssertTrue(h.server.sessions[0] === s, "the same connection")
+        let delivered = Set(h.serverDelivered.map(\.packet))
+        XCTAssertTrue(sent.allSatisfy { delivered.contains($0) }, "every packet arrived across the rebinding")
+        // And the VPS's answers reach the router through the new binding.
+        let back = TunnelHarness.ipv4(from: [203, 0, 113, 9], to: [192, 168, 1, 10], counter: 999)
+        for _ in 0..<10 {
+            back.withUnsafeBytes { _ = h.server.send($0, now: h.now) }
+            h.run(for: .milliseconds(20))
+        }
+        XCTAssertEqual(a.delivered.count, 10)
+    }
 }
