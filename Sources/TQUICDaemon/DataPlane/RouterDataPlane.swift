@@ -244,6 +244,11 @@ final class RouterDataPlane: DataPlane {
             }
             out += line + "\n"
         }
+        if let c = client.connection {
+            let st = c.stats
+            out += "connection: packets sent \(st.packetsSent) received \(st.packetsReceived) lost \(st.packetsLost); dropped \(st.packetsDropped) "
+                + "(malformed or undecryptable: \(st.decryptionFailures) failed to open); received on the WAN sockets \(receivedDatagrams) datagrams\n"
+        }
         if let e = engine {
             let s = e.sender.statistics, r = e.receiver.statistics
             out += "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "

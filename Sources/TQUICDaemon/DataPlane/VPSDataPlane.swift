@@ -4,6 +4,7 @@
 //
 //   UDP (recvmmsg, GRO) → TunnelServer → tenant's engine → source check → TUN
 //   TUN → TunnelServer.send (tenant by destination) → engine → UDP (sendmmsg, GSO)
+import Bonding
 import Congestion
 import LinuxNet
 import QUIC
@@ -41,7 +42,9 @@ final class VPSDataPlane: DataPlane {
         // MERGE-PMTU: connection.keepAliveInterval = configuration.keepaliveSeconds > 0 ? .seconds(configuration.keepaliveSeconds) : nil
         let random = SystemRandom()
         let endpoint = Endpoint(configuration: Endpoint.Configuration(connection: connection, tokenKey: random.bytes(16)), random: random)
-        server = TunnelServer(endpoint: endpoint, configuration: TunnelConfiguration(), tenants: table)
+        var tunnel = TunnelConfiguration()
+        tunnel.scheduler = SchedulerKind(rawValue: configuration.scheduler) ?? .default
+        server = TunnelServer(endpoint: endpoint, configuration: tunnel, tenants: table)
         var listen = [vps.listen]
         if vps.listen.isIPv6, vps.listen.ip.allSatisfy({ $0 == 0 }) {
             listen.append(SocketAddress(ip: [0, 0, 0, 0], port: vps.listen.port))
@@ -142,6 +145,10 @@ final class VPSDataPlane: DataPlane {
     func status(now: Timestamp) -> String {
         var out = "role: vps\n"
         out += "listen: \(sockets.compactMap { $0.localAddress?.description }.joined(separator: ", "))\n"
+        out += "scheduler: \(configuration.scheduler)  congestion: \(configuration.congestion)\n"
+        let e = server.endpoint
+        out += "endpoint: \(e.connections.count) connections; dropped datagrams \(e.droppedDatagrams) (malformed or unknown), "
+            + "retries \(e.retriesSent), version negotiations \(e.versionNegotiationsSent), stateless resets \(e.statelessResetsSent)\n"
         out += "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
             + "write failures \(tun.writeFailures); no tenant for \(server.statistics.droppedNoTenant) packets, "
             + "\(server.statistics.connectionsRefused) connections refused\n"
