@@ -11,30 +11,33 @@
 # usage: scripts/lab-net.sh up PREFIX [WANS] [RATE_MBIT]   build (WANS default 2)
 #        scripts/lab-net.sh down PREFIX                     delete every PREFIX-* namespace
 #        scripts/lab-net.sh add-wan PREFIX K [RATE_MBIT]    one more WAN, wanK (a link plugged in)
+#        scripts/lab-net.sh up-rtr2 PREFIX [WANS] [RATE]    a second router, PREFIX-rtr2 (another
+#                                                           tenant of the VPS; no LAN host behind it)
 #
 # Addresses: LAN 10.201.0.0/24 + fd01::/64 (router .1, host .2); WAN K 10.10K.0.0/24 (isp .1,
 # router .2); core 10.100.0.0/24 (isp .1, vps .2); egress 10.202.0.0/24 + fd02::/64 (vps .1,
-# inet host .2).
+# inet host .2). rtr2's WAN K: veth wanK ↔ isp's sK, 10.11K.0.0/24 (isp .1, rtr2 .2).
 set -euo pipefail
 cmd=${1:-}; P=${2:-}
-[[ -n $cmd && -n $P && $P =~ ^[a-z0-9]{1,8}$ ]] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[[ -n $cmd && -n $P && $P =~ ^[a-z0-9]{1,8}$ ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
 ns() { echo "$P-$1"; }
 x() { ip netns exec "$(ns "$1")" "${@:2}"; }
 
 # One WAN: veth wanK (router) ↔ rK (isp), tbf both ways, default route with metric 100·K.
-add_wan() { # K RATE
-    local k=$1 rate=$2
-    ip link add "wan$k" netns "$(ns rtr)" type veth peer name "r$k" netns "$(ns isp)"
-    x rtr ip addr add "10.10$k.0.2/24" dev "wan$k"
-    x isp ip addr add "10.10$k.0.1/24" dev "r$k"
-    x rtr ip link set "wan$k" up
-    x isp ip link set "r$k" up
+# (ROUTER ISP_SIDE NET select rtr2's: rtr2, sK, 10.11K.)
+add_wan() { # K RATE [ROUTER ISP_SIDE NET]
+    local k=$1 rate=$2 rtr=${3:-rtr} side=${4:-r} net=${5:-10.10}
+    ip link add "wan$k" netns "$(ns "$rtr")" type veth peer name "$side$k" netns "$(ns isp)"
+    x "$rtr" ip addr add "$net$k.0.2/24" dev "wan$k"
+    x isp ip addr add "$net$k.0.1/24" dev "$side$k"
+    x "$rtr" ip link set "wan$k" up
+    x isp ip link set "$side$k" up
     # tbf: the link's rate, a queue of ~50 ms at that rate (at least 32 KB), like a modem's buffer.
     local burst=$((rate * 1000000 / 8 / 250)); ((burst < 3200)) && burst=3200
     local limit=$((rate * 1000000 / 8 / 20)); ((limit < 32000)) && limit=32000
-    x rtr tc qdisc add dev "wan$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
-    x isp tc qdisc add dev "r$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
-    x rtr ip route add default via "10.10$k.0.1" dev "wan$k" metric $((100 * k))
+    x "$rtr" tc qdisc add dev "wan$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
+    x isp tc qdisc add dev "$side$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
+    x "$rtr" ip route add default via "$net$k.0.1" dev "wan$k" metric $((100 * k))
 }
 
 case $cmd in
@@ -42,9 +45,11 @@ up)
     WANS=${3:-2}; RATE=${4:-20}
     for n in lan rtr isp vps inet; do ip netns add "$(ns $n)"; x "$n" ip link set lo up; done
     ip link add lan netns "$(ns lan)" type veth peer name lan netns "$(ns rtr)"
+    # Links up before the IPv6 addresses: a `nodad` address added to a link that is down answers
+    # no neighbour solicitation until one is retransmitted (the first IPv6 packets wait 1 s).
+    x lan ip link set lan up; x rtr ip link set lan up
     x lan ip addr add 10.201.0.2/24 dev lan; x lan ip -6 addr add fd01::2/64 dev lan nodad
     x rtr ip addr add 10.201.0.1/24 dev lan; x rtr ip -6 addr add fd01::1/64 dev lan nodad
-    x lan ip link set lan up; x rtr ip link set lan up
     x lan ip route add default via 10.201.0.1; x lan ip -6 route add default via fd01::1
     for k in $(seq 1 "$WANS"); do add_wan "$k" "$RATE"; done
     ip link add core netns "$(ns isp)" type veth peer name core netns "$(ns vps)"
@@ -53,17 +58,22 @@ up)
     x vps ip route add default via 10.100.0.1
     x isp sysctl -qw net.ipv4.ip_forward=1
     ip link add egress netns "$(ns vps)" type veth peer name egress netns "$(ns inet)"
+    x vps ip link set egress up; x inet ip link set egress up
     x vps ip addr add 10.202.0.1/24 dev egress; x vps ip -6 addr add fd02::1/64 dev egress nodad
     x inet ip addr add 10.202.0.2/24 dev egress; x inet ip -6 addr add fd02::2/64 dev egress nodad
-    x vps ip link set egress up; x inet ip link set egress up
     # The inet host knows only its own subnet: everything from the LAN must come masqueraded.
     ;;
 add-wan)
     K=${3:?wan number}; RATE=${4:-20}
     add_wan "$K" "$RATE"
     ;;
+up-rtr2)
+    WANS=${3:-1}; RATE=${4:-20}
+    ip netns add "$(ns rtr2)"; x rtr2 ip link set lo up
+    for k in $(seq 1 "$WANS"); do add_wan "$k" "$RATE" rtr2 s 10.11; done
+    ;;
 down)
     for n in lan rtr rtr2 isp vps inet; do ip netns del "$(ns $n)" 2>/dev/null || true; done
     ;;
-*) sed -n '2,17p' "$0" >&2; exit 2 ;;
+*) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -1,0 +1,662 @@
+"""The appliance lab, shared by the end-to-end tests (conftest.py, test_appliance.py) and the demo
+(demo.py): the namespaces of scripts/lab-net.sh, tquicd as VPS and as router(s) in them, and the
+measurements taken through the tunnel (ping, iperf3, the UDP probe of udp_probe.py, `tquicctl
+status`, interface counters).
+
+Every process is started by Lab.spawn (its own session, its output in the lab's directory) inside
+one of the lab's namespaces, and killed by pid in Lab.close, which also kills whatever still runs
+in a PREFIX-* namespace (`ip netns pids`: only this lab's processes are there), deletes those
+namespaces and says what it could not clean. Every command has a timeout. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO = E2E_DIR.parents[1]
+LAB_NET = REPO / "scripts" / "lab-net.sh"
+PROBE = E2E_DIR / "udp_probe.py"
+
+# Addresses of scripts/lab-net.sh (its header).
+VPS_CORE = "10.100.0.2"
+INET4, INET6 = "10.202.0.2", "fd02::2"
+LAN4, LAN6 = "10.201.0.2", "fd01::2"
+PORT = 4433
+TUN = "tquic0"
+TABLE = "tquic_tquic0"  # HostSetup.tableName for tunnel name tquic0 (family inet)
+RATE_MBIT = 20  # each WAN's rate in the tests and the demo
+# A TCP receiver interval delivering less than this is a stall (5 % of one 20 Mbit/s WAN).
+STALL_MBPS = 1.0
+
+
+def bin_dir() -> Path:
+    """tquicd and tquicctl: $TQUIC_BIN_DIR, default the release build (scripts/e2e.sh builds it)."""
+    return Path(os.environ.get("TQUIC_BIN_DIR", REPO / ".build-release" / "release"))
+
+
+class LabError(Exception):
+    pass
+
+
+def sh(cmd: list[str], timeout: float = 20, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Runs cmd to completion (bounded by timeout); a failure says what ran and what it printed."""
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired as e:
+        raise LabError(f"timed out after {timeout} s: {' '.join(cmd)}\n{e.stdout or ''}{e.stderr or ''}") from None
+    if check and r.returncode != 0:
+        raise LabError(f"exit {r.returncode}: {' '.join(cmd)}\nstdout: {r.stdout.strip()}\nstderr: {r.stderr.strip()}")
+    return r
+
+
+def new_prefix(letter: str = "e") -> str:
+    """A namespace prefix unique to this process: lab-net.sh takes [a-z0-9]{1,8}."""
+    return f"{letter}{os.getpid() % 100000}"
+
+
+def namespaces(prefix: str) -> list[str]:
+    out = sh(["ip", "netns", "list"], timeout=10).stdout
+    return [line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(prefix + "-")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    out: Path
+    err: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{self.name} (pid {self.pid}) still running after {timeout} s\n{self.tail()}") from None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 3) -> Optional[int]:
+        """SIGTERM, then SIGKILL after timeout; the exit status (negative: killed by a signal)."""
+        if not self.alive():
+            return self.popen.returncode
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.popen.wait(timeout=5)
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+    def tail(self, chars: int = 2500) -> str:
+        text = self.stdout()
+        err = self.err.read_text(errors="replace") if self.err.exists() else ""
+        return f"--- {self.name} stdout (tail) ---\n{text[-chars:]}\n--- {self.name} stderr (tail) ---\n{err[-chars:]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Status parsing (RouterDataPlane.status, VPSDataPlane.status)
+
+_PATH = re.compile(
+    r"^  (?P<wan>\S+): (?P<up>up|down)(?: backup)?"
+    r"(?: path (?P<id>\d+) (?P<state>\S+) rtt (?P<rtt>[\d.]+) ms loss (?P<loss>[\d.]+)% rate (?P<rate>[\d.]+) Mbit/s"
+    r" cwnd (?P<cwnd>\d+) sent (?P<sent>\d+) lost (?P<lost>\d+))?(?P<dead> \(dead\))?$")
+_TENANT = re.compile(
+    r"^  (?P<name>\S+): (?:connected from (?P<remote>\S+), (?P<paths>\d+) paths|not connected); "
+    r"from tenant (?P<from_packets>\d+) packets \((?P<from_bytes>\d+) bytes\), "
+    r"to tenant (?P<to_packets>\d+) packets \((?P<to_bytes>\d+) bytes\); "
+    r"dropped: source not allowed (?P<source_not_allowed>\d+), not connected (?P<not_connected>\d+), "
+    r"queue full (?P<queue_full>\d+)")
+
+
+@dataclass
+class PathStatus:
+    wan: str
+    up: bool
+    id: Optional[int] = None
+    state: Optional[str] = None
+    sent: int = 0
+    lost: int = 0
+    rtt_ms: float = 0.0
+    dead: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.up and self.id is not None and self.state == "active" and not self.dead
+
+
+@dataclass
+class RouterStatus:
+    text: str
+    connected: bool
+    paths: dict[str, PathStatus]
+
+    @staticmethod
+    def parse(text: str) -> "RouterStatus":
+        paths = {}
+        for line in text.splitlines():
+            m = _PATH.match(line)
+            if m:
+                g = m.groupdict()
+                paths[g["wan"]] = PathStatus(
+                    wan=g["wan"], up=g["up"] == "up", id=int(g["id"]) if g["id"] else None, state=g["state"],
+                    sent=int(g["sent"] or 0), lost=int(g["lost"] or 0), rtt_ms=float(g["rtt"] or 0), dead=bool(g["dead"]))
+        return RouterStatus(text=text, connected=re.search(r"^server: .* \(connected\)$", text, re.M) is not None, paths=paths)
+
+
+def parse_tenants(text: str) -> dict[str, dict]:
+    out = {}
+    for line in text.splitlines():
+        m = _TENANT.match(line)
+        if m:
+            g = m.groupdict()
+            out[g["name"]] = {k: (int(v) if v and v.isdigit() else v) for k, v in g.items()}
+            out[g["name"]]["connected"] = g["remote"] is not None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+@dataclass
+class IperfResult:
+    """iperf3 --json --get-server-output of the client, the server having run with -J -i 0.1."""
+    data: dict
+    reverse: bool = False
+
+    @property
+    def error(self) -> Optional[str]:
+        return self.data.get("error") or (self.data.get("server_output_json") or {}).get("error")
+
+    @property
+    def server(self) -> dict:
+        return self.data.get("server_output_json") or {}
+
+    def received_mbps(self) -> float:
+        """TCP: the receiver's rate over the measured (not omitted) seconds."""
+        return self.data["end"]["sum_received"]["bits_per_second"] / 1e6
+
+    def received_bytes(self) -> int:
+        return int(self.data["end"]["sum_received"]["bytes"])
+
+    def receiver_intervals(self) -> list[tuple[float, float, int]]:
+        """(start, end, bytes) at the receiving end, omitted intervals included."""
+        side = self.data if self.reverse else self.server
+        return [(i["sum"]["start"], i["sum"]["end"], int(i["sum"]["bytes"])) for i in side.get("intervals", [])]
+
+    def longest_stall_s(self, below_mbps: float = STALL_MBPS) -> float:
+        """The longest stretch of the receiver's intervals (joined end to end) whose average rate
+        stayed below below_mbps: a connection that only trickles retransmissions is stalled too."""
+        iv = self.receiver_intervals()
+        longest = 0.0
+        for i in range(len(iv)):
+            n = 0
+            for j in range(i, len(iv)):
+                n += iv[j][2]
+                d = iv[j][1] - iv[i][0]
+                if d > longest and n * 8 < below_mbps * 1e6 * d:
+                    longest = d
+        return longest
+
+    def bytes_between(self, t0: float, t1: float) -> int:
+        """Bytes received in the intervals lying within [t0, t1] (seconds from the test's start)."""
+        return sum(n for start, end, n in self.receiver_intervals() if start >= t0 - 1e-3 and end <= t1 + 1e-3)
+
+    def mbps_between(self, t0: float, t1: float) -> float:
+        """The receiver's rate over the intervals lying within [t0, t1]."""
+        iv = [(s, e, n) for s, e, n in self.receiver_intervals() if s >= t0 - 1e-3 and e <= t1 + 1e-3]
+        d = sum(e - s for s, e, _ in iv)
+        return sum(n for _, _, n in iv) * 8 / d / 1e6 if d > 0 else 0.0
+
+    def udp_loss(self) -> tuple[int, int, float]:
+        """UDP: (sent, received, lost fraction); lost = not received, counted from the sender's side,
+        so datagrams lost at the end of the run count too."""
+        sent = int(self.data["end"]["sum"]["packets"])
+        s = self.server["end"]["sum"]
+        received = int(s["packets"]) - int(s["lost_packets"])
+        return sent, received, (sent - received) / sent if sent else 1.0
+
+
+@dataclass
+class ProbeResult:
+    """One direction of the UDP probe: arrivals (seq, sent_ns, arrived_ns) sorted by arrival.
+    Probe.finish gives the forward one (at the receiver); its `echo` is the round trip (the echoes
+    back at the sender, so both directions of the tunnel)."""
+    sent: int
+    arrivals: list[tuple[int, int, int]]
+    sender: dict
+    echo: Optional["ProbeResult"] = None
+
+    @property
+    def received(self) -> int:
+        return len({a[0] for a in self.arrivals})
+
+    @property
+    def loss(self) -> float:
+        return 1 - self.received / self.sent if self.sent else 1.0
+
+    def largest_gap(self, start_ns: Optional[int] = None, end_ns: Optional[int] = None) -> tuple[float, int]:
+        """The longest time without an arrival, in ms, among gaps ending after start_ns and
+        beginning before end_ns (the whole run if not given), and when that gap began (ns). A gap
+        straddling start_ns counts: the cut may fall between two datagrams."""
+        t = [a[2] for a in self.arrivals]
+        best, at = 0, 0
+        for a, b in zip(t, t[1:]):
+            if start_ns is not None and b <= start_ns:
+                continue
+            if end_ns is not None and a >= end_ns:
+                break
+            if b - a > best:
+                best, at = b - a, a
+        return best / 1e6, at
+
+    def gap_around(self, event_ns: int, before_s: float = 0.1, after_s: float = 3.0) -> float:
+        """The largest gap (ms) from shortly before an event to a few seconds after it."""
+        return self.largest_gap(event_ns - int(before_s * 1e9), event_ns + int(after_s * 1e9))[0]
+
+
+class Probe:
+    """The UDP probe between two lab hosts (udp_probe.py): start(), then finish() after the event."""
+
+    def __init__(self, lab: "Lab", src: str, dst: str, address: str, port: int, seconds: float, name: str):
+        self.lab, self.src, self.dst, self.address, self.port, self.seconds, self.name = lab, src, dst, address, port, seconds, name
+        self.receiver: Optional[Proc] = None
+        self.sender: Optional[Proc] = None
+
+    def start(self) -> "Probe":
+        py = sys.executable or "python3"
+        d = self.lab.dir
+        self.receiver = self.lab.spawn(self.dst, f"{self.name}-recv", py, str(PROBE), "recv", str(self.port),
+                                       str(self.seconds + 10), str(d / f"{self.name}-recv.json"))
+        self.lab.wait_for(lambda: "ready" in self.receiver.stdout(), 5, f"{self.name} receiver ready", proc=self.receiver)
+        self.sender = self.lab.spawn(self.src, f"{self.name}-send", py, str(PROBE), "send", self.address, str(self.port),
+                                     str(self.seconds), "2", str(d / f"{self.name}-send.json"))
+        return self
+
+    def finish(self) -> ProbeResult:
+        assert self.sender and self.receiver
+        if self.sender.wait(self.seconds + 10) != 0:
+            raise LabError(f"the probe's sender failed\n{self.sender.tail()}")
+        self.receiver.signal(signal.SIGTERM)
+        if self.receiver.wait(10) != 0:
+            raise LabError(f"the probe's receiver failed\n{self.receiver.tail()}")
+        d = self.lab.dir
+        arrivals = json.loads((d / f"{self.name}-recv.json").read_text())["arrivals"]
+        sender = json.loads((d / f"{self.name}-send.json").read_text())
+        echoes = sender.pop("echoes")
+        by_arrival = lambda xs: sorted((tuple(a) for a in xs), key=lambda a: a[2])
+        echo = ProbeResult(sent=sender["sent"], arrivals=by_arrival(echoes), sender=sender)
+        return ProbeResult(sent=sender["sent"], arrivals=by_arrival(arrivals), sender=sender, echo=echo)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routers (tenants) and the lab
+
+
+@dataclass
+class Router:
+    """One tenant: a router namespace with its tquicd, and its [tenant] entry at the VPS."""
+    name: str
+    node: str
+    address4: str
+    address6: str
+    lan: list[str]
+    wans: list[str]
+    private_key: str = ""
+    public_key: str = ""
+    socket: str = ""
+    config: Optional[Path] = None
+    proc: Optional[Proc] = None
+
+    @property
+    def allowed(self) -> list[str]:
+        return [f"{self.address4}/32", f"{self.address6}/128", *self.lan]
+
+
+def tenant_a() -> Router:
+    return Router(name="a", node="rtr", address4="10.8.0.2", address6="fd00:8::2",
+                  lan=["10.201.0.0/24", "fd01::/64"], wans=["wan1", "wan2"])
+
+
+def tenant_b() -> Router:
+    return Router(name="b", node="rtr2", address4="10.8.0.3", address6="fd00:8::3",
+                  lan=["10.211.0.0/24", "fd11::/64"], wans=["wan1"])
+
+
+class Lab:
+    def __init__(self, prefix: str, directory: Path, wans: int = 2, rate_mbit: int = RATE_MBIT,
+                 log: Callable[[str], None] = print):
+        if not re.fullmatch(r"[a-z0-9]{1,8}", prefix):
+            raise LabError(f"prefix {prefix!r}: lab-net.sh takes [a-z0-9]{{1,8}}")
+        self.prefix, self.dir, self.wans, self.rate = prefix, Path(directory), wans, rate_mbit
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.procs: list[Proc] = []
+        self.routers: list[Router] = []
+        self.vps: Optional[Proc] = None
+        self.vps_socket = str(self.dir / "vps.sock")
+        self.vps_private, self.vps_public = "", ""
+        self.is_up = False
+        self.log_level = "info"  # of both daemons' configurations
+        self.tquicd = str(bin_dir() / "tquicd")
+        self.tquicctl = str(bin_dir() / "tquicctl")
+        for b in (self.tquicd, self.tquicctl):
+            if not os.access(b, os.X_OK):
+                raise LabError(f"{b} missing: build it (scripts/e2e.sh does) or set TQUIC_BIN_DIR")
+        if len(self.vps_socket) > 100:
+            raise LabError(f"{self.dir}: too long for a control socket path")
+
+    # --- namespaces and commands
+
+    def ns(self, node: str) -> str:
+        return f"{self.prefix}-{node}"
+
+    def x(self, node: str, *cmd: str, timeout: float = 20, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess:
+        return sh(["ip", "netns", "exec", self.ns(node), *cmd], timeout=timeout, check=check, input=input)
+
+    def spawn(self, node: Optional[str], name: str, *cmd: str) -> Proc:
+        """A background process in namespace `node` (None: here); `ip netns exec` execs, so the
+        pid is the process itself."""
+        full = ["ip", "netns", "exec", self.ns(node), *cmd] if node else list(cmd)
+        out, err = self.dir / f"{name}.out", self.dir / f"{name}.err"
+        with open(out, "wb") as o, open(err, "wb") as e:
+            p = subprocess.Popen(full, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = Proc(name, p, out, err)
+        self.procs.append(proc)
+        return proc
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str, proc: Optional[Proc] = None, every: float = 0.05) -> float:
+        """Polls predicate until true; returns the seconds it took, raises LabError at timeout (or
+        when `proc` died meanwhile)."""
+        start = time.monotonic()
+        while True:
+            if predicate():
+                return time.monotonic() - start
+            if proc is not None and not proc.alive():
+                raise LabError(f"{proc.name} exited ({proc.popen.returncode}) while waiting for {what}\n{proc.tail()}")
+            if time.monotonic() - start > timeout:
+                raise LabError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(every)
+
+    # --- topology
+
+    def up(self) -> "Lab":
+        self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}}, {self.wans} WANs at {self.rate} Mbit/s")
+        self.is_up = True
+        sh([str(LAB_NET), "up", self.prefix, str(self.wans), str(self.rate)], timeout=60)
+        return self
+
+    def add_wan(self, k: int) -> None:
+        sh([str(LAB_NET), "add-wan", self.prefix, str(k), str(self.rate)], timeout=30)
+
+    def up_rtr2(self, wans: int = 1) -> None:
+        sh([str(LAB_NET), "up-rtr2", self.prefix, str(wans), str(self.rate)], timeout=30)
+
+    def cut_wan(self, k: int, node: str = "rtr") -> int:
+        """`ip link set wanK down` in the router; returns the monotonic time (ns) just before."""
+        t = time.monotonic_ns()
+        self.x(node, "ip", "link", "set", f"wan{k}", "down", timeout=10)
+        return t
+
+    def restore_wan(self, k: int, node: str = "rtr") -> None:
+        """The link back, with its default route (the kernel dropped it; a DHCP client would add it)."""
+        self.x(node, "ip", "link", "set", f"wan{k}", "up", timeout=10)
+        net = "10.10" if node == "rtr" else "10.11"
+        self.x(node, "ip", "route", "replace", "default", "via", f"{net}{k}.0.1", "dev", f"wan{k}", "metric", str(100 * k), timeout=10)
+
+    def link_stats(self, node: str, dev: str) -> dict:
+        """rx/tx bytes and packets of dev (`ip -s -j link`); {} if it does not exist."""
+        r = self.x(node, "ip", "-s", "-j", "link", "show", "dev", dev, timeout=10, check=False)
+        if r.returncode != 0:
+            return {}
+        s = json.loads(r.stdout)[0]["stats64"]
+        return {"rx_bytes": s["rx"]["bytes"], "rx_packets": s["rx"]["packets"], "tx_bytes": s["tx"]["bytes"], "tx_packets": s["tx"]["packets"]}
+
+    def host_state(self, node: str) -> dict:
+        """What tquicd leaves on a host: the TUN device and its nftables table."""
+        tun = self.x(node, "ip", "link", "show", "dev", TUN, timeout=10, check=False).returncode == 0
+        tables = self.x(node, "nft", "list", "tables", timeout=10, check=False).stdout
+        return {"tun": tun, "table": f"inet {TABLE}" in tables}
+
+    # --- keys, configurations, daemons
+
+    def genkey(self) -> tuple[str, str]:
+        private = sh([self.tquicctl, "genkey"], timeout=10).stdout.strip()
+        public = sh([self.tquicctl, "pubkey"], timeout=10, input=private + "\n").stdout.strip()
+        return private, public
+
+    def add_router(self, router: Router) -> Router:
+        router.private_key, router.public_key = self.genkey()
+        router.socket = str(self.dir / f"{router.node}.sock")
+        self.routers.append(router)
+        return router
+
+    def vps_config(self) -> str:
+        tenants = "".join(
+            f"\n[tenant]\nname = {r.name}\npublic-key = {r.public_key}\nallowed = {', '.join(r.allowed)}\n" for r in self.routers)
+        return (f"[tquic]\nrole = vps\nprivate-key = {self.vps_private}\ncontrol-socket = {self.vps_socket}\n"
+                f"log-level = {self.log_level}\n"
+                f"\n[tunnel]\naddress = 10.8.0.1/24, fd00:8::1/64\n"
+                f"\n[vps]\nlisten = 0.0.0.0:{PORT}\negress = egress\n{tenants}")
+
+    def router_config(self, r: Router) -> str:
+        wans = "".join(f"\n[wan]\ninterface = {w}\n" for w in r.wans)
+        return (f"[tquic]\nrole = router\nprivate-key = {r.private_key}\ncontrol-socket = {r.socket}\n"
+                f"log-level = {self.log_level}\n"
+                f"\n[tunnel]\naddress = {r.address4}/24, {r.address6}/64\n"
+                f"\n[server]\naddress = {VPS_CORE}:{PORT}\npublic-key = {self.vps_public}\n{wans}")
+
+    def status(self, node: str, socket: str) -> str:
+        return self.x(node, self.tquicctl, "status", "--socket", socket, timeout=10).stdout
+
+    def router_status(self, r: Router) -> RouterStatus:
+        return RouterStatus.parse(self.status(r.node, r.socket))
+
+    def vps_status(self) -> str:
+        return self.status("vps", self.vps_socket)
+
+    def tenants(self) -> dict[str, dict]:
+        return parse_tenants(self.vps_status())
+
+    def start_vps(self) -> None:
+        self.vps_private, self.vps_public = self.genkey()
+        path = self.dir / "vps.conf"
+        path.write_text(self.vps_config())
+        self.vps = self.spawn("vps", "tquicd-vps", self.tquicd, "--config", str(path))
+        self.wait_for(lambda: os.path.exists(self.vps_socket), 10, "the VPS's control socket", proc=self.vps)
+
+    def start_router(self, r: Router, paths: Optional[int] = None, timeout: float = 15) -> float:
+        """Starts r's tquicd; waits for the tunnel and `paths` active paths (default: all its WANs).
+        Returns the seconds from start to that."""
+        r.config = self.dir / f"{r.node}.conf"
+        r.config.write_text(self.router_config(r))
+        start = time.monotonic()
+        r.proc = self.spawn(r.node, f"tquicd-{r.node}", self.tquicd, "--config", str(r.config))
+        self.wait_for(lambda: os.path.exists(r.socket), 10, f"{r.node}'s control socket", proc=r.proc)
+        want = len(r.wans) if paths is None else paths
+
+        def ready() -> bool:
+            s = self.router_status(r)
+            return s.connected and sum(p.active for p in s.paths.values()) >= want
+        try:
+            self.wait_for(ready, timeout, f"{r.node} connected with {want} active paths", proc=r.proc, every=0.1)
+        except LabError as e:
+            raise LabError(f"{e}\n{self.diagnostics()}") from None
+        return time.monotonic() - start
+
+    def start(self, *routers: Router) -> None:
+        """VPS with routers as its tenants, then each router, connected."""
+        for r in routers or (tenant_a(),):
+            self.add_router(r)
+        self.start_vps()
+        for r in self.routers:
+            t = self.start_router(r)
+            self.log(f"{r.node}: tenant {r.name} connected, {len(r.wans)} paths, in {t:.1f} s")
+
+    def router(self, name: str = "a") -> Router:
+        return next(r for r in self.routers if r.name == name)
+
+    def stop_daemons(self) -> list[str]:
+        """SIGTERM to each tquicd (routers, then the VPS): each must exit 0 within 5 s and leave
+        neither its TUN nor its nftables table. Returns what went wrong."""
+        problems = []
+        daemons = [(r.node, r.proc) for r in self.routers if r.proc] + ([("vps", self.vps)] if self.vps else [])
+        for node, p in daemons:
+            if not p.alive():
+                problems.append(f"tquicd in {node} had already exited ({p.popen.returncode})\n{p.tail()}")
+                continue
+            p.signal(signal.SIGTERM)
+            try:
+                rc = p.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                rc = p.stop(timeout=1)
+                problems.append(f"tquicd in {node} did not exit within 5 s of SIGTERM (killed)")
+            if rc != 0:
+                problems.append(f"tquicd in {node} exited {rc} after SIGTERM\n{p.tail()}")
+            left = self.host_state(node)
+            if left["tun"] or left["table"]:
+                problems.append(f"tquicd in {node} left {'TUN ' + TUN if left['tun'] else ''} {'table inet ' + TABLE if left['table'] else ''}")
+        for r in self.routers:
+            r.proc = None
+        self.vps = None
+        return problems
+
+    def diagnostics(self) -> str:
+        """Status of every daemon and the tails of their logs, for a failure's message."""
+        parts = []
+        for node, sock in [("vps", self.vps_socket)] + [(r.node, r.socket) for r in self.routers]:
+            if os.path.exists(sock):
+                try:
+                    parts.append(f"--- tquicctl status ({node}) ---\n{self.status(node, sock)}")
+                except LabError as e:
+                    parts.append(f"--- tquicctl status ({node}) failed: {e}")
+        for p in self.procs:
+            if p.name.startswith("tquicd"):
+                parts.append(p.tail())
+        return "\n".join(parts)
+
+    def close(self) -> list[str]:
+        """Daemons stopped (and checked), every other process killed, every PREFIX-* namespace
+        deleted. Returns what was wrong or could not be cleaned (empty: all clean)."""
+        problems = []
+        try:
+            problems += self.stop_daemons()
+        except Exception as e:  # keep cleaning
+            problems.append(f"stopping the daemons: {e}")
+        for p in self.procs:
+            if p.alive():
+                p.stop(timeout=2)
+        if self.is_up or namespaces(self.prefix):
+            problems += kill_namespace_processes(self.prefix)
+            r = sh([str(LAB_NET), "down", self.prefix], timeout=60, check=False)
+            if r.returncode != 0:
+                problems.append(f"lab-net.sh down: {r.stderr.strip()}")
+            for n in namespaces(self.prefix):  # any other namespace of ours
+                sh(["ip", "netns", "del", n], timeout=20, check=False)
+            left = namespaces(self.prefix)
+            if left:
+                problems.append(f"namespaces left: {left}")
+        self.is_up = False
+        alive = [f"{p.name} ({p.pid})" for p in self.procs if p.alive()]
+        if alive:
+            problems.append(f"processes still alive: {alive}")
+        return problems
+
+    # --- traffic
+
+    def ping(self, node: str, address: str, count: int = 3, source: Optional[str] = None, timeout_s: int = 1) -> subprocess.CompletedProcess:
+        cmd = ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", str(timeout_s)]
+        if source:
+            cmd += ["-I", source]
+        return self.x(node, *cmd, address, timeout=count * 0.2 + timeout_s + 10, check=False)
+
+    def iperf3_server(self, node: str = "inet", port: int = 5201) -> Proc:
+        """One test's iperf3 server with 0.1 s receiver intervals (they give the stall figures)."""
+        p = self.spawn(node, f"iperf3-server-{port}", "iperf3", "-s", "-1", "-J", "-i", "0.1", "-p", str(port))
+        self.wait_for(lambda: f":{port} " in self.x(node, "ss", "-Hltn", timeout=5).stdout, 5, f"iperf3 server on {port}", proc=p)
+        return p
+
+    def iperf3_client(self, seconds: float, *args: str, node: str = "lan", server: str = INET4, port: int = 5201, name: str = "iperf3") -> Proc:
+        return self.spawn(node, name, "iperf3", "-c", server, "-p", str(port), "-t", str(seconds), "-i", "0.1",
+                          "--json", "--get-server-output", "--connect-timeout", "3000", *args)
+
+    def iperf3_result(self, client: Proc, seconds: float, reverse: bool = False) -> IperfResult:
+        rc = client.wait(seconds + 20)
+        text = client.stdout()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise LabError(f"iperf3 printed no JSON (exit {rc})\n{client.tail()}") from None
+        return IperfResult(data=data, reverse=reverse)
+
+    def iperf3(self, seconds: float, *args: str, node: str = "lan", server_node: str = "inet", server: str = INET4,
+               port: int = 5201) -> IperfResult:
+        self.iperf3_server(server_node, port)
+        c = self.iperf3_client(seconds, *args, node=node, server=server, port=port)
+        return self.iperf3_result(c, seconds, reverse="-R" in args)
+
+    def probe(self, seconds: float, src: str = "lan", dst: str = "inet", address: str = INET4, port: int = 7000,
+              name: str = "probe") -> Probe:
+        return Probe(self, src, dst, address, port, seconds, name).start()
+
+    def wan_tx_bytes(self, router: Router) -> dict[str, int]:
+        return {w: self.link_stats(router.node, w).get("tx_bytes", 0) for w in router.wans}
+
+
+def kill_namespace_processes(prefix: str) -> list[str]:
+    """Kills (by pid) what still runs in a PREFIX-* namespace: a namespace's deletion would
+    otherwise leave its processes running. Returns the ones it found."""
+    found = []
+    for n in namespaces(prefix):
+        pids = [int(p) for p in sh(["ip", "netns", "pids", n], timeout=10, check=False).stdout.split()]
+        for pid in pids:
+            found.append(f"pid {pid} still running in {n}")
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+    return found
+
+
+def leftover_problems(prefix: str) -> list[str]:
+    """After everything: no PREFIX-* namespace, and here no TUN or table of ours (the lab never
+    runs tquicd outside its namespaces, so neither may appear here)."""
+    problems = []
+    left = namespaces(prefix)
+    if left:
+        problems.append(f"namespaces left: {left}")
+    if sh(["ip", "link", "show", "dev", TUN], timeout=10, check=False).returncode == 0:
+        problems.append(f"a {TUN} exists in the host's namespace")
+    if shutil.which("nft") and f"inet {TABLE}" in sh(["nft", "list", "tables"], timeout=10, check=False).stdout:
+        problems.append(f"table inet {TABLE} exists in the host's namespace")
+    return problems

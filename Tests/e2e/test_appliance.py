@@ -1,0 +1,195 @@
+"""The appliance end to end (DESIGN.md, testing pyramid §4): a LAN host behind tquicd as router,
+rate-limited WANs, tquicd as VPS, a host on the internet side, all in network namespaces
+(scripts/lab-net.sh); ping and iperf3 through the tunnel, WANs cut, plugged in and shrunk, two
+tenants, a bad configuration. Figures are printed (pytest -s shows them) and the thresholds are the
+issue's: TCP >= 85 % of the links' sum, UDP at 1.5 links' rate < 0.5 % loss, failover < 300 ms.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import lab as L
+
+RATE = L.RATE_MBIT
+
+
+def mbit(n_bytes: int, seconds: float) -> float:
+    return n_bytes * 8 / seconds / 1e6
+
+
+def ping_summary(r) -> str:
+    return next((line for line in r.stdout.splitlines() if "packets transmitted" in line), r.stderr.strip())
+
+
+def shares(before: dict[str, int], after: dict[str, int]) -> str:
+    delta = {w: after[w] - before.get(w, 0) for w in after}
+    total = sum(delta.values()) or 1
+    return ", ".join(f"{w} {d / 1e6:.1f} MB ({100 * d / total:.0f} %)" for w, d in delta.items())
+
+
+def test_ping_ipv4_and_ipv6_through_the_tunnel(tunnel):
+    before = tunnel.tenants()["a"]["from_packets"]
+    for address in (L.INET4, L.INET6):
+        r = tunnel.ping("lan", address, count=5)
+        print(f"ping {address}: {ping_summary(r)}")
+        assert r.returncode == 0 and " 0% packet loss" in r.stdout, f"ping {address} from the LAN host:\n{r.stdout}{r.stderr}"
+    # The internet host has no route back to the LAN: the answers came through the VPS's tunnel.
+    assert tunnel.tenants()["a"]["from_packets"] - before >= 10, tunnel.vps_status()
+
+
+def test_udp_at_one_and_a_half_links_rate_over_two_links(tunnel):
+    rate = 1.5 * RATE
+    # 1200-byte datagrams: one inner packet each (the tunnel carries 1310), no IP fragments.
+    r = tunnel.iperf3(6, "-u", "-b", f"{rate:g}M", "-l", "1200")
+    assert r.error is None, r.error
+    sent, received, loss = r.udp_loss()
+    print(f"UDP at {rate:g} Mbit/s over 2 x {RATE} Mbit/s: sent {sent}, received {received}, loss {100 * loss:.3f} %")
+    assert loss < 0.005, f"{100 * loss:.3f} % of {sent} datagrams lost at {rate:g} Mbit/s (limit < 0.5 %)"
+
+
+def test_tcp_reaches_85_percent_of_two_equal_links(tunnel):
+    a = tunnel.router()
+    wan_before = tunnel.wan_tx_bytes(a)
+    r = tunnel.iperf3(8, "-O", "2")  # 2 s of slow start left out, then 8 s measured
+    assert r.error is None, r.error
+    mbps, target = r.received_mbps(), 0.85 * 2 * RATE
+    print(f"TCP over 2 x {RATE} Mbit/s: {mbps:.1f} Mbit/s = {100 * mbps / (2 * RATE):.1f} % of {2 * RATE} "
+          f"(retransmits {r.data['end']['sum_sent'].get('retransmits')}); WAN shares: {shares(wan_before, tunnel.wan_tx_bytes(a))}")
+    assert mbps >= target, f"TCP reached {mbps:.1f} Mbit/s, below 85 % of {2 * RATE} ({target:.1f})"
+
+
+def test_wan_cut_mid_transfer_tcp_survives_and_goes_on_within_300_ms(tunnel):
+    a = tunnel.router()
+    probe = tunnel.probe(11)
+    tunnel.iperf3_server()
+    start = time.monotonic_ns()
+    client = tunnel.iperf3_client(10)
+    time.sleep(4.5)
+    cut = tunnel.cut_wan(1)
+    r = tunnel.iperf3_result(client, 10)
+    p = probe.finish()
+    forward, round_trip = p.gap_around(cut), p.echo.gap_around(cut)
+    cut_at = (cut - start) / 1e9
+    after = r.bytes_between(cut_at + 0.5, 10.0) if r.error is None else 0
+    stall = r.longest_stall_s() if r.error is None else float("nan")
+    print(f"cut wan1 at {cut_at:.2f} s: probe gap {forward:.1f} ms LAN->internet, {round_trip:.1f} ms round trip; "
+          f"probe loss {100 * p.loss:.2f} % / {100 * p.echo.loss:.2f} % (sender late at worst {p.sender['worst_late_ms']:.1f} ms); "
+          f"TCP longest stall {stall:.1f} s, {mbit(after, 10.0 - cut_at - 0.5):.1f} Mbit/s after the cut on one {RATE} Mbit/s link")
+    assert r.error is None, f"the TCP transfer did not survive the cut: {r.error}"
+    assert after > 0, "no TCP bytes arrived after the cut"
+    assert forward < 300, f"LAN->internet traffic stopped for {forward:.1f} ms at the cut (limit 300 ms)"
+    assert round_trip < 300, f"the round trip through the tunnel stopped for {round_trip:.1f} ms at the cut (limit 300 ms)"
+    assert stall < 0.3, f"the TCP transfer stalled {stall:.1f} s (0.1 s intervals below {L.STALL_MBPS} Mbit/s)"
+    s = tunnel.router_status(a)
+    assert s.connected and not s.paths["wan1"].up and s.paths["wan2"].active, s.text
+    assert "connections: opened 1, lost 0" in s.text, f"the QUIC connection was replaced:\n{s.text}"
+
+
+def test_wan_plugged_in_while_running_becomes_a_path(lab):
+    lab.up()  # wan1, wan2; the router's configuration lists wan3 too
+    a = L.tenant_a()
+    a.wans = ["wan1", "wan2", "wan3"]
+    lab.add_router(a)
+    lab.start_vps()
+    lab.start_router(a, paths=2)
+    s = lab.router_status(a)
+    assert not s.paths["wan3"].up and s.paths["wan1"].active and s.paths["wan2"].active, s.text
+    lab.add_wan(3)
+    took = lab.wait_for(lambda: lab.router_status(a).paths["wan3"].active, 10, "wan3 to become an active path")
+    sent_before = lab.router_status(a).paths["wan3"].sent
+    wan_before = lab.wan_tx_bytes(a)
+    r = lab.iperf3(5)
+    assert r.error is None, r.error
+    wan_after = lab.wan_tx_bytes(a)
+    share = (wan_after["wan3"] - wan_before["wan3"]) / max(1, sum(wan_after[w] - wan_before[w] for w in a.wans))
+    sent = lab.router_status(a).paths["wan3"].sent - sent_before
+    print(f"wan3 active {took:.2f} s after it appeared; TCP {r.received_mbps():.1f} Mbit/s over 3 x {RATE} Mbit/s; "
+          f"WAN shares: {shares(wan_before, wan_after)}; wan3 path sent {sent} packets")
+    assert share >= 0.10 and sent > 1000, f"wan3 carried {100 * share:.1f} % of the transfer ({sent} packets)\n{lab.diagnostics()}"
+
+
+def test_two_tenants_isolated(lab):
+    lab.up()
+    lab.up_rtr2(1)
+    a, b = L.tenant_a(), L.tenant_b()
+    lab.start(a, b)
+    r = lab.ping("rtr2", L.INET4, count=3)
+    assert r.returncode == 0, f"tenant B cannot reach the internet host with its own address:\n{r.stdout}{r.stderr}"
+
+    # B sends with A's inner source: the VPS drops it and counts it.
+    before = lab.tenants()["b"]["source_not_allowed"]
+    lab.x("rtr2", "ip", "addr", "add", f"{a.address4}/32", "dev", "lo")
+    r = lab.ping("rtr2", L.INET4, count=5, source=a.address4)
+    after = lab.tenants()["b"]["source_not_allowed"]
+    print(f"B pinging as {a.address4}: {ping_summary(r)}; "
+          f"B's `source not allowed` {before} -> {after}")
+    assert r.returncode != 0 and " 0 received" in r.stdout, f"tenant B got answers while sending as tenant A:\n{r.stdout}"
+    assert after - before >= 5, f"the VPS counted {after - before} of B's 5 spoofed packets as `source not allowed`\n{lab.vps_status()}"
+    assert lab.ping("lan", L.INET4, count=3).returncode == 0, "tenant A lost its connectivity"
+
+    # A's traffic, both ways, never reaches B's TUN.
+    rx_before = lab.link_stats("rtr2", L.TUN)
+    up = lab.iperf3(3)
+    down = lab.iperf3(3, "-R", port=5202)
+    rx_after = lab.link_stats("rtr2", L.TUN)
+    print(f"A: {up.received_mbps():.1f} Mbit/s up, {down.received_mbps():.1f} Mbit/s down; "
+          f"B's {L.TUN} rx packets {rx_before['rx_packets']} -> {rx_after['rx_packets']}")
+    assert up.error is None and down.error is None and down.received_bytes() > 1_000_000, (up.error, down.error)
+    assert rx_after["rx_packets"] == rx_before["rx_packets"], f"tenant B's {L.TUN} received {rx_after['rx_packets'] - rx_before['rx_packets']} packets during A's transfer"
+
+
+@pytest.mark.xfail(reason="needs per-path MTU discovery (RFC 8899 DPLPMTUD per path, the `MERGE-PMTU` work in "
+                          "RouterDataPlane/VPSDataPlane), not merged: after wan1's MTU drops to 1280 the path stays "
+                          "active and keeps getting full-size datagrams (1310-byte inner packets) the link cannot "
+                          "take (EMSGSIZE at the router, counted as losses); in about half the runs TCP then stalls "
+                          "for seconds, in the others it settles on wan2", strict=False)
+def test_path_mtu_lowered_mid_transfer_keeps_carrying(tunnel):
+    a = tunnel.router()
+    tunnel.iperf3_server()
+    client = tunnel.iperf3_client(10)
+    time.sleep(3)
+    tunnel.x("rtr", "ip", "link", "set", "wan1", "mtu", "1280")
+    tunnel.x("isp", "ip", "link", "set", "r1", "mtu", "1280")
+    r = tunnel.iperf3_result(client, 10)
+    assert r.error is None, f"the TCP transfer broke after the MTU change: {r.error}"
+    stall = r.longest_stall_s()
+    last = r.bytes_between(7.0, 10.0)
+    print(f"MTU 1280 on wan1 at 3 s: longest stall {stall:.1f} s (0.1 s intervals below {L.STALL_MBPS} Mbit/s), "
+          f"{mbit(last, 3.0):.1f} Mbit/s in the last 3 s; {tunnel.router_status(a).paths['wan1']}")
+    assert stall <= 2.0, f"the transfer stalled {stall:.1f} s after wan1's MTU became 1280 (limit 2 s)"
+    assert last > 0, "nothing arrived in the last 3 s"
+
+
+BAD_CONFIGS = {
+    # name: (text, line of the error, what the message says)
+    "unknown-key": ("[tquic]\nrole = router\nprivate-key = {key}\nschedular = aggregate\n", 4, "unknown key `schedular`"),
+    "bad-value": ("[tquic]\nrole = router\nprivate-key = {key}\n\n# comment\nscheduler = fastest\n", 6, "fastest"),
+    "bad-role": ("; a router\n[tquic]\nrole = gateway\nprivate-key = {key}\n", 3, "role must be"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_malformed_config_gives_its_line_and_changes_nothing(lab, case):
+    text, line, words = BAD_CONFIGS[case]
+    bad = lab.dir / "bad.conf"
+    bad.write_text(text.format(key=lab.genkey()[0]))
+    check = L.sh([lab.tquicd, "--check-config", "--config", str(bad)], timeout=10, check=False)
+    message = check.stdout.strip()
+    print(f"--check-config: exit {check.returncode}: {message}")
+    assert check.returncode == 1, f"--check-config exited {check.returncode}: {message}"
+    assert message.startswith(f"{bad}:{line}: ") and words in message, f"expected `{bad}:{line}: ...{words}...`, got: {message}"
+    lab.up()
+    run = lab.x("rtr", lab.tquicd, "--config", str(bad), timeout=10, check=False)
+    print(f"tquicd: exit {run.returncode}: {run.stdout.strip()}")
+    assert run.returncode == 1, f"tquicd with a bad file exited {run.returncode}: {run.stdout}{run.stderr}"
+    assert message in run.stdout, f"tquicd's message differs from --check-config's ({message}): {run.stdout}"
+    assert lab.host_state("rtr") == {"tun": False, "table": False}, "tquicd left its TUN or table after refusing the file"
+
+
+def test_nothing_left_behind(session):
+    """Runs last: the tests before left no namespace, TUN or nftables table."""
+    assert L.namespaces(session.prefix) == []
+    assert session.problems() == []
