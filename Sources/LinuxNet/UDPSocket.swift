@@ -182,6 +182,22 @@ public final class UDPSocket {
         return receiveOffload
     }
 
+    /// Datagrams leave with DF set and are never fragmented by this host, whatever the kernel's
+    /// cached path MTU says (IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE): QUIC finds each path's MTU
+    /// itself (RFC 9000 §14.3, RFC 8899), so a probe larger than the path must be lost, not split.
+    /// One larger than the interface fails with EMSGSIZE, which the send batch counts as a loss.
+    /// Returns whether the kernel took it.
+    @discardableResult
+    public func setDontFragment() -> Bool {
+        var probe = Int32(IP_PMTUDISC_PROBE)
+        var ok = setsockopt(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &probe, socklen_t(MemoryLayout<Int32>.size)) == 0
+        if isIPv6 {
+            var probe6 = Int32(IPV6_PMTUDISC_PROBE)
+            ok = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, &probe6, socklen_t(MemoryLayout<Int32>.size)) == 0
+        }
+        return ok
+    }
+
     /// Waits until the socket is readable or `timeoutMs` passes (-1: forever).
     public func waitReadable(timeoutMs: Int32) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

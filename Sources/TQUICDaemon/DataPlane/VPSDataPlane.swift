@@ -52,6 +52,7 @@ final class VPSDataPlane: DataPlane {
         for a in listen {
             let s = try UDPSocket(bindTo: a)
             _ = s.setReceiveOffload(true)
+            s.setDontFragment()
             sockets.append(s)
             batches.append(UDPSendBatch(socket: s))
         }

@@ -31,6 +31,7 @@ final class WANSocket {
         do {
             let s = try UDPSocket(bindTo: configuration.source ?? wildcard, interface: configuration.interface)
             _ = s.setReceiveOffload(true)
+            s.setDontFragment()
             socket = s
             batch = UDPSendBatch(socket: s)
             openError = nil
