@@ -40,6 +40,12 @@ final class SimulatedNetwork {
     /// traffic is dropped in both directions (a dead WAN link).
     var pathDelay: [SocketAddress: Duration] = [:]
     var deadAddresses: Set<SocketAddress> = []
+    /// An MTU, as the largest UDP payload carried (bigger datagrams are dropped, as a link with
+    /// DF set drops them): for every path, and per client-side address (one per path), which
+    /// wins. Drops are counted in `droppedTooBig` (and `dropped`).
+    var maxDatagramSize: Int?
+    var pathMaxDatagramSize: [SocketAddress: Int] = [:]
+    var droppedTooBig = 0
     /// What the network does to the ECN bits: pass them, clear them (a bleaching middlebox), or
     /// mark the next `ceMarksToApply` ECN-capable datagrams CE (a congested AQM).
     enum ECNBehaviour { case pass, bleach }
@@ -109,6 +115,11 @@ final class SimulatedNetwork {
         if let o = outageUntil, now < o { dropped += 1; return }
         let clientSide = toServer ? from : t.destination
         if deadAddresses.contains(clientSide) { dropped += 1; return }
+        if let mtu = pathMaxDatagramSize[clientSide] ?? maxDatagramSize, t.bytes.count > mtu {
+            dropped += 1
+            droppedTooBig += 1
+            return
+        }
         if lossRate > 0 && random.nextUnit() < lossRate { dropped += 1; return }
         let dir = toServer ? 0 : 1
         var departure = max(now, linkFreeAt[dir])
