@@ -58,6 +58,7 @@ extension Connection {
         if state == .closing && path.id != 0 && paths[0]?.isUsable == true { return nil }
         let destination = path.remote
         datagramWriter.removeAll()
+        // RFC 8899 §3 item 1: nothing but a PMTU probe is larger than the path's PLPMTU.
         var datagramLimit = path.maxDatagramSize
         if !path.addressValidated && isServer {
             // RFC 9000 §8.1/§9.3: at most three times the bytes received from an unvalidated

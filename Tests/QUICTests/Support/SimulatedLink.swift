@@ -112,6 +112,7 @@ final class SimulatedNetwork {
     }
 
     private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
+        if toServer { clientDatagramLog?.append(t.bytes) } // what the client sent, delivered or not
         if let o = outageUntil, now < o { dropped += 1; return }
         let clientSide = toServer ? from : t.destination
         if deadAddresses.contains(clientSide) { dropped += 1; return }
@@ -126,11 +127,7 @@ final class SimulatedNetwork {
         if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
         linkFreeAt[dir] = departure
         var at = departure + (pathDelay[clientSide] ?? oneWayDelay)
-        if toServer {
-            clientDatagramLog?.append(t.bytes)
-        } else {
-            if let extra = serverDatagramExtraDelay?(t.bytes) { at = at + extra }
-        }
+        if !toServer, let extra = serverDatagramExtraDelay?(t.bytes) { at = at + extra }
         if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
         seq += 1
         var ecn = ecnBehaviour == .bleach ? ECNCodepoint.notECT : t.ecn
