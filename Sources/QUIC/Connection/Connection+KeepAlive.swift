@@ -13,11 +13,12 @@ extension Connection {
         return min(interval, idle / 2)
     }
 
-    /// When `p` owes a keep-alive PING, or nil (keep-alives off, the path not active, or the
-    /// handshake not done: its own packets keep the path busy until then).
+    /// When `p` owes a keep-alive PING, or nil (keep-alives off, the path not active and
+    /// validated, or the handshake not done: its own packets keep the path busy until then).
+    /// `poll` can always send the PING once this is due, so the deadline never spins the owner.
     func keepAliveDeadline(_ p: Path) -> Timestamp? {
         guard let interval = keepAliveInterval, state == .established, handshakeComplete, p.state == .active,
-              let last = p.lastAckElicitingSent else { return nil }
+              p.addressValidated, let last = p.lastAckElicitingSent else { return nil }
         return last + interval
     }
 

@@ -49,7 +49,8 @@ extension Connection {
         // controllers only rescale what they count in packets (RFC 9002's minimum window).
         p.congestion.onMaxDatagramSizeChanged(size)
         emit(.pathMTUChanged(pathID: p.id, mtu: size))
-        qlog?.record(time: now, name: "recovery:mtu_updated", data: "{\"path_id\":\(p.id),\"mtu\":\(size)}")
+        qlog?.record(time: now, name: "quic:mtu_updated",
+                     data: "{\"path_id\":\(p.id),\"new\":\(size),\"done\":\(p.mtu.phase == .searchComplete)}")
     }
 
     // MARK: - Probes (built by `poll`)

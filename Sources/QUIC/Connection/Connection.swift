@@ -487,7 +487,7 @@ public final class Connection {
                 onPathValidationFailed(p, now: now)
             }
             if let d = p.abandonDeadline, now >= d { forgetPath(p) }
-            if p.state == .active { onPMTUTimers(path: p, now: now) }
+            if p.state == .active || p.state == .validating { onPMTUTimers(path: p, now: now) }
         }
         // One path: it is `path` (no array to walk and retain).
         if pathList.count == 1 { timeouts(of: path) } else { for p in pathList { timeouts(of: p) } }

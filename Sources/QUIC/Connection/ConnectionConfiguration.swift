@@ -30,7 +30,8 @@ public struct ConnectionConfiguration {
     public var maxDatagramFrameSize: UInt64? = 65535
     public var activeConnectionIDLimit: UInt64 = 4
     /// The largest UDP payload we send (and advertise we accept: max_udp_payload_size).
-    /// 1350 fits common tunnels and PPPoE links without path MTU discovery.
+    /// 1350 fits common tunnels and PPPoE links without path MTU discovery; with it
+    /// (`pmtuDiscovery`) this is the most a path probes for (1472 for a 1500-byte IPv4 link).
     public var maxUDPPayloadSize: Int = 1350
     /// Path MTU discovery on every path (DPLPMTUD, RFC 8899 with RFC 9000 §14.3's PING + PADDING
     /// probes): a path starts at 1200 bytes and probes its way up to `maxUDPPayloadSize` (capped
