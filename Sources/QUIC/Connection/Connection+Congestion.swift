@@ -14,9 +14,14 @@ extension Connection {
         return algorithm.makeController(maxDatagramSize: maxDatagramSize, coupling: member, randomSeed: random.nextUInt64())
     }
 
-    func makeController(_ algorithm: CongestionAlgorithm) -> CongestionController {
-        Connection.makeController(algorithm, maxDatagramSize: config.maxUDPPayloadSize, coupling: congestionCoupling,
-                                  random: random)
+    func makeController(_ algorithm: CongestionAlgorithm, maxDatagramSize: Int) -> CongestionController {
+        Connection.makeController(algorithm, maxDatagramSize: maxDatagramSize, coupling: congestionCoupling, random: random)
+    }
+
+    /// The datagram size a path's controller counts with: the path's own with path MTU
+    /// discovery, else `maxUDPPayloadSize` (as before discovery existed).
+    func controllerDatagramSize(_ pathMTU: Int) -> Int {
+        config.pmtuDiscovery ? pathMTU : config.maxUDPPayloadSize
     }
 
     /// The coupling the paths currently use.
@@ -38,7 +43,7 @@ extension Connection {
 
     private func replaceController(of p: Path, with algorithm: CongestionAlgorithm) {
         leaveCoupling(p.congestion)
-        p.congestion = makeController(algorithm)
+        p.congestion = makeController(algorithm, maxDatagramSize: controllerDatagramSize(p.maxDatagramSize))
         p.congestionAlgorithm = algorithm
     }
 

@@ -4,12 +4,23 @@
 // Received datagrams are handed over in `Connection+Receive.swift` (`onDatagram`).
 
 extension Connection {
-    /// The largest datagram payload that fits one packet on the current path now.
-    public var maxDatagramPayloadSize: Int {
+    /// The largest datagram payload that fits one packet on the initial path (path 0) now.
+    public var maxDatagramPayloadSize: Int { datagramRoom(path) }
+
+    /// The largest datagram payload that fits one packet on path `id` now: it follows the path's
+    /// MTU (`pathMTU(_:)`, `.pathMTUChanged`). nil when there is no such path.
+    public func maxDatagramPayloadSize(onPath id: UInt32) -> Int? {
+        guard let p = paths[id] else { return nil }
+        return datagramRoom(p)
+    }
+
+    /// RFC 8899 §4.4: the MPS, what the PLPMTU leaves for a DATAGRAM payload (0 when the peer
+    /// takes no datagrams).
+    func datagramRoom(_ p: Path) -> Int {
         guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { return 0 }
         // 1-RTT short header: 1 + DCID + up to 4 PN bytes; AEAD tag 16; DATAGRAM frame header.
-        let overhead = 1 + destinationCID.length + 4 + 16 + 3 // DATAGRAM 0x31 + 2-byte length
-        return max(0, min(Int(peerMax) - 1, path.maxDatagramSize - overhead))
+        let overhead = 1 + p.destinationCID.length + 4 + 16 + 3 // DATAGRAM 0x31 + 2-byte length
+        return max(0, min(Int(peerMax) - 1, p.maxDatagramSize - overhead))
     }
 
     /// Datagrams waiting in the connection's shared queue.
@@ -28,10 +39,12 @@ extension Connection {
 
     /// Queues a datagram on one path (the bonding scheduler's choice); a path still being
     /// validated sends it once validated.
-    /// - Throws: `.notSupportedByPeer`, `.tooLarge`, `.noSuchPath`, `.pathNotUsable`.
+    /// - Throws: `.notSupportedByPeer`, `.tooLarge` (for that path's MTU), `.noSuchPath`, `.pathNotUsable`.
     public func sendDatagram(_ payload: [UInt8], onPath id: UInt32, tag: UInt64? = nil) throws(DatagramError) {
-        try checkDatagramSize(payload.count)
-        try checkDatagramPath(id)
+        guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { throw .notSupportedByPeer }
+        let p = try checkDatagramPath(id)
+        let max = datagramRoom(p)
+        guard payload.count <= max else { throw .tooLarge(size: payload.count, max: max) }
         enqueueDatagram(QueuedDatagram(bytes: payload, tag: tag), onPath: id)
     }
 
@@ -41,8 +54,8 @@ extension Connection {
     /// - Parameters:
     ///   - id: the path to send it on; nil = the shared queue (any path).
     ///   - tag: reported back in `.datagramAcknowledged` / `.datagramLost`.
-    ///   - write: fills the buffer (`maxDatagramPayloadSize` bytes) from its start and returns the
-    ///     payload length; 0 queues nothing. The buffer is valid only during the call, and
+    ///   - write: fills the buffer (`maxDatagramPayloadSize(onPath:)` bytes, `maxDatagramPayloadSize`
+    ///     for the shared queue) from its start and returns the payload length; 0 queues nothing. The buffer is valid only during the call, and
     ///     `write` must not call back into the connection.
     /// - Returns: the payload length queued.
     /// - Throws: `.notSupportedByPeer`, `.noSuchPath`, `.pathNotUsable`, or `.noBufferSpace` when
@@ -51,9 +64,11 @@ extension Connection {
     @discardableResult
     public func sendDatagram(onPath id: UInt32? = nil, tag: UInt64? = nil,
                              _ write: (UnsafeMutableRawBufferPointer) -> Int) throws(DatagramError) -> Int {
-        let capacity = min(maxDatagramPayloadSize, datagramSlots.slotSize)
+        guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { throw .notSupportedByPeer }
+        let room: Int
+        if let id { room = datagramRoom(try checkDatagramPath(id)) } else { room = datagramRoom(path) }
+        let capacity = min(room, datagramSlots.slotSize)
         guard capacity > 0 else { throw .notSupportedByPeer }
-        if let id { try checkDatagramPath(id) }
         guard let slot = datagramSlots.take() else { throw .noBufferSpace }
         let length = write(datagramSlots.buffer(slot, length: capacity))
         precondition(length >= 0 && length <= capacity, "sendDatagram: write returned \(length) for a \(capacity)-byte buffer")
@@ -73,9 +88,11 @@ extension Connection {
         guard size <= max else { throw .tooLarge(size: size, max: max) }
     }
 
-    private func checkDatagramPath(_ id: UInt32) throws(DatagramError) {
+    @discardableResult
+    private func checkDatagramPath(_ id: UInt32) throws(DatagramError) -> Path {
         guard let p = paths[id] else { throw .noSuchPath(id) }
         guard p.state == .active || p.state == .validating else { throw .pathNotUsable(id) }
+        return p
     }
 
     /// RFC 9221 §5: a full queue drops its oldest datagram (counted in `datagramsDropped`).

@@ -84,7 +84,7 @@ extension Connection {
             peerCIDs[0] = first
         }
         // RFC 9000 §18.2: never send datagrams larger than the peer's max_udp_payload_size.
-        path.maxDatagramSize = min(path.maxDatagramSize, Int(min(p.maxUDPPayloadSize, 65527)))
+        onPeerMaxUDPPayloadSize(Int(min(p.maxUDPPayloadSize, 65527)), now: now)
         // Streams opened before the parameters arrived (0-RTT) get their limits now.
         for (id, s) in streams where s.canSend {
             s.sendLimit = max(s.sendLimit, initialSendLimit(for: id))

@@ -75,7 +75,7 @@ extension Connection {
                                       destination: entry.cid, sequence: seq, now: now)
             if let congestion, congestion != p.congestionAlgorithm {
                 leaveCoupling(p.congestion)
-                p.congestion = makeController(congestion)
+                p.congestion = makeController(congestion, maxDatagramSize: controllerDatagramSize(p.maxDatagramSize))
                 p.congestionAlgorithm = congestion
             }
             p.isBackup = backup
@@ -124,8 +124,9 @@ extension Connection {
     private func addValidatingPath(id: UInt32, remote: SocketAddress, local: SocketAddress?, interface: String?,
                                    destination: ConnectionID, sequence: UInt64, now: Timestamp) -> Path {
         let p = Path(id: id, remote: remote, local: local, interface: interface, state: .validating,
-                     addressValidated: false, maxDatagramSize: config.maxUDPPayloadSize,
-                     congestion: makeController(congestionDefault), congestionAlgorithm: congestionDefault, ecnEnabled: config.ecn,
+                     addressValidated: false, maxDatagramSize: initialPathMTU, mtu: makePathMTUDiscovery(),
+                     congestion: makeController(congestionDefault, maxDatagramSize: controllerDatagramSize(initialPathMTU)),
+                     congestionAlgorithm: congestionDefault, ecnEnabled: config.ecn,
                      destinationCID: destination, destinationCIDSequence: sequence)
         p.challenge = random.nextUInt64()
         p.challengeNeedsSending = true

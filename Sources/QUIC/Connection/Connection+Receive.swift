@@ -259,6 +259,7 @@ extension Connection {
     }
 
     private func migrate(_ path: Path, to remote: SocketAddress, now: Timestamp) {
+        let previous = path.remote
         path.remote = remote
         // RFC 9000 §9.3: until validated, the new address is subject to the amplification limit.
         path.addressValidated = false
@@ -267,7 +268,9 @@ extension Connection {
         path.challenge = random.nextUInt64()
         path.challengeNeedsSending = true
         path.challengeSentAt = nil
-        // RFC 9000 §9.4 lets congestion state be kept across a NAT rebinding; we keep it.
+        // RFC 9000 §9.4 lets congestion state be kept across a NAT rebinding; we keep it. A new
+        // IP address is likely a new network path, whose MTU is unknown (RFC 8899 §3).
+        if remote.ip != previous.ip { restartPathMTUDiscovery(path, now: now) }
         emit(.peerAddressChanged(remote))
         qlog?.record(time: now, name: "quic:path_assigned",
                      data: "{\"path_id\":\(path.id),\"path_remote\":\(QlogWriter.quote(remote.description))}")

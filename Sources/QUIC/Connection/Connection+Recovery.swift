@@ -65,6 +65,7 @@ extension Connection {
                                               rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
             }
             path.bytesAcked += UInt64(size)
+            if config.pmtuDiscovery && space.id == .applicationData { onPMTUPacketAcknowledged(newlyAcked[i], path: path, now: now) }
             let pn = newlyAcked[i].packetNumber
             for j in 0..<newlyAcked[i].frames.count { onFrameAcked(newlyAcked[i].frames[j], space: space, packetNumber: pn) }
         }
@@ -126,8 +127,23 @@ extension Connection {
         }
         guard !lost.isEmpty else { return }
         var newestLostSentTime: Timestamp?
+        // Packets above the base size among the lost (black-hole detection, RFC 8899 §4.3).
+        var smallestLarge = Int.max
+        var earliestLarge = Timestamp.zero
         for p in lost {
             space.remove(p.packetNumber)
+            if p.isPMTUProbe {
+                // RFC 9000 §14.4 / RFC 8899 §3 item 7: a lost probe is no sign of congestion: no
+                // congestion response, not one of the path's losses (PING and PADDING carried
+                // nothing to send again).
+                if p.inFlight { path.bytesInFlight -= p.size }
+                onPMTUProbeLost(packetNumber: p.packetNumber, path: path, now: now)
+                continue
+            }
+            if p.size > PathMTUDiscovery.basePLPMTU {
+                if smallestLarge == Int.max { earliestLarge = p.timeSent }
+                smallestLarge = min(smallestLarge, p.size)
+            }
             if p.inFlight {
                 path.bytesInFlight -= p.size
                 newestLostSentTime = max(newestLostSentTime ?? p.timeSent, p.timeSent)
@@ -142,11 +158,14 @@ extension Connection {
             qlog?.record(time: now, name: "quic:packet_lost",
                          data: "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber),\"path_id\":\(path.id)}}")
         }
+        if config.pmtuDiscovery && space.id == .applicationData && smallestLarge != Int.max {
+            onPMTUSuspiciousLoss(path: path, smallest: smallestLarge, earliest: earliestLarge, now: now)
+        }
         if let t = newestLostSentTime {
             path.congestion.onCongestionEvent(lostPacketSentTime: t, now: now)
             // RFC 9002 §7.6: persistent congestion if ack-eliciting losses span more than
             // (smoothed_rtt + max(4 rttvar, granularity) + max_ack_delay) * 3 with an RTT sample.
-            let ackEliciting = lost.filter { $0.ackEliciting }
+            let ackEliciting = lost.filter { $0.ackEliciting && !$0.isPMTUProbe }
             if path.rtt.hasSample, let first = ackEliciting.first, let last = ackEliciting.last,
                last.timeSent - first.timeSent > path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3,
                ackEliciting.count >= 2 {

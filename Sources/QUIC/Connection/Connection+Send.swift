@@ -2,6 +2,7 @@
 // Handshake, then 0-RTT/1-RTT; RFC 9000 §12.2), choosing frames by priority (ACKs, close,
 // CRYPTO, control frames, datagrams, stream data) within the congestion window and the
 // anti-amplification budget, pads where RFC 9000 §14.1 requires, then seals every packet in place.
+// A PMTU probe (`Connection+PathMTU.swift`) takes a datagram of its own.
 import Congestion
 
 extension Connection {
@@ -57,6 +58,7 @@ extension Connection {
         if state == .closing && path.id != 0 && paths[0]?.isUsable == true { return nil }
         let destination = path.remote
         datagramWriter.removeAll()
+        // RFC 8899 §3 item 1: nothing but a PMTU probe is larger than the path's PLPMTU.
         var datagramLimit = path.maxDatagramSize
         if !path.addressValidated && isServer {
             // RFC 9000 §8.1/§9.3: at most three times the bytes received from an unvalidated
@@ -72,16 +74,28 @@ extension Connection {
 
         // Once the handshake spaces are discarded (buildPacket would skip them), 1-RTT only.
         let handshakeSpacesLive = path.id == 0 && !(spaces[0].discarded && spaces[1].discarded)
-        let levels: [EncryptionLevel] = handshakeSpacesLive ? [.initial, .handshake, .application] : [.application]
-        for level in levels {
-            let budget = datagramLimit - datagramWriter.count
-            guard budget > 48 else { break }
-            // Built straight into the array: a large struct returned by value is copied twice.
-            if buildPacket(level: level, budget: budget, path: path, now: now, into: &pendingScratch) {
-                let last = pendingScratch.count - 1
-                if pendingScratch[last].level == .initial {
-                    containsInitial = true
-                    if pendingScratch[last].sent.ackEliciting { ackElicitingInitial = true }
+        if path.space.probes > 0 && config.pmtuDiscovery {
+            // PTO probes at the base size: if the path's MTU fell, they still get through, and
+            // their acknowledgement declares the large packets lost, which is what black-hole
+            // detection looks for (`PathMTUDiscovery.onSuspiciousLoss`).
+            datagramLimit = min(datagramLimit, PathMTUDiscovery.basePLPMTU)
+        }
+        var probing = false
+        if !handshakeSpacesLive, let size = pmtuProbeSize(path: path, now: now) {
+            probing = buildPMTUProbe(size: size, path: path, now: now, into: &pendingScratch)
+        }
+        if !probing {
+            let levels: [EncryptionLevel] = handshakeSpacesLive ? [.initial, .handshake, .application] : [.application]
+            for level in levels {
+                let budget = datagramLimit - datagramWriter.count
+                guard budget > 48 else { break }
+                // Built straight into the array: a large struct returned by value is copied twice.
+                if buildPacket(level: level, budget: budget, path: path, now: now, into: &pendingScratch) {
+                    let last = pendingScratch.count - 1
+                    if pendingScratch[last].level == .initial {
+                        containsInitial = true
+                        if pendingScratch[last].sent.ackEliciting { ackElicitingInitial = true }
+                    }
                 }
             }
         }
@@ -150,6 +164,7 @@ extension Connection {
         }
         path.packetsSent += 1
         if p.ackEliciting || p.inFlight { space.onPacketSent(p) }
+        if p.ackEliciting && !p.isPMTUProbe { path.lastAckElicitingSent = now }
         if p.ackEliciting {
             // RFC 9000 §10.1: sending the first ack-eliciting packet after receiving restarts the idle timer.
             if !ackElicitingSentSinceReceive { resetIdleTimer(now: now) }
@@ -211,7 +226,9 @@ extension Connection {
             path.delivery.onAppLimited(bytesInFlight: path.bytesInFlight)
         }
         let closeHere = closing && sendCloseFrame && closeFrameLevelOK(level)
-        guard ackDue || hasData || probe || closeHere || (space.ackPending && hasData) else { return false }
+        // RFC 9000 §10.1.2: nothing ack-eliciting left this path for the keep-alive interval.
+        let keepAlive = level == .application && !closing && keepAliveDue(path, now: now)
+        guard ackDue || hasData || probe || closeHere || keepAlive || (space.ackPending && hasData) else { return false }
 
         // MARK: header
         let pn = space.nextPacketNumber
@@ -306,6 +323,13 @@ extension Connection {
                 ackEliciting = true
             }
             if probe { space.probes -= 1 }
+        }
+        if keepAlive && !ackEliciting && !closeHere {
+            Frame.ping.encode(to: &datagramWriter)
+            frames.append(.ping)
+            ackEliciting = true
+            path.keepAlivesSent += 1
+            stats.keepAlivesSent += 1
         }
         if frames.isEmpty {
             datagramWriter.bytes.removeLast(datagramWriter.count - start)
@@ -446,9 +470,11 @@ extension Connection {
         guard path.isUsable else { return }
         // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
         // own queue first (the bonding scheduler's choice), then the connection's shared queue.
-        writeDatagrams(from: &path.datagrams, path: path, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting)
+        writeDatagrams(from: &path.datagrams, shared: false, path: path, payloadLimit: payloadLimit, frames: &frames,
+                       ackEliciting: &ackEliciting)
         guard carriesData(path) else { return }
-        writeDatagrams(from: &datagramsToSend, path: path, payloadLimit: payloadLimit, frames: &frames, ackEliciting: &ackEliciting)
+        writeDatagrams(from: &datagramsToSend, shared: true, path: path, payloadLimit: payloadLimit, frames: &frames,
+                       ackEliciting: &ackEliciting)
 
         // Stream frames, round-robin across streams with something to send.
         var rounds = sendQueue.count
@@ -473,16 +499,21 @@ extension Connection {
         }
     }
 
-    private func writeDatagrams(from queue: inout DatagramQueue, path: Path, payloadLimit: Int,
+    private func writeDatagrams(from queue: inout DatagramQueue, shared: Bool, path: Path, payloadLimit: Int,
                                 frames: inout SentFrames, ackEliciting: inout Bool) {
         // The room of an empty 1-RTT packet on this path: a datagram larger than that never fits
-        // (RFC 9221 §5: no fragmentation) and is dropped; a smaller one waits for the next packet.
+        // (RFC 9221 §5: no fragmentation) and is dropped (the path's MTU fell since it was queued);
+        // a smaller one waits for the next packet. One in the shared queue is dropped only when it
+        // fits no usable path: paths of different MTUs share that queue.
         let tagLength = writeKeys[EncryptionLevel.application.rawValue]?.suite.tagLength ?? 16
         let emptyPacketRoom = path.maxDatagramSize - (1 + path.destinationCID.length + 4) - tagLength
         while let length = queue.firstLength {
             let need = Frame.datagramHeaderLength(length: length, hasLength: true) + length
             if need > payloadLimit - datagramWriter.count {
                 guard need > emptyPacketRoom else { return }
+                if shared && pathList.count > 1 && pathList.contains(where: {
+                    $0.isUsable && need <= $0.maxDatagramSize - (1 + $0.destinationCID.length + 4) - tagLength
+                }) { return }
                 releaseSlot(of: queue.removeFirst())
                 stats.datagramsDropped += 1
                 continue

@@ -87,6 +87,9 @@ public final class Connection {
     private(set) var peerMaxIdleTimeout: UInt64?
     /// The parameters that bind us now: the peer's, or remembered ones during 0-RTT.
     var effectivePeerParameters: TransportParameters? { peerParameters ?? rememberedParameters }
+    /// The peer's max_udp_payload_size (RFC 9000 §18.2; its default until the parameters arrive):
+    /// it caps every path's datagrams.
+    var peerMaxUDPPayloadSize = 65527
     var localParameters: TransportParameters
 
     // MARK: Paths (RFC 9000 §9, draft-ietf-quic-multipath)
@@ -213,9 +216,10 @@ public final class Connection {
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
         datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
-        path = Path(id: 0, remote: remote, state: .active, addressValidated: true, maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
-                                                           random: random),
+        path = Path(id: 0, remote: remote, state: .active, addressValidated: true,
+                    maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
+                                                           coupling: coupling, random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
         initialSpace = PacketNumberSpace(id: .initial)
         handshakeSpace = PacketNumberSpace(id: .handshake)
@@ -265,9 +269,9 @@ public final class Connection {
         lastReceiveTime = now
         datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
         path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
-                    maxDatagramSize: config.maxUDPPayloadSize,
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: config.maxUDPPayloadSize, coupling: coupling,
-                                                           random: random),
+                    maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
+                    congestion: Connection.makeController(config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
+                                                           coupling: coupling, random: random),
                     congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
                     destinationCID: header.sourceConnectionID)
         initialSpace = PacketNumberSpace(id: .initial)
@@ -294,6 +298,16 @@ public final class Connection {
         // RFC 9001 §5.2: Initial keys come from the DCID the client chose for this Initial.
         installInitialKeys(dcid: header.destinationConnectionID)
         resetIdleTimer(now: now)
+    }
+
+    /// The initial path's first size and discovery state, before the peer's parameters are known
+    /// (`initialPathMTU` and `makePathMTUDiscovery` once they may be).
+    static func firstPathMTU(_ config: ConnectionConfiguration) -> Int {
+        config.pmtuDiscovery ? min(PathMTUDiscovery.basePLPMTU, config.maxUDPPayloadSize) : config.maxUDPPayloadSize
+    }
+
+    static func firstPathMTUDiscovery(_ config: ConnectionConfiguration) -> PathMTUDiscovery {
+        PathMTUDiscovery(maximum: config.maxUDPPayloadSize, raiseInterval: config.pmtuRaiseInterval)
     }
 
     static func makeLocalParameters(config: ConnectionConfiguration, isServer: Bool, sourceCID: ConnectionID,
@@ -440,6 +454,10 @@ public final class Connection {
             if p.id != 0 { consider(p.space.ackDeadline) }
             if let pacing = p.pacingDeadline, p.bytesInFlight < p.congestion.congestionWindow { consider(pacing) }
             if p.challenge != nil, let sent = p.challengeSentAt { consider(sent + pathValidationTimeout(p)) }
+            // Path MTU discovery's PROBE_TIMER and PMTU_RAISE_TIMER (RFC 8899 §5.1.1), keep-alive.
+            consider(p.mtu.probeDeadline)
+            consider(p.mtu.raiseAt)
+            consider(keepAliveDeadline(p))
         }
         // One path: it is `path` (no array to walk and retain).
         if pathList.count == 1 { consider(path: path) } else { for p in pathList { consider(path: p) } }
@@ -471,6 +489,7 @@ public final class Connection {
                 onPathValidationFailed(p, now: now)
             }
             if let d = p.abandonDeadline, now >= d { forgetPath(p) }
+            if p.state == .active || p.state == .validating { onPMTUTimers(path: p, now: now) }
         }
         // One path: it is `path` (no array to walk and retain).
         if pathList.count == 1 { timeouts(of: path) } else { for p in pathList { timeouts(of: p) } }
@@ -481,9 +500,9 @@ public final class Connection {
         // Delayed ACK deadlines are honoured by poll(), which sends the ACK when due.
     }
 
-    func resetIdleTimer(now: Timestamp) {
-        // RFC 9000 §10.1: the effective timeout is the minimum of both advertised values (0 = none),
-        // and at least three PTOs.
+    /// RFC 9000 §10.1: the minimum of both advertised idle timeouts (0 = none); nil when neither
+    /// endpoint has one.
+    var negotiatedIdleTimeout: Duration? {
         var timeout = config.maxIdleTimeout
         if let peer = peerMaxIdleTimeout, peer > 0 {
             // The peer's value is any varint (up to 2^62 ms): clamp it (a year) before converting
@@ -491,9 +510,13 @@ public final class Connection {
             let peerTimeout = Duration.milliseconds(min(peer, 365 * 24 * 3_600_000))
             timeout = timeout.nanoseconds == 0 ? peerTimeout : min(timeout, peerTimeout)
         }
-        guard timeout.nanoseconds > 0 else { idleDeadline = nil; return }
-        timeout = max(timeout, path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)
-        idleDeadline = now + timeout
+        return timeout.nanoseconds > 0 ? timeout : nil
+    }
+
+    func resetIdleTimer(now: Timestamp) {
+        // RFC 9000 §10.1: the effective timeout is the negotiated one, and at least three PTOs.
+        guard let timeout = negotiatedIdleTimeout else { idleDeadline = nil; return }
+        idleDeadline = now + max(timeout, path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)
     }
 }
 
@@ -510,7 +533,15 @@ public struct ConnectionStatistics: Sendable {
     public var packetsLost: UInt64 = 0
     public var datagramsSent: UInt64 = 0
     public var datagramsReceived: UInt64 = 0
+    /// Datagrams dropped unsent: the send queue overflowed, or the datagram no longer fits a
+    /// packet on its path (the path's MTU fell after it was queued; RFC 9221 §5: never fragmented).
     public var datagramsDropped: UInt64 = 0
+    /// Path MTU discovery on all paths (see `PathStatistics` for each path's own).
+    public var pmtuProbesSent: UInt64 = 0
+    public var pmtuProbesLost: UInt64 = 0
+    public var pmtuBlackHolesDetected: UInt64 = 0
+    /// Keep-alive PINGs (RFC 9000 §10.1.2) on all paths.
+    public var keepAlivesSent: UInt64 = 0
     public var streamBytesSent: UInt64 = 0
     public var streamBytesReceived: UInt64 = 0
     public var closeError: TransportError?

@@ -30,8 +30,23 @@ public struct ConnectionConfiguration {
     public var maxDatagramFrameSize: UInt64? = 65535
     public var activeConnectionIDLimit: UInt64 = 4
     /// The largest UDP payload we send (and advertise we accept: max_udp_payload_size).
-    /// 1350 fits common tunnels and PPPoE links without path MTU discovery.
+    /// 1350 fits common tunnels and PPPoE links without path MTU discovery; with it
+    /// (`pmtuDiscovery`) this is the most a path probes for (1472 for a 1500-byte IPv4 link).
     public var maxUDPPayloadSize: Int = 1350
+    /// Path MTU discovery on every path (DPLPMTUD, RFC 8899 with RFC 9000 §14.3's PING + PADDING
+    /// probes): a path starts at 1200 bytes and probes its way up to `maxUDPPayloadSize` (capped
+    /// by the peer's max_udp_payload_size), falls back to 1200 when full-size packets stop getting
+    /// through, and reports changes as `ConnectionEvent.pathMTUChanged`. Off: every path sends
+    /// datagrams of up to `maxUDPPayloadSize` from the start, as without it.
+    public var pmtuDiscovery = false
+    /// RFC 8899 §5.1.1 PMTU_RAISE_TIMER: how long a path keeps a completed search's size before
+    /// probing for a larger one again.
+    public var pmtuRaiseInterval: Duration = .seconds(600)
+    /// RFC 9000 §10.1.2: when set, every active path on which nothing ack-eliciting was sent for
+    /// this long sends a PING, so each WAN path's NAT binding stays open and the idle timeout
+    /// does not expire while the peer lives. At most half the idle timeout is used (one lost
+    /// PING must not end the connection). nil: no keep-alives.
+    public var keepAliveInterval: Duration? = nil
     public var ackDelayExponent: UInt64 = 3
     public var maxAckDelay: Duration = .milliseconds(25)
     public var disableActiveMigration = false

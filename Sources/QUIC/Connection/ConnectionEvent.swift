@@ -31,6 +31,11 @@ public enum ConnectionEvent: Equatable, Sendable {
     case pathClosed(pathID: UInt32)
     /// The peer changed a path's status (backup or available).
     case peerPathStatus(pathID: UInt32, backup: Bool)
+    /// Path MTU discovery (RFC 8899) changed the largest UDP payload the path sends: a probe of
+    /// `mtu` bytes was acknowledged, or full-size packets stopped getting through and the path
+    /// fell back to 1200. `Connection.maxDatagramPayloadSize(onPath:)` follows; a tunnel resizes
+    /// its TUN MTU.
+    case pathMTUChanged(pathID: UInt32, mtu: Int)
     case closed(ConnectionCloseReason)
 }
 

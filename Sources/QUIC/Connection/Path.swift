@@ -1,7 +1,8 @@
 // A network path (RFC 9000 §9; draft-ietf-quic-multipath §3): the 4-tuple we send on, and
 // everything that is per path: its application-data packet number space (one per path ID with
 // multipath), RTT estimator, congestion controller, pacer, loss-detection timer, validation and
-// anti-amplification state (RFC 9000 §8), and the statistics the daemon reads.
+// anti-amplification state (RFC 9000 §8), its path MTU discovery (RFC 8899) and keep-alive time,
+// and the statistics the daemon reads.
 import Congestion
 
 /// draft-ietf-quic-multipath §3: a path's lifecycle as this endpoint sees it.
@@ -46,7 +47,14 @@ final class Path {
     var challengeAttempts = 0
     /// PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: sent on the path the challenge came on).
     var responsesToSend: [UInt64] = []
+    /// The largest UDP payload sent on this path (RFC 9000 §14.2's maximum datagram size): with
+    /// path MTU discovery its PLPMTU, which `mtu` decides; PMTU probes alone are larger.
     var maxDatagramSize: Int
+    /// DPLPMTUD on this path (RFC 8899 §5.2: one state machine per path); idle when disabled.
+    var mtu: PathMTUDiscovery
+    /// When an ack-eliciting packet other than a PMTU probe last left on this path (keep-alive,
+    /// RFC 9000 §10.1.2).
+    var lastAckElicitingSent: Timestamp?
     var pacer: Pacer
     /// Set when the pacer holds back data: the next time `poll` can send it.
     var pacingDeadline: Timestamp?
@@ -78,12 +86,16 @@ final class Path {
     var packetsReceived: UInt64 = 0
     var bytesAcked: UInt64 = 0
     var bytesSentTotal: UInt64 = 0
+    var pmtuProbesSent: UInt64 = 0
+    var pmtuProbesLost: UInt64 = 0
+    var pmtuBlackHoles: UInt64 = 0
+    var keepAlivesSent: UInt64 = 0
     /// Delivery rate estimate (bytes/s): the per-ACK delivery-rate samples, smoothed
     /// (`Connection.updateDeliveryRate`).
     var deliveryRate: Double = 0
 
     init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
-         addressValidated: Bool, maxDatagramSize: Int, congestion: CongestionController,
+         addressValidated: Bool, maxDatagramSize: Int, mtu: PathMTUDiscovery, congestion: CongestionController,
          congestionAlgorithm: CongestionAlgorithm, ecnEnabled: Bool, destinationCID: ConnectionID,
          destinationCIDSequence: UInt64 = 0) {
         self.id = id
@@ -94,6 +106,7 @@ final class Path {
         self.space = PacketNumberSpace(id: .applicationData)
         self.addressValidated = addressValidated
         self.maxDatagramSize = maxDatagramSize
+        self.mtu = mtu
         self.congestion = congestion
         self.congestionAlgorithm = congestionAlgorithm
         self.ecn = ECNValidation(enabled: ecnEnabled)
@@ -123,7 +136,10 @@ final class Path {
                        congestionControl: congestion.name,
                        pacingRate: Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed,
                                               controllerRate: congestion.pacingRate),
-                       ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced)
+                       ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced,
+                       pmtuProbesSent: pmtuProbesSent, pmtuProbesLost: pmtuProbesLost,
+                       pmtuBlackHolesDetected: pmtuBlackHoles, pmtuSearchComplete: mtu.phase == .searchComplete,
+                       keepAlivesSent: keepAlivesSent)
     }
 }
 
@@ -164,4 +180,13 @@ public struct PathStatistics: Sendable {
     public var ecnState: String
     /// CE marks the peer reported on this path.
     public var ecnCongestionExperienced: UInt64
+    /// Path MTU discovery (RFC 8899): PING + PADDING probes sent and lost (lost probes are no
+    /// congestion signal), times full-size packets stopped getting through and the path fell
+    /// back to 1200 bytes, and whether the search for this path's size has finished.
+    public var pmtuProbesSent: UInt64
+    public var pmtuProbesLost: UInt64
+    public var pmtuBlackHolesDetected: UInt64
+    public var pmtuSearchComplete: Bool
+    /// PINGs sent because nothing ack-eliciting left the path for `keepAliveInterval`.
+    public var keepAlivesSent: UInt64
 }

@@ -19,6 +19,9 @@ public struct PathCondition: Sendable {
     public var nextSendTime: Timestamp?
     /// Probe timeouts in a row without an acknowledgement.
     public var consecutiveProbeTimeouts: Int
+    /// The largest UDP payload the path sends now (`Connection.pathMTU(_:)`): its discovered
+    /// PLPMTU with path MTU discovery, `maxUDPPayloadSize` (capped by the peer) without.
+    public var mtu: Int
 }
 
 extension Connection {
@@ -30,6 +33,6 @@ extension Connection {
                              bytesInFlight: p.bytesInFlight, deliveryRate: p.deliveryRate,
                              lossRate: p.packetsSent == 0 ? 0 : Double(p.packetsLost) / Double(p.packetsSent),
                              queuedDatagrams: p.queuedDatagrams, nextSendTime: p.pacingDeadline,
-                             consecutiveProbeTimeouts: p.ptoCount)
+                             consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize)
     }
 }

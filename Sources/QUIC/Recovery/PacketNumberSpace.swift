@@ -17,6 +17,9 @@ final class PacketNumberSpace {
     private var sentCount = 0
     private var sentBase: UInt64 = 0
     private var sentLiveCount = 0
+    /// The newest and the number of ack-eliciting packets in flight that the PTO covers (RFC 9002
+    /// §6.2.1). PMTU probes are left out: a probe too large for the path is expected to vanish,
+    /// and a PTO for it would make a healthy path look as if it were failing.
     var timeOfLastAckElicitingPacket: Timestamp?
     var lossTime: Timestamp?
     var ackElicitingInFlight = 0
@@ -80,7 +83,7 @@ final class PacketNumberSpace {
         while sentBase + UInt64(sentCount) < p.packetNumber { pushBack(nil) }
         pushBack(p)
         sentLiveCount += 1
-        if p.ackEliciting {
+        if p.ackEliciting && !p.isPMTUProbe {
             timeOfLastAckElicitingPacket = p.timeSent
             ackElicitingInFlight += 1
         }
@@ -97,7 +100,7 @@ final class PacketNumberSpace {
         guard pn >= sentBase, pn < sentBase + UInt64(sentCount) else { return nil }
         guard let p = ring[slot(Int(pn - sentBase))].take() else { return nil }
         sentLiveCount -= 1
-        if p.ackEliciting { ackElicitingInFlight -= 1 }
+        if p.ackEliciting && !p.isPMTUProbe { ackElicitingInFlight -= 1 }
         compact()
         return p
     }
@@ -122,7 +125,7 @@ final class PacketNumberSpace {
             let idx = Int(pn - sentBase)
             guard idx < sentCount, let p = ring[slot(idx)].take() else { continue }
             sentLiveCount -= 1
-            if p.ackEliciting { ackElicitingInFlight -= 1 }
+            if p.ackEliciting && !p.isPMTUProbe { ackElicitingInFlight -= 1 }
             out.append(p)
         }
         compact()

@@ -45,6 +45,9 @@ struct SentPacket {
     var delivery = DeliverySnapshot()
     /// Sent ECT(0)-marked (RFC 9000 §13.4.2 counts these).
     var ecnMarked = false
+    /// A PMTU probe (RFC 9000 §14.4): its loss is no congestion signal, and it does not arm the
+    /// probe timeout (its own PROBE_TIMER covers it, `Connection+PathMTU.swift`).
+    var isPMTUProbe = false
 }
 
 /// The frames of one sent packet, the first four held inline: a packet of the tunnel carries an

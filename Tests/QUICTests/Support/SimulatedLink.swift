@@ -40,6 +40,12 @@ final class SimulatedNetwork {
     /// traffic is dropped in both directions (a dead WAN link).
     var pathDelay: [SocketAddress: Duration] = [:]
     var deadAddresses: Set<SocketAddress> = []
+    /// An MTU, as the largest UDP payload carried (bigger datagrams are dropped, as a link with
+    /// DF set drops them): for every path, and per client-side address (one per path), which
+    /// wins. Drops are counted in `droppedTooBig` (and `dropped`).
+    var maxDatagramSize: Int?
+    var pathMaxDatagramSize: [SocketAddress: Int] = [:]
+    var droppedTooBig = 0
     /// What the network does to the ECN bits: pass them, clear them (a bleaching middlebox), or
     /// mark the next `ceMarksToApply` ECN-capable datagrams CE (a congested AQM).
     enum ECNBehaviour { case pass, bleach }
@@ -106,20 +112,22 @@ final class SimulatedNetwork {
     }
 
     private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
+        if toServer { clientDatagramLog?.append(t.bytes) } // what the client sent, delivered or not
         if let o = outageUntil, now < o { dropped += 1; return }
         let clientSide = toServer ? from : t.destination
         if deadAddresses.contains(clientSide) { dropped += 1; return }
+        if let mtu = pathMaxDatagramSize[clientSide] ?? maxDatagramSize, t.bytes.count > mtu {
+            dropped += 1
+            droppedTooBig += 1
+            return
+        }
         if lossRate > 0 && random.nextUnit() < lossRate { dropped += 1; return }
         let dir = toServer ? 0 : 1
         var departure = max(now, linkFreeAt[dir])
         if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
         linkFreeAt[dir] = departure
         var at = departure + (pathDelay[clientSide] ?? oneWayDelay)
-        if toServer {
-            clientDatagramLog?.append(t.bytes)
-        } else {
-            if let extra = serverDatagramExtraDelay?(t.bytes) { at = at + extra }
-        }
+        if !toServer, let extra = serverDatagramExtraDelay?(t.bytes) { at = at + extra }
         if jitter.nanoseconds > 0 { at = at + Duration(nanoseconds: random.next(below: jitter.nanoseconds)) }
         seq += 1
         var ecn = ecnBehaviour == .bleach ? ECNCodepoint.notECT : t.ecn
