@@ -5,6 +5,8 @@
 #   3. fuzz smoke               each libFuzzer target for a short while (FUZZ_SECONDS, default 20)
 #   4. simulator targets        tquic-sim (release) scenarios checked against the bonding targets
 #   5. benchmark smoke          scripts/bench.sh --quick prints the data-plane figures (no assertions)
+#   6. end-to-end (root)        scripts/e2e.sh: release tquicd/tquicctl in network namespaces, ping,
+#                               iperf3 and a UDP probe through the tunnel (skipped when not root)
 # Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,3 +32,10 @@ TQUIC_BASELINE_COMMIT=${TQUIC_BASELINE_COMMIT:-none} scripts/bench.sh --quick
 
 echo "== interop with aioquic"
 TQUIC_PEER="$(swift build --show-bin-path)/tquic-peer" .venv/bin/pytest -q -p no:cacheprovider Tests/interop
+
+echo "== end-to-end: the appliance in network namespaces (scripts/e2e.sh)"
+if [ "$(id -u)" = 0 ]; then
+    scripts/e2e.sh
+else
+    echo "skipped: needs root (network namespaces, TUN, nftables)"
+fi

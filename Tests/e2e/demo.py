@@ -19,7 +19,6 @@ import argparse
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,17 +27,6 @@ import lab as L  # noqa: E402
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def share_line(before: dict[str, int], after: dict[str, int], sent_before: dict, sent_after: dict) -> str:
-    delta = {w: after[w] - before[w] for w in after}
-    total = sum(delta.values()) or 1
-    return ", ".join(f"{w} {d / 1e6:5.1f} MB {100 * d / total:3.0f} % ({sent_after.get(w, 0) - sent_before.get(w, 0)} packets)"
-                     for w, d in delta.items())
-
-
-def path_sent(status: L.RouterStatus) -> dict[str, int]:
-    return {w: p.sent for w, p in status.paths.items()}
 
 
 def run(lab: L.Lab, seconds: float, failures: list[str], result: dict) -> None:
@@ -61,39 +49,24 @@ def run(lab: L.Lab, seconds: float, failures: list[str], result: dict) -> None:
 
     cut_after = seconds / 2
     say(f"== iperf3 TCP {seconds:g} s LAN host -> internet host, UDP probe every 2 ms; wan1 cut at {cut_after:g} s")
-    probe = lab.probe(seconds + 1)
-    lab.iperf3_server()
-    wan0, sent0 = lab.wan_tx_bytes(a), path_sent(lab.router_status(a))
-    start = time.monotonic_ns()
-    client = lab.iperf3_client(seconds)
-    time.sleep(cut_after)
-    wan_cut, sent_cut = lab.wan_tx_bytes(a), path_sent(lab.router_status(a))
-    cut = lab.cut_wan(1)
-    r = lab.iperf3_result(client, seconds)
-    p = probe.finish()
-    status = lab.router_status(a)
-    wan1, sent1 = lab.wan_tx_bytes(a), path_sent(status)
+    run = lab.transfer_with_cut(seconds, cut_after)
+    r, p = run.iperf, run.probe
     if r.error:
         failures.append(f"iperf3: {r.error}")
-        result["tcp_survived"] = False
         return
-
-    cut_at = (cut - start) / 1e9
     for second in range(int(seconds)):
-        mark = "   <- wan1 cut" if second <= cut_at < second + 1 else ""
+        mark = "   <- wan1 cut" if second <= run.cut_at < second + 1 else ""
         say(f"   {second:2d}-{second + 1:2d} s  {r.mbps_between(second, second + 1):5.1f} Mbit/s{mark}")
-    say(f"   path shares, both WANs up: {share_line(wan0, wan_cut, sent0, sent_cut)}")
-    say(f"   path shares, after the cut: {share_line(wan_cut, wan1, sent_cut, sent1)}")
-    aggregate = r.mbps_between(1.0, cut_at)
-    after = r.mbps_between(cut_at + 0.5, seconds)
-    forward, round_trip = p.gap_around(cut), p.echo.gap_around(cut)
+    say(f"   path shares, both WANs up: {L.shares(run.before, run.at_cut)}")
+    say(f"   path shares, after the cut: {L.shares(run.at_cut, run.after)}")
+    aggregate, after = run.mbps_both(), run.mbps_after()
     say(f"   TCP: {aggregate:.1f} Mbit/s on 2 WANs ({100 * aggregate / (2 * lab.rate):.0f} % of {2 * lab.rate}), "
         f"{after:.1f} Mbit/s on wan2 alone ({100 * after / lab.rate:.0f} % of {lab.rate}); "
         f"retransmits {r.data['end']['sum_sent'].get('retransmits')}")
-    say(f"   failover: longest gap {forward:.1f} ms LAN -> internet, {round_trip:.1f} ms round trip; "
-        f"probe loss {100 * p.loss:.2f} %; QUIC {next(x for x in status.text.splitlines() if x.startswith('connections:'))}")
-    result.update(aggregate=aggregate, gap=forward,
-                  tcp_survived=after > 0 and status.connected and r.received_bytes() > 0)
+    connections = next(x for x in run.after.status.text.splitlines() if x.startswith("connections:"))
+    say(f"   failover: longest gap {run.gap_ms:.1f} ms LAN -> internet, {run.round_trip_gap_ms:.1f} ms round trip; "
+        f"probe loss {100 * p.loss:.2f} %; QUIC {connections}")
+    result.update(aggregate=aggregate, gap=run.gap_ms, tcp_survived=run.survived and run.after.status.connected)
 
 
 def main(argv: list[str]) -> int:
@@ -113,8 +86,13 @@ def main(argv: list[str]) -> int:
     try:
         lab = L.Lab(args.prefix, directory, wans=2, rate_mbit=args.rate, log=lambda line: say(f"   {line}"))
         run(lab, args.seconds, failures, result)
-    except (Exception, KeyboardInterrupt) as e:
+        completed = True
+    except KeyboardInterrupt:
+        failures.append("interrupted")
+        completed = False
+    except Exception as e:
         failures.append(f"{type(e).__name__}: {e}")
+        completed = False
         if lab is not None:
             say(lab.diagnostics())
     finally:
@@ -123,19 +101,22 @@ def main(argv: list[str]) -> int:
             failures += [f"cleanup: {x}" for x in problems]
             say(f"== cleaned up: daemons stopped (TUN and nftables tables gone), namespaces {args.prefix}-* deleted"
                 if not problems else "== cleanup problems: " + "; ".join(problems))
-            say(f"   logs: {directory}")
     total = 2 * args.rate
     ratio = result["aggregate"] / total
-    if ratio < 0.85:
+    if completed and ratio < 0.85:
         failures.append(f"aggregate {result['aggregate']:.1f} Mbit/s is below 85 % of {total}")
-    if result["gap"] >= 300:
+    if completed and result["gap"] >= 300:
         failures.append(f"failover gap {result['gap']:.0f} ms (target < 300 ms)")
-    if not result["tcp_survived"]:
+    if completed and not result["tcp_survived"]:
         failures.append("the TCP transfer did not survive the cut")
     for f in failures:
         say(f"FAIL: {f}")
-    say(f"RESULT aggregate_mbps={result['aggregate']:.1f} sum_link_mbps={total} ratio={ratio:.3f} "
+    if failures:
+        say(f"logs: {directory}")
+    line = (f"RESULT aggregate_mbps={result['aggregate']:.1f} sum_link_mbps={total} ratio={ratio:.3f} "
         f"failover_gap_ms={result['gap']:.1f} tcp_survived={'yes' if result['tcp_survived'] else 'no'}")
+    (directory / "RESULT").write_text(line + "\n")
+    say(line)
     return 1 if failures else 0
 
 

@@ -630,6 +630,78 @@ class Lab:
     def wan_tx_bytes(self, router: Router) -> dict[str, int]:
         return {w: self.link_stats(router.node, w).get("tx_bytes", 0) for w in router.wans}
 
+    def snapshot(self, router: Router) -> "Snapshot":
+        status = self.router_status(router)
+        return Snapshot(wan_bytes=self.wan_tx_bytes(router), path_sent={w: p.sent for w, p in status.paths.items()}, status=status)
+
+    def transfer_with_cut(self, seconds: float, cut_after: float, wan: int = 1, router: Optional[Router] = None) -> "CutRun":
+        """An iperf3 TCP transfer LAN host -> internet host with the UDP probe running from
+        before it to after it; wanK cut `cut_after` seconds into it. (The test of the cut and the
+        demo.)"""
+        r = router or self.router()
+        probe = self.probe(seconds + 1)
+        self.iperf3_server()
+        before = self.snapshot(r)
+        start = time.monotonic_ns()
+        client = self.iperf3_client(seconds)
+        time.sleep(cut_after)
+        at_cut = self.snapshot(r)
+        cut = self.cut_wan(wan)
+        result = self.iperf3_result(client, seconds)
+        return CutRun(seconds=seconds, iperf=result, probe=probe.finish(), cut_ns=cut, cut_at=(cut - start) / 1e9,
+                      before=before, at_cut=at_cut, after=self.snapshot(r))
+
+
+@dataclass
+class Snapshot:
+    """What the router's WANs sent so far: interface bytes and QUIC packets per path."""
+    wan_bytes: dict[str, int]
+    path_sent: dict[str, int]
+    status: RouterStatus
+
+
+def shares(a: Snapshot, b: Snapshot) -> str:
+    """Each WAN's part of what was sent between two snapshots: bytes on the interface (share) and
+    the path's QUIC packets."""
+    delta = {w: b.wan_bytes[w] - a.wan_bytes.get(w, 0) for w in b.wan_bytes}
+    total = sum(delta.values()) or 1
+    return ", ".join(f"{w} {d / 1e6:5.1f} MB {100 * d / total:3.0f} % ({b.path_sent.get(w, 0) - a.path_sent.get(w, 0)} packets)"
+                     for w, d in delta.items())
+
+
+@dataclass
+class CutRun:
+    """Lab.transfer_with_cut's measurements. Times in seconds from the transfer's start."""
+    seconds: float
+    iperf: IperfResult
+    probe: ProbeResult
+    cut_ns: int
+    cut_at: float
+    before: Snapshot
+    at_cut: Snapshot
+    after: Snapshot
+
+    @property
+    def survived(self) -> bool:
+        """The TCP connection went on: iperf3 finished without error and bytes arrived after the cut."""
+        return self.iperf.error is None and self.iperf.bytes_between(self.cut_at + 0.5, self.seconds) > 0
+
+    @property
+    def gap_ms(self) -> float:
+        """The probe's longest time without an arrival around the cut, LAN host -> internet host."""
+        return self.probe.gap_around(self.cut_ns)
+
+    @property
+    def round_trip_gap_ms(self) -> float:
+        return self.probe.echo.gap_around(self.cut_ns)
+
+    def mbps_both(self) -> float:
+        """TCP while both WANs were up, after the first second (slow start)."""
+        return self.iperf.mbps_between(1.0, self.cut_at)
+
+    def mbps_after(self) -> float:
+        return self.iperf.mbps_between(self.cut_at + 0.5, self.seconds)
+
 
 def kill_namespace_processes(prefix: str) -> list[str]:
     """Kills (by pid) what still runs in a PREFIX-* namespace: a namespace's deletion would

@@ -16,18 +16,8 @@ import lab as L
 RATE = L.RATE_MBIT
 
 
-def mbit(n_bytes: int, seconds: float) -> float:
-    return n_bytes * 8 / seconds / 1e6
-
-
 def ping_summary(r) -> str:
     return next((line for line in r.stdout.splitlines() if "packets transmitted" in line), r.stderr.strip())
-
-
-def shares(before: dict[str, int], after: dict[str, int]) -> str:
-    delta = {w: after[w] - before.get(w, 0) for w in after}
-    total = sum(delta.values()) or 1
-    return ", ".join(f"{w} {d / 1e6:.1f} MB ({100 * d / total:.0f} %)" for w, d in delta.items())
 
 
 def test_ping_ipv4_and_ipv6_through_the_tunnel(tunnel):
@@ -52,38 +42,29 @@ def test_udp_at_one_and_a_half_links_rate_over_two_links(tunnel):
 
 def test_tcp_reaches_85_percent_of_two_equal_links(tunnel):
     a = tunnel.router()
-    wan_before = tunnel.wan_tx_bytes(a)
+    before = tunnel.snapshot(a)
     r = tunnel.iperf3(8, "-O", "2")  # 2 s of slow start left out, then 8 s measured
     assert r.error is None, r.error
     mbps, target = r.received_mbps(), 0.85 * 2 * RATE
     print(f"TCP over 2 x {RATE} Mbit/s: {mbps:.1f} Mbit/s = {100 * mbps / (2 * RATE):.1f} % of {2 * RATE} "
-          f"(retransmits {r.data['end']['sum_sent'].get('retransmits')}); WAN shares: {shares(wan_before, tunnel.wan_tx_bytes(a))}")
+          f"(retransmits {r.data['end']['sum_sent'].get('retransmits')}); WAN shares: {L.shares(before, tunnel.snapshot(a))}")
     assert mbps >= target, f"TCP reached {mbps:.1f} Mbit/s, below 85 % of {2 * RATE} ({target:.1f})"
 
 
 def test_wan_cut_mid_transfer_tcp_survives_and_goes_on_within_300_ms(tunnel):
-    a = tunnel.router()
-    probe = tunnel.probe(11)
-    tunnel.iperf3_server()
-    start = time.monotonic_ns()
-    client = tunnel.iperf3_client(10)
-    time.sleep(4.5)
-    cut = tunnel.cut_wan(1)
-    r = tunnel.iperf3_result(client, 10)
-    p = probe.finish()
-    forward, round_trip = p.gap_around(cut), p.echo.gap_around(cut)
-    cut_at = (cut - start) / 1e9
-    after = r.bytes_between(cut_at + 0.5, 10.0) if r.error is None else 0
+    run = tunnel.transfer_with_cut(10, cut_after=4.5)
+    r, p = run.iperf, run.probe
     stall = r.longest_stall_s() if r.error is None else float("nan")
-    print(f"cut wan1 at {cut_at:.2f} s: probe gap {forward:.1f} ms LAN->internet, {round_trip:.1f} ms round trip; "
+    print(f"cut wan1 at {run.cut_at:.2f} s: probe gap {run.gap_ms:.1f} ms LAN->internet, {run.round_trip_gap_ms:.1f} ms round trip; "
           f"probe loss {100 * p.loss:.2f} % / {100 * p.echo.loss:.2f} % (sender late at worst {p.sender['worst_late_ms']:.1f} ms); "
-          f"TCP longest stall {stall:.1f} s, {mbit(after, 10.0 - cut_at - 0.5):.1f} Mbit/s after the cut on one {RATE} Mbit/s link")
+          f"TCP {run.mbps_both():.1f} Mbit/s before, {run.mbps_after():.1f} Mbit/s after the cut, longest stall {stall:.1f} s; "
+          f"shares before the cut: {L.shares(run.before, run.at_cut)}")
     assert r.error is None, f"the TCP transfer did not survive the cut: {r.error}"
-    assert after > 0, "no TCP bytes arrived after the cut"
-    assert forward < 300, f"LAN->internet traffic stopped for {forward:.1f} ms at the cut (limit 300 ms)"
-    assert round_trip < 300, f"the round trip through the tunnel stopped for {round_trip:.1f} ms at the cut (limit 300 ms)"
-    assert stall < 0.3, f"the TCP transfer stalled {stall:.1f} s (0.1 s intervals below {L.STALL_MBPS} Mbit/s)"
-    s = tunnel.router_status(a)
+    assert run.survived, "no TCP bytes arrived after the cut"
+    assert run.gap_ms < 300, f"LAN->internet traffic stopped for {run.gap_ms:.1f} ms at the cut (limit 300 ms)"
+    assert run.round_trip_gap_ms < 300, f"the round trip through the tunnel stopped for {run.round_trip_gap_ms:.1f} ms at the cut (limit 300 ms)"
+    assert stall < 0.3, f"the TCP transfer stalled {stall:.1f} s (a stretch of 0.1 s intervals below {L.STALL_MBPS} Mbit/s)"
+    s = run.after.status
     assert s.connected and not s.paths["wan1"].up and s.paths["wan2"].active, s.text
     assert "connections: opened 1, lost 0" in s.text, f"the QUIC connection was replaced:\n{s.text}"
 
@@ -99,15 +80,15 @@ def test_wan_plugged_in_while_running_becomes_a_path(lab):
     assert not s.paths["wan3"].up and s.paths["wan1"].active and s.paths["wan2"].active, s.text
     lab.add_wan(3)
     took = lab.wait_for(lambda: lab.router_status(a).paths["wan3"].active, 10, "wan3 to become an active path")
-    sent_before = lab.router_status(a).paths["wan3"].sent
-    wan_before = lab.wan_tx_bytes(a)
+    before = lab.snapshot(a)
     r = lab.iperf3(5)
     assert r.error is None, r.error
-    wan_after = lab.wan_tx_bytes(a)
-    share = (wan_after["wan3"] - wan_before["wan3"]) / max(1, sum(wan_after[w] - wan_before[w] for w in a.wans))
-    sent = lab.router_status(a).paths["wan3"].sent - sent_before
+    after = lab.snapshot(a)
+    b, w = before.wan_bytes, after.wan_bytes
+    share = (w["wan3"] - b["wan3"]) / max(1, sum(w[x] - b[x] for x in a.wans))
+    sent = after.path_sent["wan3"] - before.path_sent["wan3"]
     print(f"wan3 active {took:.2f} s after it appeared; TCP {r.received_mbps():.1f} Mbit/s over 3 x {RATE} Mbit/s; "
-          f"WAN shares: {shares(wan_before, wan_after)}; wan3 path sent {sent} packets")
+          f"WAN shares: {L.shares(before, after)}")
     assert share >= 0.10 and sent > 1000, f"wan3 carried {100 * share:.1f} % of the transfer ({sent} packets)\n{lab.diagnostics()}"
 
 
@@ -156,11 +137,13 @@ def test_path_mtu_lowered_mid_transfer_keeps_carrying(tunnel):
     r = tunnel.iperf3_result(client, 10)
     assert r.error is None, f"the TCP transfer broke after the MTU change: {r.error}"
     stall = r.longest_stall_s()
-    last = r.bytes_between(7.0, 10.0)
-    print(f"MTU 1280 on wan1 at 3 s: longest stall {stall:.1f} s (0.1 s intervals below {L.STALL_MBPS} Mbit/s), "
-          f"{mbit(last, 3.0):.1f} Mbit/s in the last 3 s; {tunnel.router_status(a).paths['wan1']}")
+    last = r.mbps_between(7.0, 10.0)
+    print(f"MTU 1280 on wan1 at 3 s: longest stall {stall:.1f} s (stretches below {L.STALL_MBPS} Mbit/s), "
+          f"{last:.1f} Mbit/s in the last 3 s; {tunnel.router_status(a).paths['wan1']}")
     assert stall <= 2.0, f"the transfer stalled {stall:.1f} s after wan1's MTU became 1280 (limit 2 s)"
-    assert last > 0, "nothing arrived in the last 3 s"
+    # Carrying traffic: once settled, at least half of what wan2 alone carries (wan1 still works
+    # for packets up to 1280 bytes).
+    assert last >= RATE / 2, f"only {last:.1f} Mbit/s in the last 3 s after wan1's MTU became 1280 (expected >= {RATE / 2:g})"
 
 
 BAD_CONFIGS = {
