@@ -57,9 +57,9 @@ public final class Daemon {
         switch configuration.role {
         case .router:
             plane = try RouterDataPlane(configuration: configuration, key: key, tun: tun, netlink: setup.netlink,
-                                        maxInnerPacket: setup.innerMTU, log: log, now: now)
+                                        initialMTU: setup.initialMTU, maximumMTU: setup.maximumMTU, log: log, now: now)
         case .vps:
-            plane = try VPSDataPlane(configuration: configuration, key: key, tun: tun, maxInnerPacket: setup.innerMTU, log: log, now: now)
+            plane = try VPSDataPlane(configuration: configuration, key: key, tun: tun, maxInnerPacket: setup.initialMTU, log: log, now: now)
         }
         let loop = try EpollLoop()
         try plane.register(in: loop)

@@ -5,14 +5,19 @@
 import QUIC
 
 public enum PacketTooBig {
-    /// Writes into `out` the ICMP error for `packet`, which did not fit `mtu` bytes, sent from
-    /// `source` (the tunnel address of the packet's family) back to the packet's sender; returns
-    /// its length, or nil when no answer is due: not IP, an IPv4 packet that may be fragmented
-    /// (DF clear), an ICMP error itself (RFC 1122 §3.2.2, RFC 4443 §2.4(e)), a sender address that
-    /// is unspecified or multicast, or `source` of the other family.
-    public static func reply(to packet: UnsafeRawBufferPointer, mtu: Int, source: SocketAddress,
-                             into out: UnsafeMutableRawBufferPointer) -> Int? {
-        guard let (v6, headerLength) = InnerPacketAddresses.header(packet), source.isIPv6 == v6 else { return nil }
+    /// Writes into `out` the ICMP error for `packet`, which did not fit `mtu` bytes, back to the
+    /// packet's sender; returns its length, or nil when no answer is due: not IP, an IPv4 packet
+    /// that may be fragmented (DF clear), an ICMP error itself (RFC 1122 §3.2.2, RFC 4443
+    /// §2.4(e)), a sender address that is unspecified or multicast.
+    ///
+    /// The error comes from the packet's own destination, as if the far side of the tunnel had
+    /// sent it: it is written into the TUN, and the kernel drops a packet arriving there from one
+    /// of its own addresses (a martian), while the destination routes back through the tunnel.
+    /// Hosts accept "too big" from any router on the path (RFC 1191 §4, RFC 8201 §4).
+    public static func reply(to packet: UnsafeRawBufferPointer, mtu: Int, into out: UnsafeMutableRawBufferPointer) -> Int? {
+        guard let (v6, headerLength) = InnerPacketAddresses.header(packet),
+              let destination = InnerPacketAddresses.destination(of: packet) else { return nil }
+        let source = SocketAddress(ipBytes: destination, port: 0)
         return v6 ? reply6(packet, mtu: mtu, source: source, out: out)
                   : reply4(packet, headerLength: headerLength, mtu: mtu, source: source, out: out)
     }

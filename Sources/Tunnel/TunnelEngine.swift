@@ -65,6 +65,19 @@ public final class TunnelEngine {
         return true
     }
 
+    /// The largest inner packet every usable path carries now (each path's MTU minus the QUIC and
+    /// tunnel headers): what the TUN MTU should follow. nil while no path is usable.
+    public var innerPacketCapacity: Int? {
+        var smallest: Int?
+        for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
+            guard let id = link.pathID, let st = connection.pathCondition(id), st.state == .active,
+                  let room = connection.maxDatagramPayloadSize(onPath: id) else { continue }
+            smallest = min(smallest ?? room, room)
+        }
+        if smallest == nil, connection.handshakeConfirmed { smallest = connection.maxDatagramPayloadSize }
+        return smallest.map { max(0, $0 - TunnelFrame.headerLength) }
+    }
+
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a
     /// reorder hold expiring, the sender's pacing or source wake-up.
     public var nextTimeout: Timestamp? {

@@ -33,6 +33,8 @@ public final class TunnelSender {
         public var droppedQueueFull: UInt64 = 0
         /// Inner packets dropped as unusable (empty, or larger than a DATAGRAM can carry).
         public var droppedMalformed: UInt64 = 0
+        /// Larger than any usable path carries now (a path's MTU shrank before the TUN's did).
+        public var droppedTooLarge: UInt64 = 0
         /// Sent without a copy kept for reinjection (no free packet buffer).
         public var sentUntracked: UInt64 = 0
         /// Acknowledgements and losses the connection reported, and those whose tag was unknown.
@@ -166,16 +168,17 @@ public final class TunnelSender {
             }
             let frameBytes = pool.length(pending.buffer)
             let innerBytes = frameBytes - TunnelFrame.headerLength
-            if frameBytes > connection.maxDatagramPayloadSize {
-                // Larger than a DATAGRAM can carry (RFC 9221 §5: never fragmented): the TUN MTU is
-                // set so this does not happen; drop it rather than let it block the queue.
+            if frameBytes > largestDatagram(connection: connection, paths: paths) {
+                // Larger than any usable path's DATAGRAM can carry (RFC 9221 §5: never
+                // fragmented): the TUN MTU follows the smallest path so this is rare (a path's
+                // MTU just shrank); drop it rather than let it block the queue.
                 switch queue {
                 case 0: retries.removeFirst()
                 case 1: interactive.removeFirst()
                 default: bulk.removeFirst()
                 }
                 pool.release(pending.buffer)
-                statistics.droppedMalformed += 1
+                statistics.droppedTooLarge += 1
                 continue
             }
             var backlog: Int?
@@ -187,7 +190,7 @@ public final class TunnelSender {
                     backlog = (waiting + innerBytes * (bulk.count - 1)) / innerBytes * configuration.framedWireBytes(inner: innerBytes)
                 }
             }
-            let snapshots = makeSnapshots(connection: connection, paths: paths, now: now)
+            let snapshots = makeSnapshots(connection: connection, paths: paths, frameBytes: frameBytes, now: now)
             let request = SchedulingRequest(size: frameBytes + configuration.wireOverhead, trafficClass: pending.trafficClass,
                                             queuedBytes: backlog)
             let decision = scheduler.schedule(request, paths: snapshots, now: now)
@@ -269,7 +272,20 @@ public final class TunnelSender {
         return handedOnce
     }
 
-    private func makeSnapshots(connection: Connection, paths: PathHealth, now: Timestamp) -> [PathSnapshot] {
+    /// The largest DATAGRAM payload any usable path takes now (paths have their own MTUs,
+    /// RFC 8899 per path); 0 when none is usable.
+    private func largestDatagram(connection: Connection, paths: PathHealth) -> Int {
+        var largest = 0
+        for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
+            if let id = link.pathID, let room = connection.maxDatagramPayloadSize(onPath: id), room > largest { largest = room }
+        }
+        // Before any link has its path (the handshake's path 0 only): path 0's.
+        return largest > 0 ? largest : connection.maxDatagramPayloadSize
+    }
+
+    /// The paths as the scheduler sees them; a path whose MTU cannot carry `frameBytes` is not
+    /// usable for this packet.
+    private func makeSnapshots(connection: Connection, paths: PathHealth, frameBytes: Int, now: Timestamp) -> [PathSnapshot] {
         var snapshots = snapshotScratch
         snapshotScratch = []
         snapshots.removeAll(keepingCapacity: true)
@@ -285,7 +301,8 @@ public final class TunnelSender {
             // window); a path whose queue already holds a few (its pacer holds them) is full.
             let queued = st.queuedDatagrams * queuedBytesPerDatagram
             let full = st.queuedDatagrams >= configuration.maxQueuedDatagramsPerPath
-            snapshots.append(PathSnapshot(id: i, isUsable: st.state == .active && paths.isUsable(link: i), isBackup: st.isBackup,
+            let fits = (connection.maxDatagramPayloadSize(onPath: id) ?? 0) >= frameBytes
+            snapshots.append(PathSnapshot(id: i, isUsable: st.state == .active && paths.isUsable(link: i) && fits, isBackup: st.isBackup,
                                           congestionWindow: st.congestionWindow,
                                           bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
                                           smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,

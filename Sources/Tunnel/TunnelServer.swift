@@ -30,6 +30,8 @@ public final class TunnelServer {
         /// For the tenant while it has no connection, or its engine's queue was full.
         public var droppedNotConnected: UInt64 = 0
         public var droppedQueueFull: UInt64 = 0
+        /// Larger than the tenant's paths carry (answered with ICMP "too big").
+        public var droppedTooBig: UInt64 = 0
         public init() {}
     }
 
@@ -76,25 +78,37 @@ public final class TunnelServer {
         if !fresh.isEmpty { handshaking += fresh }
     }
 
-    /// An inner packet read from the TUN: to the tenant owning its destination. False when it was
-    /// dropped (counted).
+    public enum SendResult: Equatable, Sendable {
+        case sent
+        /// Dropped and counted (no tenant, not connected, queue full).
+        case dropped
+        /// Larger than the tenant's paths carry now: answer with ICMP "too big" for this MTU.
+        case tooBig(mtu: Int)
+    }
+
+    /// An inner packet read from the TUN: to the tenant owning its destination.
     @discardableResult
-    public func send(_ packet: UnsafeRawBufferPointer, now: Timestamp) -> Bool {
+    public func send(_ packet: UnsafeRawBufferPointer, now: Timestamp) -> SendResult {
         guard let dst = InnerPacketAddresses.destination(of: packet), let i = tenants.index(forDestination: dst) else {
             statistics.droppedNoTenant += 1
-            return false
+            return .dropped
         }
         guard let s = sessions[i], !s.connection.isClosed else {
             tenantStatistics[i].droppedNotConnected += 1
-            return false
+            return .dropped
+        }
+        // Each tenant's paths have their own MTUs; the shared TUN's is the largest any carries.
+        if let capacity = s.engine.innerPacketCapacity, packet.count > capacity {
+            tenantStatistics[i].droppedTooBig += 1
+            return .tooBig(mtu: capacity)
         }
         guard s.engine.send(packet, now: now) else {
             tenantStatistics[i].droppedQueueFull += 1
-            return false
+            return .dropped
         }
         tenantStatistics[i].packetsSent += 1
         tenantStatistics[i].bytesSent += UInt64(packet.count)
-        return true
+        return .sent
     }
 
     /// After every batch of input and at every timer: binds finished handshakes to tenants, runs

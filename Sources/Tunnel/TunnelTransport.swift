@@ -9,9 +9,15 @@ public enum TunnelTransport {
     /// RFC 9001 §8.1: ALPN is mandatory; this names the tunnel's framing (TunnelFrame, v1).
     public static let alpn = "tquic-tunnel/1"
     public static let defaultPort: UInt16 = 4433
-    /// UDP payload the tunnel's datagrams use: 1350 + 28 (IPv4) or + 48 (IPv6) bytes of headers
-    /// fits the usual WAN MTUs (1500, PPPoE 1492, LTE 1428-1500) without discovery.
-    public static let defaultMaxUDPPayloadSize = 1350
+    /// The most a path probes for (RFC 8899 MAX_PLPMTU): a 1500-byte link less the IPv4 or IPv6
+    /// and UDP headers. Each path starts at QUIC's 1200 (RFC 9000 §14) and finds its own.
+    public static func maxUDPPayloadSize(ipv6: Bool) -> Int { ipv6 ? 1452 : 1472 }
+    /// Every path carries at least this (RFC 9000 §14.1 requires 1200-byte datagrams).
+    public static let baseUDPPayloadSize = 1200
+    /// The TUN MTU never goes below IPv6's minimum (RFC 8200 §5), or the kernel turns IPv6 off on
+    /// it; while a path still sends 1200-byte datagrams, inner packets between what they carry
+    /// and this get an ICMP "too big" instead.
+    public static let minimumTunnelMTU = 1280
 
     /// The largest inner packet a DATAGRAM of `maxUDPPayloadSize` carries: the short header (1 +
     /// 8-byte CID + up to 4 bytes of packet number), the AEAD tag (16), the DATAGRAM frame header
@@ -22,13 +28,19 @@ public enum TunnelTransport {
     }
 
     /// The connection settings of either end.
-    public static func connectionConfiguration(tls: TLSContext, congestion: CongestionAlgorithm = .bbr,
-                                               maxUDPPayloadSize: Int = defaultMaxUDPPayloadSize) -> ConnectionConfiguration {
+    /// - Parameters:
+    ///   - ipv6: the outer transport's family (the largest datagram a 1500-byte link takes).
+    ///   - keepAlive: PING on every path idle this long (NAT bindings), nil: none.
+    public static func connectionConfiguration(tls: TLSContext, congestion: CongestionAlgorithm = .bbr, ipv6: Bool = false,
+                                               keepAlive: Duration? = nil) -> ConnectionConfiguration {
         var c = ConnectionConfiguration(tls: tls)
+        // Each path's MTU is its own (fibre 1500, PPPoE 1492, LTE less): DPLPMTUD per path.
+        c.pmtuDiscovery = true
+        c.keepAliveInterval = keepAlive
         // Path IDs are never reused (draft-ietf-quic-multipath §2), and a flapping WAN takes a new
         // one per revival: 65536 lasts a flap a minute for six weeks, and MAX_PATH_ID raises it.
         c.maxPathID = 1 << 16
-        c.maxUDPPayloadSize = maxUDPPayloadSize
+        c.maxUDPPayloadSize = maxUDPPayloadSize(ipv6: ipv6)
         c.congestion = congestion
         // The tunnel's own queues hold packets; the connection's is only a short hand-over.
         c.datagramSendQueueLimit = 64

@@ -47,9 +47,9 @@ final class TunnelServerTests: XCTestCase {
         let toA = TunnelHarness.ipv4(from: inet, to: [192, 168, 1, 10], counter: 4)
         let toB = TunnelHarness.ipv4(from: inet, to: [10, 8, 0, 3], counter: 5)
         let toNobody = TunnelHarness.ipv4(from: inet, to: [192, 168, 3, 1], counter: 6)
-        toA.withUnsafeBytes { XCTAssertTrue(h.server.send($0, now: h.now)) }
-        toB.withUnsafeBytes { XCTAssertTrue(h.server.send($0, now: h.now)) }
-        toNobody.withUnsafeBytes { XCTAssertFalse(h.server.send($0, now: h.now)) }
+        toA.withUnsafeBytes { XCTAssertEqual(h.server.send($0, now: h.now), .sent) }
+        toB.withUnsafeBytes { XCTAssertEqual(h.server.send($0, now: h.now), .sent) }
+        toNobody.withUnsafeBytes { XCTAssertEqual(h.server.send($0, now: h.now), .dropped) }
         h.run(for: .milliseconds(200))
         XCTAssertEqual(a.delivered, [toA])
         XCTAssertEqual(b.delivered, [toB])

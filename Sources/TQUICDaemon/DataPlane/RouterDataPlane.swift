@@ -26,6 +26,11 @@ final class RouterDataPlane: DataPlane {
     private weak var loop: EpollLoop?
     private var tunInterest = true
     private var receivedDatagrams: UInt64 = 0
+    /// The TUN's MTU now; with `mtu = auto` it follows the smallest usable path.
+    private var tunMTU: Int
+    private let maximumMTU: Int
+    private let followsPaths: Bool
+    private var nextMTUCheck = Timestamp.zero
 
     private static let tunToken = DaemonToken.firstRole
     private static let netlinkToken = DaemonToken.firstRole + 1
@@ -34,21 +39,23 @@ final class RouterDataPlane: DataPlane {
     private static let receiveBudget = 512
 
     init(configuration: DaemonConfiguration, key: TunnelKey, tun: TUNDevice, netlink: RouteNetlink,
-         maxInnerPacket: Int, log: Log, now: Timestamp) throws {
+         initialMTU: Int, maximumMTU: Int, log: Log, now: Timestamp) throws {
         guard let router = configuration.router else { preconditionFailure("router role without [server]") }
         self.configuration = configuration
         self.router = router
         self.log = log
         self.netlink = netlink
         datagram.reserveCapacity(65536)
-        source = TUNPacketSource(tun: tun, maxInnerPacket: maxInnerPacket, addresses: configuration.tunnel.addresses)
+        source = TUNPacketSource(tun: tun, maxInnerPacket: min(initialMTU, TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.baseUDPPayloadSize)))
+        tunMTU = initialMTU
+        self.maximumMTU = maximumMTU
+        followsPaths = configuration.tunnel.mtu == nil
         monitor = try NetlinkMonitor()
         wans = router.wans.map { WANSocket(configuration: $0, serverIsIPv6: router.server.isIPv6) }
         let tls = try TLSContext(configuration: TunnelTransport.routerTLS(key: key, serverPublicKey: router.serverPublicKey), isServer: false)
-        var connectionConfiguration = TunnelTransport.connectionConfiguration(
-            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr)
-        // MERGE-PMTU: connectionConfiguration.keepAliveInterval = configuration.keepaliveSeconds > 0 ? .seconds(configuration.keepaliveSeconds) : nil
-        let settings = connectionConfiguration
+        let settings = TunnelTransport.connectionConfiguration(
+            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: router.server.isIPv6,
+            keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let server = router.server
         let random = SystemRandom()
         var tunnel = TunnelConfiguration()
@@ -121,6 +128,10 @@ final class RouterDataPlane: DataPlane {
             do { try batch.append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send on \(wans[wan].name): \(error)") }
         }
         for w in wans { if let b = w.batch, !b.isEmpty { _ = try? b.flush() } }
+        if now >= nextMTUCheck {
+            nextMTUCheck = now + .milliseconds(200)
+            followPathMTU()
+        }
         // Watch the TUN only while the engine wants packets (it found the TUN empty); when it
         // stopped for lack of room, a readable TUN must not wake the loop in a spin.
         let want = source.drained
@@ -131,6 +142,23 @@ final class RouterDataPlane: DataPlane {
     }
 
     var nextTimeout: Timestamp? { client.nextTimeout }
+
+    /// What the tunnel carries now decides which TUN packets get an ICMP "too big"; the TUN MTU
+    /// follows it (never below IPv6's 1280) so the LAN's hosts send packets that fit.
+    private func followPathMTU() {
+        guard let capacity = client.engine?.innerPacketCapacity else { return }
+        source.maxInnerPacket = capacity
+        guard followsPaths else { return }
+        let want = max(TunnelTransport.minimumTunnelMTU, min(capacity, maximumMTU))
+        guard want != tunMTU else { return }
+        do {
+            try netlink.setMTU(source.tun.name, want)
+            log.notice("\(source.tun.name): mtu \(tunMTU) -> \(want) (the smallest path carries \(capacity)-byte packets)")
+            tunMTU = want
+        } catch {
+            log.warning("\(source.tun.name): setting mtu \(want): \(error)")
+        }
+    }
 
     // MARK: - The path manager
 
@@ -227,7 +255,7 @@ final class RouterDataPlane: DataPlane {
         out += "connections: opened \(client.statistics.connectionsOpened), lost \(client.statistics.connectionsLost)"
         if let r = client.statistics.lastCloseReason { out += ", last close: \(r)" }
         out += "\n"
-        out += "tun: \(source.tun.name) max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
+        out += "tun: \(source.tun.name) mtu \(tunMTU)\(followsPaths ? " (auto)" : ""), max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
             + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), link-scoped \(source.linkScoped), write failures \(source.writeFailures)\n"
         out += "paths:\n"
         let engine = client.engine
@@ -238,7 +266,7 @@ final class RouterDataPlane: DataPlane {
                 let link = e.paths.links[li]
                 if let id = link.pathID, let s = e.connection.pathStatistics(id) {
                     line += " path \(id) \(s.state) rtt \(fixed(s.smoothedRTT.milliseconds, 1)) ms loss \(fixed(s.lossRate * 100, 2))%"
-                        + " rate \(fixed(s.deliveryRate * 8 / 1e6, 1)) Mbit/s cwnd \(s.congestionWindow) sent \(s.packetsSent) lost \(s.packetsLost)"
+                        + " rate \(fixed(s.deliveryRate * 8 / 1e6, 1)) Mbit/s cwnd \(s.congestionWindow) mtu \(s.maxDatagramSize) sent \(s.packetsSent) lost \(s.packetsLost)"
                 }
                 if link.isDead { line += " (dead)" }
             }
@@ -252,7 +280,7 @@ final class RouterDataPlane: DataPlane {
         if let e = engine {
             let s = e.sender.statistics, r = e.receiver.statistics
             out += "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
-                + "dropped queue-full \(s.droppedQueueFull) too-large \(s.droppedMalformed); received \(r.delivered) delivered, "
+                + "dropped queue-full \(s.droppedQueueFull) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed); received \(r.delivered) delivered, "
                 + "\(r.droppedMalformed) malformed\n"
         }
         return out

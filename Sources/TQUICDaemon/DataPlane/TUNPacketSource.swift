@@ -12,9 +12,6 @@ final class TUNPacketSource: InnerPacketSource {
     let tun: TUNDevice
     /// The largest inner packet the tunnel carries now (the TUN MTU follows it).
     var maxInnerPacket: Int
-    /// The tunnel's own addresses, the sources of ICMP errors.
-    let icmpSource4: SocketAddress?
-    let icmpSource6: SocketAddress?
     /// The last read found the TUN empty: the loop waits for it to become readable. Otherwise
     /// the sender stopped for lack of room and the loop must not spin on a readable TUN.
     private(set) var drained = false
@@ -27,11 +24,9 @@ final class TUNPacketSource: InnerPacketSource {
     private(set) var packetsWritten: UInt64 = 0
     private let icmp = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 16)
 
-    init(tun: TUNDevice, maxInnerPacket: Int, addresses: [IPPrefix]) {
+    init(tun: TUNDevice, maxInnerPacket: Int) {
         self.tun = tun
         self.maxInnerPacket = maxInnerPacket
-        icmpSource4 = addresses.first { !$0.isIPv6 }?.address
-        icmpSource6 = addresses.first { $0.isIPv6 }?.address
     }
 
     deinit {
@@ -65,11 +60,11 @@ final class TUNPacketSource: InnerPacketSource {
         if (try? tun.write(packet)) == true { packetsWritten += 1 } else { writeFailures += 1 }
     }
 
-    func answerTooBig(_ packet: UnsafeRawBufferPointer) {
+    /// ICMP "too big" for `packet` back through the TUN, naming `mtu` (default: what the tunnel
+    /// carries now).
+    func answerTooBig(_ packet: UnsafeRawBufferPointer, mtu: Int? = nil) {
         tooBig += 1
-        let v6 = packet.count > 0 && packet[0] >> 4 == 6
-        guard let source = v6 ? icmpSource6 : icmpSource4,
-              let n = PacketTooBig.reply(to: packet, mtu: maxInnerPacket, source: source, into: icmp) else { return }
+        guard let n = PacketTooBig.reply(to: packet, mtu: mtu ?? maxInnerPacket, into: icmp) else { return }
         if (try? tun.write(UnsafeRawBufferPointer(rebasing: icmp[0..<n]))) == true { tooBigAnswered += 1 }
     }
 }

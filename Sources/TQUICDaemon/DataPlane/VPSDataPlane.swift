@@ -33,13 +33,14 @@ final class VPSDataPlane: DataPlane {
         self.configuration = configuration
         self.log = log
         datagram.reserveCapacity(65536)
-        self.tun = TUNPacketSource(tun: tun, maxInnerPacket: maxInnerPacket, addresses: configuration.tunnel.addresses)
+        self.tun = TUNPacketSource(tun: tun, maxInnerPacket: maxInnerPacket)
         let table = VPSDataPlane.tenantTable(vps)
         let pins = TenantPins(table)
         self.pins = pins
         let tls = try TLSContext(configuration: TunnelTransport.vpsTLS(key: key, isTenant: { pins.contains($0) }), isServer: true)
-        var connection = TunnelTransport.connectionConfiguration(tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr)
-        // MERGE-PMTU: connection.keepAliveInterval = configuration.keepaliveSeconds > 0 ? .seconds(configuration.keepaliveSeconds) : nil
+        let connection = TunnelTransport.connectionConfiguration(
+            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: vps.listen.isIPv6,
+            keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let random = SystemRandom()
         let endpoint = Endpoint(configuration: Endpoint.Configuration(connection: connection, tokenKey: random.bytes(16)), random: random)
         var tunnel = TunnelConfiguration()
@@ -56,7 +57,6 @@ final class VPSDataPlane: DataPlane {
             sockets.append(s)
             batches.append(UDPSendBatch(socket: s))
         }
-        _ = connection
     }
 
     deinit { packet.deallocate() }
@@ -106,7 +106,7 @@ final class VPSDataPlane: DataPlane {
                 tun.answerTooBig(p)
                 continue
             }
-            server.send(p, now: now)
+            if case .tooBig(let mtu) = server.send(p, now: now) { tun.answerTooBig(p, mtu: mtu) }
         }
     }
 
@@ -164,7 +164,7 @@ final class VPSDataPlane: DataPlane {
             }
             line += "; from tenant \(st.packetsDelivered) packets (\(st.bytesDelivered) bytes), to tenant \(st.packetsSent) packets "
                 + "(\(st.bytesSent) bytes); dropped: source not allowed \(st.droppedSourceNotAllowed), not connected \(st.droppedNotConnected), "
-                + "queue full \(st.droppedQueueFull); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
+                + "queue full \(st.droppedQueueFull), too big \(st.droppedTooBig); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
             out += line + "\n"
             if let s = server.sessions[i] {
                 for id in s.connection.pathIDs {

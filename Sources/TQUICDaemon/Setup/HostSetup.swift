@@ -13,8 +13,12 @@ final class HostSetup {
     let netlink: RouteNetlink
     private(set) var tun: TUNDevice?
     private var table: NFTablesTable?
-    /// The largest inner packet the tunnel carries (and the TUN's MTU).
-    let innerMTU: Int
+    /// The TUN's MTU at start: the configured one, or (`mtu = auto`) on the router IPv6's
+    /// minimum until the paths' MTUs are found (RouterDataPlane raises it), on the VPS the
+    /// largest the tunnel carries (each tenant's packets are checked against its own paths).
+    let initialMTU: Int
+    /// The largest inner packet a path of the largest MTU carries.
+    let maximumMTU: Int
 
     /// The nftables table of this instance: one per tunnel device, so two instances on one host
     /// (two VPS roles, or a lab) never touch each other's rules.
@@ -24,11 +28,17 @@ final class HostSetup {
         self.configuration = configuration
         self.log = log
         netlink = try RouteNetlink()
-        let capacity = TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.defaultMaxUDPPayloadSize)
+        let outerIPv6 = configuration.router?.server.isIPv6 ?? configuration.vps?.listen.isIPv6 ?? false
+        let capacity = TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.maxUDPPayloadSize(ipv6: outerIPv6))
+        maximumMTU = capacity
         if let mtu = configuration.tunnel.mtu, mtu > capacity {
             log.warning("\(configuration.file): mtu = \(mtu) is more than the tunnel carries (\(capacity)); using \(capacity)")
         }
-        innerMTU = min(configuration.tunnel.mtu ?? capacity, capacity)
+        if let mtu = configuration.tunnel.mtu {
+            initialMTU = min(mtu, capacity)
+        } else {
+            initialMTU = configuration.role == .vps ? capacity : TunnelTransport.minimumTunnelMTU
+        }
     }
 
     /// Creates and configures everything; on failure undoes what was done and throws.
@@ -41,7 +51,7 @@ final class HostSetup {
             // sends no router solicitations or MLD reports into the tunnel, which the peer
             // would only count and drop.
             try? Sysctl.set("net/ipv6/conf/\(device.name)/addr_gen_mode", "1")
-            try netlink.setMTU(device.name, innerMTU)
+            try netlink.setMTU(device.name, initialMTU)
             for a in t.addresses { try netlink.addAddress(a, to: device.name) }
             try netlink.setLinkUp(device.name, up: true)
             switch configuration.role {
@@ -59,7 +69,7 @@ final class HostSetup {
                 try Sysctl.set("net/ipv4/ip_forward", "1")
                 try? Sysctl.set("net/ipv6/conf/all/forwarding", "1")
             }
-            log.info("\(device.name) up: mtu \(innerMTU), \(t.addresses.map(\.description).joined(separator: ", ")); nftables table inet \(tableName)")
+            log.info("\(device.name) up: mtu \(initialMTU)\(t.mtu == nil && configuration.role == .router ? " (following the paths)" : ""), \(t.addresses.map(\.description).joined(separator: ", ")); nftables table inet \(tableName)")
         } catch {
             undo()
             throw error
