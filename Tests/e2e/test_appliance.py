@@ -32,7 +32,7 @@ def test_ping_ipv4_and_ipv6_through_the_tunnel(tunnel):
 
 def test_udp_at_one_and_a_half_links_rate_over_two_links(tunnel):
     rate = 1.5 * RATE
-    # 1200-byte datagrams: one inner packet each (the tunnel carries 1310), no IP fragments.
+    # 1200-byte datagrams: each one inner packet (below the tunnel's inner MTU), no IP fragments.
     r = tunnel.iperf3(6, "-u", "-b", f"{rate:g}M", "-l", "1200")
     assert r.error is None, r.error
     sent, received, loss = r.udp_loss()
