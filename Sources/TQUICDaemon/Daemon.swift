@@ -152,10 +152,14 @@ public final class Daemon {
     /// The control socket's requests (ControlSocketServer hands one line, sends the answer).
     private func answer(_ request: String, plane: DataPlane) -> String {
         let now = MonotonicClock.now()
-        switch request.trimmingSpaces() {
-        case "status": return plane.status(now: now)
-        case "ping": return "pong\n"
-        default: return "error: unknown request `\(request)` (known: status, ping)\n"
+        switch ControlCommand.parse(request) {
+        case .failure(let e): return "error: \(e)\n"
+        case .success(.ping): return "pong\n"
+        case .success(.status(json: false)): return plane.status(now: now)
+        case .success(let command):
+            let answer = plane.control(command, now: now)
+            if command.changesState { log.notice("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())") }
+            return answer
         }
     }
 

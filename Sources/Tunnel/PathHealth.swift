@@ -100,6 +100,14 @@ public final class PathHealth {
         return links.count - 1
     }
 
+    /// Link `i` becomes a backup (carries traffic only while no other link is usable) or an
+    /// available link again (PATH_STATUS_BACKUP / _AVAILABLE to the peer).
+    public func setBackup(_ i: Int, _ backup: Bool, connection: Connection) {
+        guard i < links.count else { return }
+        links[i].isBackup = backup
+        if let id = links[i].pathID { connection.setPathBackup(id, backup) }
+    }
+
     // MARK: - Periodic work
 
     /// After every connection event: open paths for new links, declare dead paths, revive.

@@ -5,6 +5,7 @@
 //
 //   out: inner packet (the `source`, the TUN) → engine → `poll` → (datagram, WAN index)
 //   in:  datagram from any WAN socket → `receive` → engine → `deliver` (the TUN)
+import Bonding
 import Congestion
 import QUIC
 
@@ -20,7 +21,7 @@ public final class TunnelClient {
     /// Makes a client connection to the VPS (the caller's TLS, CIDs, congestion settings).
     public typealias ConnectionFactory = (_ now: Timestamp) throws -> Connection
 
-    public let configuration: TunnelConfiguration
+    public private(set) var configuration: TunnelConfiguration
     /// The WANs in configuration order (their `isDown` follows the path manager).
     public private(set) var wans: [TunnelLink]
     public private(set) var connection: Connection?
@@ -147,6 +148,19 @@ public final class TunnelClient {
             e.paths.addLink(link, connection: c, now: now)
         }
         return w
+    }
+
+    /// Another scheduler, now and for later connections.
+    public func setScheduler(_ kind: SchedulerKind) {
+        configuration.scheduler = kind
+        engine?.sender.setScheduler(kind)
+    }
+
+    /// WAN `w` becomes a backup or an available link, now and for later connections.
+    public func setBackup(_ w: Int, _ backup: Bool) {
+        guard w < wans.count else { return }
+        wans[w].isBackup = backup
+        if let c = connection, let e = engine, let i = engineWANs.firstIndex(of: w) { e.paths.setBackup(i, backup, connection: c) }
     }
 
     /// SIGTERM: CONNECTION_CLOSE to the VPS; no reconnection afterwards.

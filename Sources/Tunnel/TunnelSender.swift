@@ -67,7 +67,8 @@ public final class TunnelSender {
     public var onHanded: ((TunnelHeader, UnsafeRawBufferPointer, _ link: Int, _ reinjection: Bool) -> Void)?
 
     private let pool: PacketBufferPool
-    private let scheduler: any PathScheduler
+    private var scheduler: any PathScheduler
+    public private(set) var schedulerKind: SchedulerKind
     private var sequencer: TunnelSequencer
     private var classifier: FlowClassifier
     private var ledger: ReinjectionLedger
@@ -85,6 +86,7 @@ public final class TunnelSender {
         self.configuration = configuration
         self.pool = pool
         scheduler = configuration.scheduler.makeScheduler()
+        schedulerKind = configuration.scheduler
         sequencer = TunnelSequencer(flowHashSeed: configuration.flowHashSeed)
         classifier = FlowClassifier(interactiveRate: configuration.interactiveRate, burst: configuration.interactiveBurst)
         ledger = ReinjectionLedger(configuration: configuration.ledger)
@@ -147,6 +149,13 @@ public final class TunnelSender {
     }
 
     // MARK: 3-5. Schedule, number, send
+
+    /// Another scheduler from the next packet on (`tquicctl scheduler set`); packets already
+    /// handed to paths stay where they are.
+    public func setScheduler(_ kind: SchedulerKind) {
+        scheduler = kind.makeScheduler()
+        schedulerKind = kind
+    }
 
     /// Hands packets to the connection while the scheduler finds a path with room.
     public func pump(connection: Connection, paths: PathHealth, source: InnerPacketSource?, now: Timestamp) {

@@ -11,6 +11,7 @@
 // each tenant's packets are checked against its own prefixes only, and a packet from the TUN goes
 // to the one tenant owning its destination. A second connection with the same key replaces the
 // first (a router that rebooted).
+import Bonding
 import Congestion
 import QUIC
 
@@ -54,7 +55,10 @@ public final class TunnelServer {
     }
 
     public let endpoint: Endpoint
-    public let configuration: TunnelConfiguration
+    public private(set) var configuration: TunnelConfiguration
+    /// Congestion control for tenants' connections from their next path or connection on (nil:
+    /// the endpoint's configuration).
+    public private(set) var congestionOverride: CongestionAlgorithm?
     public private(set) var tenants: TenantTable
     /// By tenant index.
     public private(set) var sessions: [Session?]
@@ -155,6 +159,7 @@ public final class TunnelServer {
                 old.connection.close(errorCode: TunnelServer.replacedError, reason: "replaced by a newer connection", now: now)
                 tenantStatistics[i].connectionsReplaced += 1
             }
+            if let algorithm = congestionOverride { c.setCongestionControl(algorithm, coupling: c.coupling) }
             sessions[i] = Session(connection: c, engine: TunnelEngine(connection: c, configuration: configuration, links: nil))
             tenantStatistics[i].connectionsAccepted += 1
         }
@@ -195,6 +200,18 @@ public final class TunnelServer {
         tenants = table
         sessions = newSessions
         tenantStatistics = newStatistics
+    }
+
+    /// Another scheduler for every tenant, now and for later connections.
+    public func setScheduler(_ kind: SchedulerKind) {
+        configuration.scheduler = kind
+        for s in sessions { s?.engine.sender.setScheduler(kind) }
+    }
+
+    /// Another congestion controller on every tenant's paths, now and for later connections.
+    public func setCongestionControl(_ algorithm: CongestionAlgorithm) {
+        congestionOverride = algorithm
+        for s in sessions { s?.connection.setCongestionControl(algorithm, coupling: s!.connection.coupling) }
     }
 
     /// SIGTERM: CONNECTION_CLOSE to every router (the caller then polls and sends what is queued).

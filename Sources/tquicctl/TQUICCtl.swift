@@ -9,8 +9,8 @@ import QUIC
 struct TQUICCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tquicctl",
-        abstract: "Keys and status for tquicd.",
-        subcommands: [GenKey.self, PubKey.self, Status.self])
+        abstract: "Keys for /etc/tquic.conf, and the running tquicd: status, paths, tenants, scheduler, congestion control.",
+        subcommands: [GenKey.self, PubKey.self, Status.self, Paths.self, Tenants.self, Scheduler.self, Congestion.self])
 }
 
 struct GenKey: ParsableCommand {
@@ -39,20 +39,97 @@ struct PubKey: ParsableCommand {
     }
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Paths (RTT, loss, rate, state), scheduler and tenants of the running tquicd.")
-
+/// Where the daemon listens (control-socket in /etc/tquic.conf).
+struct SocketOption: ParsableArguments {
     @Option(name: .long, help: "The daemon's control socket (control-socket in /etc/tquic.conf).")
     var socket: String = "/run/tquic/tquic.sock"
 
-    func run() throws {
-        do {
-            print(try ControlSocketClient.request("status", path: socket), terminator: "")
-        } catch {
+    /// Sends one request and prints the answer; an `error:` answer exits 1.
+    func ask(_ request: String) throws {
+        let answer: String
+        do { answer = try ControlSocketClient.request(request, path: socket) } catch {
             print("tquicctl: \(socket): \(error)")
             throw ExitCode(1)
         }
+        print(answer, terminator: "")
+        if answer.hasPrefix("error:") { throw ExitCode(1) }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Paths (RTT, loss, rate, state), scheduler and tenants of the running tquicd.")
+    @OptionGroup var target: SocketOption
+    @Flag(name: .long, help: "JSON for scripts.") var json = false
+    func run() throws { try target.ask(json ? "status --json" : "status") }
+}
+
+struct Tenants: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tenants", abstract: "The VPS's tenants, their paths and counters.")
+    @OptionGroup var target: SocketOption
+    @Flag(name: .long, help: "JSON for scripts.") var json = false
+    func run() throws { try target.ask(json ? "tenants --json" : "tenants") }
+}
+
+struct Paths: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "paths", abstract: "The paths (like `ss -ti`), and the userspace path manager.",
+        subcommands: [Show.self, Add.self, Del.self, Set.self], defaultSubcommand: Show.self)
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Per path: state, RTT, cwnd, rate, loss, MTU.")
+        @OptionGroup var target: SocketOption
+        @Flag(name: .long, help: "JSON for scripts.") var json = false
+        func run() throws { try target.ask(json ? "paths --json" : "paths") }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add", abstract: "Put a WAN interface into service (until restart or reload).")
+        @Argument(help: "The interface.") var interface: String
+        @Flag(name: .long, help: "Only while no other path is usable.") var backup = false
+        @Option(name: .long, help: "Share for scheduler = weighted (1-100).") var weight: Int = 1
+        @OptionGroup var target: SocketOption
+        func run() throws { try target.ask("paths add \(interface)\(backup ? " backup" : "") weight \(weight)") }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "del", abstract: "Take a WAN out of service at once (its traffic moves to the others).")
+        @Argument(help: "The interface.") var interface: String
+        @OptionGroup var target: SocketOption
+        func run() throws { try target.ask("paths del \(interface)") }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Mark a WAN backup or available.")
+        @Argument(help: "The interface.") var interface: String
+        @Argument(help: "backup or available.") var status: String
+        @OptionGroup var target: SocketOption
+        func validate() throws {
+            guard status == "backup" || status == "available" else { throw ValidationError("expected backup or available, got \(status)") }
+        }
+        func run() throws { try target.ask("paths set \(interface) \(status)") }
+    }
+}
+
+struct Scheduler: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "scheduler", abstract: "Change the scheduler of the running tunnel.",
+                                                    subcommands: [SetName.self])
+    struct SetName: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant")
+        @Argument(help: "The scheduler.") var name: String
+        @OptionGroup var target: SocketOption
+        func run() throws { try target.ask("scheduler set \(name)") }
+    }
+}
+
+struct Congestion: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "congestion", abstract: "Change every path's congestion controller.",
+                                                    subcommands: [SetName.self])
+    struct SetName: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "bbr, cubic, newreno, copa, westwood")
+        @Argument(help: "The controller.") var name: String
+        @OptionGroup var target: SocketOption
+        func run() throws { try target.ask("congestion set \(name)") }
     }
 }
 

@@ -22,6 +22,8 @@ protocol DataPlane: AnyObject {
     func shutdown(now: Timestamp)
     /// One line for systemd's STATUS= (`systemctl status`).
     func summary(now: Timestamp) -> String
+    /// A control request other than `status` and `ping` (ControlCommand.swift): the answer text.
+    func control(_ command: ControlCommand, now: Timestamp) -> String
 }
 
 /// Tokens of the loop's descriptors.

@@ -10,11 +10,17 @@ import LinuxNet
 import QUIC
 import Tunnel
 
+/// The congestion controller new connections get: a box the connection factory shares.
+final class CongestionChoice {
+    var algorithm: CongestionAlgorithm
+    init(_ a: CongestionAlgorithm) { algorithm = a }
+}
+
 final class RouterDataPlane: DataPlane {
     private var configuration: DaemonConfiguration
     private let router: RouterConfiguration
     private let log: Log
-    private let source: TUNPacketSource
+    let source: TUNPacketSource
     private let client: TunnelClient
     private var wans: [WANSocket]
     /// WANs taken out by a reload (their index stays, so path bookkeeping stays simple).
@@ -27,10 +33,12 @@ final class RouterDataPlane: DataPlane {
     private var tunInterest = true
     private var receivedDatagrams: UInt64 = 0
     /// The TUN's MTU now; with `mtu = auto` it follows the smallest usable path.
-    private var tunMTU: Int
+    private(set) var tunMTU: Int
     private let maximumMTU: Int
     private let followsPaths: Bool
     private var nextMTUCheck = Timestamp.zero
+    /// The congestion controller of new connections (a box the connection factory reads).
+    private let congestionChoice: CongestionChoice
 
     private static let tunToken = DaemonToken.firstRole
     private static let netlinkToken = DaemonToken.firstRole + 1
@@ -53,7 +61,9 @@ final class RouterDataPlane: DataPlane {
         monitor = try NetlinkMonitor()
         wans = router.wans.map { WANSocket(configuration: $0, serverIsIPv6: router.server.isIPv6) }
         let tls = try TLSContext(configuration: TunnelTransport.routerTLS(key: key, serverPublicKey: router.serverPublicKey), isServer: false)
-        let settings = TunnelTransport.connectionConfiguration(
+        let congestionChoice = CongestionChoice(CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr)
+        self.congestionChoice = congestionChoice
+        var settings = TunnelTransport.connectionConfiguration(
             tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: router.server.isIPv6,
             keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let server = router.server
@@ -63,7 +73,9 @@ final class RouterDataPlane: DataPlane {
         client = TunnelClient(configuration: tunnel, wans: router.wans.map {
             TunnelLink(name: $0.interface, interface: $0.interface, isBackup: $0.isBackup, weight: $0.weight)
         }) { now in
-            try Connection(clientWith: settings, serverName: nil, remote: server, random: random, now: now)
+            // A `tquicctl congestion set` applies to the connections made after it too.
+            settings.congestion = congestionChoice.algorithm
+            return try Connection(clientWith: settings, serverName: nil, remote: server, random: random, now: now)
         }
         refreshInterfaces(now: now, starting: true)
         client.start(now: now)
@@ -212,26 +224,12 @@ final class RouterDataPlane: DataPlane {
             || new.privateKey != configuration.privateKey {
             log.warning("reload: the server or a key changed; that takes a restart (systemctl restart tquic)")
         }
-        let old = Set(wans.enumerated().filter { !removed.contains($0.offset) }.map(\.element.name))
         let wanted = newRouter.wans.map(\.interface)
         for (i, w) in wans.enumerated() where !removed.contains(i) && !wanted.contains(w.name) {
-            removed.insert(i)
-            client.wanDown(i, now: now)
-            if let s = w.socket { try? loop?.remove(fd: s.fd) }
-            w.close()
+            _ = removeWAN(named: w.name, now: now)
             log.notice("reload: WAN \(w.name) removed")
         }
-        for c in newRouter.wans where !old.contains(c.interface) {
-            if let i = wans.firstIndex(where: { $0.name == c.interface }), removed.contains(i) {
-                // Back after a removal: the same index.
-                removed.remove(i)
-                wans[i].isUsable = false
-                log.notice("reload: WAN \(c.interface) added again")
-                continue
-            }
-            wans.append(WANSocket(configuration: c, serverIsIPv6: router.server.isIPv6))
-            client.addWAN(TunnelLink(name: c.interface, interface: c.interface, isBackup: c.isBackup, weight: c.weight), now: now)
-            client.wanDown(wans.count - 1, now: now)
+        for c in newRouter.wans where addWAN(c, now: now) {
             log.notice("reload: WAN \(c.interface) added")
         }
         configuration = new
@@ -239,6 +237,84 @@ final class RouterDataPlane: DataPlane {
     }
 
     func shutdown(now: Timestamp) { client.close(now: now) }
+
+    // MARK: - Runtime changes (reload, tquicctl)
+
+    /// The index of a WAN in service with this interface.
+    func activeWANIndex(named name: String) -> Int? {
+        wans.indices.first { wans[$0].name == name && !removed.contains($0) }
+    }
+
+    /// A WAN into service (a reload, `tquicctl paths add`); false if it is in service already.
+    /// It carries a path as soon as its interface is usable.
+    func addWAN(_ c: WANConfiguration, now: Timestamp) -> Bool {
+        guard activeWANIndex(named: c.interface) == nil else { return false }
+        if let i = wans.firstIndex(where: { $0.name == c.interface }) {
+            // Back after a removal: the same index (the link's path history stays with it).
+            removed.remove(i)
+            wans[i].isUsable = false
+            client.setBackup(i, c.isBackup)
+        } else {
+            wans.append(WANSocket(configuration: c, serverIsIPv6: router.server.isIPv6))
+            client.addWAN(TunnelLink(name: c.interface, interface: c.interface, isBackup: c.isBackup, weight: c.weight), now: now)
+            client.wanDown(wans.count - 1, now: now)
+        }
+        refreshInterfaces(now: now, starting: false)
+        return true
+    }
+
+    /// A WAN out of service: its path is abandoned at once and its socket closed.
+    func removeWAN(named name: String, now: Timestamp) -> Bool {
+        guard let i = activeWANIndex(named: name) else { return false }
+        removed.insert(i)
+        client.wanDown(i, now: now)
+        if let s = wans[i].socket { try? loop?.remove(fd: s.fd) }
+        wans[i].close()
+        wans[i].isUsable = false
+        return true
+    }
+
+    func setBackup(_ w: Int, _ backup: Bool) { client.setBackup(w, backup) }
+
+    func setScheduler(_ kind: SchedulerKind) {
+        client.setScheduler(kind)
+        configuration.scheduler = kind.rawValue
+    }
+
+    func setCongestion(_ algorithm: CongestionAlgorithm) {
+        congestionChoice.algorithm = algorithm
+        configuration.congestion = algorithm.rawValue
+        if let c = client.connection { c.setCongestionControl(algorithm, coupling: c.coupling) }
+    }
+
+    func statusJSON() -> RouterStatusJSON {
+        let engine = client.engine
+        var paths: [PathJSON] = []
+        for (i, w) in wans.enumerated() where !removed.contains(i) {
+            var p = PathJSON(interface: w.name, pathID: nil, state: w.isUsable ? "no path" : "down", up: w.isUsable,
+                             backup: client.wans[i].isBackup, dead: nil)
+            if let e = engine, let link = e.paths.links.first(where: { $0.interface == w.name }) {
+                p.dead = link.isDead
+                if let id = link.pathID, let st = e.connection.pathStatistics(id) {
+                    p = pathJSON(st, interface: w.name)
+                    p.up = w.isUsable
+                    p.dead = link.isDead
+                }
+            }
+            paths.append(p)
+        }
+        var tunnel: TunnelCountersJSON?
+        if let e = engine {
+            let s = e.sender.statistics, r = e.receiver.statistics
+            tunnel = TunnelCountersJSON(innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
+                                        droppedQueueFull: s.droppedQueueFull, droppedTooLarge: s.droppedTooLarge, delivered: r.delivered,
+                                        deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
+        }
+        return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
+                                congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,
+                                connectionsOpened: client.statistics.connectionsOpened, connectionsLost: client.statistics.connectionsLost,
+                                lastCloseReason: client.statistics.lastCloseReason, paths: paths, tunnel: tunnel)
+    }
 
     // MARK: - Status
 

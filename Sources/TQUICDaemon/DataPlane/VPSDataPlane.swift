@@ -138,6 +138,35 @@ final class VPSDataPlane: DataPlane {
 
     func shutdown(now: Timestamp) { server.closeAll(now: now) }
 
+    func setScheduler(_ kind: SchedulerKind) {
+        server.setScheduler(kind)
+        configuration.scheduler = kind.rawValue
+    }
+
+    func setCongestion(_ algorithm: CongestionAlgorithm) {
+        server.setCongestionControl(algorithm)
+        configuration.congestion = algorithm.rawValue
+    }
+
+    func statusJSON() -> VPSStatusJSON {
+        var tenants: [TenantJSON] = []
+        for (i, t) in server.tenants.tenants.enumerated() {
+            let st = server.tenantStatistics[i]
+            let s = server.sessions[i]
+            let paths = s.map { c in c.connection.pathIDs.compactMap { c.connection.pathStatistics($0) }.map { pathJSON($0, interface: nil) } } ?? []
+            tenants.append(TenantJSON(name: t.name, connected: s != nil, remote: s?.connection.remoteAddress.description, paths: paths,
+                                      packetsDelivered: st.packetsDelivered, bytesDelivered: st.bytesDelivered, packetsSent: st.packetsSent,
+                                      bytesSent: st.bytesSent, droppedSourceNotAllowed: st.droppedSourceNotAllowed,
+                                      droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
+                                      droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
+                                      connectionsReplaced: st.connectionsReplaced))
+        }
+        return VPSStatusJSON(listen: sockets.compactMap { $0.localAddress?.description }, scheduler: configuration.scheduler,
+                             congestion: configuration.congestion, droppedNoTenant: server.statistics.droppedNoTenant,
+                             connectionsRefused: server.statistics.connectionsRefused, droppedDatagrams: server.endpoint.droppedDatagrams,
+                             tenants: tenants)
+    }
+
     func summary(now: Timestamp) -> String {
         let n = server.sessions.compactMap { $0 }.count
         return "\(n)/\(server.tenants.tenants.count) tenants connected"

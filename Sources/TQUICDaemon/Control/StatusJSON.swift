@@ -1,0 +1,88 @@
+// `tquicctl ... --json`: the same figures as the human status, as JSON for scripts. Built from
+// the connection's and the engine's own statistics at the moment of the request.
+import Foundation
+
+struct PathJSON: Codable {
+    var interface: String?
+    var pathID: UInt32?
+    var state: String
+    var up: Bool?
+    var backup: Bool
+    var dead: Bool?
+    var remote: String?
+    var rttMs: Double?
+    var minRttMs: Double?
+    var rttVarianceMs: Double?
+    var congestionWindow: Int?
+    var bytesInFlight: Int?
+    var deliveryRateBitsPerSecond: Double?
+    var lossRate: Double?
+    var mtu: Int?
+    var packetsSent: UInt64?
+    var packetsLost: UInt64?
+    var bytesSent: UInt64?
+    var congestionControl: String?
+}
+
+struct TunnelCountersJSON: Codable {
+    var innerPacketsSent: UInt64
+    var innerBytesSent: UInt64
+    var reinjected: UInt64
+    var droppedQueueFull: UInt64
+    var droppedTooLarge: UInt64
+    var delivered: UInt64
+    var deliveredBytes: UInt64
+    var receivedMalformed: UInt64
+}
+
+struct RouterStatusJSON: Codable {
+    var role = "router"
+    var server: String
+    var connected: Bool
+    var scheduler: String
+    var congestion: String
+    var tunnelInterface: String
+    var tunnelMTU: Int
+    var connectionsOpened: UInt64
+    var connectionsLost: UInt64
+    var lastCloseReason: String?
+    var paths: [PathJSON]
+    var tunnel: TunnelCountersJSON?
+}
+
+struct TenantJSON: Codable {
+    var name: String
+    var connected: Bool
+    var remote: String?
+    var paths: [PathJSON]
+    var packetsDelivered: UInt64
+    var bytesDelivered: UInt64
+    var packetsSent: UInt64
+    var bytesSent: UInt64
+    var droppedSourceNotAllowed: UInt64
+    var droppedNotConnected: UInt64
+    var droppedQueueFull: UInt64
+    var droppedTooBig: UInt64
+    var connectionsAccepted: UInt64
+    var connectionsReplaced: UInt64
+}
+
+struct VPSStatusJSON: Codable {
+    var role = "vps"
+    var listen: [String]
+    var scheduler: String
+    var congestion: String
+    var droppedNoTenant: UInt64
+    var connectionsRefused: UInt64
+    var droppedDatagrams: UInt64
+    var tenants: [TenantJSON]
+}
+
+enum JSONText {
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? e.encode(value) else { return "{}\n" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
