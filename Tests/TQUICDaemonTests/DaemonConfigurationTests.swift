@@ -119,6 +119,8 @@ final class DaemonConfigurationTests: XCTestCase {
         }
         XCTAssertEqual(error(replacing("weight = 3", "wieght = 3")),
                        "/etc/tquic.conf:19: unknown key `wieght` in [wan] (known: interface, weight, backup, source)")
+        XCTAssertEqual(error(replacing("keepalive = 15", "qlog-dir = var/log")), "/etc/tquic.conf:6: qlog-dir must be an absolute path")
+        XCTAssertEqual(error(replacing("keepalive = 15", "qlog-max-mb = 0")), "/etc/tquic.conf:6: qlog-max-mb must be a whole number from 1 to 4096, got `0`")
         XCTAssertEqual(error(replacing("weight = 3", "weight = 0")),
                        "/etc/tquic.conf:19: weight must be a whole number from 1 to 100, got `0`")
         XCTAssertEqual(error(replacing("scheduler = minrtt", "scheduler = fastest")),

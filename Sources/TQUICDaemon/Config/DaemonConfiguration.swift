@@ -68,6 +68,11 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var keepaliveSeconds = 25
     public var controlSocket = "/run/tquic/tquic.sock"
     public var logLevel = "info"
+    /// A directory for one qlog file per connection (nil: none), and the size at which a file is
+    /// rotated (the directory keeps `DaemonConfiguration.qlogFilesKept` files at most).
+    public var qlogDirectory: String?
+    public var qlogMaxBytes = 64 << 20
+    public static let qlogFilesKept = 16
     public var tunnel = TunnelInterfaceConfiguration()
     public var router: RouterConfiguration?
     public var vps: VPSConfiguration?
@@ -80,7 +85,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let defaultPort: UInt16 = 4433
 
     static let knownKeys: [String: [String]] = [
-        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level"],
+        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb"],
         "tunnel": ["name", "address", "mtu", "routes"],
         "server": ["address", "public-key"],
         "wan": ["interface", "weight", "backup", "source"],
@@ -124,6 +129,12 @@ public struct DaemonConfiguration: Equatable, Sendable {
             }
             c.controlSocket = e.value
         }
+
+        if let e = main.entries.first(where: { $0.key == "qlog-dir" }) {
+            guard e.value.hasPrefix("/") else { throw ConfigError(file: file, line: e.line, "qlog-dir must be an absolute path") }
+            c.qlogDirectory = e.value
+        }
+        if let e = main.entries.first(where: { $0.key == "qlog-max-mb" }) { c.qlogMaxBytes = try reader.integer(e, in: 1...4096) << 20 }
 
         // [tunnel]
         guard let tunnel = single["tunnel"]?.first else { throw ConfigError(file: file, line: 0, "no [tunnel] section (it holds the tunnel's address)") }

@@ -68,6 +68,8 @@ final class RouterDataPlane: DataPlane {
             keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let server = router.server
         let random = SystemRandom()
+        let qlog = try configuration.qlogDirectory.map { try QlogFiles(directory: $0, maxBytes: configuration.qlogMaxBytes, log: log) }
+        var connectionNumber = 0
         var tunnel = TunnelConfiguration()
         tunnel.scheduler = SchedulerKind(rawValue: configuration.scheduler) ?? .default
         client = TunnelClient(configuration: tunnel, wans: router.wans.map {
@@ -75,6 +77,8 @@ final class RouterDataPlane: DataPlane {
         }) { now in
             // A `tquicctl congestion set` applies to the connections made after it too.
             settings.congestion = congestionChoice.algorithm
+            connectionNumber += 1
+            settings.qlog = qlog?.makeSink(role: "router", connectionID: "connection\(connectionNumber)", now: now)
             return try Connection(clientWith: settings, serverName: nil, remote: server, random: random, now: now)
         }
         refreshInterfaces(now: now, starting: true)

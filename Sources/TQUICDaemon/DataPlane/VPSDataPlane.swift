@@ -42,7 +42,12 @@ final class VPSDataPlane: DataPlane {
             tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: vps.listen.isIPv6,
             keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let random = SystemRandom()
-        let endpoint = Endpoint(configuration: Endpoint.Configuration(connection: connection, tokenKey: random.bytes(16)), random: random)
+        var endpointConfiguration = Endpoint.Configuration(connection: connection, tokenKey: random.bytes(16))
+        if let dir = configuration.qlogDirectory {
+            let qlog = try QlogFiles(directory: dir, maxBytes: configuration.qlogMaxBytes, log: log)
+            endpointConfiguration.makeQlog = { odcid in qlog.makeSink(role: "vps", connectionID: "\(odcid)", now: MonotonicClock.now()) }
+        }
+        let endpoint = Endpoint(configuration: endpointConfiguration, random: random)
         var tunnel = TunnelConfiguration()
         tunnel.scheduler = SchedulerKind(rawValue: configuration.scheduler) ?? .default
         server = TunnelServer(endpoint: endpoint, configuration: tunnel, tenants: table)
