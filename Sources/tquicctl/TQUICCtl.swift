@@ -10,6 +10,7 @@ struct TQUICCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tquicctl",
         abstract: "Keys for /etc/tquic.conf, and the running tquicd: status, paths, tenants, scheduler, congestion control.",
+        version: "0.5.0",
         subcommands: [GenKey.self, PubKey.self, Status.self, Paths.self, Tenants.self, Scheduler.self, Congestion.self])
 }
 

@@ -205,7 +205,7 @@ final class ExampleConfigurationTests: XCTestCase {
     func testRouterExample() throws {
         let (path, text) = try example("tquic-router.conf")
         XCTAssertThrowsError(try DaemonConfiguration.parse(text, file: path)) {
-            XCTAssertEqual("\($0)", "\(path):8: private-key (the output of `tquicctl genkey`) must be 44 characters of base64 (32 bytes)")
+            XCTAssertEqual("\($0)", "\(path):8: private-key (the output of `tquicctl genkey`) is not set yet: replace REPLACE_WITH_OUTPUT_OF_tquicctl_genkey with the key (`tquicctl genkey` makes a private key, `tquicctl pubkey` prints its public half)")
         }
         let c = try DaemonConfiguration.parse(withKeys(text), file: path)
         XCTAssertEqual(c.router?.wans.map(\.interface), ["eth1", "wwan0", "sat0"])

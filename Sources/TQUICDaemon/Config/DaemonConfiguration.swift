@@ -302,6 +302,10 @@ struct SectionReader {
 
     /// A 32-byte key in base64 (44 characters), as `tquicctl genkey` / `pubkey` print it.
     func key(_ e: ConfigEntry, what: String) throws -> [UInt8] {
+        if e.value.hasPrefix("REPLACE_WITH") {
+            // The shipped example's placeholder: say what to do, not what is wrong.
+            throw ConfigError(file: file, line: e.line, "\(what) is not set yet: replace \(e.value) with the key (`tquicctl genkey` makes a private key, `tquicctl pubkey` prints its public half)")
+        }
         guard let bytes = ConfigBase64.decode(e.value), bytes.count == 32 else {
             throw ConfigError(file: file, line: e.line, "\(what) must be 44 characters of base64 (32 bytes)")
         }
