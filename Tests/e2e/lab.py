@@ -124,16 +124,13 @@ class Proc:
 # ---------------------------------------------------------------------------------------------
 # Status parsing (RouterDataPlane.status, VPSDataPlane.status)
 
-_PATH = re.compile(
-    r"^  (?P<wan>\S+): (?P<up>up|down)(?: backup)?"
-    r"(?: path (?P<id>\d+) (?P<state>\S+) rtt (?P<rtt>[\d.]+) ms loss (?P<loss>[\d.]+)% rate (?P<rate>[\d.]+) Mbit/s"
-    r" cwnd (?P<cwnd>\d+) sent (?P<sent>\d+) lost (?P<lost>\d+))?(?P<dead> \(dead\))?$")
-_TENANT = re.compile(
-    r"^  (?P<name>\S+): (?:connected from (?P<remote>\S+), (?P<paths>\d+) paths|not connected); "
-    r"from tenant (?P<from_packets>\d+) packets \((?P<from_bytes>\d+) bytes\), "
-    r"to tenant (?P<to_packets>\d+) packets \((?P<to_bytes>\d+) bytes\); "
-    r"dropped: source not allowed (?P<source_not_allowed>\d+), not connected (?P<not_connected>\d+), "
-    r"queue full (?P<queue_full>\d+)")
+# Field by field, so a field added to a line does not break the parse.
+_PATH = re.compile(r"^  (?P<wan>\S+): (?P<up>up|down)\b")
+
+
+def _field(pattern: str, line: str, convert=int, default=None):
+    m = re.search(pattern, line)
+    return convert(m.group(1)) if m else default
 
 
 @dataclass
@@ -161,24 +158,38 @@ class RouterStatus:
     @staticmethod
     def parse(text: str) -> "RouterStatus":
         paths = {}
+        section = None
         for line in text.splitlines():
+            if not line.startswith(" "):
+                section = line.split(":")[0]
+                continue
             m = _PATH.match(line)
-            if m:
-                g = m.groupdict()
-                paths[g["wan"]] = PathStatus(
-                    wan=g["wan"], up=g["up"] == "up", id=int(g["id"]) if g["id"] else None, state=g["state"],
-                    sent=int(g["sent"] or 0), lost=int(g["lost"] or 0), rtt_ms=float(g["rtt"] or 0), dead=bool(g["dead"]))
+            if section == "paths" and m:
+                paths[m["wan"]] = PathStatus(
+                    wan=m["wan"], up=m["up"] == "up", id=_field(r" path (\d+) ", line),
+                    state=_field(r" path \d+ (\S+)", line, str), sent=_field(r" sent (\d+)", line, default=0),
+                    lost=_field(r" lost (\d+)", line, default=0), rtt_ms=_field(r" rtt ([\d.]+) ms", line, float, 0.0),
+                    dead="(dead)" in line)
         return RouterStatus(text=text, connected=re.search(r"^server: .* \(connected\)$", text, re.M) is not None, paths=paths)
 
 
+_TENANT_FIELDS = {
+    "from_packets": r"from tenant (\d+) packets", "from_bytes": r"from tenant \d+ packets \((\d+) bytes\)",
+    "to_packets": r"to tenant (\d+) packets", "to_bytes": r"to tenant \d+ packets \((\d+) bytes\)",
+    "source_not_allowed": r"source not allowed (\d+)", "not_connected": r"not connected (\d+)",
+    "queue_full": r"queue full (\d+)", "paths": r", (\d+) paths;",
+}
+
+
 def parse_tenants(text: str) -> dict[str, dict]:
+    """The VPS's tenant lines: name -> counters (and connected)."""
     out = {}
     for line in text.splitlines():
-        m = _TENANT.match(line)
+        m = re.match(r"^  (\S+): (connected from|not connected)", line)
         if m:
-            g = m.groupdict()
-            out[g["name"]] = {k: (int(v) if v and v.isdigit() else v) for k, v in g.items()}
-            out[g["name"]]["connected"] = g["remote"] is not None
+            t = {k: _field(p, line, default=0) for k, p in _TENANT_FIELDS.items()}
+            t["connected"] = m.group(2) == "connected from"
+            out[m.group(1)] = t
     return out
 
 
