@@ -142,6 +142,7 @@ class PathStatus:
     sent: int = 0
     lost: int = 0
     rtt_ms: float = 0.0
+    mtu: Optional[int] = None  # the path's datagram size (DPLPMTUD), where the status shows it
     dead: bool = False
 
     @property
@@ -154,6 +155,8 @@ class RouterStatus:
     text: str
     connected: bool
     paths: dict[str, PathStatus]
+    inner_packets: int = 0  # "tunnel: sent N packets (B bytes)": LAN -> tunnel so far
+    inner_bytes: int = 0
 
     @staticmethod
     def parse(text: str) -> "RouterStatus":
@@ -169,8 +172,11 @@ class RouterStatus:
                     wan=m["wan"], up=m["up"] == "up", id=_field(r" path (\d+) ", line),
                     state=_field(r" path \d+ (\S+)", line, str), sent=_field(r" sent (\d+)", line, default=0),
                     lost=_field(r" lost (\d+)", line, default=0), rtt_ms=_field(r" rtt ([\d.]+) ms", line, float, 0.0),
-                    dead="(dead)" in line)
-        return RouterStatus(text=text, connected=re.search(r"^server: .* \(connected\)$", text, re.M) is not None, paths=paths)
+                    mtu=_field(r" mtu (\d+)", line), dead="(dead)" in line)
+        tunnel = next((x for x in text.splitlines() if x.startswith("tunnel:")), "")
+        return RouterStatus(text=text, connected=re.search(r"^server: .* \(connected\)$", text, re.M) is not None, paths=paths,
+                            inner_packets=_field(r"sent (\d+) packets", tunnel, default=0),
+                            inner_bytes=_field(r"sent \d+ packets \((\d+) bytes\)", tunnel, default=0))
 
 
 _TENANT_FIELDS = {
@@ -451,6 +457,11 @@ class Lab:
         s = json.loads(r.stdout)[0]["stats64"]
         return {"rx_bytes": s["rx"]["bytes"], "rx_packets": s["rx"]["packets"], "tx_bytes": s["tx"]["bytes"], "tx_packets": s["tx"]["packets"]}
 
+    def pmtu(self, node: str, destination: str) -> Optional[int]:
+        """The path MTU node's kernel has cached toward destination (from an ICMP too-big), if any."""
+        out = self.x(node, "ip", "route", "get", destination, timeout=10, check=False).stdout
+        return _field(r" mtu (?:lock )?(\d+)", out)
+
     def host_state(self, node: str) -> dict:
         """What tquicd leaves on a host: the TUN device and its nftables table."""
         tun = self.x(node, "ip", "link", "show", "dev", TUN, timeout=10, check=False).returncode == 0
@@ -669,6 +680,12 @@ class Snapshot:
     wan_bytes: dict[str, int]
     path_sent: dict[str, int]
     status: RouterStatus
+
+
+def inner_packet_size(a: Snapshot, b: Snapshot) -> float:
+    """The average size of the inner packets the router sent into the tunnel between two snapshots."""
+    n = b.status.inner_packets - a.status.inner_packets
+    return (b.status.inner_bytes - a.status.inner_bytes) / n if n > 0 else 0.0
 
 
 def shares(a: Snapshot, b: Snapshot) -> str:
