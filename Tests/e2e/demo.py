@@ -44,8 +44,11 @@ def run(lab: L.Lab, seconds: float, failures: list[str], result: dict) -> None:
         summary = next((x for x in r.stdout.splitlines() if "packets transmitted" in x), r.stderr.strip())
         rtt = next((x.split("=")[1].split("/")[1] for x in r.stdout.splitlines() if x.startswith("rtt")), "?")
         say(f"   {address:<11} {summary}; rtt avg {rtt} ms")
-        if r.returncode != 0:
-            failures.append(f"ping {address} failed")
+        if r.returncode != 0 or " 0% packet loss" not in r.stdout:
+            failures.append(f"ping {address}: {summary}")
+            for x in r.stdout.splitlines():
+                if x.startswith("From "):  # an ICMP error instead of an answer
+                    say(f"   {x}")
 
     cut_after = seconds / 2
     say(f"== iperf3 TCP {seconds:g} s LAN host -> internet host, UDP probe every 2 ms; wan1 cut at {cut_after:g} s")
@@ -63,6 +66,9 @@ def run(lab: L.Lab, seconds: float, failures: list[str], result: dict) -> None:
     say(f"   TCP: {aggregate:.1f} Mbit/s on 2 WANs ({100 * aggregate / (2 * lab.rate):.0f} % of {2 * lab.rate}), "
         f"{after:.1f} Mbit/s on wan2 alone ({100 * after / lab.rate:.0f} % of {lab.rate}); "
         f"retransmits {r.data['end']['sum_sent'].get('retransmits')}")
+    pmtu = lab.pmtu("lan", L.INET4)
+    say(f"   inner packets {L.inner_packet_size(run.before, run.at_cut):.0f} bytes on average"
+        + (f"; the LAN host caches a path MTU of {pmtu} to {L.INET4} (from an ICMP too-big)" if pmtu else ""))
     connections = next(x for x in run.after.status.text.splitlines() if x.startswith("connections:"))
     say(f"   failover: longest gap {run.gap_ms:.1f} ms LAN -> internet, {run.round_trip_gap_ms:.1f} ms round trip; "
         f"probe loss {100 * p.loss:.2f} %; QUIC {connections}")
@@ -91,9 +97,11 @@ def main(argv: list[str]) -> int:
         failures.append("interrupted")
         completed = False
     except Exception as e:
-        failures.append(f"{type(e).__name__}: {e}")
+        text = str(e)
+        failures.append(f"{type(e).__name__}: {text.splitlines()[0] if text else ''}")
         completed = False
-        if lab is not None:
+        say(text)
+        if lab is not None and "--- tquicctl status" not in text:
             say(lab.diagnostics())
     finally:
         if lab is not None:
