@@ -8,7 +8,8 @@ public enum PacketTooBig {
     /// Writes into `out` the ICMP error for `packet`, which did not fit `mtu` bytes, back to the
     /// packet's sender; returns its length, or nil when no answer is due: not IP, an IPv4 packet
     /// that may be fragmented (DF clear), an ICMP error itself (RFC 1122 §3.2.2, RFC 4443
-    /// §2.4(e)), a sender address that is unspecified or multicast.
+    /// §2.4(e)), a sender address that is unspecified or multicast, or an `mtu` below the
+    /// family's minimum (the packet is dropped then).
     ///
     /// The error comes from the packet's own destination, as if the far side of the tunnel had
     /// sent it: it is written into the TUN, and the kernel drops a packet arriving there from one
@@ -17,6 +18,9 @@ public enum PacketTooBig {
     public static func reply(to packet: UnsafeRawBufferPointer, mtu: Int, into out: UnsafeMutableRawBufferPointer) -> Int? {
         guard let (v6, headerLength) = InnerPacketAddresses.header(packet),
               let destination = InnerPacketAddresses.destination(of: packet) else { return nil }
+        // Never below what the family guarantees (RFC 8200 §5: 1280; IPv4 hosts keep at least
+        // 552–576 anyway): such an answer would only pin the sender to its minimum for minutes.
+        guard mtu >= (v6 ? 1280 : 576) else { return nil }
         let source = SocketAddress(ipBytes: destination, port: 0)
         return v6 ? reply6(packet, mtu: mtu, source: source, out: out)
                   : reply4(packet, headerLength: headerLength, mtu: mtu, source: source, out: out)

@@ -122,7 +122,11 @@ public final class PathHealth {
                 if links[i].pathID != nil, !links[i].isDead { declareDead(i, connection: conn, now: now) }
                 continue
             }
-            if st.state == .active, st.consecutiveProbeTimeouts >= configuration.deadPathProbeTimeouts, !links[i].isDead {
+            // The last working path is never given up on timeouts alone: abandoning it would leave
+            // nothing to send on, not even the acknowledgements and connection IDs new paths
+            // need; QUIC's own probes go on there instead.
+            if st.state == .active, st.consecutiveProbeTimeouts >= configuration.deadPathProbeTimeouts, !links[i].isDead,
+               hasOtherWorkingPath(than: i, connection: conn) {
                 declareDead(i, connection: conn, now: now)
             } else if st.state == .closed || st.state == .abandoned, !links[i].isDead {
                 links[i].isDead = true
@@ -153,6 +157,14 @@ public final class PathHealth {
             if let id = links[i].pathID, let st = conn.pathCondition(id), st.state == .active, st.consecutiveProbeTimeouts == 0 {
                 links[i].isDead = false
             }
+        }
+    }
+
+    /// Whether a link other than `i` has an active path without probe timeouts.
+    private func hasOtherWorkingPath(than i: Int, connection conn: Connection) -> Bool {
+        links.indices.contains { j in
+            guard j != i, !links[j].isDead, !links[j].isDown, let id = links[j].pathID, let st = conn.pathCondition(id) else { return false }
+            return st.state == .active && st.consecutiveProbeTimeouts == 0
         }
     }
 

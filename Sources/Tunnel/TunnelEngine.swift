@@ -70,12 +70,15 @@ public final class TunnelEngine {
     public var innerPacketCapacity: Int? {
         var smallest: Int?
         for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
+            // A path that takes no datagram yet (0: the peer's limit not known) says nothing.
             guard let id = link.pathID, let st = connection.pathCondition(id), st.state == .active,
-                  let room = connection.maxDatagramPayloadSize(onPath: id) else { continue }
+                  let room = connection.maxDatagramPayloadSize(onPath: id), room > TunnelFrame.headerLength else { continue }
             smallest = min(smallest ?? room, room)
         }
-        if smallest == nil, connection.handshakeConfirmed { smallest = connection.maxDatagramPayloadSize }
-        return smallest.map { max(0, $0 - TunnelFrame.headerLength) }
+        if smallest == nil, connection.handshakeConfirmed, connection.maxDatagramPayloadSize > TunnelFrame.headerLength {
+            smallest = connection.maxDatagramPayloadSize
+        }
+        return smallest.map { $0 - TunnelFrame.headerLength }
     }
 
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a

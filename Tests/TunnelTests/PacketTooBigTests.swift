@@ -82,5 +82,9 @@ final class PacketTooBigTests: XCTestCase {
         XCTAssertNil(reply(ipv6(next: 58, firstPayloadByte: 1), mtu: 1400), "ICMPv6 error")
         XCTAssertNotNil(reply(ipv6(next: 58, firstPayloadByte: 128), mtu: 1400), "ICMPv6 echo request")
         XCTAssertNil(reply([0x45, 0, 0], mtu: 1380), "truncated")
+        XCTAssertNil(reply(ipv4(), mtu: 0), "never an MTU a host would lock itself to")
+        XCTAssertNil(reply(ipv4(), mtu: 552))
+        XCTAssertNotNil(reply(ipv4(), mtu: 576))
+        XCTAssertNil(reply(ipv6(), mtu: 1160), "IPv6 never below 1280")
     }
 }

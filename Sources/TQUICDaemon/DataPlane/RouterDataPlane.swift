@@ -162,7 +162,7 @@ final class RouterDataPlane: DataPlane {
     /// What the tunnel carries now decides which TUN packets get an ICMP "too big"; the TUN MTU
     /// follows it (never below IPv6's 1280) so the LAN's hosts send packets that fit.
     private func followPathMTU() {
-        guard let capacity = client.engine?.innerPacketCapacity else { return }
+        guard let capacity = client.engine?.innerPacketCapacity, capacity > 0 else { return }
         source.maxInnerPacket = capacity
         guard followsPaths else { return }
         let want = max(TunnelTransport.minimumTunnelMTU, min(capacity, maximumMTU))
