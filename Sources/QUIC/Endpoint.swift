@@ -92,7 +92,9 @@ public final class Endpoint {
         if let route {
             // `routes` keeps the connection alive through the call (only `handleTimeout` forgets one).
             route._withUnsafeGuaranteedRef { conn in
-                conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn)
+                // The header parsed here is the connection's first, if it reads short headers alike.
+                let first = conn.sourceCID.length == cidLength ? header : nil
+                conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn, firstHeader: first)
                 syncRoutes(conn)
                 issueNewTokenIfDue(conn, now: now)
             }
