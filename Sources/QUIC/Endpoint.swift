@@ -29,10 +29,18 @@ public final class Endpoint {
     let random: RandomSource
     let tokens: AddressTokenProtector
     /// Connections by any connection ID that routes to them.
-    private var routes: [ConnectionID: Connection] = [:]
+    private var routes: [ConnectionID: Connection] = [:] { didSet { lastRoute = nil } }
+    /// The route the last datagram took, unretained: `routes` holds the connection, and any
+    /// change to `routes` clears this. Datagrams come in runs for one connection, and this spares
+    /// each one a hash lookup and a retain and release of the connection.
+    private var lastRoute: (cid: ConnectionID, connection: Unmanaged<Connection>)?
     private var routedCIDs: [ObjectIdentifier: Set<ConnectionID>] = [:]
     /// The connection's `localCIDsVersion` when its routes were last synchronised.
     public private(set) var connections: [Connection] = []
+    /// `connections` again, unretained, for the per-datagram `poll` and `nextTimeout`: calling
+    /// into an element of `connections` costs a retain and a release (the call could change the
+    /// array). `connections` holds each one; the two change together (`connectionsChanged`).
+    private var unretainedConnections: [Unmanaged<Connection>] = []
     private var accepted: [Connection] = []
     private var statelessTransmits: [Transmit] = []
     private var pollCursor = 0
@@ -72,10 +80,24 @@ public final class Endpoint {
             droppedDatagrams += 1
             return
         }
-        if let conn = routes[header.destinationConnectionID] {
-            conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn)
-            syncRoutes(conn)
-            issueNewTokenIfDue(conn, now: now)
+        let route: Unmanaged<Connection>?
+        if let last = lastRoute, last.cid == header.destinationConnectionID {
+            route = last.connection
+        } else if let conn = routes[header.destinationConnectionID] {
+            route = .passUnretained(conn)
+            lastRoute = (header.destinationConnectionID, route!)
+        } else {
+            route = nil
+        }
+        if let route {
+            // `routes` keeps the connection alive through the call (only `handleTimeout` forgets one).
+            route._withUnsafeGuaranteedRef { conn in
+                // The header parsed here is the connection's first, if it reads short headers alike.
+                let first = conn.sourceCID.length == cidLength ? header : nil
+                conn.receive(datagram: &datagram, from: remote, now: now, ecn: ecn, firstHeader: first)
+                syncRoutes(conn)
+                issueNewTokenIfDue(conn, now: now)
+            }
             return
         }
         guard header.isLongHeader else {
@@ -144,6 +166,7 @@ public final class Endpoint {
                                       random: random, now: now, originalDestinationCID: originalDCID,
                                       retrySourceCID: retrySCID, addressValidated: validated)
             connections.append(conn)
+            connectionsChanged()
             accepted.append(conn)
             // Route the client's chosen DCID too: its Initial retransmissions still carry it.
             routes[header.destinationConnectionID] = conn
@@ -188,25 +211,35 @@ public final class Endpoint {
         conn.endpointRoutedCIDsVersion = nil
     }
 
+    private func connectionsChanged() {
+        unretainedConnections = connections.map { .passUnretained($0) }
+    }
+
     public func poll(now: Timestamp) -> Transmit? {
         if !statelessTransmits.isEmpty { return statelessTransmits.removeFirst() }
-        guard !connections.isEmpty else { return nil }
-        for _ in 0..<connections.count {
-            pollCursor = pollCursor % connections.count
-            let conn = connections[pollCursor]
-            if let t = conn.poll(now: now) {
+        let count = unretainedConnections.count
+        guard count > 0 else { return nil }
+        for _ in 0..<count {
+            pollCursor = pollCursor % count
+            // `connections` keeps it alive: polling adds or removes no connection.
+            let t = unretainedConnections[pollCursor]._withUnsafeGuaranteedRef { conn -> Transmit? in
+                guard let t = conn.poll(now: now) else { return nil }
                 syncRoutes(conn)
                 return t
             }
+            if let t { return t }
             pollCursor += 1
         }
         return nil
     }
 
     public var nextTimeout: Timestamp? {
-        if connections.count == 1 { return connections[0].nextTimeout } // the router's case
+        // `connections` keeps them alive (see `unretainedConnections`).
+        if unretainedConnections.count == 1 { return unretainedConnections[0]._withUnsafeGuaranteedRef { $0.nextTimeout } }
         var earliest: Timestamp?
-        for c in connections { if let t = c.nextTimeout, earliest == nil || t < earliest! { earliest = t } }
+        for c in unretainedConnections {
+            if let t = c._withUnsafeGuaranteedRef({ $0.nextTimeout }), earliest == nil || t < earliest! { earliest = t }
+        }
         return earliest
     }
 
@@ -215,8 +248,10 @@ public final class Endpoint {
             if let t = c.nextTimeout, t <= now { c.handleTimeout(now: now) }
         }
         // Closed connections are dropped once the application has seen their final event.
+        guard connections.contains(where: { $0.isClosed && !$0.hasPendingEvents }) else { return }
         for c in connections where c.isClosed && !c.hasPendingEvents { forget(c) }
         connections.removeAll { $0.isClosed && !$0.hasPendingEvents }
+        connectionsChanged()
     }
 
     // MARK: - Stateless packets

@@ -100,8 +100,8 @@ extension Connection {
         var sent = SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: true, inFlight: true, frames: frames)
         sent.isPMTUProbe = true
         packets.append(PendingPacket(start: start, lengthFieldOffset: nil, pnOffset: pnOffset, pnLength: pnLength,
-                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, keys: keys,
-                                     space: space, level: .application, sent: sent, packetType: .oneRTT))
+                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn,
+                                     level: .application, sent: sent, packetType: .oneRTT))
         // RFC 8899 §5.1.1: the PROBE_TIMER MUST NOT be below 1 s. QUIC's loss detection usually decides
         // first (RFC 9000 §14.3); the timer is for a probe with no later packet to be lost against.
         let timer = max(Duration.seconds(1), path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)

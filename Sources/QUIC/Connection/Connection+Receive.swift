@@ -13,6 +13,13 @@ extension Connection {
     /// As `receive(datagram:from:now:ecn:)`, but packets are opened in place in `buf`, whose
     /// contents are undefined afterwards: a caller that reuses one receive buffer copies nothing.
     public func receive(datagram buf: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint = .notECT) {
+        receive(datagram: &buf, from: remote, now: now, ecn: ecn, firstHeader: nil)
+    }
+
+    /// As above; `firstHeader` is the first packet's header when the caller (the endpoint, which
+    /// routes on it) has parsed it already with this connection's connection ID length.
+    func receive(datagram buf: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint,
+                 firstHeader: PacketHeader?) {
         guard state != .closed, state != .draining else { return }
         if remote == path.remote { path.bytesReceived += buf.count }
         let datagramSize = buf.count
@@ -23,7 +30,8 @@ extension Connection {
         var firstDCID: ConnectionID?
         var anyProcessed = false
         while offset < buf.count {
-            guard let header = try? PacketHeader.parse(buf, at: offset, shortHeaderCIDLength: sourceCID.length),
+            guard let header = offset == 0 && firstHeader != nil
+                    ? firstHeader : try? PacketHeader.parse(buf, at: offset, shortHeaderCIDLength: sourceCID.length),
                   header.packetEnd <= buf.count else {
                 stats.packetsDropped += 1
                 break
@@ -94,12 +102,25 @@ extension Connection {
         if level == .application, multipath.enabled, let id = multipath.pathIDForLocalCID[header.destinationConnectionID] {
             pathID = id
         }
-        // Path 0 is `path` for the connection's whole life (never removed from `paths`).
-        guard let packetPath = pathID == 0 ? path : paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
+        // Path 0 is `path` for the connection's whole life (never removed from `paths`): passed
+        // straight from the `let`, it needs no retain (chosen among the paths, it would).
+        if pathID == 0 {
+            return processPacket(&buf, header: header, level: level, pathID: 0, on: path, remote: remote,
+                                 datagramSize: datagramSize, ecn: ecn, now: now)
+        }
+        guard let packetPath = paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
             stats.packetsDropped += 1
             return false
         }
-        let space = level == .initial || level == .handshake ? spaces[level.space.rawValue] : packetPath.space
+        return processPacket(&buf, header: header, level: level, pathID: pathID, on: packetPath, remote: remote,
+                             datagramSize: datagramSize, ecn: ecn, now: now)
+    }
+
+    /// The rest of `processPacket`, once the packet's path is known.
+    private func processPacket(_ buf: inout [UInt8], header: PacketHeader, level: EncryptionLevel, pathID: UInt32,
+                               on packetPath: Path, remote: SocketAddress, datagramSize: Int, ecn: ECNCodepoint,
+                               now: Timestamp) -> Bool {
+        let space = level == .initial ? initialSpace : level == .handshake ? handshakeSpace : packetPath.space
         guard !space.discarded else {
             stats.packetsDropped += 1
             return false

@@ -15,8 +15,8 @@ extension Connection {
         var payloadStart: Int
         var payloadEnd: Int
         var packetNumber: UInt64
-        var keys: PacketKeys
-        var space: PacketNumberSpace
+        /// Its keys and space follow from the level (`writeKeys`, `sendSpace`): no class
+        /// references here, so building and dropping a pending packet retains nothing.
         var level: EncryptionLevel
         var sent: SentPacket
         var packetType: PacketType
@@ -73,7 +73,7 @@ extension Connection {
         var ackElicitingInitial = false
 
         // Once the handshake spaces are discarded (buildPacket would skip them), 1-RTT only.
-        let handshakeSpacesLive = path.id == 0 && !(spaces[0].discarded && spaces[1].discarded)
+        let handshakeSpacesLive = path.id == 0 && !(initialSpace.discarded && handshakeSpace.discarded)
         if path.space.probes > 0 && config.pmtuDiscovery {
             // PTO probes at the base size: if the path's MTU fell, they still get through, and
             // their acknowledgement declares the large packets lost, which is what black-hole
@@ -84,13 +84,13 @@ extension Connection {
         if !handshakeSpacesLive, let size = pmtuProbeSize(path: path, now: now) {
             probing = buildPMTUProbe(size: size, path: path, now: now, into: &pendingScratch)
         }
-        if !probing {
-            let levels: [EncryptionLevel] = handshakeSpacesLive ? [.initial, .handshake, .application] : [.application]
-            for level in levels {
+        if !probing && handshakeSpacesLive {
+            for level in [EncryptionLevel.initial, .handshake, .application] {
                 let budget = datagramLimit - datagramWriter.count
                 guard budget > 48 else { break }
                 // Built straight into the array: a large struct returned by value is copied twice.
-                if buildPacket(level: level, budget: budget, path: path, now: now, into: &pendingScratch) {
+                if buildPacket(level: level, space: sendSpace(level, path: path), budget: budget, path: path, now: now,
+                               into: &pendingScratch) {
                     let last = pendingScratch.count - 1
                     if pendingScratch[last].level == .initial {
                         containsInitial = true
@@ -98,6 +98,11 @@ extension Connection {
                     }
                 }
             }
+        } else if !probing && datagramLimit - datagramWriter.count > 48 {
+            // 1-RTT only, in the path's own space: passed straight from the `let`, it needs no
+            // retain (chosen among the spaces, it would, on every poll).
+            _ = buildPacket(level: .application, space: path.space, budget: datagramLimit - datagramWriter.count, path: path,
+                            now: now, into: &pendingScratch)
         }
         guard !pendingScratch.isEmpty else { return nil }
 
@@ -122,7 +127,8 @@ extension Connection {
         let marked = path.ecn.marksOutgoing && allApplication
         // Seal every packet in place, then record it as sent.
         for i in pendingScratch.indices {
-            let keys = pendingScratch[i].keys, level = pendingScratch[i].level, space = pendingScratch[i].space
+            let level = pendingScratch[i].level
+            let keys = writeKeys[level.rawValue]!, space = sendSpace(level, path: path)
             let start = pendingScratch[i].start, pnOffset = pendingScratch[i].pnOffset, payloadEnd = pendingScratch[i].payloadEnd
             let pn = pendingScratch[i].packetNumber
             let tagLength = keys.suite.tagLength
@@ -183,20 +189,20 @@ extension Connection {
 
     /// Writes one packet of `level` into the datagram if there is anything to send in it, and
     /// appends it to `packets` (returns true then).
-    private func buildPacket(level requested: EncryptionLevel, budget: Int, path: Path, now: Timestamp,
-                             into packets: inout [PendingPacket]) -> Bool {
-        let space = requested == .application ? path.space : spaces[requested.space.rawValue]
+    /// - Precondition: `space` is `sendSpace(requested, path: path)`.
+    private func buildPacket(level requested: EncryptionLevel, space: PacketNumberSpace, budget: Int, path: Path,
+                             now: Timestamp, into packets: inout [PendingPacket]) -> Bool {
         guard !space.discarded else { return false }
-        // (`let`s, not an optional `var` rebound: each rebinding costs a retain and a release.)
-        let level: EncryptionLevel, keys: PacketKeys, packetType: PacketType
-        if let k = writeKeys[requested.rawValue] {
-            keys = k
+        // Which keys, tested without taking them: most polls find nothing to send, and holding the
+        // keys would cost each of those a retain and a release. (`let`s, not an optional `var`
+        // rebound: each rebinding costs a retain and a release.)
+        let level: EncryptionLevel, packetType: PacketType
+        if writeKeys[requested.rawValue] != nil {
             level = requested
             packetType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
         } else {
             // 0-RTT (RFC 9001 §4.6.1): client only, only until 1-RTT keys exist.
-            guard requested == .application, !isServer, let early = writeKeys[EncryptionLevel.earlyData.rawValue] else { return false }
-            keys = early
+            guard requested == .application, !isServer, writeKeys[EncryptionLevel.earlyData.rawValue] != nil else { return false }
             level = .earlyData
             packetType = .zeroRTT
         }
@@ -257,7 +263,7 @@ extension Connection {
         let pnOffset = datagramWriter.count
         datagramWriter.writeUInt(pn, bytes: pnLength)
         let payloadStart = datagramWriter.count
-        let tag = keys.suite.tagLength
+        let tag = writeKeys[level.rawValue]!.suite.tagLength
         let payloadLimit = start + budget - tag
         guard payloadLimit - payloadStart > 8 else {
             datagramWriter.bytes.removeLast(datagramWriter.count - start)
@@ -343,12 +349,19 @@ extension Connection {
         space.nextPacketNumber += 1
 
         packets.append(PendingPacket(start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
-                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, keys: keys,
-                                     space: space, level: level,
+                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, level: level,
                                      sent: SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
                                                       inFlight: ackEliciting, frames: frames),
                                      packetType: packetType))
         return true
+    }
+
+    /// The packet number space a packet of `level` goes in on `path` (RFC 9000 §12.3): the
+    /// handshake spaces, or the path's own for 0-RTT and 1-RTT. All `let`s of guaranteed
+    /// objects, so reading one needs no retain (an element of `spaces` would).
+    @inline(__always)
+    func sendSpace(_ level: EncryptionLevel, path: Path) -> PacketNumberSpace {
+        level == .initial ? initialSpace : level == .handshake ? handshakeSpace : path.space
     }
 
     private func closeFrameLevelOK(_ level: EncryptionLevel) -> Bool {

@@ -15,18 +15,63 @@ public struct PacketHeader: Sendable {
     public var version: UInt32
     public var destinationConnectionID: ConnectionID
     public var sourceConnectionID: ConnectionID
-    /// Initial: the token (may be empty). Retry: the retry token.
-    public var token: ArraySlice<UInt8>
     /// Offset of the (protected) packet number field within the datagram.
     public var packetNumberOffset: Int
     /// Offset one past this packet's last byte (long headers carry a Length; short ones run to the end).
     public var packetEnd: Int
     /// Offset of this packet's first byte in the datagram (coalesced packets).
     public var packetStart: Int
+    /// Initial: the token (may be empty). Retry: the retry token.
+    public var token: ArraySlice<UInt8> { variableFields?.token ?? [] }
     /// Version Negotiation: the versions offered.
-    public var supportedVersions: [UInt32]
+    public var supportedVersions: [UInt32] { variableFields?.supportedVersions ?? [] }
     /// Retry: the 16-byte integrity tag.
-    public var retryIntegrityTag: ArraySlice<UInt8>
+    public var retryIntegrityTag: ArraySlice<UInt8> { variableFields?.retryIntegrityTag ?? [] }
+
+    /// The variable-length fields, nil when all are empty (every 1-RTT packet): a header without
+    /// them holds no reference, so making, copying and dropping one per packet retains nothing
+    /// (three array references would be retained and released each time). Boxed, so the header
+    /// stays small to copy; only handshake packets with a token, Retry and Version Negotiation
+    /// allocate one.
+    private final class VariableFields: Sendable {
+        let token: ArraySlice<UInt8>
+        let supportedVersions: [UInt32]
+        let retryIntegrityTag: ArraySlice<UInt8>
+        init(token: ArraySlice<UInt8>, supportedVersions: [UInt32], retryIntegrityTag: ArraySlice<UInt8>) {
+            self.token = token
+            self.supportedVersions = supportedVersions
+            self.retryIntegrityTag = retryIntegrityTag
+        }
+    }
+    private let variableFields: VariableFields?
+
+    /// A short (1-RTT) header.
+    private init(shortHeaderWith dcid: ConnectionID, packetNumberOffset: Int, packetEnd: Int, packetStart: Int) {
+        isLongHeader = false
+        type = .oneRTT
+        version = QUICVersion.v1
+        destinationConnectionID = dcid
+        sourceConnectionID = .empty
+        self.packetNumberOffset = packetNumberOffset
+        self.packetEnd = packetEnd
+        self.packetStart = packetStart
+        variableFields = nil
+    }
+
+    private init(isLongHeader: Bool, type: PacketType, version: UInt32, destinationConnectionID: ConnectionID,
+                 sourceConnectionID: ConnectionID, token: ArraySlice<UInt8>, packetNumberOffset: Int, packetEnd: Int,
+                 packetStart: Int, supportedVersions: [UInt32], retryIntegrityTag: ArraySlice<UInt8>) {
+        self.isLongHeader = isLongHeader
+        self.type = type
+        self.version = version
+        self.destinationConnectionID = destinationConnectionID
+        self.sourceConnectionID = sourceConnectionID
+        self.packetNumberOffset = packetNumberOffset
+        self.packetEnd = packetEnd
+        self.packetStart = packetStart
+        variableFields = token.isEmpty && supportedVersions.isEmpty && retryIntegrityTag.isEmpty ? nil
+            : VariableFields(token: token, supportedVersions: supportedVersions, retryIntegrityTag: retryIntegrityTag)
+    }
 
     /// Parses the packet that starts at `offset` in `datagram`.
     /// - Parameter shortHeaderCIDLength: the length of connection IDs this endpoint issues.
@@ -38,10 +83,8 @@ public struct PacketHeader: Sendable {
             // it cleared is discarded (we do not negotiate grease_quic_bit).
             guard first & 0x40 != 0 else { throw WireError.invalidValue("fixed bit clear") }
             let dcid = try r.readBytes(shortHeaderCIDLength)
-            return PacketHeader(isLongHeader: false, type: .oneRTT, version: QUICVersion.v1,
-                                destinationConnectionID: ConnectionID(dcid), sourceConnectionID: .empty,
-                                token: [], packetNumberOffset: r.position, packetEnd: datagram.count,
-                                packetStart: offset, supportedVersions: [], retryIntegrityTag: [])
+            return PacketHeader(shortHeaderWith: ConnectionID(dcid), packetNumberOffset: r.position,
+                                packetEnd: datagram.count, packetStart: offset)
         }
         let version = try r.readUInt32()
         // RFC 9000 §17.2: DCID/SCID lengths are at most 20 in v1; other versions may differ
