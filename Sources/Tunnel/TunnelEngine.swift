@@ -32,6 +32,14 @@ public final class TunnelEngine {
         connection.onDatagram = { bytes, pathID in receiver.take(bytes, pathID: pathID) }
     }
 
+    /// How many times a path's MTU changed (the owner compares it with the last value it saw to
+    /// resize the TUN at once rather than on a timer).
+    public private(set) var pathMTUChanges = 0
+    /// Whether `innerPacketCapacityIsSettled` was true once: from then on an oversized packet is
+    /// answered even while a path searches again after a black hole (its sender must back off
+    /// now, and a real MTU change is what it must hear about).
+    public private(set) var capacityWasSettled = false
+
     /// Free packet buffers (for diagnostics and leak tests).
     public var freePacketBuffers: (send: Int, receive: Int) { (sendPool.available, receivePool.available) }
 
@@ -43,6 +51,7 @@ public final class TunnelEngine {
             switch e {
             case .datagramAcknowledged(let tag): sender.onDatagramAcknowledged(tag: tag)
             case .datagramLost(let tag): sender.onDatagramLost(tag: tag, connection: connection, paths: paths)
+            case .pathMTUChanged: pathMTUChanges &+= 1
             default: break
             }
         }
@@ -80,6 +89,23 @@ public final class TunnelEngine {
         }
         return smallest.map { $0 - TunnelFrame.headerLength }
     }
+
+    /// Whether every usable path has finished its MTU search, so `innerPacketCapacity` is what
+    /// the paths really carry rather than the 1200 bytes they start from (or fall back to after a
+    /// black hole). Until then an oversized inner packet is dropped without an ICMP answer: one
+    /// naming the starting size would pin the LAN host to it for minutes (Linux caches a path MTU
+    /// for 10).
+    public var innerPacketCapacityIsSettled: Bool {
+        for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
+            guard let id = link.pathID, let st = connection.pathStatistics(id), st.state == .active else { continue }
+            if !st.pmtuSearchComplete { return false }
+        }
+        capacityWasSettled = true
+        return true
+    }
+
+    /// Whether an inner packet larger than `innerPacketCapacity` should get an ICMP answer.
+    public var answersTooBig: Bool { capacityWasSettled || innerPacketCapacityIsSettled }
 
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a
     /// reorder hold expiring, the sender's pacing or source wake-up.

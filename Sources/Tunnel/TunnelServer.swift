@@ -104,7 +104,8 @@ public final class TunnelServer {
         // Each tenant's paths have their own MTUs; the shared TUN's is the largest any carries.
         if let capacity = s.engine.innerPacketCapacity, packet.count > capacity {
             tenantStatistics[i].droppedTooBig += 1
-            return .tooBig(mtu: capacity)
+            // Answer only once the tenant's paths know their MTUs (TunnelEngine says why).
+            return s.engine.answersTooBig ? .tooBig(mtu: capacity) : .dropped
         }
         guard s.engine.send(packet, now: now) else {
             tenantStatistics[i].droppedQueueFull += 1

@@ -37,6 +37,7 @@ final class RouterDataPlane: DataPlane {
     private let maximumMTU: Int
     private let followsPaths: Bool
     private var nextMTUCheck = Timestamp.zero
+    private var seenMTUChanges = 0
     /// The congestion controller of new connections (a box the connection factory reads).
     private let congestionChoice: CongestionChoice
 
@@ -144,8 +145,11 @@ final class RouterDataPlane: DataPlane {
             do { try batch.append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send on \(wans[wan].name): \(error)") }
         }
         for w in wans { if let b = w.batch, !b.isEmpty { _ = try? b.flush() } }
-        if now >= nextMTUCheck {
+        // At once when a path's MTU changed, and now and then (a path came or went).
+        let changes = client.engine?.pathMTUChanges ?? 0
+        if now >= nextMTUCheck || changes != seenMTUChanges {
             nextMTUCheck = now + .milliseconds(200)
+            seenMTUChanges = changes
             followPathMTU()
         }
         // Watch the TUN only while the engine wants packets (it found the TUN empty); when it
@@ -162,8 +166,9 @@ final class RouterDataPlane: DataPlane {
     /// What the tunnel carries now decides which TUN packets get an ICMP "too big"; the TUN MTU
     /// follows it (never below IPv6's 1280) so the LAN's hosts send packets that fit.
     private func followPathMTU() {
-        guard let capacity = client.engine?.innerPacketCapacity, capacity > 0 else { return }
+        guard let engine = client.engine, let capacity = engine.innerPacketCapacity, capacity > 0 else { return }
         source.maxInnerPacket = capacity
+        source.answersTooBig = engine.answersTooBig
         guard followsPaths else { return }
         let want = max(TunnelTransport.minimumTunnelMTU, min(capacity, maximumMTU))
         guard want != tunMTU else { return }

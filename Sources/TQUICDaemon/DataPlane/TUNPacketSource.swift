@@ -12,6 +12,10 @@ final class TUNPacketSource: InnerPacketSource {
     let tun: TUNDevice
     /// The largest inner packet the tunnel carries now (the TUN MTU follows it).
     var maxInnerPacket: Int
+    /// Whether `maxInnerPacket` comes from finished MTU searches: only then does a packet above
+    /// it get an ICMP answer (TunnelEngine.innerPacketCapacityIsSettled says why).
+    var answersTooBig = false
+    private(set) var tooBigDropped: UInt64 = 0
     /// The last read found the TUN empty: the loop waits for it to become readable. Otherwise
     /// the sender stopped for lack of room and the loop must not spin on a readable TUN.
     private(set) var drained = false
@@ -64,6 +68,7 @@ final class TUNPacketSource: InnerPacketSource {
     /// carries now).
     func answerTooBig(_ packet: UnsafeRawBufferPointer, mtu: Int? = nil) {
         tooBig += 1
+        guard answersTooBig || mtu != nil else { tooBigDropped += 1; return }
         guard let n = PacketTooBig.reply(to: packet, mtu: mtu ?? maxInnerPacket, into: icmp) else { return }
         if (try? tun.write(UnsafeRawBufferPointer(rebasing: icmp[0..<n]))) == true { tooBigAnswered += 1 }
     }
