@@ -526,10 +526,13 @@ class Lab:
         want = len(r.wans) if paths is None else paths
 
         def ready() -> bool:
+            # Connected, and each active path past its MTU search's 1200-byte start (a transfer
+            # begun before would lose its first full-size packets while the paths still probe).
             s = self.router_status(r)
-            return s.connected and sum(p.active for p in s.paths.values()) >= want
+            active = [p for p in s.paths.values() if p.active]
+            return s.connected and len(active) >= want and all((p.mtu or 0) > 1200 for p in active)
         try:
-            self.wait_for(ready, timeout, f"{r.node} connected with {want} active paths", proc=r.proc, every=0.1)
+            self.wait_for(ready, timeout, f"{r.node} connected with {want} active paths past their MTU search", proc=r.proc, every=0.1)
         except LabError as e:
             raise LabError(f"{e}\n{self.diagnostics()}") from None
         return time.monotonic() - start

@@ -13,9 +13,9 @@ final class HostSetup {
     let netlink: RouteNetlink
     private(set) var tun: TUNDevice?
     private var table: NFTablesTable?
-    /// The TUN's MTU at start: the configured one, or (`mtu = auto`) on the router IPv6's
-    /// minimum until the paths' MTUs are found (RouterDataPlane raises it), on the VPS the
-    /// largest the tunnel carries (each tenant's packets are checked against its own paths).
+    /// The TUN's MTU at start: the configured one, or (`mtu = auto`) the largest the tunnel
+    /// carries; on the router it then follows the smallest path (RouterDataPlane), on the VPS
+    /// it stays (each tenant's packets are checked against that tenant's paths).
     let initialMTU: Int
     /// The largest inner packet a path of the largest MTU carries.
     let maximumMTU: Int
@@ -37,7 +37,10 @@ final class HostSetup {
         if let mtu = configuration.tunnel.mtu {
             initialMTU = min(mtu, capacity)
         } else {
-            initialMTU = configuration.role == .vps ? capacity : TunnelTransport.minimumTunnelMTU
+            // The largest the tunnel carries: most WANs take 1500-byte packets, and a TCP
+            // connection opened now has its MSS clamped to this for its whole life; packets that
+            // do not fit while the paths still search are dropped (not answered) for that moment.
+            initialMTU = capacity
         }
     }
 
