@@ -75,36 +75,47 @@ public final class TunnelEngine {
     }
 
     /// The largest inner packet every usable path carries now (each path's MTU minus the QUIC and
-    /// tunnel headers): what the TUN MTU should follow. nil while no path is usable.
+    /// tunnel headers): what the TUN MTU should follow. Paths in their first MTU search (a new or
+    /// revived path starts at 1200 bytes) do not count while another path's MTU is known:
+    /// the sender gives them only packets they carry, and counting them would shrink the TUN for
+    /// the moment of their search. nil while no path is usable.
     public var innerPacketCapacity: Int? {
-        var smallest: Int?
+        var settled: Int?, searching: Int?
         for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
             // A path that takes no datagram yet (0: the peer's limit not known) says nothing.
             guard let id = link.pathID, let st = connection.pathCondition(id), st.state == .active,
                   let room = connection.maxDatagramPayloadSize(onPath: id), room > TunnelFrame.headerLength else { continue }
-            smallest = min(smallest ?? room, room)
+            // A path searching again after a black hole does count: its old MTU is gone, and
+            // the LAN hosts must hear the smaller one now, not after its search (seconds of
+            // probe timeouts).
+            if st.mtuSettled || st.mtuBlackHoles > 0 { settled = min(settled ?? room, room) } else { searching = min(searching ?? room, room) }
         }
+        var smallest = settled ?? searching
         if smallest == nil, connection.handshakeConfirmed, connection.maxDatagramPayloadSize > TunnelFrame.headerLength {
             smallest = connection.maxDatagramPayloadSize
         }
+        if settled != nil { capacityWasSettled = true }
         return smallest.map { $0 - TunnelFrame.headerLength }
     }
 
-    /// Whether every usable path has finished its MTU search, so `innerPacketCapacity` is what
-    /// the paths really carry rather than the 1200 bytes they start from (or fall back to after a
-    /// black hole). Until then an oversized inner packet is dropped without an ICMP answer: one
-    /// naming the starting size would pin the LAN host to it for minutes (Linux caches a path MTU
-    /// for 10).
+    /// Whether some usable path has finished its MTU search, so `innerPacketCapacity` is what a
+    /// path really carries rather than the 1200 bytes every path starts from. Until the first
+    /// search has finished an oversized inner packet is dropped without an ICMP answer: one
+    /// naming the starting size would pin the LAN host to it for minutes (Linux caches a path
+    /// MTU for 10).
     public var innerPacketCapacityIsSettled: Bool {
         for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
-            guard let id = link.pathID, let st = connection.pathStatistics(id), st.state == .active else { continue }
-            if !st.pmtuSearchComplete { return false }
+            guard let id = link.pathID, let st = connection.pathCondition(id), st.state == .active else { continue }
+            if st.mtuSettled {
+                capacityWasSettled = true
+                return true
+            }
         }
-        capacityWasSettled = true
-        return true
+        return false
     }
 
-    /// Whether an inner packet larger than `innerPacketCapacity` should get an ICMP answer.
+    /// Whether an inner packet larger than `innerPacketCapacity` should get an ICMP answer: once
+    /// a path's MTU was known, from then on (a real MTU change is what the sender must hear of).
     public var answersTooBig: Bool { capacityWasSettled || innerPacketCapacityIsSettled }
 
     /// When `process` must run again by itself (besides the connection's own `nextTimeout`): a

@@ -22,6 +22,11 @@ public struct PathCondition: Sendable {
     /// The largest UDP payload the path sends now (`Connection.pathMTU(_:)`): its discovered
     /// PLPMTU with path MTU discovery, `maxUDPPayloadSize` (capped by the peer) without.
     public var mtu: Int
+    /// The path's MTU search has finished (or discovery is off): `mtu` is what it carries, not
+    /// the 1200 bytes a search starts from (RFC 8899 §5.2 SEARCH_COMPLETE).
+    public var mtuSettled: Bool
+    /// Black holes found on the path (its MTU shrank and it fell back to 1200 to search again).
+    public var mtuBlackHoles: UInt64
 }
 
 extension Connection {
@@ -33,6 +38,7 @@ extension Connection {
                              bytesInFlight: p.bytesInFlight, deliveryRate: p.deliveryRate,
                              lossRate: p.packetsSent == 0 ? 0 : Double(p.packetsLost) / Double(p.packetsSent),
                              queuedDatagrams: p.queuedDatagrams, nextSendTime: p.pacingDeadline,
-                             consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize)
+                             consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize,
+                             mtuSettled: !config.pmtuDiscovery || p.mtu.phase == .searchComplete, mtuBlackHoles: p.pmtuBlackHoles)
     }
 }
