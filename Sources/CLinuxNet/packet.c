@@ -1,5 +1,5 @@
 // AF_PACKET raw sockets for tquic-netem's bridge: the sockaddr_ll bind, the packet_mreq for
-// promiscuous mode, PACKET_IGNORE_OUTGOING, PACKET_STATISTICS and SIOCGIFMTU (struct ifreq is a
+// promiscuous mode, PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR, PACKET_STATISTICS and SIOCGIFMTU (struct ifreq is a
 // union Swift does not import well), and prctl(PR_SET_TIMERSLACK) (variadic).
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,7 +18,7 @@
 #define PACKET_IGNORE_OUTGOING 23
 #endif
 
-int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int *index, int *mtu) {
+int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int offloadHeader, int *index, int *mtu) {
     unsigned int ifindex = if_nametoindex(interface);
     if (ifindex == 0) return -1;
     // Protocol 0 until bound: a socket opened with ETH_P_ALL would queue every interface's
@@ -34,6 +34,7 @@ int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int *inde
             (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufferBytes, sizeof bufferBytes);
     }
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0) goto fail;
+    if (offloadHeader && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) goto fail;
     struct sockaddr_ll address;
     memset(&address, 0, sizeof address);
     address.sll_family = AF_PACKET;

@@ -10,20 +10,27 @@ import CLinuxNet
 /// It does not read back frames sent on the interface (PACKET_IGNORE_OUTGOING: neither its own
 /// nor the host's), and holds the interface in promiscuous mode while open (a veth passes every
 /// frame anyway; a real NIC would filter others' MAC addresses). Frames arrive as the kernel saw
-/// them: with GSO/TSO on at the sender a "frame" can be a 64 KB super-packet, longer than any
-/// MTU-sized buffer (`PacketBatch.isTruncated`); turn those offloads off on the veth that feeds it.
+/// them: with GSO/TSO on at the sender a "frame" can be a 64 KB super-packet, and with checksum
+/// offload on its L4 checksum is not filled in; open the socket with `offloadHeader` to learn
+/// both (and pass them on when sending), or turn those offloads off on the veth that feeds it.
 public final class PacketSocket {
     public let fd: Int32
     public let interface: String
     public let index: Int32
     /// The interface's MTU (IP bytes; a frame adds the 14-byte Ethernet header).
     public let mtu: Int
+    /// Each frame read or written is preceded by a `VirtioNetHeader` (PACKET_VNET_HDR).
+    public let hasOffloadHeader: Bool
 
-    /// - Parameter bufferBytes: the socket's receive and send buffer (forced past rmem_max as root).
+    /// - Parameters:
+    ///   - bufferBytes: the socket's receive and send buffer (forced past rmem_max as root).
+    ///   - offloadHeader: PACKET_VNET_HDR: frames come and go with their checksum and GSO
+    ///     metadata (`VirtioNetHeader`, FrameSegmentation.swift), so a sender's checksum offload
+    ///     and GSO/TSO need not be turned off.
     /// - Throws: `SystemError` (ENODEV: no such interface; EPERM: needs CAP_NET_RAW).
-    public init(interface: String, bufferBytes: Int = 8 << 20) throws {
+    public init(interface: String, bufferBytes: Int = 8 << 20, offloadHeader: Bool = false) throws {
         var index: Int32 = 0, mtu: Int32 = 0
-        let fd = CLinuxNet_packetSocketOpen(interface, Int32(clamping: bufferBytes), &index, &mtu)
+        let fd = CLinuxNet_packetSocketOpen(interface, Int32(clamping: bufferBytes), offloadHeader ? 1 : 0, &index, &mtu)
         guard fd >= 0 else {
             throw SystemError("AF_PACKET socket on \(interface)", errno: errno == 0 ? ENODEV : errno)
         }
@@ -31,6 +38,7 @@ public final class PacketSocket {
         self.interface = interface
         self.index = index
         self.mtu = Int(mtu)
+        hasOffloadHeader = offloadHeader
     }
 
     deinit { close(fd) }
@@ -95,7 +103,8 @@ public final class PacketSocket {
 }
 
 /// The headers of one recvmmsg or sendmmsg call, allocated once; each message points at a
-/// caller-owned buffer set with `setBuffer` before the call.
+/// caller-owned buffer (and, to receive, optionally an overflow buffer for what does not fit)
+/// set with `setBuffer` before the call.
 public final class PacketBatch {
     public let capacity: Int
     let messages: UnsafeMutablePointer<CLinuxNet_mmsghdr>
@@ -106,10 +115,10 @@ public final class PacketBatch {
         self.capacity = capacity
         messages = .allocate(capacity: capacity)
         messages.initialize(repeating: CLinuxNet_mmsghdr(), count: capacity)
-        iovecs = .allocate(capacity: capacity)
-        iovecs.initialize(repeating: iovec(), count: capacity)
+        iovecs = .allocate(capacity: 2 * capacity)
+        iovecs.initialize(repeating: iovec(), count: 2 * capacity)
         for i in 0..<capacity {
-            messages[i].msg_hdr.msg_iov = iovecs + i
+            messages[i].msg_hdr.msg_iov = iovecs + 2 * i
             messages[i].msg_hdr.msg_iovlen = 1
         }
     }
@@ -123,8 +132,19 @@ public final class PacketBatch {
     /// to send.
     @inline(__always)
     public func setBuffer(_ i: Int, _ base: UnsafeMutableRawPointer, length: Int) {
-        iovecs[i].iov_base = base
-        iovecs[i].iov_len = length
+        iovecs[2 * i].iov_base = base
+        iovecs[2 * i].iov_len = length
+        messages[i].msg_hdr.msg_iovlen = 1
+    }
+
+    /// Points message `i` at `length` bytes from `base`, then `overflowLength` bytes from
+    /// `overflow` for the rest of a longer frame (a GSO super-frame).
+    @inline(__always)
+    public func setBuffer(_ i: Int, _ base: UnsafeMutableRawPointer, length: Int,
+                          overflow: UnsafeMutableRawPointer, overflowLength: Int) {
+        iovecs[2 * i] = iovec(iov_base: base, iov_len: length)
+        iovecs[2 * i + 1] = iovec(iov_base: overflow, iov_len: overflowLength)
+        messages[i].msg_hdr.msg_iovlen = 2
     }
 
     /// The received length of message `i` (its real length when `isTruncated`).
@@ -134,7 +154,8 @@ public final class PacketBatch {
     /// True when message `i`'s frame was longer than its buffer (and was cut).
     @inline(__always)
     public func isTruncated(_ i: Int) -> Bool {
-        messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 || Int(messages[i].msg_len) > iovecs[i].iov_len
+        let room = iovecs[2 * i].iov_len + (messages[i].msg_hdr.msg_iovlen == 2 ? iovecs[2 * i + 1].iov_len : 0)
+        return messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 || Int(messages[i].msg_len) > room
     }
 
     func prepareReceive(_ count: Int) {

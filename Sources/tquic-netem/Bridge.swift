@@ -2,11 +2,13 @@
 // `EmulatedLink` (NetSim's link model) deciding each frame's fate. A frame's way:
 //
 //   1. recvmmsg on the input interface, a batch at a time, into free slots of the direction's
-//      frame pool (no allocation, no copy)
-//   2. EmulatedLink.receive (the IP packet after the Ethernet header): dropped → slot freed;
+//      frame pool (no allocation, no copy), each frame behind its offload header (PACKET_VNET_HDR)
+//   2. a GSO super-frame (a sender with GSO/TSO on) is cut into MTU-sized frames, each in a slot
+//      of its own (FrameSegmentation.swift); a frame with NEEDS_CSUM keeps that request
+//   3. EmulatedLink.receive (the IP packet after the Ethernet header): dropped → slot freed;
 //      scheduled → held in its slot until its release time (corruption and CE mark applied)
-//   3. the epoll wait sleeps until the earliest release (nanosecond timeout, 1 µs timer slack)
-//   4. EmulatedLink.popDue → sendmmsg on the output interface → slots freed
+//   4. the epoll wait sleeps until the earliest release (nanosecond timeout, 1 µs timer slack)
+//   5. EmulatedLink.popDue → sendmmsg (offload header + frame) on the output interface → slots freed
 //
 // One thread drives both directions; every drop is counted by cause (EmulatedLinkCounters).
 import Congestion
@@ -14,18 +16,25 @@ import Glibc
 import LinuxNet
 import NetSim
 
-/// Fixed-size frame buffers, allocated once, handed out by index.
+/// Fixed-size frame buffers, allocated once, handed out by index. Each slot holds an offload
+/// header (`VirtioNetHeader`, 10 bytes) right before the frame, so that header and frame are one
+/// contiguous buffer for recvmmsg and sendmmsg.
 final class FramePool {
+    /// Bytes before the frame: the frame starts 16-byte aligned, its header just before it.
+    static let headroom = 16
     let slotSize: Int
+    /// The longest frame a slot holds.
+    let frameCapacity: Int
     let count: Int
     private let storage: UnsafeMutableRawPointer
     private let lengths: UnsafeMutablePointer<Int32>
     private let free: UnsafeMutablePointer<Int32>
     private(set) var freeCount: Int
 
-    init(count: Int, slotSize: Int) {
+    init(count: Int, frameCapacity: Int) {
         self.count = count
-        self.slotSize = slotSize
+        self.frameCapacity = frameCapacity
+        slotSize = (FramePool.headroom + frameCapacity + 63) / 64 * 64
         // Untouched pages of a large allocation are never made resident: an idle pool costs
         // address space, not memory.
         storage = .allocate(byteCount: count * slotSize, alignment: 64)
@@ -53,7 +62,16 @@ final class FramePool {
         freeCount += 1
     }
 
-    @inline(__always) func pointer(_ slot: Int32) -> UnsafeMutableRawPointer { storage + Int(slot) * slotSize }
+    /// The frame's first byte.
+    @inline(__always) func frame(_ slot: Int32) -> UnsafeMutableRawPointer {
+        storage + Int(slot) * slotSize + FramePool.headroom
+    }
+
+    /// The offload header's first byte (the frame follows it).
+    @inline(__always) func header(_ slot: Int32) -> UnsafeMutableRawPointer {
+        frame(slot) - VirtioNetHeader.size
+    }
+
     @inline(__always) func length(_ slot: Int32) -> Int { Int(lengths[Int(slot)]) }
     @inline(__always) func setLength(_ slot: Int32, _ length: Int) { lengths[Int(slot)] = Int32(length) }
 }
@@ -74,14 +92,20 @@ final class Direction {
     private let sendBatch: PacketBatch
     private let sendSlots: UnsafeMutablePointer<Int32>
     private var sendCount = 0
-    private let scratch: UnsafeMutableRawPointer
+    /// Per receive message, room for the part of a GSO super-frame beyond its slot.
+    private let overflow: UnsafeMutableRawPointer
+    private static let overflowSize = 65_536 + 512
+    /// A GSO super-frame made contiguous before it is cut.
+    private let superFrame: UnsafeMutableRawPointer
+    /// GSO super-frames cut into wire frames.
+    private(set) var superFrames = 0
     /// How late frames left against their release time (the emulator's own error).
     private(set) var maxLateness = Duration.zero
     private(set) var totalLateness = Duration.zero
     private(set) var lateOver1ms = 0
 
     init(label: String, input: PacketSocket, output: PacketSocket, specification: LinkSpecification,
-         seed: UInt64, buffers: Int, slotSize: Int, batchSize: Int) {
+         seed: UInt64, buffers: Int, frameCapacity: Int, batchSize: Int) {
         self.label = label
         self.input = input
         self.output = output
@@ -89,34 +113,38 @@ final class Direction {
         // Frames are whole IP packets plus the Ethernet header: the link counts the IP packet
         // (the rate and queue of the specification) plus its `overhead=`.
         link = EmulatedLink(model: specification.model(perPacketOverhead: 0), seed: seed, capacity: buffers)
-        pool = FramePool(count: buffers, slotSize: slotSize)
+        pool = FramePool(count: buffers, frameCapacity: frameCapacity)
         self.batchSize = batchSize
         receiveBatch = PacketBatch(capacity: batchSize)
         receiveSlots = .allocate(capacity: batchSize)
         sendBatch = PacketBatch(capacity: batchSize)
         sendSlots = .allocate(capacity: batchSize)
-        scratch = .allocate(byteCount: slotSize, alignment: 64)
+        overflow = .allocate(byteCount: batchSize * Direction.overflowSize, alignment: 64)
+        superFrame = .allocate(byteCount: frameCapacity + Direction.overflowSize, alignment: 64)
     }
 
     deinit {
         receiveSlots.deallocate()
         sendSlots.deallocate()
-        scratch.deallocate()
+        overflow.deallocate()
+        superFrame.deallocate()
     }
 
     /// Reads what the input holds (up to `maxBatches` recvmmsg calls) and decides each frame.
-    /// - Returns: frames read.
+    /// - Returns: frames read (a GSO super-frame counts once).
     func receive(clock: () -> Timestamp, maxBatches: Int = 8) throws -> Int {
+        let headerSize = VirtioNetHeader.size
         var total = 0
         for _ in 0..<maxBatches {
             var room = 0
             while room < batchSize, let slot = pool.take() {
                 receiveSlots[room] = slot
-                receiveBatch.setBuffer(room, pool.pointer(slot), length: pool.slotSize)
+                receiveBatch.setBuffer(room, pool.header(slot), length: headerSize + pool.frameCapacity,
+                                       overflow: overflow + room * Direction.overflowSize, overflowLength: Direction.overflowSize)
                 room += 1
             }
             if room == 0 {
-                // Every slot is held: read the waiting frames into the scratch buffer and lose
+                // Every slot is held: read the waiting frames into the overflow buffers and lose
                 // them, counted as `buffers` (left in the socket they would block the queue).
                 let n = try discard()
                 link.recordDrop(.noBuffer, count: n)
@@ -128,20 +156,24 @@ final class Direction {
             let now = clock()
             for i in 0..<n {
                 let slot = receiveSlots[i]
-                let length = receiveBatch.length(i)
-                if receiveBatch.isTruncated(i) {
-                    link.recordDrop(.oversize)
+                let length = receiveBatch.length(i) - headerSize
+                if receiveBatch.isTruncated(i) || length > pool.frameCapacity {
+                    if !receiveBatch.isTruncated(i) {
+                        cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: now)
+                    } else {
+                        link.recordDrop(.oversize)
+                    }
                     pool.give(slot)
                     continue
                 }
-                guard length > Direction.ethernetHeader else {
+                let header = VirtioNetHeader(loading: pool.header(slot))
+                if header.isGSO {
+                    cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: now)
                     pool.give(slot)
                     continue
                 }
-                pool.setLength(slot, length)
-                let packet = UnsafeMutableRawBufferPointer(start: pool.pointer(slot) + Direction.ethernetHeader,
-                                                           count: length - Direction.ethernetHeader)
-                if case .dropped = link.receive(packet, slot: slot, at: now) { pool.give(slot) }
+                header.forSingleFrame.store(to: pool.header(slot))
+                offer(slot, length: length, at: now)
             }
             for i in n..<room { pool.give(receiveSlots[i]) }
             total += n
@@ -150,9 +182,51 @@ final class Direction {
         return total
     }
 
-    /// With no free slot, reads one batch into the scratch buffer (all messages share it).
+    /// Hands the frame in `slot` to the link; frees the slot if the link drops it.
+    @inline(__always)
+    private func offer(_ slot: Int32, length: Int, at now: Timestamp) {
+        guard length > Direction.ethernetHeader else {
+            pool.give(slot)
+            return
+        }
+        pool.setLength(slot, length)
+        let packet = UnsafeMutableRawBufferPointer(start: pool.frame(slot) + Direction.ethernetHeader,
+                                                   count: length - Direction.ethernetHeader)
+        if case .dropped = link.receive(packet, slot: slot, at: now) { pool.give(slot) }
+    }
+
+    /// Cuts the GSO super-frame received in `slot` (its first `frameCapacity` bytes) and
+    /// `overflow` (the rest) into wire frames, each offered to the link in a slot of its own.
+    /// A super-frame that cannot be cut is dropped as `oversize`.
+    private func cutSuperFrame(slot: Int32, length: Int, overflow: UnsafeMutableRawPointer, at now: Timestamp) {
+        let header = VirtioNetHeader(loading: pool.header(slot))
+        let inSlot = min(length, pool.frameCapacity)
+        superFrame.copyMemory(from: pool.frame(slot), byteCount: inSlot)
+        if length > inSlot { (superFrame + inSlot).copyMemory(from: overflow, byteCount: length - inSlot) }
+        guard header.isGSO,
+              let frame = GSOFrame(frame: UnsafeRawBufferPointer(start: superFrame, count: length), header: header),
+              (0..<frame.segmentCount).allSatisfy({ frame.segmentLength($0) <= pool.frameCapacity }) else {
+            link.recordDrop(.oversize)
+            return
+        }
+        superFrames += 1
+        let segmentHeader = frame.segmentHeader
+        for s in 0..<frame.segmentCount {
+            guard let target = pool.take() else {
+                link.recordDrop(.noBuffer, count: frame.segmentCount - s)
+                return
+            }
+            frame.writeSegment(s, to: pool.frame(target))
+            segmentHeader.store(to: pool.header(target))
+            offer(target, length: frame.segmentLength(s), at: now)
+        }
+    }
+
+    /// With no free slot, reads one batch into the overflow buffers (and loses it).
     private func discard() throws -> Int {
-        for i in 0..<batchSize { receiveBatch.setBuffer(i, scratch, length: pool.slotSize) }
+        for i in 0..<batchSize {
+            receiveBatch.setBuffer(i, overflow + i * Direction.overflowSize, length: Direction.overflowSize)
+        }
         return try input.receive(into: receiveBatch, count: batchSize)
     }
 
@@ -168,7 +242,7 @@ final class Direction {
             if late > maxLateness { maxLateness = late }
             if late.nanoseconds > 1_000_000 { lateOver1ms += 1 }
             sendSlots[sendCount] = release.slot
-            sendBatch.setBuffer(sendCount, pool.pointer(release.slot), length: pool.length(release.slot))
+            sendBatch.setBuffer(sendCount, pool.header(release.slot), length: VirtioNetHeader.size + pool.length(release.slot))
             sendCount += 1
             if sendCount == batchSize { flush() }
         }
@@ -202,7 +276,7 @@ final class Direction {
         let mean = forwarded > 0 ? totalLateness.milliseconds / Double(forwarded) : 0
         return "\(label) (\(input.interface) → \(output.interface)): \(link.counters.summary)"
             + ", held \(link.heldCount), late mean \(format(mean)) ms max \(format(maxLateness.milliseconds)) ms"
-            + " (>1 ms: \(lateOver1ms))"
+            + " (>1 ms: \(lateOver1ms))" + (superFrames > 0 ? ", GSO frames cut \(superFrames)" : "")
     }
 
     private func format(_ x: Double) -> String { "\((x * 1000).rounded() / 1000)" }

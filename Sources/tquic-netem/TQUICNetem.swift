@@ -17,9 +17,11 @@ struct TQUICNetem: ParsableCommand {
         discussion: """
             Run it in a namespace that holds both interfaces, without addresses on them. Frames from \
             --a leave on --b through --link; frames from --b leave on --a through --link-back (or the \
-            same --link). DELAY is one-way. Turn GSO/TSO off on the veths that send into it \
-            (ethtool -K IF gso off tso off): a 64 KB super-frame does not fit a frame buffer and is \
-            dropped as `oversize`. Times in outage= and rate@ count from the `ready` line.
+            same --link). DELAY is one-way. Offloads may stay on: a GSO/TSO super-frame is cut into \
+            MTU-sized frames before the link sees it, and a frame whose checksum is left to the \
+            hardware is sent on with that request; turning them off on the veths that send into \
+            it (ethtool -K IF gso off tso off tx off) saves that work. Times in outage= and rate@ \
+            count from the `ready` line.
             """)
 
     @Option(name: .customLong("a"), help: "First interface.") var interfaceA: String
@@ -54,15 +56,15 @@ struct TQUICNetem: ParsableCommand {
         }
         // Signals first, before any other thread could exist: they stay blocked and arrive on the fd.
         let signals = try SignalDescriptor(signals: [SIGTERM, SIGINT, SIGUSR1])
-        let a = try PacketSocket(interface: interfaceA, bufferBytes: socketBuffer)
-        let b = try PacketSocket(interface: interfaceB, bufferBytes: socketBuffer)
-        // A slot takes the larger MTU, the Ethernet header and a VLAN tag, rounded to 64 bytes.
-        let slotSize = (max(a.mtu, b.mtu) + Direction.ethernetHeader + 4 + 63) / 64 * 64
+        let a = try PacketSocket(interface: interfaceA, bufferBytes: socketBuffer, offloadHeader: true)
+        let b = try PacketSocket(interface: interfaceB, bufferBytes: socketBuffer, offloadHeader: true)
+        // A slot takes a frame of the larger MTU: the Ethernet header and a VLAN tag on top.
+        let frameCapacity = max(a.mtu, b.mtu) + Direction.ethernetHeader + 4
         let directions = [
             Direction(label: "a→b", input: a, output: b, specification: forward, seed: SimRandom.derive(seed, 1),
-                      buffers: buffers, slotSize: slotSize, batchSize: batch),
+                      buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
             Direction(label: "b→a", input: b, output: a, specification: back, seed: SimRandom.derive(seed, 2),
-                      buffers: buffers, slotSize: slotSize, batchSize: batch),
+                      buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
         ]
         PacketSocket.setTimerSlack(nanoseconds: 1_000)
         let loop = try EpollLoop()

@@ -4,7 +4,9 @@
 - the round trip a ping sees is twice the one-way DELAY;
 - a rate limit holds for TCP (iperf3 goodput within 10 % below the rate, never above);
 - loss=10% loses about 10 % of 1000 UDP datagrams, exactly as many as tquic-netem counts;
-- an outage window drops everything sent in it, and nothing outside it.
+- an outage window drops everything sent in it, and nothing outside it;
+- with the veths' offloads left on (partial checksums, GSO/TSO super-frames) TCP still flows at
+  the rate, the super-frames cut into wire frames.
 
 Each test builds its own namespaces (`tqn-<pid>-<n>-{a,m,b}`), removes them however it ends, and
 bounds every command with a timeout; namespaces of an earlier run whose process is gone are
@@ -54,12 +56,13 @@ def sweep_stale() -> None:
 class Bridge:
     """The three namespaces and a running tquic-netem between them."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, offloads: bool = False) -> None:
         self.prefix = f"tqn-{os.getpid()}-{next(COUNTER)}"
         self.tmp = tmp
         self.process: subprocess.Popen | None = None
         self.ready_at = 0.0
-        subprocess.run([str(NET), "up", self.prefix], check=True, timeout=30)
+        env = os.environ | {"OFFLOADS": "on" if offloads else "off"}
+        subprocess.run([str(NET), "up", self.prefix], check=True, timeout=30, env=env)
 
     def start(self, *arguments: str) -> None:
         self.log = open(self.tmp / "netem.err", "w+")
@@ -101,9 +104,9 @@ class Bridge:
 
 
 @pytest.fixture
-def bridge(tmp_path):
+def bridge(tmp_path, request):
     sweep_stale()
-    b = Bridge(tmp_path)
+    b = Bridge(tmp_path, offloads=getattr(request, "param", False))
     try:
         yield b
     finally:
@@ -220,3 +223,18 @@ def test_an_outage_drops_everything_sent_in_its_window(bridge):
     assert before and after, "traffic flows before and after the outage"
     assert ab["outage"] == 400 - len(got), f"every missing datagram is an outage drop: {final}"
     assert 95 <= ab["outage"] <= 105, f"a 1 s outage of 100 datagrams/s dropped {ab['outage']}"
+
+
+@pytest.mark.parametrize("bridge", [True], indirect=True, ids=["offloads-on"])
+def test_with_offloads_left_on_tcp_flows_at_the_rate_in_wire_sized_frames(bridge):
+    rate = 50
+    bridge.start("--link", f"x={rate}mbit,5ms")
+    server = bridge.spawn("b", "iperf3", "-s", "-1", "-p", "5201")
+    time.sleep(0.3)
+    report = json.loads(bridge.run("a", "iperf3", "-c", "10.77.0.2", "-p", "5201", "-t", "3", "-J", timeout=30))
+    server.communicate(timeout=10)
+    goodput = report["end"]["sum_received"]["bits_per_second"] / 1e6
+    final = bridge.stop()
+    assert 0.9 * rate <= goodput <= rate, f"TCP goodput {goodput:.1f} Mbit/s through a {rate} Mbit/s link: {final}"
+    assert "GSO frames cut" in final, f"TSO on: the sender's super-frames were cut: {final}"
+    assert counts(final, "a→b")["oversize"] == 0, final

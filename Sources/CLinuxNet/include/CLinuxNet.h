@@ -45,9 +45,11 @@ int CLinuxNet_enterNetworkNamespace(int fd);
 /// An AF_PACKET SOCK_RAW socket for every protocol (ETH_P_ALL) on `interface`, non-blocking:
 /// bound to its index, PACKET_IGNORE_OUTGOING (its own sends and the host's are not read back),
 /// the interface in promiscuous mode while the socket is open, receive and send buffers of
-/// `bufferBytes` (0: the defaults). Writes the interface's index and MTU. Returns the descriptor,
-/// or -1 with errno (ENODEV: no such interface; EPERM: not CAP_NET_RAW). (packet.c)
-int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int *index, int *mtu);
+/// `bufferBytes` (0: the defaults); with `offloadHeader`, PACKET_VNET_HDR (a struct
+/// virtio_net_hdr before each frame read or written: checksum and GSO metadata). Writes the
+/// interface's index and MTU. Returns the descriptor, or -1 with errno (ENODEV: no such
+/// interface; EPERM: not CAP_NET_RAW). (packet.c)
+int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int offloadHeader, int *index, int *mtu);
 
 /// PACKET_STATISTICS: frames the socket received and frames the kernel dropped because its
 /// receive queue was full, since the last call (reading resets them). 0, or -1 with errno.
