@@ -36,6 +36,8 @@ struct TQUICNetem: ParsableCommand {
     @Option(help: "Print the statistics to standard error every SECONDS (0: only on SIGUSR1 and at exit).")
     var statsInterval: Double = 0
     @Option(help: "Receive and send buffer of each packet socket, bytes.") var socketBuffer: Int = 8 << 20
+    @Option(help: ArgumentHelp("Run the packet loop under SCHED_FIFO at this priority (1-99): frames then leave on time even when iperf3 and the kernel keep every core busy (the loop sleeps between frames, so it never holds a core). 0: the normal scheduler.", valueName: "priority"))
+    var realtime: Int32 = 0
 
     func validate() throws {
         guard buffers >= 16, buffers <= 1 << 22 else { throw ValidationError("--buffers: 16 to 4194304") }
@@ -44,6 +46,7 @@ struct TQUICNetem: ParsableCommand {
             throw ValidationError("--stats-interval: 0, or at least 0.01 s")
         }
         guard interfaceA != interfaceB else { throw ValidationError("--a and --b must be two interfaces") }
+        guard (0...99).contains(realtime) else { throw ValidationError("--realtime: 0 (off) or 1 to 99") }
     }
 
     func run() throws {
@@ -67,6 +70,13 @@ struct TQUICNetem: ParsableCommand {
                       buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
         ]
         PacketSocket.setTimerSlack(nanoseconds: 1_000)
+        if realtime > 0 {
+            var parameters = sched_param()
+            parameters.sched_priority = realtime
+            if sched_setscheduler(0, SCHED_FIFO, &parameters) != 0 {
+                log("--realtime \(realtime): sched_setscheduler failed (\(String(cString: strerror(errno)))); going on without it")
+            }
+        }
         let loop = try EpollLoop()
         try loop.add(fd: a.fd, events: .readable, token: 0)
         try loop.add(fd: b.fd, events: .readable, token: 1)
@@ -74,7 +84,8 @@ struct TQUICNetem: ParsableCommand {
 
         let origin = MonotonicClock.now()
         let clock = { Timestamp(nanoseconds: MonotonicClock.now().nanoseconds &- origin.nanoseconds) }
-        log("ready: \(interfaceA) ⇄ \(interfaceB), MTU \(a.mtu)/\(b.mtu), seed \(seed); "
+        log("ready: \(interfaceA) ⇄ \(interfaceB), MTU \(a.mtu)/\(b.mtu), seed \(seed)"
+            + (realtime > 0 ? ", SCHED_FIFO \(realtime)" : "") + "; "
             + "a→b \(forward); b→a \(back)")
 
         let statsEvery = statsInterval > 0 ? Congestion.Duration.seconds(statsInterval) : nil
