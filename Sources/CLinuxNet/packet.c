@@ -1,6 +1,7 @@
 // AF_PACKET raw sockets for tquic-netem's bridge: the sockaddr_ll bind, the packet_mreq for
 // promiscuous mode, PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR, PACKET_STATISTICS and SIOCGIFMTU (struct ifreq is a
-// union Swift does not import well), and prctl(PR_SET_TIMERSLACK) (variadic).
+// union Swift does not import well), the SCM_TIMESTAMPNS control message (CMSG_* are macros), and
+// prctl(PR_SET_TIMERSLACK) (variadic).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -35,6 +36,8 @@ int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int offlo
     }
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0) goto fail;
     if (offloadHeader && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) goto fail;
+    // The kernel's receive time of each frame (CLOCK_REALTIME), as a control message.
+    if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) goto fail;
     struct sockaddr_ll address;
     memset(&address, 0, sizeof address);
     address.sll_family = AF_PACKET;
@@ -67,6 +70,20 @@ int CLinuxNet_packetSocketDrops(int fd, unsigned int *received, unsigned int *dr
     *received = stats.tp_packets;
     *dropped = stats.tp_drops;
     return 0;
+}
+
+long long CLinuxNet_receiveTimestamp(const struct msghdr *message) {
+    if (message->msg_controllen == 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)message); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec t;
+            memcpy(&t, CMSG_DATA(c), sizeof t);
+            return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+        }
+    }
+    return -1;
 }
 
 int CLinuxNet_setTimerSlack(unsigned long nanoseconds) {

@@ -109,6 +109,9 @@ public final class PacketBatch {
     public let capacity: Int
     let messages: UnsafeMutablePointer<CLinuxNet_mmsghdr>
     private let iovecs: UnsafeMutablePointer<iovec>
+    /// Per message, room for the receive timestamp's control message.
+    private let controls: UnsafeMutableRawPointer
+    private static let controlSize = 64
 
     public init(capacity: Int) {
         precondition(capacity > 0)
@@ -117,6 +120,7 @@ public final class PacketBatch {
         messages.initialize(repeating: CLinuxNet_mmsghdr(), count: capacity)
         iovecs = .allocate(capacity: 2 * capacity)
         iovecs.initialize(repeating: iovec(), count: 2 * capacity)
+        controls = .allocate(byteCount: capacity * PacketBatch.controlSize, alignment: 16)
         for i in 0..<capacity {
             messages[i].msg_hdr.msg_iov = iovecs + 2 * i
             messages[i].msg_hdr.msg_iovlen = 1
@@ -126,6 +130,7 @@ public final class PacketBatch {
     deinit {
         messages.deallocate()
         iovecs.deallocate()
+        controls.deallocate()
     }
 
     /// Points message `i` at `length` bytes from `base`: the room to receive into, or the frame
@@ -158,10 +163,20 @@ public final class PacketBatch {
         return messages[i].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 || Int(messages[i].msg_len) > room
     }
 
+    /// When the kernel received message `i`'s frame (CLOCK_REALTIME nanoseconds, SO_TIMESTAMPNS);
+    /// nil when it attached no time.
+    @inline(__always)
+    public func receiveTime(_ i: Int) -> UInt64? {
+        let t = withUnsafePointer(to: &messages[i].msg_hdr) { CLinuxNet_receiveTimestamp($0) }
+        return t >= 0 ? UInt64(t) : nil
+    }
+
     func prepareReceive(_ count: Int) {
         for i in 0..<count {
             messages[i].msg_hdr.msg_flags = 0
             messages[i].msg_len = 0
+            messages[i].msg_hdr.msg_control = controls + i * PacketBatch.controlSize
+            messages[i].msg_hdr.msg_controllen = PacketBatch.controlSize
         }
     }
 }

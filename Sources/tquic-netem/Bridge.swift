@@ -3,6 +3,7 @@
 //
 //   1. recvmmsg on the input interface, a batch at a time, into free slots of the direction's
 //      frame pool (no allocation, no copy), each frame behind its offload header (PACKET_VNET_HDR)
+//      and with the kernel's receive time, which is when it enters the link model
 //   2. a GSO super-frame (a sender with GSO/TSO on) is cut into MTU-sized frames, each in a slot
 //      of its own (FrameSegmentation.swift); a frame with NEEDS_CSUM keeps that request
 //   3. EmulatedLink.receive (the IP packet after the Ethernet header): dropped → slot freed;
@@ -92,6 +93,7 @@ final class Direction {
     private let sendBatch: PacketBatch
     private let sendSlots: UnsafeMutablePointer<Int32>
     private var sendCount = 0
+    private var lastArrival = Timestamp.zero
     /// Per receive message, room for the part of a GSO super-frame beyond its slot.
     private let overflow: UnsafeMutableRawPointer
     private static let overflowSize = 65_536 + 512
@@ -153,12 +155,14 @@ final class Direction {
             }
             let n = try input.receive(into: receiveBatch, count: room)
             let now = clock()
+            let realNow = RealTimeClock.nanoseconds()
             for i in 0..<n {
                 let slot = receiveSlots[i]
+                let arrival = arrivalTime(receiveBatch.receiveTime(i), now: now, realNow: realNow)
                 let length = receiveBatch.length(i) - headerSize
                 if receiveBatch.isTruncated(i) || length > pool.frameCapacity {
                     if !receiveBatch.isTruncated(i) {
-                        cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: now)
+                        cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: arrival)
                     } else {
                         link.recordDrop(.oversize)
                     }
@@ -167,18 +171,35 @@ final class Direction {
                 }
                 let header = VirtioNetHeader(loading: pool.header(slot))
                 if header.isGSO {
-                    cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: now)
+                    cutSuperFrame(slot: slot, length: length, overflow: overflow + i * Direction.overflowSize, at: arrival)
                     pool.give(slot)
                     continue
                 }
                 header.forSingleFrame.store(to: pool.header(slot))
-                offer(slot, length: length, at: now)
+                offer(slot, length: length, at: arrival)
             }
             for i in n..<room { pool.give(receiveSlots[i]) }
             total += n
             if n < room { break }
         }
         return total
+    }
+
+    /// When a frame reached the input: the kernel's receive time (SO_TIMESTAMPNS, on the realtime
+    /// clock) moved onto the loop's clock, so that frames the loop read late (it was busy, or not
+    /// scheduled) still enter the link model when they arrived and do not bunch into a burst the
+    /// real link would not have seen; never earlier than the previous frame (the link takes its
+    /// offers in time order) nor later than `now`.
+    @inline(__always)
+    private func arrivalTime(_ kernel: UInt64?, now: Timestamp, realNow: UInt64) -> Timestamp {
+        var t = now
+        if let kernel, kernel <= realNow {
+            let age = realNow - kernel
+            if age < 1_000_000_000 && age < now.nanoseconds { t = Timestamp(nanoseconds: now.nanoseconds - age) }
+        }
+        if t < lastArrival { t = lastArrival }
+        lastArrival = t
+        return t
     }
 
     /// Hands the frame in `slot` to the link; frees the slot if the link drops it.

@@ -44,7 +44,8 @@ int CLinuxNet_enterNetworkNamespace(int fd);
 
 /// An AF_PACKET SOCK_RAW socket for every protocol (ETH_P_ALL) on `interface`, non-blocking:
 /// bound to its index, PACKET_IGNORE_OUTGOING (its own sends and the host's are not read back),
-/// the interface in promiscuous mode while the socket is open, receive and send buffers of
+/// the interface in promiscuous mode while the socket is open, SO_TIMESTAMPNS (each received
+/// frame carries the kernel's receive time), receive and send buffers of
 /// `bufferBytes` (0: the defaults); with `offloadHeader`, PACKET_VNET_HDR (a struct
 /// virtio_net_hdr before each frame read or written: checksum and GSO metadata). Writes the
 /// interface's index and MTU. Returns the descriptor, or -1 with errno (ENODEV: no such
@@ -54,6 +55,10 @@ int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int offlo
 /// PACKET_STATISTICS: frames the socket received and frames the kernel dropped because its
 /// receive queue was full, since the last call (reading resets them). 0, or -1 with errno.
 int CLinuxNet_packetSocketDrops(int fd, unsigned int *received, unsigned int *dropped);
+
+/// The SCM_TIMESTAMPNS time (CLOCK_REALTIME nanoseconds) in a received message's control data,
+/// or -1 when it has none. (packet.c)
+long long CLinuxNet_receiveTimestamp(const struct msghdr *message);
 
 /// prctl(PR_SET_TIMERSLACK): how late the kernel may wake the calling thread's timed waits
 /// (default 50 µs). 0, or -1 with errno.
