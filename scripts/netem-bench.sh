@@ -52,11 +52,11 @@ baseline=$(iperf)
 echo "kernel bridge (baseline): $baseline Mbit/s"
 x m ip link del br0
 
-# Unshaped with delay 0 and 10 ms, then shaped at 1 Gbit/s (serialisation and the default queue
+# Unshaped with delay 0 and 10 ms, then shaped at 500 Mbit/s and 1 Gbit/s (serialisation and the default queue
 # of one 20 ms BDP in the way): the emulator must carry 500 Mbit/s with room to spare. Each once
 # under the normal scheduler and once with --realtime (SCHED_FIFO), which keeps the release times
 # when iperf3 and the kernel's TCP work keep both cores busy.
-for link in unlimited,0 unlimited,10ms 1gbit,10ms; do
+for link in unlimited,0 unlimited,10ms 500mbit,10ms 1gbit,10ms; do
     for realtime in 0 10; do
         # Not through x(): `ip netns exec` execs tquic-netem, so $! is its pid.
         ip netns exec "$P-m" "$TQUIC_NETEM" --a a --b b --link "bench=$link" --realtime "$realtime" 2>"$LOG/netem.err" &
