@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "tquic-peer", targets: ["tquic-peer"]),
         .executable(name: "tquic-bench", targets: ["tquic-bench"]),
         .executable(name: "tquic-sim", targets: ["tquic-sim"]),
+        .executable(name: "tquic-netem", targets: ["tquic-netem"]),
         .executable(name: "tquicd", targets: ["tquicd"]),
         .executable(name: "tquicctl", targets: ["tquicctl"]),
     ],
@@ -90,6 +91,11 @@ let package = Package(
         .executableTarget(name: "tquic-sim", dependencies: ["NetSim", "Bonding", "Congestion",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "NetSimTests", dependencies: ["NetSim", "Congestion", "QUIC"]),
+        // The lab's WAN link emulator: NetSim's link model (EmulatedLink) between two interfaces
+        // bridged with AF_PACKET sockets (LinuxNet).
+        .executableTarget(name: "tquic-netem", dependencies: ["NetSim", "Congestion", "LinuxNet",
+                                                              .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: hotPathSettings),
         // tquicd's parts: /etc/tquic.conf, the router and VPS roles around the Tunnel engine, the
         // path manager, the control socket. Swift 6 mode: it runs threads.
         .target(

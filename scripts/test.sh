@@ -7,6 +7,8 @@
 #   5. benchmark smoke          scripts/bench.sh --quick prints the data-plane figures (no assertions)
 #   6. end-to-end (root)        scripts/e2e.sh: release tquicd/tquicctl in network namespaces, ping,
 #                               iperf3 and a UDP probe through the tunnel (skipped when not root)
+#   7. link emulator (root)     Tests/netem: tquic-netem between namespaces: delay, rate, loss,
+#                               outage, offloads (pytest; skipped when not root)
 # Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,4 +40,11 @@ if [ "$(id -u)" = 0 ]; then
     scripts/e2e.sh
 else
     echo "skipped: needs root (network namespaces, TUN, nftables)"
+fi
+
+echo "== link emulator: tquic-netem in network namespaces (Tests/netem)"
+if [ "$(id -u)" = 0 ]; then
+    TQUIC_NETEM="$(swift build --show-bin-path)/tquic-netem" .venv/bin/pytest -q -p no:cacheprovider Tests/netem
+else
+    echo "skipped: needs root (network namespaces)"
 fi

@@ -3,6 +3,16 @@ import Glibc
 import QUIC
 import Congestion
 
+/// CLOCK_REALTIME, for converting the kernel's receive timestamps (SO_TIMESTAMPNS) to the
+/// monotonic clock: subtract the difference of the two read back to back.
+public enum RealTimeClock {
+    public static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
 public enum MonotonicClock {
     public static func now() -> Timestamp {
         var ts = timespec()

@@ -27,6 +27,9 @@ public final class Link {
     public private(set) var transmitterBusyUntil: Timestamp = .zero
     /// The queueing delay of the last accepted packet (decides ECN marking).
     public private(set) var lastQueueingDelay: Duration = .zero
+    /// The byte the link flipped (`LinkModel.corruptionProbability`) in the last accepted packet,
+    /// as an index into it; nil when it arrives intact. The caller applies it to the bytes.
+    public private(set) var lastCorruptedByte: Int?
 
     private var clock: Timestamp = .zero
     private var waiting = FIFO<(start: Timestamp, wireBytes: Int)>()
@@ -40,6 +43,7 @@ public final class Link {
     private var lossRandom: SimRandom
     private var burstRandom: SimRandom
     private var jitterRandom: SimRandom
+    private var corruptionRandom: SimRandom
 
     /// - Parameters:
     ///   - model: what the link does.
@@ -61,6 +65,7 @@ public final class Link {
         self.lossRandom = SimRandom(seed: SimRandom.derive(seed, 1))
         self.burstRandom = SimRandom(seed: SimRandom.derive(seed, 2))
         self.jitterRandom = SimRandom(seed: SimRandom.derive(seed, 3))
+        self.corruptionRandom = SimRandom(seed: SimRandom.derive(seed, 4))
     }
 
     // MARK: The datagram's way
@@ -112,6 +117,13 @@ public final class Link {
         if model.lossProbability > 0 && lossRandom.chance(model.lossProbability) {
             statistics.recordDrop(.randomLoss, size: bytes)
             return .dropped(.randomLoss)
+        }
+
+        // Corruption of a packet that will arrive (one byte, uniformly chosen).
+        lastCorruptedByte = nil
+        if model.corruptionProbability > 0 && bytes > 0 && corruptionRandom.chance(model.corruptionProbability) {
+            lastCorruptedByte = Int(corruptionRandom.nextInclusive(UInt64(bytes - 1)))
+            statistics.corrupted += 1
         }
 
         // Propagation.

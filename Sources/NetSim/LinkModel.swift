@@ -38,6 +38,10 @@ public struct LinkModel: Sendable, Equatable {
     /// ECN marking (RFC 3168): an ECN-capable packet that waits at least this long in the queue
     /// leaves CE-marked instead of being dropped later (a step AQM); nil: the link never marks.
     public var ecnMarkingThreshold: Duration? = nil
+    /// Probability (0...1) that a delivered packet arrives with one byte flipped (netem's
+    /// `corrupt`). The packet is not dropped by the link; whoever checks it (a checksum, an AEAD)
+    /// decides. Drawn from its own stream, after the loss draws, only for packets not lost.
+    public var corruptionProbability: Double = 0
 
     /// IPv4 (20) + UDP (8) header bytes, the usual `overheadBytes` for a WAN link carrying QUIC.
     public static let ipv4UDPOverhead = 28

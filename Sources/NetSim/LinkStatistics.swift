@@ -34,6 +34,8 @@ public struct LinkStatistics: Sendable {
 
     /// ECN-capable packets the link marked CE instead of dropping (`LinkModel.ecnMarkingThreshold`).
     public internal(set) var ceMarked = 0
+    /// Delivered packets that arrive with a byte flipped (`LinkModel.corruptionProbability`).
+    public internal(set) var corrupted = 0
     /// Every datagram handed to the link.
     public internal(set) var offered = Counter()
     /// Datagrams that reached the far end.

@@ -54,9 +54,12 @@ public struct Scenario: Sendable {
     /// - Parameters:
     ///   - paths: the paths before any event.
     ///   - events: outages and rate changes, added to both directions of their path.
-    public init(name: String, summary: String, duration: Duration, paths: [PathLinks], events: [ScenarioEvent] = []) {
+    ///   - eventsInModels: the paths' models already hold `events` (a scenario built from `--link`
+    ///     specifications, whose two directions may have schedules of their own): list them only.
+    public init(name: String, summary: String, duration: Duration, paths: [PathLinks], events: [ScenarioEvent] = [],
+                eventsInModels: Bool = false) {
         var paths = paths
-        for event in events {
+        for event in events where !eventsInModels {
             switch event {
             case let .outage(index, outage):
                 paths[index].up.addOutage(outage)

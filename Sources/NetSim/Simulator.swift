@@ -452,7 +452,9 @@ public final class Simulator {
             observer?(.sent(id, size: size, at: now))
             switch link(id).offer(bytes: size, at: now) {
             case let .accepted(arrival):
-                queue.push(.arrival(id, datagram: out.bytes, enteredAt: now, ecn: link(id).marking(out.ecn)), at: arrival)
+                var bytes = out.bytes
+                if let index = link(id).lastCorruptedByte { bytes[index] ^= 0xFF }
+                queue.push(.arrival(id, datagram: bytes, enteredAt: now, ecn: link(id).marking(out.ecn)), at: arrival)
             case let .dropped(reason):
                 observer?(.dropped(id, size: size, reason: reason, at: now))
             }

@@ -32,6 +32,15 @@ struct TQUICSim: ParsableCommand {
     @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
     @Option(help: "Every SECONDS of simulated time, print each path's window, RTT, rate and losses to standard error.")
     var trace: Double?
+    @Option(name: .customLong("link"), parsing: .singleValue,
+            help: ArgumentHelp("A path instead of --scenario, repeatable: NAME=RATE,DELAY[,OPTION...] with one-way DELAY (docs/link-syntax.md), e.g. lte=30mbit,20ms,jitter=7ms,loss=1%.",
+                               valueName: "spec"))
+    var links: [String] = []
+    @Option(name: .customLong("link-back"), parsing: .singleValue,
+            help: ArgumentHelp("The VPS → router direction of the --link of the same NAME (default: the same as --link).", valueName: "spec"))
+    var linksBack: [String] = []
+    @Option(help: "Seconds to simulate with --link (default 10, or 5 past the last outage or rate change).")
+    var duration: Double?
 
     func run() throws {
         guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown congestion controller \(cc)") }
@@ -77,7 +86,7 @@ struct TQUICSim: ParsableCommand {
             }
             return
         }
-        guard let s = Scenario.named(scenario) else { throw ValidationError("unknown scenario \(scenario); try --list") }
+        let s = try chosenScenario()
         guard let k = SchedulerKind(rawValue: scheduler) else { throw ValidationError("unknown scheduler \(scheduler)") }
         var config = TunnelRunConfiguration(scenario: s, scheduler: k)
         config.seed = seed
@@ -91,6 +100,12 @@ struct TQUICSim: ParsableCommand {
         if json {
             print(r.json)
             return
+        }
+        if !links.isEmpty {
+            for p in s.paths {
+                print("link \(p.name): up \(LinkSpecification(name: nil, model: p.up.withoutOverhead(LinkModel.ipv4UDPOverhead)))"
+                      + ", down \(LinkSpecification(name: nil, model: p.down.withoutOverhead(LinkModel.ipv4UDPOverhead)))")
+            }
         }
         print("scenario \(r.scenario), scheduler \(r.scheduler), source \(r.source) (offered \(format(r.offeredMbps)) Mbit/s), seed \(r.seed)")
         print("goodput \(format(r.goodputMbps)) Mbit/s of \(format(r.sumLinkMbps)) Mbit/s summed link rates (\(format(r.goodputFraction * 100)) %)")
@@ -146,6 +161,23 @@ struct TQUICSim: ParsableCommand {
                 }
                 print("| \(a.rawValue) | \(c.rawValue) | " + cells.joined(separator: " | ") + " |")
             }
+        }
+    }
+
+    /// The scenario of --link (and --link-back), or the named --scenario.
+    func chosenScenario() throws -> Scenario {
+        guard !links.isEmpty else {
+            guard linksBack.isEmpty else { throw ValidationError("--link-back needs --link") }
+            guard let s = Scenario.named(scenario) else { throw ValidationError("unknown scenario \(scenario); try --list") }
+            return s
+        }
+        do {
+            let up = try links.map { try LinkSpecification(parsing: $0, option: "--link") }
+            let back = try linksBack.map { try LinkSpecification(parsing: $0, option: "--link-back") }
+            if let duration, !(duration >= 0.1 && duration.isFinite) { throw ValidationError("--duration needs at least 0.1 s") }
+            return try Scenario.fromLinks(up, back: back, duration: duration.map { Congestion.Duration.seconds($0) })
+        } catch let error as LinkSpecificationError {
+            throw ValidationError(error.description)
         }
     }
 

@@ -42,4 +42,26 @@ int CLinuxNet_tunAttach(int fd, const char *requested, char *actual);
 /// refers to (an open /run/netns/<name>). Returns 0, or -1 with errno.
 int CLinuxNet_enterNetworkNamespace(int fd);
 
+/// An AF_PACKET SOCK_RAW socket for every protocol (ETH_P_ALL) on `interface`, non-blocking:
+/// bound to its index, PACKET_IGNORE_OUTGOING (its own sends and the host's are not read back),
+/// the interface in promiscuous mode while the socket is open, SO_TIMESTAMPNS (each received
+/// frame carries the kernel's receive time), receive and send buffers of
+/// `bufferBytes` (0: the defaults); with `offloadHeader`, PACKET_VNET_HDR (a struct
+/// virtio_net_hdr before each frame read or written: checksum and GSO metadata). Writes the
+/// interface's index and MTU. Returns the descriptor, or -1 with errno (ENODEV: no such
+/// interface; EPERM: not CAP_NET_RAW). (packet.c)
+int CLinuxNet_packetSocketOpen(const char *interface, int bufferBytes, int offloadHeader, int *index, int *mtu);
+
+/// PACKET_STATISTICS: frames the socket received and frames the kernel dropped because its
+/// receive queue was full, since the last call (reading resets them). 0, or -1 with errno.
+int CLinuxNet_packetSocketDrops(int fd, unsigned int *received, unsigned int *dropped);
+
+/// The SCM_TIMESTAMPNS time (CLOCK_REALTIME nanoseconds) in a received message's control data,
+/// or -1 when it has none. (packet.c)
+long long CLinuxNet_receiveTimestamp(const struct msghdr *message);
+
+/// prctl(PR_SET_TIMERSLACK): how late the kernel may wake the calling thread's timed waits
+/// (default 50 µs). 0, or -1 with errno.
+int CLinuxNet_setTimerSlack(unsigned long nanoseconds);
+
 #endif
