@@ -5,8 +5,8 @@
 #   (LAN host)         (tquicd router)           (the internet)      (tquicd vps)          (a server)
 #
 # Each WAN is a veth pair rate-limited both ways with tbf (RATE Mbit/s, default 20); `ip link set
-# wanK down` in PREFIX-rtr cuts one. IPv4 and IPv6 everywhere (the tunnel carries both; the WANs
-# carry IPv4). Only addresses inside these namespaces are used.
+# wanK down` in PREFIX-rtr cuts one. IPv4 and IPv6 everywhere (the tunnel carries both, and runs
+# over IPv4 or IPv6 WANs). Only addresses inside these namespaces are used.
 #
 # usage: scripts/lab-net.sh up PREFIX [WANS] [RATE_MBIT]   build (WANS default 2)
 #        scripts/lab-net.sh down PREFIX                     delete every PREFIX-* namespace
@@ -14,9 +14,10 @@
 #        scripts/lab-net.sh up-rtr2 PREFIX [WANS] [RATE]    a second router, PREFIX-rtr2 (another
 #                                                           tenant of the VPS; no LAN host behind it)
 #
-# Addresses: LAN 10.201.0.0/24 + fd01::/64 (router .1, host .2); WAN K 10.10K.0.0/24 (isp .1,
-# router .2); core 10.100.0.0/24 (isp .1, vps .2); egress 10.202.0.0/24 + fd02::/64 (vps .1,
-# inet host .2). rtr2's WAN K: veth wanK ↔ isp's sK, 10.11K.0.0/24 (isp .1, rtr2 .2).
+# Addresses: LAN 10.201.0.0/24 + fd01::/64 (router .1, host .2); WAN K 10.10K.0.0/24 + fd10:K::/64
+# (isp .1, router .2); core 10.100.0.0/24 + fd00:100::/64 (isp .1, vps .2); egress 10.202.0.0/24
+# + fd02::/64 (vps .1, inet host .2). rtr2's WAN K: veth wanK ↔ isp's sK, 10.11K.0.0/24 +
+# fd11:K::/64 (isp .1, rtr2 .2).
 set -euo pipefail
 cmd=${1:-}; P=${2:-}
 [[ -n $cmd && -n $P && $P =~ ^[a-z0-9]{1,8}$ ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
@@ -28,16 +29,20 @@ x() { ip netns exec "$(ns "$1")" "${@:2}"; }
 add_wan() { # K RATE [ROUTER ISP_SIDE NET]
     local k=$1 rate=$2 rtr=${3:-rtr} side=${4:-r} net=${5:-10.10}
     ip link add "wan$k" netns "$(ns "$rtr")" type veth peer name "$side$k" netns "$(ns isp)"
+    local net6=fd${net#10.}:$k:: # IPv6 too (fd10:K::/64, rtr2's fd11:K::/64): tunnels over IPv6 WANs
     x "$rtr" ip addr add "$net$k.0.2/24" dev "wan$k"
     x isp ip addr add "$net$k.0.1/24" dev "$side$k"
     x "$rtr" ip link set "wan$k" up
     x isp ip link set "$side$k" up
+    x "$rtr" ip -6 addr add "${net6}2/64" dev "wan$k" nodad
+    x isp ip -6 addr add "${net6}1/64" dev "$side$k" nodad
     # tbf: the link's rate, a queue of ~50 ms at that rate (at least 32 KB), like a modem's buffer.
     local burst=$((rate * 1000000 / 8 / 250)); ((burst < 3200)) && burst=3200
     local limit=$((rate * 1000000 / 8 / 20)); ((limit < 32000)) && limit=32000
     x "$rtr" tc qdisc add dev "wan$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
     x isp tc qdisc add dev "$side$k" root tbf rate "${rate}mbit" burst "$burst" limit "$limit"
     x "$rtr" ip route add default via "$net$k.0.1" dev "wan$k" metric $((100 * k))
+    x "$rtr" ip -6 route add default via "${net6}1" dev "wan$k" metric $((100 * k))
 }
 
 case $cmd in
@@ -55,8 +60,11 @@ up)
     ip link add core netns "$(ns isp)" type veth peer name core netns "$(ns vps)"
     x isp ip addr add 10.100.0.1/24 dev core; x vps ip addr add 10.100.0.2/24 dev core
     x isp ip link set core up; x vps ip link set core up
+    x isp ip -6 addr add fd00:100::1/64 dev core nodad; x vps ip -6 addr add fd00:100::2/64 dev core nodad
+    x vps ip -6 route add default via fd00:100::1
     x vps ip route add default via 10.100.0.1
     x isp sysctl -qw net.ipv4.ip_forward=1
+    x isp sysctl -qw net.ipv6.conf.all.forwarding=1
     ip link add egress netns "$(ns vps)" type veth peer name egress netns "$(ns inet)"
     x vps ip link set egress up; x inet ip link set egress up
     x vps ip addr add 10.202.0.1/24 dev egress; x vps ip -6 addr add fd02::1/64 dev egress nodad

@@ -30,6 +30,7 @@ PROBE = E2E_DIR / "udp_probe.py"
 
 # Addresses of scripts/lab-net.sh (its header).
 VPS_CORE = "10.100.0.2"
+VPS_CORE6 = "fd00:100::2"
 INET4, INET6 = "10.202.0.2", "fd02::2"
 LAN4, LAN6 = "10.201.0.2", "fd01::2"
 PORT = 4433
@@ -383,6 +384,7 @@ class Lab:
         self.vps_private, self.vps_public = "", ""
         self.is_up = False
         self.log_level = "info"  # of both daemons' configurations
+        self.outer_ipv6 = False  # routers reach the VPS over the WANs' IPv6 addresses (fd00:100::2)
         self.tquicd = str(bin_dir() / "tquicd")
         self.tquicctl = str(bin_dir() / "tquicctl")
         for b in (self.tquicd, self.tquicctl):
@@ -487,14 +489,14 @@ class Lab:
         return (f"[tquic]\nrole = vps\nprivate-key = {self.vps_private}\ncontrol-socket = {self.vps_socket}\n"
                 f"log-level = {self.log_level}\n"
                 f"\n[tunnel]\naddress = 10.8.0.1/24, fd00:8::1/64\n"
-                f"\n[vps]\nlisten = 0.0.0.0:{PORT}\negress = egress\n{tenants}")
+                f"\n[vps]\nlisten = [::]:{PORT}\negress = egress\n{tenants}")
 
     def router_config(self, r: Router) -> str:
         wans = "".join(f"\n[wan]\ninterface = {w}\n" for w in r.wans)
         return (f"[tquic]\nrole = router\nprivate-key = {r.private_key}\ncontrol-socket = {r.socket}\n"
                 f"log-level = {self.log_level}\n"
                 f"\n[tunnel]\naddress = {r.address4}/24, {r.address6}/64\n"
-                f"\n[server]\naddress = {VPS_CORE}:{PORT}\npublic-key = {self.vps_public}\n{wans}")
+                f"\n[server]\naddress = {f'[{VPS_CORE6}]' if self.outer_ipv6 else VPS_CORE}:{PORT}\npublic-key = {self.vps_public}\n{wans}")
 
     def status(self, node: str, socket: str) -> str:
         return self.x(node, self.tquicctl, "status", "--socket", socket, timeout=10).stdout

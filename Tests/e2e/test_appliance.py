@@ -181,3 +181,19 @@ def test_nothing_left_behind(session):
     """Runs last: the tests before left no namespace, TUN or nftables table."""
     assert L.namespaces(session.prefix) == []
     assert session.problems() == []
+
+
+def test_the_tunnel_runs_over_ipv6_wans_too(lab):
+    # The router reaches the VPS at its IPv6 address: every path is a UDP/IPv6 socket; the inner
+    # packets are IPv4 and IPv6 as before.
+    lab.outer_ipv6 = True
+    lab.up()
+    lab.start(L.tenant_a())
+    s = lab.router_status(lab.router())
+    assert "server: [fd00:100::2]:4433 (connected)" in s.text, s.text
+    for address in (L.INET4, L.INET6):
+        r = lab.ping("lan", address, count=3)
+        assert r.returncode == 0 and " 0% packet loss" in r.stdout, f"ping {address} over IPv6 WANs:\n{r.stdout}{r.stderr}"
+    tenants = lab.vps_status()
+    assert "from [fd10:1::2]" in tenants and "from [fd10:2::2]" in tenants, tenants
+    print(f"over IPv6 WANs: pings through; VPS sees the paths from fd10:1::2 and fd10:2::2")
