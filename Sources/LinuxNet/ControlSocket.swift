@@ -78,7 +78,7 @@ public final class ControlSocketServer {
         try ControlSocketServer.removeStaleSocket(path)
 
         events = try EpollLoop(capacity: 32)
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        listener = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM) | Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         guard listener >= 0 else { throw SystemError("socket AF_UNIX") }
         timer = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
         // Every stored property is set: from here a throw runs deinit, which closes the descriptors.
@@ -322,7 +322,7 @@ public final class ControlSocketServer {
         guard st.st_mode & S_IFMT == S_IFSOCK else {
             throw ControlSocketError("\(path) exists and is not a socket")
         }
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let probe = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM) | Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         guard probe >= 0 else { throw SystemError("socket AF_UNIX") }
         defer { Glibc.close(probe) }
         var addr = try address(path)
@@ -354,7 +354,7 @@ public enum ControlSocketClient {
             throw ControlSocketError("request longer than \(ControlSocketServer.requestLimit) bytes")
         }
         var address = try ControlSocketServer.address(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         guard fd >= 0 else { throw SystemError("socket AF_UNIX") }
         defer { close(fd) }
         let (seconds, attoseconds) = timeout.components

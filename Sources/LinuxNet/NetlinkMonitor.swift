@@ -42,7 +42,7 @@ public final class NetlinkMonitor {
     ///   thousand events); a burst larger than the kernel grants is lost and reported as
     ///   `.resyncNeeded`.
     public init(receiveBufferSize: Int = 1 << 20) throws {
-        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)) else {
+        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC)) else {
             throw SystemError("netlink socket")
         }
         let groups = UInt32(RTMGRP_LINK) | UInt32(RTMGRP_IPV4_IFADDR) | UInt32(RTMGRP_IPV6_IFADDR)

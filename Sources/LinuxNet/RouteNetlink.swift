@@ -26,7 +26,7 @@ public final class RouteNetlink {
     /// - Parameter timeoutSeconds: how long a request waits for the kernel's answer before it
     ///   fails with ETIMEDOUT (the kernel answers at once; this only bounds a bug).
     public init(timeoutSeconds: Int = 5) throws {
-        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(SOCK_CLOEXEC.rawValue)) else { throw SystemError("netlink socket") }
+        guard let s = mnl_socket_open2(NETLINK_ROUTE, Int32(CLinuxNet_SOCK_CLOEXEC)) else { throw SystemError("netlink socket") }
         guard mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
             let e = errno
             mnl_socket_close(s)

@@ -45,7 +45,7 @@ public final class UDPSocket {
     /// (SO_BINDTODEVICE, used later for per-WAN paths).
     public init(bindTo local: SocketAddress, interface: String? = nil) throws {
         isIPv6 = local.isIPv6
-        fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(CLinuxNet_SOCK_DGRAM) | Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         sendControl = .allocate(byteCount: ECNControlMessage.sendCapacity, alignment: MemoryLayout<Int>.alignment)
         receiveControl = .allocate(byteCount: ECNControlMessage.receiveCapacity, alignment: MemoryLayout<Int>.alignment)

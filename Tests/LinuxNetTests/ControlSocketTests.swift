@@ -4,6 +4,7 @@
 import XCTest
 import Foundation
 import Glibc
+import CLinuxNet
 @testable import LinuxNet
 
 final class ControlSocketTests: XCTestCase {
@@ -48,7 +49,7 @@ final class ControlSocketTests: XCTestCase {
         let result = LockedBox<String?>(nil)
         let path = self.path
         Thread {
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
             defer { close(fd) }
             var address = try! ControlSocketServer.address(path)
             var tv = timeval(tv_sec: 5, tv_usec: 0)
@@ -117,7 +118,7 @@ final class ControlSocketTests: XCTestCase {
     func testASilentClientIsTimedOutWithoutBlockingTheServer() throws {
         let server = try ControlSocketServer(path: path, group: nil, connectionTimeout: .milliseconds(200)) { "pong \($0)\n" }
         // Connected, but says nothing.
-        let silent = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let silent = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
         defer { close(silent) }
         var address = try ControlSocketServer.address(path)
         let rc = withUnsafePointer(to: &address) {
@@ -136,7 +137,7 @@ final class ControlSocketTests: XCTestCase {
 
     func testBeyondTheConnectionLimitAClientIsToldItIsBusy() throws {
         let server = try ControlSocketServer(path: path, group: nil, maximumConnections: 1) { "pong \($0)\n" }
-        var silent = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var silent = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
         defer { if silent >= 0 { close(silent) } }
         var address = try ControlSocketServer.address(path)
         XCTAssertEqual(withUnsafePointer(to: &address) {
@@ -153,7 +154,7 @@ final class ControlSocketTests: XCTestCase {
     func testAStaleSocketFileIsReplacedButARunningServerIsNot() throws {
         XCTAssertEqual(mkdir(directory + "/run", 0o750), 0)
         // A socket file nobody listens on: what a crashed tquicd leaves.
-        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let stale = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
         var address = try ControlSocketServer.address(path)
         XCTAssertEqual(withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }

@@ -2,6 +2,7 @@
 // RELOADING=1 with MONOTONIC_USEC; without NOTIFY_SOCKET every call does nothing.
 import XCTest
 import Glibc
+import CLinuxNet
 @testable import LinuxNet
 
 final class SystemdNotifierTests: XCTestCase {
@@ -10,7 +11,7 @@ final class SystemdNotifierTests: XCTestCase {
 
     override func setUpWithError() throws {
         socketPath = "/tmp/tquic-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
-        socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        socketFD = socket(AF_UNIX, Int32(CLinuxNet_SOCK_DGRAM) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         XCTAssertGreaterThanOrEqual(socketFD, 0)
         var address = try ControlSocketServer.address(socketPath)
         let rc = withUnsafePointer(to: &address) {

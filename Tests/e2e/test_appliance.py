@@ -7,6 +7,8 @@ issue's: TCP >= 85 % of the links' sum, UDP at 1.5 links' rate < 0.5 % loss, fai
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -197,3 +199,46 @@ def test_the_tunnel_runs_over_ipv6_wans_too(lab):
     tenants = lab.vps_status()
     assert "from [fd10:1::2]" in tenants and "from [fd10:2::2]" in tenants, tenants
     print(f"over IPv6 WANs: pings through; VPS sees the paths from fd10:1::2 and fd10:2::2")
+
+
+def test_sighup_adds_and_removes_wans_and_tenants_without_dropping_the_tunnel(lab):
+    # Router: start on wan1 only; a reload adds wan2 (a path), a second reload removes wan1 (its
+    # path goes), and the QUIC connection stays the first one throughout. VPS: a reload adds
+    # tenant B, whose router then connects; tenant A's connection is untouched.
+    lab.up()
+    a = L.tenant_a()
+    a.wans = ["wan1"]
+    lab.add_router(a)
+    lab.start_vps()
+    lab.start_router(a, paths=1)
+    a.wans = ["wan1", "wan2"]
+    a.config.write_text(lab.router_config(a))
+    os.kill(a.proc.pid, signal.SIGHUP)
+    lab.wait_for(lambda: lab.router_status(a).paths.get("wan2") is not None and lab.router_status(a).paths["wan2"].active,
+                 10, "wan2 to become a path after the reload")
+    a.wans = ["wan2"]
+    a.config.write_text(lab.router_config(a))
+    os.kill(a.proc.pid, signal.SIGHUP)
+    lab.wait_for(lambda: "wan1" not in lab.router_status(a).paths, 10, "wan1 to leave after the second reload")
+    s = lab.router_status(a)
+    assert "connections: opened 1, lost 0" in s.text, f"a reload dropped the connection:\n{s.text}"
+    r = lab.ping("lan", L.INET4, count=3)
+    assert r.returncode == 0, f"no traffic on wan2 alone after the reloads:\n{r.stdout}{r.stderr}"
+    # A bad file is refused and changes nothing.
+    good = a.config.read_text()
+    a.config.write_text(good.replace("[wan]", "[wann]"))
+    os.kill(a.proc.pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert a.proc.alive() and lab.router_status(a).paths["wan2"].active, "a bad file on reload must change nothing"
+    a.config.write_text(good)
+    # VPS: tenant B added by a reload.
+    lab.up_rtr2()
+    b = L.tenant_b()
+    lab.add_router(b)
+    (lab.dir / "vps.conf").write_text(lab.vps_config())
+    os.kill(lab.vps.pid, signal.SIGHUP)
+    lab.start_router(b, paths=1)
+    tenants = lab.tenants()
+    assert tenants["b"]["connected"] and tenants["a"]["connected"], lab.vps_status()
+    assert "connections: opened 1, lost 0" in lab.router_status(a).text, "tenant A's connection was dropped by the VPS reload"
+    print("reloads: wan2 added, wan1 removed, a bad file refused, tenant B added; A's connection is still the first")

@@ -12,6 +12,18 @@
 // epoll, eventfd, signalfd, timerfd, setns, peer credentials: for the daemon's loop and sockets.
 #include "CLinuxNetDaemon.h"
 
+/// Socket types and their flags as plain constants. glibc declares them in an enum of
+/// <bits/socket_type.h>, and Swift attributes that enum to whichever Clang module includes
+/// <sys/socket.h> first in a build (Glibc, CLinuxNet, CMnl, CNftables, CSystemd): a clean build
+/// could then not see SOCK_DGRAM from a file that imports only Glibc and CLinuxNet.
+enum {
+    CLinuxNet_SOCK_STREAM = SOCK_STREAM,
+    CLinuxNet_SOCK_DGRAM = SOCK_DGRAM,
+    CLinuxNet_SOCK_RAW = SOCK_RAW,
+    CLinuxNet_SOCK_NONBLOCK = SOCK_NONBLOCK,
+    CLinuxNet_SOCK_CLOEXEC = SOCK_CLOEXEC,
+};
+
 /// struct mmsghdr (recvmmsg(2), sendmmsg(2)): one message of a batch and its byte count.
 typedef struct {
     struct msghdr msg_hdr;
