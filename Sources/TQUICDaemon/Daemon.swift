@@ -76,20 +76,25 @@ public final class Daemon {
         var nextStatus = MonotonicClock.now()
         var stopDeadline: Timestamp?
         var reloadRequested = false
+        // The descriptors of one wake-up, kept between wake-ups (no array per wake-up).
+        var fired: [Int] = []
+        fired.reserveCapacity(128)
+        func earliest(_ a: Timestamp?, _ b: Timestamp?) -> Timestamp? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return min(a, b)
+        }
 
         while true {
             var now = MonotonicClock.now()
-            var deadline = plane.nextTimeout
-            for t in [nextWatchdog, stopDeadline, Optional(nextStatus)] {
-                if let t { deadline = deadline.map { min($0, t) } ?? t }
-            }
+            let deadline = earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus)
             let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
-            var fired: [(Int, Bool)] = []
-            _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, readable, _, hangup in
-                fired.append((token, readable || hangup))
+            fired.removeAll(keepingCapacity: true)
+            _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, _, _, _ in
+                fired.append(token)
             }
             now = MonotonicClock.now()
-            for (token, _) in fired {
+            for token in fired {
                 switch token {
                 case DaemonToken.signals:
                     for s in (try? signals.read()) ?? [] {

@@ -48,9 +48,26 @@ public final class TunnelServer {
     public final class Session {
         public let connection: Connection
         public let engine: TunnelEngine
+        /// `engine.innerPacketCapacity`, taken again when a path's MTU changed or after
+        /// `capacityLifetime` (paths come and go): not walked over the paths per packet.
+        private var capacity: Int?
+        private var capacityTakenAt: Timestamp?
+        private var capacityMTUChanges = 0
+        static let capacityLifetime: Duration = .milliseconds(100)
+
         init(connection: Connection, engine: TunnelEngine) {
             self.connection = connection
             self.engine = engine
+        }
+
+        func innerPacketCapacity(now: Timestamp) -> Int? {
+            if let t = capacityTakenAt, now < t + Session.capacityLifetime, capacityMTUChanges == engine.pathMTUChanges {
+                return capacity
+            }
+            capacity = engine.innerPacketCapacity
+            capacityTakenAt = now
+            capacityMTUChanges = engine.pathMTUChanges
+            return capacity
         }
     }
 
@@ -102,7 +119,7 @@ public final class TunnelServer {
             return .dropped
         }
         // Each tenant's paths have their own MTUs; the shared TUN's is the largest any carries.
-        if let capacity = s.engine.innerPacketCapacity, packet.count > capacity {
+        if let capacity = s.innerPacketCapacity(now: now), packet.count > capacity {
             tenantStatistics[i].droppedTooBig += 1
             // Answer only once the tenant's paths know their MTUs (TunnelEngine says why).
             return s.engine.answersTooBig ? .tooBig(mtu: capacity) : .dropped

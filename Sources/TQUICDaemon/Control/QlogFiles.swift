@@ -26,7 +26,7 @@ final class QlogFiles {
         var t = time(nil)
         var tm = tm()
         gmtime_r(&t, &tm)
-        let stamp = String(format4(Int(tm.tm_year) + 1900)) + two(Int(tm.tm_mon) + 1) + two(Int(tm.tm_mday)) + "T" + two(Int(tm.tm_hour))
+        let stamp = String(Int(tm.tm_year) + 1900) + two(Int(tm.tm_mon) + 1) + two(Int(tm.tm_mday)) + "T" + two(Int(tm.tm_hour))
             + two(Int(tm.tm_min)) + two(Int(tm.tm_sec))
         let path = "\(directory)/\(role)-\(stamp)-\(connectionID).sqlog"
         guard let file = RotatingFile(path: path, maxBytes: maxBytes) else {
@@ -53,7 +53,6 @@ final class QlogFiles {
     }
 
     private func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    private func format4(_ n: Int) -> String { String(n) }
 }
 
 /// A file that is renamed to PATH.1 and started again (with its first line, the qlog header) once

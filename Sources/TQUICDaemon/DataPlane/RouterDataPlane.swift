@@ -100,17 +100,9 @@ final class RouterDataPlane: DataPlane {
         case RouterDataPlane.tunToken:
             source.rearm()
         case RouterDataPlane.netlinkToken:
-            var resync = false
-            do {
-                try monitor.readEvents { event in
-                    if case .resyncNeeded = event { resync = true }
-                }
-            } catch {
-                log.warning("netlink monitor: \(error)")
-                resync = true
-            }
-            // Any change may concern a WAN: compare with a fresh dump (a few syscalls, rare).
-            _ = resync
+            // Drain the events; whatever they say (a resync included), any change may concern a
+            // WAN, so compare with a fresh dump (a few syscalls, rare).
+            do { try monitor.readEvents { _ in } } catch { log.warning("netlink monitor: \(error)") }
             refreshInterfaces(now: now, starting: false)
         default:
             let i = token - RouterDataPlane.firstWANToken
