@@ -55,6 +55,10 @@ public struct VPSConfiguration: Equatable, Sendable {
     /// A directory of `*.conf` files holding more [tenant] sections (one file per tenant, so a
     /// fleet tool can write them).
     public var tenantDirectory: String?
+
+    /// Only IPv6 routers can come (an IPv6 address other than `[::]`, which also takes IPv4):
+    /// then the largest datagram is IPv6's.
+    public var isIPv6Only: Bool { listen.isIPv6 && !(0..<16).allSatisfy { listen.ipByte($0) == 0 } }
 }
 
 public struct DaemonConfiguration: Equatable, Sendable {

@@ -39,7 +39,7 @@ final class VPSDataPlane: DataPlane {
         self.pins = pins
         let tls = try TLSContext(configuration: TunnelTransport.vpsTLS(key: key, isTenant: { pins.contains($0) }), isServer: true)
         let connection = TunnelTransport.connectionConfiguration(
-            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: vps.listen.isIPv6,
+            tls: tls, congestion: CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr, ipv6: vps.isIPv6Only,
             keepAlive: configuration.keepaliveSeconds > 0 ? .seconds(Double(configuration.keepaliveSeconds)) : nil)
         let random = SystemRandom()
         var endpointConfiguration = Endpoint.Configuration(connection: connection, tokenKey: random.bytes(16))

@@ -28,7 +28,7 @@ final class HostSetup {
         self.configuration = configuration
         self.log = log
         netlink = try RouteNetlink()
-        let outerIPv6 = configuration.router?.server.isIPv6 ?? configuration.vps?.listen.isIPv6 ?? false
+        let outerIPv6 = configuration.router?.server.isIPv6 ?? configuration.vps?.isIPv6Only ?? false
         let capacity = TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.maxUDPPayloadSize(ipv6: outerIPv6))
         maximumMTU = capacity
         if let mtu = configuration.tunnel.mtu, mtu > capacity {
