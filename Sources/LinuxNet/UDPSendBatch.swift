@@ -23,6 +23,8 @@ public final class UDPSendBatch {
         /// Datagrams dropped: the socket buffer was full (EAGAIN / ENOBUFS), or the kernel refused
         /// one (EMSGSIZE) or reported an ICMP error (ECONNREFUSED, unreachable) for it.
         public var dropped = 0
+        /// Of those, datagrams larger than the interface's MTU (EMSGSIZE).
+        public var tooLarge = 0
         public init() {}
     }
 
@@ -32,6 +34,10 @@ public final class UDPSendBatch {
     /// Segments per GSO send (at most the kernel's 64).
     public let maxSegments: Int
     public private(set) var statistics = Statistics()
+    /// The smallest datagram the kernel refused as larger than the interface's MTU (EMSGSIZE;
+    /// with UDP GSO, EINVAL for a segment size above it) since the last `takeRefusedSize`. The
+    /// owner tells the path's MTU discovery: the interface itself says it cannot carry that size.
+    public private(set) var refusedSize: Int?
     /// Datagrams waiting for `flush`.
     public var count: Int { datagramCount }
     public var isEmpty: Bool { datagramCount == 0 }
@@ -65,6 +71,10 @@ public final class UDPSendBatch {
     /// Per built message: its train and its datagram count.
     private let messageTrain: UnsafeMutablePointer<Int>
     private let messageDatagrams: UnsafeMutablePointer<Int>
+    /// A GSO train the kernel refused with an error that may mean either "no GSO here" or "segment
+    /// larger than the MTU": it goes again one datagram per message, and how a full-size one fares
+    /// tells which (`verdictOnSegmentation`).
+    private var splitTrain: Int?
 
     /// - Parameters:
     ///   - socket: where the batch sends.
@@ -155,13 +165,17 @@ public final class UDPSendBatch {
     public func flush() throws -> Bool {
         defer { used = 0; datagramCount = 0; trainCount = 0 }
         guard datagramCount > 0 else { return true }
+        defer { splitTrain = nil }
         var built = build(fromTrain: 0)
         var next = 0
         while next < built {
             let n = sendMessages(from: next, count: built - next)
             statistics.calls += 1
             if n > 0 {
-                for m in next..<(next + n) { account(message: m) }
+                for m in next..<(next + n) {
+                    account(message: m)
+                    if messageTrain[m] == splitTrain { verdictOnSegmentation(message: m, refused: false) }
+                }
                 next += n
                 continue
             }
@@ -171,10 +185,11 @@ public final class UDPSendBatch {
                 for m in next..<built { statistics.dropped += messageDatagrams[m] }
                 return false
             }
-            if messageDatagrams[next] > 1 && UDPSegmentation.isRefusal(e) {
-                // udp(7): the kernel or the route cannot segment; send this train and the rest one
-                // datagram per message, and never ask this socket again.
-                socket.segmentationOffload = false
+            if messageDatagrams[next] > 1 && (UDPSegmentation.isRefusal(e) || e == EMSGSIZE) {
+                // udp(7): the kernel or the route cannot segment, or the segment size is above the
+                // interface's MTU (EINVAL or EMSGSIZE): send this train one datagram per message
+                // and see; a shorter last segment may still fit.
+                splitTrain = messageTrain[next]
                 built = build(fromTrain: messageTrain[next])
                 next = 0
                 continue
@@ -182,12 +197,32 @@ public final class UDPSendBatch {
             if e == EMSGSIZE || e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH {
                 // Like a loss on the way: the datagram is gone, QUIC's recovery takes it from here.
                 statistics.dropped += messageDatagrams[next]
+                if e == EMSGSIZE {
+                    statistics.tooLarge += messageDatagrams[next]
+                    refusedSize = min(refusedSize ?? Int.max, iovecs[next].iov_len)
+                    if messageTrain[next] == splitTrain { verdictOnSegmentation(message: next, refused: true) }
+                }
                 next += 1
                 continue
             }
             throw SystemError("sendmmsg \(trains[messageTrain[next]].destination)", errno: e)
         }
         return true
+    }
+
+    /// The refused size since the last call, and forgets it.
+    public func takeRefusedSize() -> Int? {
+        defer { refusedSize = nil }
+        return refusedSize
+    }
+
+    /// A full-size datagram of a split train was sent (`refused` false) or refused as too large:
+    /// sent, the kernel could not segment (never ask this socket again); refused, the segments were
+    /// too large for the interface, GSO is fine.
+    private func verdictOnSegmentation(message m: Int, refused: Bool) {
+        guard let t = splitTrain, iovecs[m].iov_len == trains[t].segmentSize else { return }
+        if !refused { socket.segmentationOffload = false }
+        splitTrain = nil
     }
 
     private func account(message m: Int) {
@@ -208,13 +243,13 @@ public final class UDPSendBatch {
         return n >= 0 ? 1 : -1
     }
 
-    /// Fills `messages` from train `firstTrain` on: one per train while the socket may segment,
-    /// else one per datagram. Returns the number of messages.
+    /// Fills `messages` from train `firstTrain` on: one per train while the socket may segment
+    /// (but the split train), else one per datagram. Returns the number of messages.
     private func build(fromTrain firstTrain: Int) -> Int {
         var m = 0
         for t in firstTrain..<trainCount {
             let train = trains[t]
-            if socket.segmentationOffload || train.count == 1 {
+            if (socket.segmentationOffload && t != splitTrain) || train.count == 1 {
                 fill(message: m, train: t, offset: train.offset, bytes: train.bytes, datagrams: train.count)
                 m += 1
             } else {

@@ -342,7 +342,7 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
     static func queue(_ text: String, rate: UInt64) throws -> Int? {
         if text.lowercased() == "unlimited" { return nil }
         let (value, unit) = split(text)
-        if let value, ["ns", "us", "ms", "s"].contains(unit) {
+        if value != nil, ["ns", "us", "ms", "s"].contains(unit) {
             guard rate > 0 else { throw LinkSpecificationError(message: "queue=\(text): a queue in time needs a rate (this link is unlimited)") }
             return LinkModel.bandwidthDelayProduct(rate: rate, rtt: try duration(text, what: "queue"))
         }

@@ -114,6 +114,14 @@ public final class TunnelClient {
         return (t, wan)
     }
 
+    /// The socket of WAN `w` refused a datagram of `size` bytes as larger than its interface's
+    /// MTU: that WAN's path stops sending such sizes at once.
+    public func datagramRefusedAsTooLarge(wan w: Int, size: Int, now: Timestamp) {
+        guard let c = connection, let e = engine, let i = engineWANs.firstIndex(of: w),
+              i < e.paths.links.count, let id = e.paths.links[i].pathID else { return }
+        c.datagramRefusedAsTooLarge(pathID: id, size: size, now: now)
+    }
+
     public var nextTimeout: Timestamp? {
         [connection?.nextTimeout, engine?.nextTimeout, connection == nil ? reconnectAt : nil].compactMap { $0 }.min()
     }

@@ -180,6 +180,41 @@ final class UDPBatchTests: XCTestCase {
         XCTAssertEqual(got.datagrams.prefix(5).map { $0.ecn }, Array(repeating: .ect0, count: 5))
     }
 
+    /// An interface whose MTU is smaller than the datagrams (`ip link set mtu` on a WAN): GSO
+    /// refuses the train (EINVAL), one by one the full-size datagrams are refused (EMSGSIZE) and
+    /// reported as a refused size for the path's MTU discovery, the ones that fit still leave, and
+    /// GSO stays on: the refusal was the size, not segmentation.
+    func testDatagramsLargerThanTheInterfaceAreReportedAndGSOStaysOn() throws {
+        let namespace = try TestNetworkNamespace(for: self)
+        let (report, gsoAfter, got) = try namespace.run { () -> (UDPSendBatch.Statistics, Bool, [Int]) in
+            try namespace.ip("link", "set", "lo", "up", "mtu", "1280")
+            let sender = try UDPSocket(bindTo: self.loopback)
+            sender.setDontFragment()
+            let receiver = try UDPSocket(bindTo: self.loopback)
+            let to = try XCTUnwrap(receiver.localAddress)
+            let gso = sender.segmentationOffload
+            let batch = UDPSendBatch(socket: sender)
+            // 1280 - 28 bytes of IPv4 + UDP headers is the largest that fits.
+            for i in 0..<4 { try batch.append(self.payload(i, length: 1400), to: to) }
+            for i in 4..<7 { try batch.append(self.payload(i, length: 1000), to: to) }
+            XCTAssertTrue(try batch.flush())
+            XCTAssertEqual(batch.takeRefusedSize(), 1400, "the refused size is reported once")
+            XCTAssertNil(batch.takeRefusedSize())
+            XCTAssertEqual(sender.segmentationOffload, gso, "GSO is not turned off by a size the interface refuses")
+            // The next flush of datagrams that fit goes as one GSO train again.
+            for i in 7..<10 { try batch.append(self.payload(i, length: 1200), to: to) }
+            XCTAssertTrue(try batch.flush())
+            XCTAssertNil(batch.takeRefusedSize())
+            let received = try self.receive(receiver, UDPReceiveBatch(), expected: 6)
+            return (batch.statistics, sender.segmentationOffload, received.datagrams.map { Int($0.bytes[0]) })
+        }
+        XCTAssertEqual(got, [4, 5, 6, 7, 8, 9], "what fits arrives, in order")
+        XCTAssertEqual(report.tooLarge, 4)
+        XCTAssertEqual(report.dropped, 4)
+        XCTAssertEqual(report.datagrams, 6)
+        if gsoAfter { XCTAssertGreaterThanOrEqual(report.segmentedMessages, 1, "the second flush used GSO") }
+    }
+
     func testForcedFallbackSendsEachDatagramInOneSendmmsg() throws {
         let (sender, _) = try makeSocket()
         let (receiver, to) = try makeSocket()

@@ -222,6 +222,51 @@ final class PathMTUDiscoveryTests: XCTestCase {
         XCTAssertFalse(net.client.isClosed)
     }
 
+    func testALocallyRefusedSizeFallsBackAtOnceAndSearchesBelowIt() {
+        var d = PathMTUDiscovery(maximum: 1472, raiseInterval: .seconds(600))
+        d.start(now: .zero)
+        XCTAssertEqual(search(&d, mtu: 1500), [1472])
+        XCTAssertFalse(d.onLocalRefusal(size: 1100, now: .zero), "below the base size: nothing to learn")
+        XCTAssertEqual(d.current, 1472)
+        XCTAssertTrue(d.onLocalRefusal(size: 1472, now: .zero), "the path's own size refused: a black hole at once")
+        XCTAssertEqual(d.current, 1200)
+        XCTAssertEqual(d.phase, .searching)
+        let sizes = search(&d, mtu: 1252)
+        XCTAssertTrue(sizes.allSatisfy { $0 < 1472 }, "no probe at the refused size: \(sizes)")
+        XCTAssertTrue((1252 - PathMTUDiscovery.searchGranularity)...1252 ~= d.current, "found again: \(d.current)")
+    }
+
+    func testAProbeTheInterfaceRefusesFailsWithoutWaitingForItsTimer() {
+        var d = PathMTUDiscovery(maximum: 1472, raiseInterval: .seconds(600))
+        d.start(now: .zero)
+        let size = d.nextProbeSize!
+        d.onProbeSent(packetNumber: 7, size: size, deadline: Timestamp(nanoseconds: 1) + .seconds(3))
+        XCTAssertFalse(d.onLocalRefusal(size: size, now: .zero), "the path still sends 1200: no black hole")
+        XCTAssertNil(d.probe, "the probe never left")
+        let next = try! XCTUnwrap(d.nextProbeSize, "the search goes on at once")
+        XCTAssertLessThan(next, size)
+        d.onProbeLost(packetNumber: 7, now: .zero) // its loss, later, changes nothing
+        XCTAssertEqual(d.nextProbeSize, next)
+    }
+
+    func testAConnectionToldOfALocalRefusalStopsSendingThatSizeAtOnce() throws {
+        let net = try network()
+        let traffic = Traffic()
+        XCTAssertTrue(net.run(for: .seconds(10)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        XCTAssertEqual(net.client.pathMTU(0), 1500)
+        net.maxDatagramSize = 1380
+        net.clientEvents.removeAll()
+        net.client.datagramRefusedAsTooLarge(pathID: 0, size: 1500, now: net.now)
+        XCTAssertEqual(net.client.pathMTU(0), 1200, "no waiting for loss events")
+        XCTAssertEqual(net.client.stats.pmtuBlackHolesDetected, 1)
+        net.collectEvents()
+        XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: 0, mtu: 1200)))
+        XCTAssertTrue(net.run(for: .seconds(60)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        let mtu = try XCTUnwrap(net.client.pathMTU(0))
+        XCTAssertTrue((1380 - PathMTUDiscovery.searchGranularity)...1380 ~= mtu, "the lower MTU is found, got \(mtu)")
+        XCTAssertFalse(net.client.isClosed)
+    }
+
     func testAfterTheRaiseIntervalAPathProbesUpwardsAgain() throws {
         let net = try network(configure: { $0.pmtuRaiseInterval = .seconds(20) })
         net.maxDatagramSize = 1300

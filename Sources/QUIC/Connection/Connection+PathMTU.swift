@@ -11,6 +11,25 @@ extension Connection {
     /// when there is no such path.
     public func pathMTU(_ pathID: UInt32) -> Int? { paths[pathID]?.maxDatagramSize }
 
+    /// The local network stack refused to send a datagram of `size` bytes on path `pathID` because
+    /// it is larger than the outgoing interface's MTU (EMSGSIZE from sendmsg: the WAN's own MTU
+    /// fell, e.g. a PPPoE or LTE modem renegotiated it). DPLPMTUD takes it as a failed size at
+    /// once (RFC 8899 §5.1.2: MAX_PLPMTU is bounded by the local interface MTU), so the path does not wait
+    /// for three loss events to stop sending what cannot leave.
+    public func datagramRefusedAsTooLarge(pathID: UInt32, size: Int, now: Timestamp) {
+        guard config.pmtuDiscovery, let path = paths[pathID] else { return }
+        let probeInFlight = path.mtu.probe != nil
+        let fellBack = path.mtu.onLocalRefusal(size: size, now: now)
+        if probeInFlight && path.mtu.probe == nil {
+            path.pmtuProbesLost += 1
+            stats.pmtuProbesLost += 1
+        }
+        guard fellBack else { return }
+        path.pmtuBlackHoles += 1
+        stats.pmtuBlackHolesDetected += 1
+        setPathMTU(path, path.mtu.current, now: now)
+    }
+
     // MARK: - Sizes
 
     /// MAX_PLPMTU of every path (RFC 8899 §5.1.2): our maxUDPPayloadSize, capped by the peer's

@@ -154,6 +154,32 @@ struct PathMTUDiscovery {
         completeIfDone(now: now)
     }
 
+    /// The local network stack refused a datagram of `size` bytes on this path: larger than the
+    /// interface's MTU (EMSGSIZE). That is certain, not a guess from losses: the size failed
+    /// (no more probes at or above it in this search) and, when the path's packets are that
+    /// large, it is a black hole at once. Returns true when the PLPMTU fell back to the base.
+    mutating func onLocalRefusal(size: Int, now: Timestamp) -> Bool {
+        guard phase != .disabled, size > Self.basePLPMTU else { return false }
+        if let p = probe, p.size >= size {
+            // The probe never left: it fails now, not after its timer.
+            probe = nil
+            probeDeadline = nil
+        }
+        if current >= size {
+            current = min(Self.basePLPMTU, maximum)
+            beginSearch(now: now)
+            failedSize = size
+            completeIfDone(now: now)
+            return true
+        }
+        if phase == .searching {
+            probeCount = 0
+            failedSize = min(failedSize ?? Int.max, size)
+            completeIfDone(now: now)
+        }
+        return false
+    }
+
     /// The PMTU_RAISE_TIMER expired: search upwards again (RFC 8899 §5.2 SEARCH_COMPLETE →
     /// SEARCHING), forgetting the sizes that failed before.
     mutating func onRaiseTimer(now: Timestamp) {

@@ -136,7 +136,12 @@ final class RouterDataPlane: DataPlane {
             guard wan < wans.count, let batch = wans[wan].batch else { continue }
             do { try batch.append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send on \(wans[wan].name): \(error)") }
         }
-        for w in wans { if let b = w.batch, !b.isEmpty { _ = try? b.flush() } }
+        for (i, w) in wans.enumerated() {
+            guard let b = w.batch else { continue }
+            if !b.isEmpty { _ = try? b.flush() }
+            // The WAN's own MTU fell below what its path sends (EMSGSIZE): tell the path now.
+            if let size = b.takeRefusedSize() { client.datagramRefusedAsTooLarge(wan: i, size: size, now: now) }
+        }
         // At once when a path's MTU changed, and now and then (a path came or went).
         let changes = client.engine?.pathMTUChanges ?? 0
         if now >= nextMTUCheck || changes != seenMTUChanges {
