@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# The appliance demo (`make demo`), on a fresh Debian 12 machine as root: installs what is needed
-# (scripts/setup.sh), builds release tquicd and tquicctl, then Tests/e2e/demo.py: a lab of network
-# namespaces (scripts/lab-net.sh) with 2 WANs at 20 Mbit/s, tquicd as VPS and router, ping v4/v6
-# through the tunnel, a ~10 s iperf3 TCP transfer with each path's share, wan1 cut in the middle
-# (the failover gap measured by a UDP probe). About a minute after the build. The last line:
+# The appliance demo and lab (`make demo`), on a fresh Debian 12 machine as root: installs what is
+# needed (scripts/setup.sh), builds release tquicd, tquicctl, tquic-netem and tquic-sim, then
+# Tests/e2e/demo.py: router, WANs and VPS in network namespaces (scripts/lab-net.sh), each WAN
+# through its own tquic-netem with the links of the simulator's scenario of the same name
+# (default profile `equal`: 2 x 50 Mbit/s, 10 ms), tquicd as VPS and router; ping idle and loaded,
+# an iperf3 TCP transfer with a VoIP-like flow beside it, an inner QUIC download, wan1 cut
+# mid-transfer, and kernel MPTCP over the same links. About a minute per profile after the build.
+# The last line:
 #
-#   RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no
+#   RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B profile=P
 #
-# Exit status 0 only if every step worked and the targets held (ratio >= 0.85, gap < 300 ms, TCP
-# survived). Everything is removed at exit, however it ends (demo.py's own cleanup, then the trap).
-# DEMO_SKIP_SETUP=1 skips setup.sh; TQUIC_BIN_DIR=DIR uses binaries from DIR (no build).
+# Arguments go to demo.py: --profile equal|mptcp-15-5|fibre-satellite|lte-jitter|gigabit|all,
+# --link NAME=SPEC (your own links, docs/link-syntax.md), --seconds S, --no-mptcp, --docs FILE.
+# Exit status 0 only if every step worked and the targets held. Everything is removed at exit,
+# however it ends (demo.py's own cleanup, then the trap). DEMO_SKIP_SETUP=1 skips setup.sh;
+# TQUIC_BIN_DIR=DIR uses binaries from DIR (no build).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -28,7 +33,7 @@ cleanup() {
     if [ ! -e "$WORK/RESULT" ]; then  # demo.py did not get to its line (setup, build, killed)
         [ "$rc" = 0 ] && rc=1
         echo "FAIL: the demo did not complete; logs: $WORK"
-        echo "RESULT aggregate_mbps=0.0 sum_link_mbps=40 ratio=0.000 failover_gap_ms=0.0 tcp_survived=no"
+        echo "RESULT aggregate_mbps=0.0 sum_link_mbps=0 ratio=0.000 failover_gap_ms=0.0 tcp_survived=no ping_idle_ms=0.0 ping_loaded_ms=0.0"
     fi
     [ "$rc" = 0 ] && rm -rf "$WORK"
     exit "$rc"
@@ -42,8 +47,8 @@ if [ -z "${DEMO_SKIP_SETUP:-}" ]; then
     scripts/setup.sh
 fi
 if [ -z "${TQUIC_BIN_DIR:-}" ]; then
-    echo "== build: release tquicd and tquicctl (.build-release)"
-    for product in tquicd tquicctl; do
+    echo "== build: release tquicd, tquicctl, tquic-netem and tquic-sim (.build-release)"
+    for product in tquicd tquicctl tquic-netem tquic-sim; do
         if ! swift build -c release --product "$product" --scratch-path .build-release >"$WORK/build-$product.log" 2>&1; then
             tail -n 40 "$WORK/build-$product.log"; exit 1
         fi
@@ -54,7 +59,7 @@ PY=.venv/bin/python3
 [ -x "$PY" ] || PY=python3
 # In the background so a signal reaches the trap at once; demo.py takes SIGTERM as its cue to clean
 # up and still print its RESULT line.
-"$PY" Tests/e2e/demo.py --prefix "$PREFIX" --dir "$WORK" &
+"$PY" Tests/e2e/demo.py --prefix "$PREFIX" --dir "$WORK" "$@" &
 child=$!
 while :; do
     rc=0; wait "$child" || rc=$?

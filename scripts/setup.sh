@@ -9,9 +9,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq
     # openssl: test certificates; iproute2: namespaces; libmnl/libnftables/libsystemd: what LinuxNet
     # links (rtnetlink, nftables, sd_notify); nftables, iperf3, iputils-ping: the end-to-end tests; ethtool:
-    # tquic-netem's test namespaces.
+    # tquic-netem's test namespaces and the lab; mptcpize: the lab's kernel MPTCP comparison.
     apt-get install -y -qq openssl iproute2 ca-certificates pkg-config \
-        libmnl-dev libnftables-dev libsystemd-dev nftables iperf3 iputils-ping ethtool >/dev/null
+        libmnl-dev libnftables-dev libsystemd-dev nftables iperf3 iputils-ping ethtool mptcpize >/dev/null
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python3 ] || python3 -m venv .venv

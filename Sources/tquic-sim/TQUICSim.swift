@@ -39,6 +39,8 @@ struct TQUICSim: ParsableCommand {
     @Option(name: .customLong("link-back"), parsing: .singleValue,
             help: ArgumentHelp("The VPS → router direction of the --link of the same NAME (default: the same as --link).", valueName: "spec"))
     var linksBack: [String] = []
+    @Flag(help: "Print the links of --scenario (or of --link) in the link syntax and exit: one line per path, NAME TAB UPLINK TAB DOWNLINK, what the lab's --profile gives tquic-netem.")
+    var printLinks = false
     @Option(help: "Seconds to simulate with --link (default 10, or 5 past the last outage or rate change).")
     var duration: Double?
 
@@ -48,6 +50,15 @@ struct TQUICSim: ParsableCommand {
         if list {
             for s in Scenario.all { print("\(s.name): \(s.summary)") }
             for s in CongestionScenario.all { print("\(s.name): \(s.summary) (congestion study)") }
+            return
+        }
+        if printLinks {
+            // The scenario's models count UDP payloads plus 28 bytes; the link syntax counts IP packets.
+            for p in try chosenScenario().paths {
+                let up = LinkSpecification(name: p.name, model: p.up.withoutOverhead(LinkModel.ipv4UDPOverhead), isBackup: p.isBackup)
+                let down = LinkSpecification(name: p.name, model: p.down.withoutOverhead(LinkModel.ipv4UDPOverhead), isBackup: p.isBackup)
+                print("\(p.name)\t\(up)\t\(down)")
+            }
             return
         }
         if ccTable {

@@ -1,21 +1,25 @@
-"""The appliance demo (scripts/demo-appliance.sh, `make demo`), on the end-to-end tests' lab (lab.py):
-2 WANs at 20 Mbit/s, tquicd as VPS and router, ping v4 and v6 through the tunnel, then a ~10 s
-iperf3 TCP transfer from the LAN host to the internet host with the UDP probe running, wan1 cut
-in the middle. Prints each path's share and the failover gap; cleans up; the last line is
+"""The appliance demo and lab (scripts/demo-appliance.sh, `make demo`): router, WANs and VPS in
+network namespaces (lab.py), each WAN through its own tquic-netem, tquicd as router and VPS, and
+the measurements of profile_run.py: ping idle and loaded, a bulk TCP transfer with a VoIP-like
+flow beside it, an inner QUIC download, wan1 cut mid-transfer, and kernel MPTCP on the same links.
+Per profile it prints a human summary, then
 
-    RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no
+    FLOWS voip_owd_p50_ms=.. voip_owd_p99_ms=.. voip_jitter_ms=.. voip_loss=.. quic_mbps=.. profile=P
+    MPTCP aggregate_mbps=X ratio=Z profile=P
+    RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B profile=P
 
-aggregate_mbps: the TCP receiver's rate while both WANs were up (from 1 s, after slow start, to
-the cut); failover_gap_ms: the longest time without a probe datagram arriving (one every 2 ms,
-LAN host -> internet host) around the cut. Exit status 0 only if every step worked and the
-issue's targets hold (ratio >= 0.85, gap < 300 ms, TCP survived).
+the RESULT line last. `--profile all` runs every profile and ends with a Markdown table (and
+`--docs FILE` writes it between FILE's `<!-- lab-profiles:begin -->` and `:end -->` markers).
+Exit status 0 only if every step worked and the issue's targets held (profile_run.Figures.check_targets).
 
-usage: demo.py [--prefix P] [--dir D] [--seconds 10] [--rate 20]   (root; lab.bin_dir() binaries)
+usage: demo.py [--profile NAME|all] [--link SPEC ... [--link-back SPEC ...]] [--seconds S] [--no-mptcp]
+               [--prefix P] [--dir D] [--docs FILE]          (root; lab.bin_dir() binaries)
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import tempfile
@@ -23,109 +27,89 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lab as L  # noqa: E402
+import profile_run as R  # noqa: E402
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-def run(lab: L.Lab, seconds: float, failures: list[str], result: dict) -> None:
-    say(f"== lab: {lab.prefix}-{{lan,rtr,isp,vps,inet}}, {lab.wans} WANs at {lab.rate} Mbit/s (tbf both ways)")
-    lab.up()
-    lab.start(L.tenant_a())
-    a = lab.router()
-    for line in lab.router_status(a).text.splitlines():
-        if line.startswith(("server:", "  wan")):
-            say(f"   {line.strip()}")
+def custom_profile(links: list[str], back: list[str]) -> R.Profile:
+    """`--link NAME=SPEC` (and `--link-back` of the same NAME) as a profile; one WAN per link."""
+    def name(spec: str) -> str:
+        head = spec.split(",", 1)[0]
+        return head.split("=", 1)[0] if "=" in head else ""
+    downs = {name(b): b for b in back}
+    out = []
+    for i, spec in enumerate(links, start=1):
+        n = name(spec) or f"wan{i}"
+        out.append(L.EmulatedLink(n, spec, downs.get(n, spec)))
+    unknown = set(downs) - {l.name for l in out}
+    if unknown:
+        raise SystemExit(f"--link-back {sorted(unknown)}: no --link of that name")
+    return R.Profile("custom", out)
 
-    say("== ping through the tunnel (LAN host -> internet host)")
-    for address in (L.INET4, L.INET6):
-        r = lab.ping("lan", address, count=3)
-        summary = next((x for x in r.stdout.splitlines() if "packets transmitted" in x), r.stderr.strip())
-        rtt = next((x.split("=")[1].split("/")[1] for x in r.stdout.splitlines() if x.startswith("rtt")), "?")
-        say(f"   {address:<11} {summary}; rtt avg {rtt} ms")
-        if r.returncode != 0 or " 0% packet loss" not in r.stdout:
-            failures.append(f"ping {address}: {summary}")
-            for x in r.stdout.splitlines():
-                if x.startswith("From "):  # an ICMP error instead of an answer
-                    say(f"   {x}")
 
-    cut_after = seconds / 2
-    say(f"== iperf3 TCP {seconds:g} s LAN host -> internet host, UDP probe every 2 ms; wan1 cut at {cut_after:g} s")
-    run = lab.transfer_with_cut(seconds, cut_after)
-    r, p = run.iperf, run.probe
-    if r.error:
-        failures.append(f"iperf3: {r.error}")
-        return
-    for second in range(int(seconds)):
-        mark = "   <- wan1 cut" if second <= run.cut_at < second + 1 else ""
-        say(f"   {second:2d}-{second + 1:2d} s  {r.mbps_between(second, second + 1):5.1f} Mbit/s{mark}")
-    say(f"   path shares, both WANs up: {L.shares(run.before, run.at_cut)}")
-    say(f"   path shares, after the cut: {L.shares(run.at_cut, run.after)}")
-    aggregate, after = run.mbps_both(), run.mbps_after()
-    say(f"   TCP: {aggregate:.1f} Mbit/s on 2 WANs ({100 * aggregate / (2 * lab.rate):.0f} % of {2 * lab.rate}), "
-        f"{after:.1f} Mbit/s on wan2 alone ({100 * after / lab.rate:.0f} % of {lab.rate}); "
-        f"retransmits {r.data['end']['sum_sent'].get('retransmits')}")
-    pmtu = lab.pmtu("lan", L.INET4)
-    say(f"   inner packets {L.inner_packet_size(run.before, run.at_cut):.0f} bytes on average"
-        + (f"; the LAN host caches a path MTU of {pmtu} to {L.INET4} (from an ICMP too-big)" if pmtu else ""))
-    connections = next(x for x in run.after.status.text.splitlines() if x.startswith("connections:"))
-    say(f"   failover: longest gap {run.gap_ms:.1f} ms LAN -> internet, {run.round_trip_gap_ms:.1f} ms round trip; "
-        f"probe loss {100 * p.loss:.2f} %; QUIC {connections}")
-    result.update(aggregate=aggregate, gap=run.gap_ms, tcp_survived=run.survived and run.after.status.connected)
+def write_docs(path: Path, text: str) -> None:
+    doc = path.read_text()
+    begin, end = "<!-- lab-profiles:begin -->", "<!-- lab-profiles:end -->"
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {begin} ... {end} markers")
+    path.write_text(re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{text}\n{end}", doc, flags=re.S))
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description="The TQUIC appliance demo in network namespaces (root).")
+    ap = argparse.ArgumentParser(description="The TQUIC appliance lab in network namespaces (root).")
+    ap.add_argument("--profile", default="equal", help=f"{', '.join(R.PROFILES)} or all (default equal)")
+    ap.add_argument("--link", action="append", default=[], metavar="SPEC",
+                    help="a WAN of your own, repeatable, instead of --profile: NAME=RATE,DELAY[,OPTION...] (docs/link-syntax.md)")
+    ap.add_argument("--link-back", action="append", default=[], metavar="SPEC", help="the downlink of the --link of the same NAME")
+    ap.add_argument("--seconds", type=float, default=None, help="the bulk transfer's length (default: the profile's)")
+    ap.add_argument("--no-mptcp", action="store_true", help="skip the kernel MPTCP comparison")
     ap.add_argument("--prefix", default=L.new_prefix("d"))
     ap.add_argument("--dir", type=Path, default=None, help="logs and configurations (default: a new /tmp directory)")
-    ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--rate", type=int, default=L.RATE_MBIT, help="Mbit/s per WAN")
+    ap.add_argument("--docs", type=Path, default=None, help="with --profile all: write the table into this Markdown file")
     args = ap.parse_args(argv)
+    if args.link:
+        profiles = [custom_profile(args.link, args.link_back)]
+        if args.seconds:
+            profiles[0].seconds = args.seconds
+    else:
+        names = R.PROFILES if args.profile == "all" else [args.profile]
+        if any(n not in R.PROFILES for n in names):
+            ap.error(f"--profile {args.profile}: one of {', '.join(R.PROFILES)} or all")
+        profiles = [R.Profile.named(n, args.seconds) for n in names]
     directory = args.dir or Path(tempfile.mkdtemp(prefix="tquic-demo-"))
-    # SIGTERM/SIGHUP as Ctrl-C: the finally below cleans up.
+    # SIGTERM/SIGHUP as Ctrl-C: run_profile's finally cleans up.
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.default_int_handler)
-    result = {"aggregate": 0.0, "gap": 0.0, "tcp_survived": False}
-    failures: list[str] = []
-    lab = None
-    try:
-        lab = L.Lab(args.prefix, directory, wans=2, rate_mbit=args.rate, log=lambda line: say(f"   {line}"))
-        run(lab, args.seconds, failures, result)
-        completed = True
-    except KeyboardInterrupt:
-        failures.append("interrupted")
-        completed = False
-    except Exception as e:
-        text = str(e)
-        failures.append(f"{type(e).__name__}: {text.splitlines()[0] if text else ''}")
-        completed = False
+    figures: list[R.Figures] = []
+    interrupted = False
+    for p in profiles:
+        try:
+            # One after the other, each cleaned up before the next: one prefix for all.
+            f = R.run_profile(p, args.prefix, directory / p.name, say, with_mptcp=not args.no_mptcp)
+        except KeyboardInterrupt:
+            interrupted = True
+            f = R.Figures(profile=p.name, sum_link_mbps=0, failures=["interrupted"])
+        figures.append(f)
+        for x in f.failures:
+            say(f"FAIL ({f.profile}): {x}")
+        say(f.flows_line())
+        say(f.mptcp_line())
+        say(f.result_line())
+        if interrupted:
+            break
+    if len(figures) > 1:
+        text = R.table(figures)
         say(text)
-        if lab is not None and "--- tquicctl status" not in text:
-            say(lab.diagnostics())
-    finally:
-        if lab is not None:
-            problems = lab.close()
-            failures += [f"cleanup: {x}" for x in problems]
-            say(f"== cleaned up: daemons stopped (TUN and nftables tables gone), namespaces {args.prefix}-* deleted"
-                if not problems else "== cleanup problems: " + "; ".join(problems))
-    total = 2 * args.rate
-    ratio = result["aggregate"] / total
-    if completed and ratio < 0.85:
-        failures.append(f"aggregate {result['aggregate']:.1f} Mbit/s is below 85 % of {total}")
-    if completed and result["gap"] >= 300:
-        failures.append(f"failover gap {result['gap']:.0f} ms (target < 300 ms)")
-    if completed and not result["tcp_survived"]:
-        failures.append("the TCP transfer did not survive the cut")
-    for f in failures:
-        say(f"FAIL: {f}")
-    if failures:
+        if args.docs:
+            write_docs(args.docs, text)
+    failed = any(f.failures for f in figures)
+    if failed:
         say(f"logs: {directory}")
-    line = (f"RESULT aggregate_mbps={result['aggregate']:.1f} sum_link_mbps={total} ratio={ratio:.3f} "
-        f"failover_gap_ms={result['gap']:.1f} tcp_survived={'yes' if result['tcp_survived'] else 'no'}")
-    (directory / "RESULT").write_text(line + "\n")
-    say(line)
-    return 1 if failures else 0
+    (directory / "RESULT").write_text(figures[-1].result_line() + "\n")
+    return 1 if failed or interrupted else 0
 
 
 if __name__ == "__main__":

@@ -116,6 +116,9 @@ class Proc:
     def stdout(self) -> str:
         return self.out.read_text(errors="replace") if self.out.exists() else ""
 
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace") if self.err.exists() else ""
+
     def tail(self, chars: int = 2500) -> str:
         text = self.stdout()
         err = self.err.read_text(errors="replace") if self.err.exists() else ""
@@ -296,6 +299,23 @@ class ProbeResult:
                 best, at = b - a, a
         return best / 1e6, at
 
+    def one_way_delays_ms(self) -> list[float]:
+        """Each datagram's one-way delay in sequence order (the sender's and the receiver's
+        CLOCK_MONOTONIC are one clock: every namespace shares the host's), duplicates dropped."""
+        seen: dict[int, float] = {}
+        for seq, sent, arrived in self.arrivals:
+            seen.setdefault(seq, (arrived - sent) / 1e6)
+        return [seen[k] for k in sorted(seen)]
+
+    def rfc3550_jitter_ms(self) -> float:
+        """RFC 3550 §6.4.1's interarrival jitter at the end of the run: J += (|D(i-1,i)| - J) / 16
+        over consecutive datagrams, D the difference of their transit times."""
+        d = self.one_way_delays_ms()
+        j = 0.0
+        for a, b in zip(d, d[1:]):
+            j += (abs(b - a) - j) / 16
+        return j
+
     def gap_around(self, event_ns: int, before_s: float = 0.1, after_s: float = 3.0) -> float:
         """The largest gap (ms) from shortly before an event to a few seconds after it."""
         return self.largest_gap(event_ns - int(before_s * 1e9), event_ns + int(after_s * 1e9))[0]
@@ -304,8 +324,10 @@ class ProbeResult:
 class Probe:
     """The UDP probe between two lab hosts (udp_probe.py): start(), then finish() after the event."""
 
-    def __init__(self, lab: "Lab", src: str, dst: str, address: str, port: int, seconds: float, name: str):
+    def __init__(self, lab: "Lab", src: str, dst: str, address: str, port: int, seconds: float, name: str,
+                 interval_ms: float = 2, size: int = 64):
         self.lab, self.src, self.dst, self.address, self.port, self.seconds, self.name = lab, src, dst, address, port, seconds, name
+        self.interval_ms, self.size = interval_ms, size
         self.receiver: Optional[Proc] = None
         self.sender: Optional[Proc] = None
 
@@ -316,7 +338,7 @@ class Probe:
                                        str(self.seconds + 10), str(d / f"{self.name}-recv.json"))
         self.lab.wait_for(lambda: "ready" in self.receiver.stdout(), 5, f"{self.name} receiver ready", proc=self.receiver)
         self.sender = self.lab.spawn(self.src, f"{self.name}-send", py, str(PROBE), "send", self.address, str(self.port),
-                                     str(self.seconds), "2", str(d / f"{self.name}-send.json"))
+                                     str(self.seconds), str(self.interval_ms), str(d / f"{self.name}-send.json"), str(self.size))
         return self
 
     def finish(self) -> ProbeResult:
@@ -369,12 +391,52 @@ def tenant_b() -> Router:
                   lan=["10.211.0.0/24", "fd11::/64"], wans=["wan1"])
 
 
+@dataclass
+class EmulatedLink:
+    """One WAN through tquic-netem: its uplink (router -> internet) and downlink in the link
+    syntax (docs/link-syntax.md), as `tquic-sim --print-links` prints a scenario's."""
+    name: str
+    up: str
+    down: str
+
+    @property
+    def up_mbps(self) -> float:
+        return rate_mbps(self.up)
+
+    @property
+    def down_mbps(self) -> float:
+        return rate_mbps(self.down)
+
+
+def rate_mbps(spec: str) -> float:
+    """The initial rate of a link specification, Mbit/s (0 for `unlimited`)."""
+    text = spec.split("=", 1)[1] if "=" in spec.split(",", 1)[0] else spec
+    rate = text.split(",", 1)[0].strip().lower()
+    m = re.fullmatch(r"([0-9.]+)(bit|kbit|mbit|gbit)", rate)
+    if rate == "unlimited" or not m:
+        return 0.0
+    return float(m.group(1)) * {"bit": 1e-6, "kbit": 1e-3, "mbit": 1.0, "gbit": 1e3}[m.group(2)]
+
+
+def scenario_links(scenario: str) -> list[EmulatedLink]:
+    """A simulator scenario's links, from `tquic-sim --scenario NAME --print-links`: the lab's
+    profile and the simulator's scenario of the same name are the same links."""
+    out = sh([str(bin_dir() / "tquic-sim"), "--scenario", scenario, "--print-links"], timeout=30).stdout
+    return [EmulatedLink(*line.split("\t")) for line in out.splitlines() if line.strip()]
+
+
 class Lab:
     def __init__(self, prefix: str, directory: Path, wans: int = 2, rate_mbit: int = RATE_MBIT,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None):
+        """wans WANs shaped with tbf at rate_mbit both ways, or with `links` one WAN per link, each
+        through its own tquic-netem (scripts/lab-net.sh's `netem` WANs)."""
         if not re.fullmatch(r"[a-z0-9]{1,8}", prefix):
             raise LabError(f"prefix {prefix!r}: lab-net.sh takes [a-z0-9]{{1,8}}")
+        self.links = links
+        if links:
+            wans = len(links)
         self.prefix, self.dir, self.wans, self.rate = prefix, Path(directory), wans, rate_mbit
+        self.emulators: list[Proc] = []
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.procs: list[Proc] = []
@@ -427,11 +489,50 @@ class Lab:
 
     # --- topology
 
+    @property
+    def link_mbps(self) -> list[float]:
+        """Each WAN's uplink rate (Mbit/s)."""
+        return [l.up_mbps for l in self.links] if self.links else [float(self.rate)] * self.wans
+
+    @property
+    def sum_link_mbps(self) -> float:
+        return sum(self.link_mbps)
+
     def up(self) -> "Lab":
-        self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}}, {self.wans} WANs at {self.rate} Mbit/s")
         self.is_up = True
-        sh([str(LAB_NET), "up", self.prefix, str(self.wans), str(self.rate)], timeout=60)
+        if not self.links:
+            self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}}, {self.wans} WANs at {self.rate} Mbit/s")
+            sh([str(LAB_NET), "up", self.prefix, str(self.wans), str(self.rate)], timeout=60)
+            return self
+        self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}} and {self.prefix}-w1..w{self.wans}, one tquic-netem per WAN")
+        sh([str(LAB_NET), "up", self.prefix, str(self.wans), "netem"], timeout=60)
+        netem = str(bin_dir() / "tquic-netem")
+        if not os.access(netem, os.X_OK):
+            raise LabError(f"{netem} missing: build it or set TQUIC_BIN_DIR")
+        for k, link in enumerate(self.links, start=1):
+            # --a is the router's side: --link is the uplink. Real-time priority keeps the
+            # emulator's timing when iperf3 and both daemons load the two cores.
+            p = self.spawn(f"w{k}", f"netem-wan{k}", netem, "--a", "rt", "--b", "isp", "--link", link.up,
+                           "--link-back", link.down, "--seed", str(k), "--realtime", "10")
+            self.emulators.append(p)
+        for k, p in enumerate(self.emulators, start=1):
+            self.wait_for(lambda: "ready:" in p.stderr(), 10, f"tquic-netem of wan{k}", proc=p)
+            self.log(f"wan{k}: {self.links[k - 1].up} up, {self.links[k - 1].down} down")
         return self
+
+    def emulator_drops(self) -> dict[str, str]:
+        """Each emulator's statistics line (SIGUSR1 asks for one), by WAN."""
+        out = {}
+        for k, p in enumerate(self.emulators, start=1):
+            if p.alive():
+                before = p.stderr().count("stats:")
+                p.signal(signal.SIGUSR1)
+                try:
+                    self.wait_for(lambda: p.stderr().count("stats:") > before, 3, f"wan{k}'s emulator statistics")
+                except LabError:
+                    continue
+                out[f"wan{k}"] = [x for x in p.stderr().splitlines() if "stats:" in x][-1].split("stats:", 1)[1].strip()
+        return out
 
     def add_wan(self, k: int) -> None:
         sh([str(LAB_NET), "add-wan", self.prefix, str(k), str(self.rate)], timeout=30)
@@ -651,8 +752,8 @@ class Lab:
         return self.iperf3_result(c, seconds, reverse="-R" in args)
 
     def probe(self, seconds: float, src: str = "lan", dst: str = "inet", address: str = INET4, port: int = 7000,
-              name: str = "probe") -> Probe:
-        return Probe(self, src, dst, address, port, seconds, name).start()
+              name: str = "probe", interval_ms: float = 2, size: int = 64) -> Probe:
+        return Probe(self, src, dst, address, port, seconds, name, interval_ms, size).start()
 
     def wan_tx_bytes(self, router: Router) -> dict[str, int]:
         return {w: self.link_stats(router.node, w).get("tx_bytes", 0) for w in router.wans}

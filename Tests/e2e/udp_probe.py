@@ -8,7 +8,7 @@ internet host only as the answer to its own packets, through the VPS's masquerad
 writes its arrivals as JSON when it stops. lab.py starts both ends inside the lab's namespaces
 with `ip netns exec` and analyses the result (lab.ProbeResult).
 
-usage: udp_probe.py send HOST PORT SECONDS INTERVAL_MS OUT.json   (stdlib only, Python 3.9+)
+usage: udp_probe.py send HOST PORT SECONDS INTERVAL_MS OUT.json [SIZE]   (stdlib only, Python 3.9+)
        udp_probe.py recv PORT SECONDS OUT.json
 """
 
@@ -26,7 +26,7 @@ HEADER = struct.Struct("!QQ")  # sequence number, sender's monotonic time (ns)
 SIZE = 64
 
 
-def send(host: str, port: int, seconds: float, interval_ms: float, out: str) -> int:
+def send(host: str, port: int, seconds: float, interval_ms: float, out: str, size: int = SIZE) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_DGRAM)
     s.connect((host, port))
@@ -38,7 +38,7 @@ def send(host: str, port: int, seconds: float, interval_ms: float, out: str) -> 
     late = 0
     worst_late = 0
     echoes: list[tuple[int, int, int]] = []  # (seq, sent_ns, echo arrived_ns)
-    pad = b"\0" * (SIZE - HEADER.size)
+    pad = b"\0" * (max(size, HEADER.size) - HEADER.size)
 
     def take_echoes(wait_ns: int) -> None:
         while True:
@@ -110,8 +110,8 @@ def recv(port: int, seconds: float, out: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 6 and argv[0] == "send":
-        return send(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), argv[5])
+    if len(argv) in (6, 7) and argv[0] == "send":
+        return send(argv[1], int(argv[2]), float(argv[3]), float(argv[4]), argv[5], *(int(a) for a in argv[6:]))
     if len(argv) == 4 and argv[0] == "recv":
         return recv(int(argv[1]), float(argv[2]), argv[3])
     print(__doc__, file=sys.stderr)

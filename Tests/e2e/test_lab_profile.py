@@ -1,0 +1,49 @@
+"""The lab's `equal` profile, shortened (what `make demo` runs by default, issue 13): 2 WANs of
+50 Mbit/s, 5 ms each way, each through its own tquic-netem with the simulator scenario's links;
+ping idle and loaded, bulk TCP with a VoIP-like flow, an inner QUIC download, wan1 cut, and kernel
+MPTCP on the same links. Checks the machine-readable lines and the issue's targets for `equal`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import lab as L
+import profile_run as R
+
+
+def fields(line: str) -> dict[str, str]:
+    return dict(re.findall(r"(\w+)=(\S+)", line))
+
+
+def test_equal_profile_bonds_fails_over_and_reports_every_figure(session, tmp_path):
+    p = R.Profile.named("equal", seconds=6)
+    out: list[str] = []
+    f = R.run_profile(p, session.prefix, tmp_path, lambda line: (out.append(line), print(line)))
+    print(f.flows_line())
+    print(f.mptcp_line())
+    print(f.result_line())
+    links = L.scenario_links("equal")
+    assert [l.up for l in links] == ["wan0=50mbit,5ms,queue=62500b", "wan1=50mbit,5ms,queue=62500b"], \
+        "the lab's profile is the simulator's scenario, link for link"
+    result = fields(f.result_line())
+    assert list(result) == ["aggregate_mbps", "sum_link_mbps", "ratio", "failover_gap_ms", "tcp_survived", "ping_idle_ms",
+                            "ping_loaded_ms", "profile"]
+    assert result["sum_link_mbps"] == "100"
+    # Everything the run itself could fail at (setup, iperf3, the QUIC download, cleanup) besides
+    # the targets, which are asserted one by one below.
+    targets = set(f.check_targets())
+    assert not [x for x in f.failures if x not in targets], f.failures
+    assert f.ratio >= 0.85, f"tquic {f.aggregate_mbps:.1f} Mbit/s of 100 (target 0.85 of the summed link rates)"
+    assert f.survived and f.gap_ms <= 300, f"failover gap {f.gap_ms:.0f} ms, TCP survived: {f.survived}"
+    assert 10 <= f.ping_idle_ms < 20, f"idle ping {f.ping_idle_ms} ms over two 5 ms hops each way"
+    assert f.ping_loaded_ms > 0 and f.voip and f.voip["loss"] < 0.02, (f.ping_loaded_ms, f.voip)
+    assert f.mptcp_mbps and f.mptcp_mbps > 50, f"kernel MPTCP over both WANs: {f.mptcp_mbps} Mbit/s"
+    assert f.quic_mbps and f.quic_mbps > 5, f"inner QUIC download {f.quic_mbps} Mbit/s"
+    assert any(line.strip().startswith("emulator wan2:") for line in out), "each emulator reports its drops"
+    # Not yet met (issue 13's note): a ping through the saturated tunnel rises by more than the
+    # slowest path's RTT (10 ms): it waits in the router's TUN queue behind the LAN's bulk TCP,
+    # before the engine can put it ahead. Reported, not asserted, until the tunnel entry manages
+    # that queue.
+    rise = f.ping_loaded_ms - f.ping_idle_ms
+    print(f"loaded ping rise {rise:.1f} ms (target < {f.slowest_rtt_ms:.0f} ms: {'met' if rise < f.slowest_rtt_ms else 'NOT met'})")
