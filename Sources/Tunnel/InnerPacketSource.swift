@@ -1,6 +1,8 @@
 // Where the sender's inner IP packets come from: the TUN device in tquicd, a traffic model in
 // tquic-sim. The sender pulls a packet only when it is about to schedule one, so a saturating
-// source never builds a queue inside the tunnel.
+// source never builds a queue inside the tunnel; a source whose own queue is a plain FIFO (the
+// TUN's ring) asks to be drained at once instead, so that its interactive packets get ahead of
+// bulk ones and the bulk queue is the one CoDel manages.
 import Congestion
 
 public protocol InnerPacketSource: AnyObject {
@@ -12,9 +14,13 @@ public protocol InnerPacketSource: AnyObject {
     var backlogBytes: Int? { get }
     /// When a packet will be ready, if the source knows (a rate-limited model); the engine wakes then.
     var nextPacketTime: Timestamp? { get }
+    /// Read everything it has at every round (into the interactive and the managed bulk queue),
+    /// not only when a path has room: its own queue would hold a ping behind bulk packets.
+    var drainsEagerly: Bool { get }
 }
 
 public extension InnerPacketSource {
     var backlogBytes: Int? { nil }
     var nextPacketTime: Timestamp? { nil }
+    var drainsEagerly: Bool { false }
 }

@@ -37,6 +37,15 @@ public struct TunnelConfiguration: Sendable {
     /// Inner packets read but not yet handed to a path, per traffic class; beyond, new ones are
     /// dropped and counted (a TUN queue that long is the LAN sending faster than every WAN).
     public var pendingPacketLimit = 64
+    /// Active queue management of the bulk queue (RFC 8289 CoDel), nil: none (tail drop at
+    /// `pendingPacketLimit`). It matters where packets are pushed in (the VPS) or a source is
+    /// drained eagerly (the router's TUN): there the bulk queue may hold up to
+    /// `managedBulkPacketLimit` packets and CoDel keeps its delay near its 5 ms target, so the
+    /// LAN's TCP backs off before a standing queue builds in front of the pings and calls.
+    public var bulkQueueManagement: CoDel.Parameters? = CoDel.Parameters()
+    /// The bulk queue's hard limit under CoDel: its sojourn limit, not this, is what should bind
+    /// (2048 packets are ~12 ms at 2 Gbit/s).
+    public var managedBulkPacketLimit = 2048
     /// Tunnel packets handed out per wake-up, so one call never runs unbounded.
     public var packetsPerWakeup = 256
     /// Buffers for tunnel frames kept until acknowledged (reinjection re-sends them as they are):

@@ -5,6 +5,8 @@
 //                 pulled from the InnerPacketSource (the TUN device), into a pool buffer with
 //                 headroom for the tunnel header
 //   2. Classify   its flow's lane (FlowKey) and traffic class (FlowClassifier: interactive or bulk)
+//                 into that class's queue; interactive goes first, bulk leaves through CoDel
+//                 (RFC 8289), which drops from its head when packets waited too long
 //   3. Schedule   the PathScheduler picks a path (or several: `redundant`) among the links'
 //                 paths, seen through their QueueGuard, or says wait
 //   4. Number     only now the tunnel header is written in place (sequence, lane, lane sequence):
@@ -31,6 +33,8 @@ public final class TunnelSender {
         public var reinjectionsExpired: UInt64 = 0
         /// Inner packets dropped: the pending queue of their class was full.
         public var droppedQueueFull: UInt64 = 0
+        /// Bulk packets CoDel dropped at the head of the bulk queue (RFC 8289).
+        public var droppedCoDel: UInt64 = 0
         /// Inner packets dropped as unusable (empty, or larger than a DATAGRAM can carry).
         public var droppedMalformed: UInt64 = 0
         /// Larger than any usable path carries now (a path's MTU shrank before the TUN's did).
@@ -75,7 +79,11 @@ public final class TunnelSender {
     private var queueGuards: [QueueGuard] = []
     private var retries: [Pending] = []
     private var interactive: [Pending] = []
-    private var bulk: [Pending] = []
+    private var bulk: RingQueue<Pending>
+    /// Bytes in `bulk` (CoDel never drops the last packet of a queue).
+    private var bulkBytes = 0
+    private var bulkCoDel: CoDel?
+    private let bulkLimit: Int
     private var inFlight: [InFlight]
     private var nextTag: UInt64 = 1
     /// When to pump again by itself (pacing, a rate-limited source); nil: on the next event.
@@ -91,6 +99,10 @@ public final class TunnelSender {
         classifier = FlowClassifier(interactiveRate: configuration.interactiveRate, burst: configuration.interactiveBurst)
         ledger = ReinjectionLedger(configuration: configuration.ledger)
         inFlight = [InFlight](repeating: InFlight(), count: 1 << 16)
+        bulkCoDel = configuration.bulkQueueManagement.map { CoDel(parameters: $0) }
+        bulkLimit = bulkCoDel == nil ? configuration.pendingPacketLimit : max(configuration.pendingPacketLimit, configuration.managedBulkPacketLimit)
+        bulk = RingQueue(capacity: bulkLimit,
+                         placeholder: Pending(buffer: 0, trafficClass: .bulk, isNumbered: false, isReinjection: false, firstSent: .zero))
     }
 
     public var ledgerStatistics: ReinjectionLedger.Statistics { ledger.statistics }
@@ -114,14 +126,15 @@ public final class TunnelSender {
 
     private func admit(_ h: PacketBufferHandle, now: Timestamp) -> Bool {
         let cls = classify(h, now: now)
-        let queueCount = cls == .interactive ? interactive.count : bulk.count
-        guard queueCount < configuration.pendingPacketLimit else {
+        let full = cls == .interactive ? interactive.count >= configuration.pendingPacketLimit : bulk.isFull
+        guard !full else {
             pool.release(h)
             statistics.droppedQueueFull += 1
             return false
         }
+        // firstSent is the time it entered the queue until it is numbered (CoDel's sojourn).
         let p = Pending(buffer: h, trafficClass: cls, isNumbered: false, isReinjection: false, firstSent: now)
-        if cls == .interactive { interactive.append(p) } else { bulk.append(p) }
+        if cls == .interactive { interactive.append(p) } else { bulk.append(p); bulkBytes += pool.length(h) }
         return true
     }
 
@@ -133,19 +146,48 @@ public final class TunnelSender {
         }
     }
 
+    private enum PullResult { case admitted, dropped, empty }
+
     /// Pulls one packet from the source into the bulk or interactive queue.
-    private func pull(from source: InnerPacketSource, now: Timestamp) -> Bool {
-        guard let h = pool.allocate() else { return false }
+    private func pull(from source: InnerPacketSource, now: Timestamp) -> PullResult {
+        guard let h = pool.allocate() else { return .empty }
         let n = pool.withBuffer(h) { buf in
             source.readPacket(into: UnsafeMutableRawBufferPointer(rebasing: buf[TunnelFrame.headerLength...]), now: now)
         }
         guard let n, n > 0 else {
             pool.release(h)
             if let t = source.nextPacketTime { wakeUp = wakeUp.map { min($0, t) } ?? t }
-            return false
+            return .empty
         }
         pool.setLength(h, TunnelFrame.headerLength + n)
-        return admit(h, now: now)
+        return admit(h, now: now) ? .admitted : .dropped
+    }
+
+    /// Everything an eagerly drained source has, into the class queues (bounded by the bulk
+    /// queue's limit: what does not fit is dropped and counted, as the source's own queue would).
+    private func drain(_ source: InnerPacketSource, now: Timestamp) {
+        for _ in 0..<(bulkLimit + configuration.pendingPacketLimit) {
+            if pull(from: source, now: now) == .empty { return }
+        }
+    }
+
+    /// Takes the bulk queue's head out.
+    private func removeBulkHead() {
+        let p = bulk.removeFirst()
+        bulkBytes -= pool.length(p.buffer)
+        if bulk.isEmpty { bulkCoDel?.queueEmptied() }
+    }
+
+    /// RFC 8289: CoDel's verdict on the bulk head that is about to leave; true if it was dropped.
+    private func codelDropsBulkHead(_ p: Pending, now: Timestamp) -> Bool {
+        guard bulkCoDel != nil, !p.isNumbered else { return false }
+        let bytes = pool.length(p.buffer)
+        guard bulkCoDel!.shouldDrop(sojourn: now - p.firstSent, backlogBytes: bulkBytes - bytes,
+                                    maxPacketBytes: configuration.packetBufferSize, now: now) else { return false }
+        removeBulkHead()
+        pool.release(p.buffer)
+        statistics.droppedCoDel += 1
+        return true
     }
 
     // MARK: 3-5. Schedule, number, send
@@ -160,6 +202,7 @@ public final class TunnelSender {
     /// Hands packets to the connection while the scheduler finds a path with room.
     public func pump(connection: Connection, paths: PathHealth, source: InnerPacketSource?, now: Timestamp) {
         wakeUp = nil
+        if let source, source.drainsEagerly { drain(source, now: now) }
         var budget = configuration.packetsPerWakeup
         while budget > 0 {
             budget -= 1
@@ -171,7 +214,7 @@ public final class TunnelSender {
             else if let p = interactive.first { pending = p; queue = 1 }
             else if let p = bulk.first { pending = p; queue = 2 }
             else {
-                guard let source, pull(from: source, now: now) else { return }
+                guard let source, !source.drainsEagerly, pull(from: source, now: now) != .empty else { return }
                 budget += 1 // reading is not handing out
                 continue
             }
@@ -184,7 +227,7 @@ public final class TunnelSender {
                 switch queue {
                 case 0: retries.removeFirst()
                 case 1: interactive.removeFirst()
-                default: bulk.removeFirst()
+                default: removeBulkHead()
                 }
                 pool.release(pending.buffer)
                 statistics.droppedTooLarge += 1
@@ -194,7 +237,8 @@ public final class TunnelSender {
             if queue == 2 {
                 // The bulk backlog, this packet included, in framed bytes of whole packets of
                 // this size (ECF's k); unknown when the source cannot tell.
-                let waiting: Int? = source == nil ? innerBytes : source!.backlogBytes
+                // (A drained source's backlog is all in the bulk queue.)
+                let waiting: Int? = source == nil || source!.drainsEagerly ? innerBytes : source!.backlogBytes
                 if let waiting {
                     backlog = (waiting + innerBytes * (bulk.count - 1)) / innerBytes * configuration.framedWireBytes(inner: innerBytes)
                 }
@@ -207,10 +251,12 @@ public final class TunnelSender {
                 if case .wait(let t?) = decision { wakeUp = wakeUp.map { min($0, t) } ?? t }
                 return
             }
+            // It leaves the bulk queue now: CoDel may drop it instead (not yet numbered: no gap).
+            if queue == 2, codelDropsBulkHead(pending, now: now) { continue }
             switch queue {
             case 0: retries.removeFirst()
             case 1: interactive.removeFirst()
-            default: bulk.removeFirst()
+            default: removeBulkHead()
             }
             if !pending.isNumbered {
                 let ok = pool.withBuffer(pending.buffer) { buf in

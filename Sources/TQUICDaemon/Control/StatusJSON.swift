@@ -29,6 +29,8 @@ struct TunnelCountersJSON: Codable {
     var innerBytesSent: UInt64
     var reinjected: UInt64
     var droppedQueueFull: UInt64
+    /// Bulk packets the tunnel entry's CoDel dropped (RFC 8289).
+    var droppedCoDel: UInt64
     var droppedTooLarge: UInt64
     var delivered: UInt64
     var deliveredBytes: UInt64
@@ -62,6 +64,7 @@ struct TenantJSON: Codable {
     var droppedSourceNotAllowed: UInt64
     var droppedNotConnected: UInt64
     var droppedQueueFull: UInt64
+    var droppedCoDel: UInt64
     var droppedTooBig: UInt64
     var connectionsAccepted: UInt64
     var connectionsReplaced: UInt64

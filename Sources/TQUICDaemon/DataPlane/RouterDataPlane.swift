@@ -313,7 +313,7 @@ final class RouterDataPlane: DataPlane {
         if let e = engine {
             let s = e.sender.statistics, r = e.receiver.statistics
             tunnel = TunnelCountersJSON(innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
-                                        droppedQueueFull: s.droppedQueueFull, droppedTooLarge: s.droppedTooLarge, delivered: r.delivered,
+                                        droppedQueueFull: s.droppedQueueFull, droppedCoDel: s.droppedCoDel, droppedTooLarge: s.droppedTooLarge, delivered: r.delivered,
                                         deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
         }
         return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
@@ -362,7 +362,7 @@ final class RouterDataPlane: DataPlane {
         if let e = engine {
             let s = e.sender.statistics, r = e.receiver.statistics
             out += "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
-                + "dropped queue-full \(s.droppedQueueFull) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed); received \(r.delivered) delivered, "
+                + "dropped queue-full \(s.droppedQueueFull) codel \(s.droppedCoDel) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed); received \(r.delivered) delivered, "
                 + "\(r.droppedMalformed) malformed\n"
         }
         return out

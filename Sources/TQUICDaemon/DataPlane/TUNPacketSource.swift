@@ -1,6 +1,8 @@
-// The router's TUN device as the tunnel sender's packet source: the sender pulls a packet only
-// when a path has room, so a saturated tunnel leaves packets in the kernel's TUN queue (which
-// drops them there, as an interface queue would) instead of in ours. Packets are read straight
+// The router's TUN device as the tunnel sender's packet source. The kernel hands a TUN's packets
+// over through a ring of txqueuelen packets, tail-dropping when it is full (no qdisc backlog
+// ever forms in front of it), so a ping read late waits behind the LAN's bulk TCP there: the
+// sender drains it at every round instead (`drainsEagerly`), putting interactive packets ahead
+// and leaving the bulk queue to its CoDel (TunnelConfiguration.bulkQueueManagement). Packets are read straight
 // into the engine's buffers: no copy. A packet larger than the
 // tunnel can carry now gets an ICMP "too big" back to its sender (PacketTooBig.swift).
 import LinuxNet
@@ -27,6 +29,8 @@ final class TUNPacketSource: InnerPacketSource {
     private(set) var writeFailures: UInt64 = 0
     private(set) var packetsWritten: UInt64 = 0
     private let icmp = UnsafeMutableRawBufferPointer.allocate(byteCount: 1500, alignment: 16)
+
+    var drainsEagerly: Bool { true }
 
     init(tun: TUNDevice, maxInnerPacket: Int) {
         self.tun = tun

@@ -163,6 +163,7 @@ final class VPSDataPlane: DataPlane {
                                       packetsDelivered: st.packetsDelivered, bytesDelivered: st.bytesDelivered, packetsSent: st.packetsSent,
                                       bytesSent: st.bytesSent, droppedSourceNotAllowed: st.droppedSourceNotAllowed,
                                       droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
+                                      droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
                                       droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
                                       connectionsReplaced: st.connectionsReplaced))
         }
@@ -198,7 +199,7 @@ final class VPSDataPlane: DataPlane {
             }
             line += "; from tenant \(st.packetsDelivered) packets (\(st.bytesDelivered) bytes), to tenant \(st.packetsSent) packets "
                 + "(\(st.bytesSent) bytes); dropped: source not allowed \(st.droppedSourceNotAllowed), not connected \(st.droppedNotConnected), "
-                + "queue full \(st.droppedQueueFull), too big \(st.droppedTooBig); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
+                + "queue full \(st.droppedQueueFull), codel \(server.sessions[i]?.engine.sender.statistics.droppedCoDel ?? 0), too big \(st.droppedTooBig); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
             out += line + "\n"
             if let s = server.sessions[i] {
                 for id in s.connection.pathIDs {
