@@ -21,6 +21,10 @@ public struct TunnelConfiguration: Sendable {
         return c
     }
 
+    /// The reorder buffer's hold time counts only the paths that delivered a tunnel frame within
+    /// this long (TunnelReceiver): a path the sender leaves idle cannot be what a gap waits for.
+    public var holdPathsActiveWithin: Duration = .seconds(1)
+
     /// A path with this many probe timeouts in a row is declared dead, abandoned, and what it
     /// still owed is reinjected (two: one PTO can be a burst loss; two on a 40 ms path is ~0.5 s).
     public var deadPathProbeTimeouts = 2

@@ -5,7 +5,8 @@
 //                 zero-copy), copied once into a pool buffer because the reorder buffer keeps it
 //   2. Decode     the tunnel header (TunnelFrameDecoder); malformed frames are dropped and counted
 //   3. Reorder    duplicate window and per-lane reorder buffer, whose hold time follows the
-//                 paths' one-way delay spread (the connection's per-path RTTs)
+//                 one-way delay spread (the connection's per-path RTTs) of the paths that carry
+//                 tunnel frames now
 //   4. Deliver    in order within each lane, or late and out of order (configuration), to the
 //                 owner's sink: the TUN device in tquicd, the measurement in tquic-sim
 import Bonding
@@ -38,6 +39,8 @@ public final class TunnelReceiver {
     private var delayScratch: [ReorderBuffer.PathDelay] = []
     /// The path each held buffer arrived on, by buffer handle.
     private var arrivalPath: [UInt32]
+    /// When each path last delivered a tunnel frame (a few paths: a linear search).
+    private var lastFrameOnPath: [(pathID: UInt32, time: Timestamp)] = []
 
     public init(configuration: TunnelConfiguration, pool: PacketBufferPool) {
         self.configuration = configuration
@@ -45,6 +48,7 @@ public final class TunnelReceiver {
         reorder = ReorderBuffer(configuration: configuration.reorder)
         arrivalPath = [UInt32](repeating: 0, count: pool.count)
         arrivals.reserveCapacity(256)
+        lastFrameOnPath.reserveCapacity(16)
     }
 
     /// When a held packet's hold expires (the owner wakes the engine then).
@@ -64,6 +68,22 @@ public final class TunnelReceiver {
         arrivals.append(Arrival(buffer: h, pathID: pathID))
     }
 
+    private func noteFrame(onPath id: UInt32, now: Timestamp) {
+        if let i = lastFrameOnPath.firstIndex(where: { $0.pathID == id }) {
+            lastFrameOnPath[i].time = now
+        } else {
+            // Path IDs are never reused: forget the oldest beyond a few dozen.
+            if lastFrameOnPath.count >= 32 { lastFrameOnPath.removeFirst() }
+            lastFrameOnPath.append((id, now))
+        }
+    }
+
+    /// The path delivered a tunnel frame within `configuration.holdPathsActiveWithin`.
+    private func carriedFrames(path id: UInt32, now: Timestamp) -> Bool {
+        guard let e = lastFrameOnPath.first(where: { $0.pathID == id }) else { return false }
+        return now - e.time <= configuration.holdPathsActiveWithin
+    }
+
     // MARK: 2-4. Decode, reorder, deliver
 
     /// Decodes what arrived, updates the hold time from the paths' delays, and delivers every
@@ -77,19 +97,25 @@ public final class TunnelReceiver {
                 continue
             }
             arrivalPath[a.buffer] = a.pathID
+            noteFrame(onPath: a.pathID, now: now)
             switch reorder.insert(frame.header, handle: a.buffer, now: now) {
             case .duplicate, .late, .rejected: pool.release(a.buffer)
             default: break
             }
         }
         arrivals.removeAll(keepingCapacity: true)
-        // The hold time follows the paths' one-way delay spread (this side's estimates).
+        // The hold time follows the one-way delay spread (this side's estimates) of the paths that
+        // carry the tunnel now: a gap can only be waiting for a packet on one of them. A slow path
+        // the sender has left idle (a satellite next to a fibre that takes it all) would otherwise
+        // hold every lane for its whole delay after each loss on the fast one. If the sender
+        // starts using it again, its first frames come late, are delivered out of order, and the
+        // path is counted again from then on.
         var delays = delayScratch
         delayScratch = []
         delays.removeAll(keepingCapacity: true)
         defer { delayScratch = delays }
         for id in connection.pathIDs {
-            guard let st = connection.pathCondition(id), st.state == .active else { continue }
+            guard let st = connection.pathCondition(id), st.state == .active, carriedFrames(path: id, now: now) else { continue }
             delays.append(ReorderBuffer.PathDelay(oneWayDelay: st.smoothedRTT / 2, jitter: st.rttVariation))
         }
         if !delays.isEmpty { reorder.updateHoldTime(paths: delays) }

@@ -13,8 +13,8 @@
 //                 a number given to a packet that then waits would be a gap the receiver waits out
 //   5. Send       one QUIC DATAGRAM per chosen path, tagged; the ReinjectionLedger remembers it
 //   6. Feedback   acknowledged → forgotten; lost on a healthy path → left to the inner transport;
-//                 lost on a failing path, or the path declared dead → reinjected (first, in
-//                 sequence order, R bit set) on the paths that remain
+//                 lost on a failing path, or the path declared dead → reinjected (before bulk,
+//                 after interactive packets, in sequence order, R bit set) on the paths that remain
 //
 // A frame no path accepted keeps its number and goes first next time (a number is never skipped).
 import Bonding
@@ -206,8 +206,11 @@ public final class TunnelSender {
         var budget = configuration.packetsPerWakeup
         while budget > 0 {
             budget -= 1
-            // Who goes first: frames already numbered, then reinjections, interactive, bulk.
-            if retries.isEmpty, let r = nextReinjection(now: now) { retries.append(r) }
+            // Who goes first: frames already numbered, interactive packets, reinjections, bulk.
+            // Interactive before reinjections: after a failover onto a slow path (a satellite
+            // with a small window left from being idle), re-sending what the dead path owed can
+            // take seconds, and a call or a ping must not wait behind it.
+            if retries.isEmpty, interactive.isEmpty, let r = nextReinjection(now: now) { retries.append(r) }
             var pending: Pending
             var queue = 0
             if let r = retries.first { pending = r }
