@@ -30,7 +30,12 @@ public struct QueueGuard: Sendable {
             isDraining = false
             return path.congestionWindow
         }
-        let supported = Int(path.deliveryRate * (path.minRTT + budget / 2).seconds)
+        // The window the measured rate fills: over the minimum RTT, half the budget, and twice
+        // the path's RTT variation. Without the last, a jittery path (LTE, ±15 ms) held to the
+        // rate × (min RTT + budget / 2) delivers less than its rate (its real RTT is longer), its
+        // rate estimate falls with what it delivers, and so the limit falls again, round trip
+        // after round trip: seen starving a 30 Mbit/s LTE path to 0.1 Mbit/s, even as the last path.
+        let supported = Int(path.deliveryRate * (path.minRTT + budget / 2 + path.rttVariation * 2).seconds)
         if !isDraining {
             // Both signs together, each well beyond what a healthy path shows: a queue of more
             // than the budget and the path's own minimum RTT (a jittery radio link's sRTT sits

@@ -33,13 +33,28 @@ final class QueueGuardTests: XCTestCase {
         let dropped = path(cwnd: 500_000, srtt: 440, min: 40, variation: 20, mbps: 5)
         let w = g.window(for: dropped, budget: ms(20))
         XCTAssertTrue(g.isDraining)
-        // 5 Mbit/s x (40 ms + 10 ms) = 31 250 bytes.
-        XCTAssertEqual(w, 31_250)
-        // The queue drains (RTT back near the minimum) but the window is still stale: keep limiting.
-        XCTAssertEqual(g.window(for: path(cwnd: 500_000, srtt: 45, min: 40, mbps: 5), budget: ms(20)), 31_250)
+        // 5 Mbit/s x (40 ms + 10 ms + 2 x 20 ms of RTT variation) = 56 250 bytes.
+        XCTAssertEqual(w, 56_250)
+        // The queue drains (RTT back near the minimum, variation 1 ms) but the window is still
+        // stale: keep limiting, to 5 Mbit/s x (40 + 10 + 2) ms.
+        XCTAssertEqual(g.window(for: path(cwnd: 500_000, srtt: 45, min: 40, mbps: 5), budget: ms(20)), 32_500)
         // The controller caught up (cwnd <= 2 x the supported window): let go.
         XCTAssertEqual(g.window(for: path(cwnd: 60_000, srtt: 45, min: 40, mbps: 5), budget: ms(20)), 60_000)
         XCTAssertFalse(g.isDraining)
+    }
+
+    func testAJitteryPathHeldByTheGuardIsNotStarvedRoundTripAfterRoundTrip() {
+        var g = QueueGuard()
+        // LTE: 30 Mbit/s, 25 ms minimum RTT, ±15 ms of jitter (sRTT 40 ms, variation 7 ms), the
+        // guard engaged once a queue stood. While it holds the path, the path delivers its
+        // allowed window per smoothed RTT, and that becomes its measured rate.
+        var mbps = 30.0
+        for _ in 0..<30 {
+            let w = g.window(for: path(cwnd: 2_000_000, srtt: 90, min: 25, variation: 7, mbps: mbps), budget: ms(12))
+            XCTAssertTrue(g.isDraining)
+            mbps = min(30, Double(w) * 8 / 1e6 / 0.040)
+        }
+        XCTAssertGreaterThan(mbps, 29, "the limit covers the RTT the path really has: the rate holds")
     }
 
     func testJitteryPathIsNotMistakenForAQueue() {
