@@ -102,12 +102,20 @@ extension Connection {
     /// of data says nothing about the path's capacity) or when its packet met a standing queue:
     /// then the bottleneck was busy whatever the sender had to send. The bonding scheduler meters
     /// each path, so its paths look application-limited most of the time; without this a path
-    /// whose rate falls would keep its old rate for good.
+    /// whose rate falls would keep its old rate for good. A queue is more than the path's own
+    /// jitter (twice its RTT variation): on a radio link wandering ±15 ms, RTT samples above the
+    /// minimum are the norm, and counting its application-limited samples as queued drove the
+    /// rate of an LTE path held back by the tunnel's queue guard from 25 to 0.5 Mbit/s.
     func updateDeliveryRate(path: Path, sample: RateSample) {
-        let minimum = path.rtt.minimum
-        let queued = minimum > .zero && sample.rtt > minimum + max(minimum / 4, .milliseconds(5))
-        guard sample.deliveryRate > 0, !sample.isAppLimited || queued || sample.deliveryRate > path.deliveryRate else { return }
+        guard Connection.countsForDeliveryRate(sample, current: path.deliveryRate, minRTT: path.rtt.minimum,
+                                               rttVariation: path.rtt.variation) else { return }
         path.deliveryRate = path.deliveryRate == 0 ? sample.deliveryRate : path.deliveryRate * 0.875 + sample.deliveryRate * 0.125
+    }
+
+    /// Whether `sample` enters a path's delivery rate (`updateDeliveryRate`'s rule).
+    static func countsForDeliveryRate(_ sample: RateSample, current: Double, minRTT: Duration, rttVariation: Duration) -> Bool {
+        let queued = minRTT > .zero && sample.rtt > minRTT + max(minRTT / 4, .milliseconds(5)) + rttVariation * 2
+        return sample.deliveryRate > 0 && (!sample.isAppLimited || queued || sample.deliveryRate > current)
     }
 
     /// RFC 9002 §6.1: packet-threshold and time-threshold loss detection.
