@@ -122,8 +122,13 @@ public final class TunnelClient {
         c.datagramRefusedAsTooLarge(pathID: id, size: size, now: now)
     }
 
+    /// The earliest of the connection's, the engine's and (while disconnected) the reconnect
+    /// deadline. Asked at every wake-up of the daemon's loop: no array built for it.
     public var nextTimeout: Timestamp? {
-        [connection?.nextTimeout, engine?.nextTimeout, connection == nil ? reconnectAt : nil].compactMap { $0 }.min()
+        var t = connection?.nextTimeout
+        if let e = engine?.nextTimeout { t = t.map { min($0, e) } ?? e }
+        if connection == nil, let r = reconnectAt { t = t.map { min($0, r) } ?? r }
+        return t
     }
 
     public func handleTimeout(now: Timestamp) {

@@ -52,6 +52,18 @@ final class ZeroCopyTests: XCTestCase {
         XCTAssertEqual(SentFrames(Array(frames.prefix(2))).count, 2)
     }
 
+    func testConsecutiveDatagramTagsShareOneEntry() {
+        var f = SentFrames()
+        f.append(.ack(largest: 3))
+        for tag in [10, 11, 12, 13, 14, 15, 16, 17] as [UInt64] { f.appendDatagram(tag: tag) }
+        f.appendDatagram(tag: 30)
+        f.appendDatagram(tag: nil)
+        f.appendDatagram(tag: 31)
+        XCTAssertEqual(f.map { "\($0)" }, ["ack(largest: 3)", "datagrams(firstTag: 10, count: 8)", "datagram(tag: Optional(30))",
+                                          "datagram(tag: nil)", "datagram(tag: Optional(31))"],
+                       "eight small datagrams in one packet: one entry, nothing spilled to the heap")
+    }
+
     /// DATAGRAM payloads delivered through `onDatagram`, under loss and reordering, with packets
     /// opened in place (SimulatedNetwork receives through the in-place API): every payload the
     /// server hands back must arrive intact, and nothing goes to the event queue meanwhile.

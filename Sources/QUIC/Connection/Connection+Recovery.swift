@@ -197,6 +197,8 @@ extension Connection {
             space.onPeerAcknowledgedAck(largest: largest)
         case .datagram(let tag):
             if let tag { emit(.datagramAcknowledged(tag: tag)) }
+        case .datagrams(let first, let n):
+            for i in 0..<UInt64(n) { emit(.datagramAcknowledged(tag: first &+ i)) }
         case .pathNewConnectionID(let pid, let seq):
             // The peer now holds a connection ID of ours for this path ID (draft-21 §3.1).
             if multipath.localCIDs[pid]?[seq] != nil { multipath.pathIDsPeerCanAnswer.insert(pid) }
@@ -255,6 +257,8 @@ extension Connection {
         case .maxPathID: multipath.maxPathIDToSend = true
         case .datagram(let tag):
             if let tag { emit(.datagramLost(tag: tag)) }
+        case .datagrams(let first, let n):
+            for i in 0..<UInt64(n) { emit(.datagramLost(tag: first &+ i)) }
         case .ack, .ping, .pathChallenge, .pathResponse, .connectionClose:
             // ACKs are regenerated; PING/DATAGRAM are not retransmitted (RFC 9221 §5.2);
             // PATH_CHALLENGE is re-sent by its own timer.

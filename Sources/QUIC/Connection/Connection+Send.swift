@@ -534,7 +534,7 @@ extension Connection {
             let d = queue.removeFirst()
             Frame.encodeDatagramHeader(length: length, hasLength: true, to: &datagramWriter)
             writeDatagramPayload(d)
-            frames.append(.datagram(tag: d.tag))
+            frames.appendDatagram(tag: d.tag)
             ackEliciting = true
             stats.datagramsSent += 1
         }

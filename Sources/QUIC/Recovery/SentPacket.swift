@@ -23,6 +23,9 @@ enum SentFrame {
     case ping
     /// A DATAGRAM frame; the owner's tag, if it wants to hear about its fate.
     case datagram(tag: UInt64?)
+    /// `count` DATAGRAM frames whose tags run from `firstTag` (a packet full of small datagrams,
+    /// e.g. the inner TCP's ACKs, takes one entry instead of spilling onto the heap).
+    case datagrams(firstTag: UInt64, count: UInt32)
     case pathChallenge
     case pathResponse
     case connectionClose
@@ -86,6 +89,29 @@ struct SentFrames: RandomAccessCollection {
             }
         }
         return false
+    }
+
+    /// A tagged DATAGRAM frame: extends the last entry when the tags follow on.
+    mutating func appendDatagram(tag: UInt64?) {
+        guard let tag, count > 0 else { append(.datagram(tag: tag)); return }
+        switch self[count - 1] {
+        case .datagram(let t?) where t &+ 1 == tag:
+            replaceLast(.datagrams(firstTag: t, count: 2))
+        case .datagrams(let first, let n) where first &+ UInt64(n) == tag && n < UInt32.max:
+            replaceLast(.datagrams(firstTag: first, count: n + 1))
+        default:
+            append(.datagram(tag: tag))
+        }
+    }
+
+    private mutating func replaceLast(_ f: SentFrame) {
+        switch count - 1 {
+        case 0: f0 = f
+        case 1: f1 = f
+        case 2: f2 = f
+        case 3: f3 = f
+        default: overflow[count - 1 - SentFrames.inlineCapacity] = f
+        }
     }
 
     mutating func append(_ f: SentFrame) {
