@@ -7,7 +7,9 @@
 #   5. benchmark smoke          scripts/bench.sh --quick prints the data-plane figures (no assertions)
 #   6. end-to-end (root)        scripts/e2e.sh: release tquicd/tquicctl in network namespaces, ping,
 #                               iperf3 and a UDP probe through the tunnel (skipped when not root)
-#   7. link emulator (root)     Tests/netem: tquic-netem between namespaces: delay, rate, loss,
+#   7. VPN benchmark smoke      scripts/bench-vpn.sh 2 (root): tquic against OpenVPN and
+#                               wireguard-go on one veth, figures only (docs/vpn-benchmark.md)
+#   8. link emulator (root)     Tests/netem: tquic-netem between namespaces: delay, rate, loss,
 #                               outage, offloads (pytest; skipped when not root)
 # Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
 set -euo pipefail
@@ -40,6 +42,13 @@ if [ "$(id -u)" = 0 ]; then
     scripts/e2e.sh
 else
     echo "skipped: needs root (network namespaces, TUN, nftables)"
+fi
+
+echo "== data-plane benchmark smoke: tquic, OpenVPN, wireguard-go on one veth (scripts/bench-vpn.sh 2; figures, not assertions)"
+if [ "$(id -u)" = 0 ]; then
+    TQUIC_BIN_DIR=.build-release/release scripts/bench-vpn.sh 2
+else
+    echo "skipped: needs root (network namespaces, TUN, uprobes)"
 fi
 
 echo "== link emulator: tquic-netem in network namespaces (Tests/netem)"
