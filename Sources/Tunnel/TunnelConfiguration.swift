@@ -61,6 +61,11 @@ public struct TunnelConfiguration: Sendable {
     public var packetBufferSize = 2048
     /// The receiver's buffers: everything the reorder buffer may hold, plus one batch of arrivals.
     var receiveBufferCount: Int { reorder.capacity + reorder.readyReserve + 2048 }
+    /// Lost tunnel packets are sent again (ARQ inside the tunnel), not only those of a failing
+    /// path. In the simulator with a TCP-like inner flow: lte-jitter 33 → 86 % of the summed
+    /// rates, equal 61 → 92 %, fibre-satellite 59 → 85 %. The inner flows' congestion signal is
+    /// then CoDel's at the entry (`bulkQueueManagement`), not the WANs' losses.
+    public var reinjectsLosses = true
     /// Reinjected packets older than this are not sent again: the receiver's lane has moved on.
     public var reinjectionMaxAge: Duration = .seconds(2)
     /// FlowClassifier: a lane under this rate (bytes/s) with bursts up to `interactiveBurst` is

@@ -12,9 +12,10 @@
 //   4. Number     only now the tunnel header is written in place (sequence, lane, lane sequence):
 //                 a number given to a packet that then waits would be a gap the receiver waits out
 //   5. Send       one QUIC DATAGRAM per chosen path, tagged; the ReinjectionLedger remembers it
-//   6. Feedback   acknowledged → forgotten; lost on a healthy path → left to the inner transport;
-//                 lost on a failing path, or the path declared dead → reinjected (before bulk,
-//                 after interactive packets, in sequence order, R bit set) on the paths that remain
+//   6. Feedback   acknowledged → forgotten; lost, or on a path declared dead → reinjected (before
+//                 bulk, after interactive packets, in sequence order, R bit set, up to
+//                 `reinjectionMaxAge`); with `reinjectsLosses` off, a loss on a healthy path is
+//                 left to the inner transport
 //
 // A frame no path accepted keeps its number and goes first next time (a number is never skipped).
 import Bonding
@@ -387,8 +388,11 @@ public final class TunnelSender {
     public func onDatagramLost(tag: UInt64, connection: Connection, paths: PathHealth) {
         statistics.lossesReported += 1
         guard let e = takeInFlight(tag), let ticket = e.ticket else { return }
-        if paths.isFailing(link: e.link, connection: connection) {
-            // The loss is the outage, not congestion: send it again elsewhere.
+        if configuration.reinjectsLosses || paths.isFailing(link: e.link, connection: connection) {
+            // Sent again (on whichever path the scheduler picks): an outage's losses, and, by
+            // default, every loss. The inner TCP then does not see a lossy radio link's random
+            // losses (as an MPTCP subflow's own retransmissions hide them from the meta
+            // connection); its congestion signal is CoDel's at the tunnel's entry instead.
             ledger.requeueForReinjection(ticket) { [pool] record in pool.release(record.handle) }
         } else if let record = ledger.lost(ticket) {
             pool.release(record.handle)
