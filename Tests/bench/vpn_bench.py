@@ -52,6 +52,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+import lab as L  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 HZ = os.sysconf("SC_CLK_TCK")
 A_ADDR, B_ADDR = "10.213.0.1", "10.213.0.2"
@@ -63,24 +66,14 @@ STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "st
 ALLOC_FUNCTIONS = ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign")
 
 
-class BenchError(Exception):
-    pass
+# Processes, commands and their errors are the lab's (Tests/e2e/lab.py).
+BenchError = L.LabError
+sh = L.sh
+Proc = L.Proc
 
 
 class Interrupted(BaseException):
     """SIGTERM, SIGHUP or the overall time limit: unwinds like Ctrl-C, through the cleanup."""
-
-
-def sh(cmd: list[str], timeout: float = 20, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
-    except subprocess.TimeoutExpired as e:
-        raise BenchError(f"timed out after {timeout} s: {' '.join(cmd)}\n{e.stdout or ''}{e.stderr or ''}") from None
-    except FileNotFoundError:
-        raise BenchError(f"not found: {cmd[0]}") from None
-    if check and r.returncode != 0:
-        raise BenchError(f"exit {r.returncode}: {' '.join(cmd)}\n{(r.stdout + r.stderr).strip()[-2000:]}")
-    return r
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,42 +201,6 @@ LABELS = {"veth": "veth (no tunnel)", "tquic": "tquic (1 path)", "openvpn": "Ope
 # The bench
 
 
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    out: Path
-    err: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def text(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace") if self.out.exists() else ""
-
-    def tail(self, chars: int = 1500) -> str:
-        return f"--- {self.name} (tail) ---\n{self.text()[-chars:]}"
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 3) -> None:
-        if not self.alive():
-            return
-        try:
-            os.kill(self.pid, sig)
-            self.popen.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait(timeout=5)
-
-
 class Bench:
     def __init__(self, seconds: float, workdir: Path, bin_dir: Path, log: Callable[[str], None]):
         self.seconds, self.dir, self.bin_dir, self.log = seconds, workdir, bin_dir, log
@@ -264,26 +221,13 @@ class Bench:
         return sh(["ip", "netns", "exec", ns, *cmd], timeout=timeout, check=check, input=input)
 
     def spawn(self, ns: Optional[str], name: str, *cmd: str) -> Proc:
-        """A background process in namespace ns (None: here); `ip netns exec` execs, so the pid is
-        the process itself."""
-        full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
-        out, err = self.dir / f"{name}.out", self.dir / f"{name}.err"
-        with open(out, "wb") as o, open(err, "wb") as e:
-            p = subprocess.Popen(full, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True)
-        proc = Proc(name, p, out, err)
+        """A background process in namespace ns (None: here), killed at close."""
+        proc = L.spawn(self.dir, ns, name, *cmd)
         self.procs.append(proc)
         return proc
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str, proc: Optional[Proc] = None, every: float = 0.05) -> float:
-        start = time.monotonic()
-        while True:
-            if predicate():
-                return time.monotonic() - start
-            if proc is not None and not proc.alive():
-                raise BenchError(f"{proc.name} exited ({proc.popen.returncode}) while waiting for {what}\n{proc.tail()}")
-            if time.monotonic() - start > timeout:
-                raise BenchError(f"timed out after {timeout} s waiting for {what}" + (f"\n{proc.tail()}" if proc else ""))
-            time.sleep(every)
+        return L.wait_for(predicate, timeout, what, proc, every)
 
     def up(self) -> None:
         for ns in (self.a, self.b):

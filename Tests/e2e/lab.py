@@ -56,6 +56,8 @@ def sh(cmd: list[str], timeout: float = 20, check: bool = True, input: Optional[
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
     except subprocess.TimeoutExpired as e:
         raise LabError(f"timed out after {timeout} s: {' '.join(cmd)}\n{e.stdout or ''}{e.stderr or ''}") from None
+    except FileNotFoundError:
+        raise LabError(f"not found: {cmd[0]}") from None
     if check and r.returncode != 0:
         raise LabError(f"exit {r.returncode}: {' '.join(cmd)}\nstdout: {r.stdout.strip()}\nstderr: {r.stderr.strip()}")
     return r
@@ -102,11 +104,12 @@ class Proc:
             except ProcessLookupError:
                 pass
 
-    def stop(self, timeout: float = 3) -> Optional[int]:
-        """SIGTERM, then SIGKILL after timeout; the exit status (negative: killed by a signal)."""
+    def stop(self, sig: Optional[int] = None, timeout: float = 3) -> Optional[int]:
+        """sig (default SIGTERM), then SIGKILL after timeout; the exit status (negative: killed by
+        a signal)."""
         if not self.alive():
             return self.popen.returncode
-        self.signal(signal.SIGTERM)
+        self.signal(signal.SIGTERM if sig is None else sig)
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -119,10 +122,37 @@ class Proc:
     def stderr(self) -> str:
         return self.err.read_text(errors="replace") if self.err.exists() else ""
 
+    def text(self) -> str:
+        """Standard output, then standard error."""
+        return self.stdout() + self.stderr()
+
     def tail(self, chars: int = 2500) -> str:
-        text = self.stdout()
-        err = self.err.read_text(errors="replace") if self.err.exists() else ""
-        return f"--- {self.name} stdout (tail) ---\n{text[-chars:]}\n--- {self.name} stderr (tail) ---\n{err[-chars:]}"
+        return (f"--- {self.name} stdout (tail) ---\n{self.stdout()[-chars:]}\n"
+                f"--- {self.name} stderr (tail) ---\n{self.stderr()[-chars:]}")
+
+
+def spawn(directory: Path, netns: Optional[str], name: str, *cmd: str) -> Proc:
+    """A background process in network namespace `netns` (None: here), its own session, its
+    output in directory/NAME.out and .err; `ip netns exec` execs, so the pid is the process itself."""
+    full = ["ip", "netns", "exec", netns, *cmd] if netns else list(cmd)
+    out, err = directory / f"{name}.out", directory / f"{name}.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        p = subprocess.Popen(full, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True)
+    return Proc(name, p, out, err)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, proc: Optional[Proc] = None, every: float = 0.05) -> float:
+    """Polls predicate until true; returns the seconds it took, raises LabError at timeout (or
+    when `proc` died meanwhile)."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if proc is not None and not proc.alive():
+            raise LabError(f"{proc.name} exited ({proc.popen.returncode}) while waiting for {what}\n{proc.tail()}")
+        if time.monotonic() - start > timeout:
+            raise LabError(f"timed out after {timeout} s waiting for {what}" + (f"\n{proc.tail()}" if proc else ""))
+        time.sleep(every)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,28 +494,13 @@ class Lab:
         return sh(["ip", "netns", "exec", self.ns(node), *cmd], timeout=timeout, check=check, input=input)
 
     def spawn(self, node: Optional[str], name: str, *cmd: str) -> Proc:
-        """A background process in namespace `node` (None: here); `ip netns exec` execs, so the
-        pid is the process itself."""
-        full = ["ip", "netns", "exec", self.ns(node), *cmd] if node else list(cmd)
-        out, err = self.dir / f"{name}.out", self.dir / f"{name}.err"
-        with open(out, "wb") as o, open(err, "wb") as e:
-            p = subprocess.Popen(full, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True)
-        proc = Proc(name, p, out, err)
+        """A background process in namespace `node` (None: here), killed at close."""
+        proc = spawn(self.dir, self.ns(node) if node else None, name, *cmd)
         self.procs.append(proc)
         return proc
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str, proc: Optional[Proc] = None, every: float = 0.05) -> float:
-        """Polls predicate until true; returns the seconds it took, raises LabError at timeout (or
-        when `proc` died meanwhile)."""
-        start = time.monotonic()
-        while True:
-            if predicate():
-                return time.monotonic() - start
-            if proc is not None and not proc.alive():
-                raise LabError(f"{proc.name} exited ({proc.popen.returncode}) while waiting for {what}\n{proc.tail()}")
-            if time.monotonic() - start > timeout:
-                raise LabError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(every)
+        return wait_for(predicate, timeout, what, proc, every)
 
     # --- topology
 
