@@ -51,6 +51,20 @@ public struct VirtioNetHeader: Equatable, Sendable {
         p.storeBytes(of: checksumOffset, toByteOffset: 8, as: UInt16.self)
     }
 
+    /// NEEDS_CSUM done in software: the field at start + offset holds the pseudo-header sum, so
+    /// the checksum is the complement of the sum over [start, count). False when the offsets lie
+    /// outside the packet (nothing written).
+    @discardableResult
+    public static func completeChecksum(_ p: UnsafeMutableRawPointer, count: Int, start: Int, offset: Int) -> Bool {
+        guard start >= 0, offset >= 0, start + offset + 2 <= count else { return false }
+        let s = InternetChecksum.sum(p + start, count: count - start)
+        var c = ~s
+        // RFC 768: a UDP checksum of zero is sent as all ones (zero means "none").
+        if c == 0 && offset == 6 { c = 0xFFFF }
+        p.storeBytes(of: c.bigEndian, toByteOffset: start + offset, as: UInt16.self)
+        return true
+    }
+
     public var isGSO: Bool { gsoType & ~VirtioNetHeader.gsoECN != VirtioNetHeader.gsoNone }
 
     /// What to send a single wire frame with: only the checksum request (GSO, header length and
@@ -81,8 +95,7 @@ public struct GSOFrame {
     /// nil when the frame is not a GSO frame this can cut: UFO (IP fragmentation), no NEEDS_CSUM,
     /// not IPv4/IPv6 over Ethernet, IPv6 extension headers, or inconsistent lengths.
     public init?(frame: UnsafeRawBufferPointer, header: VirtioNetHeader) {
-        let type = header.gsoType & ~VirtioNetHeader.gsoECN
-        guard header.flags & VirtioNetHeader.needsChecksum != 0, header.gsoSize > 0, frame.count >= 14 else { return nil }
+        guard frame.count >= 14 else { return nil }
         var network = 14
         var etherType = UInt16(frame[12]) << 8 | UInt16(frame[13])
         if etherType == 0x8100 {
@@ -90,6 +103,19 @@ public struct GSOFrame {
             etherType = UInt16(frame[16]) << 8 | UInt16(frame[17])
             network = 18
         }
+        self.init(frame: frame, network: network, etherType: etherType, header: header)
+    }
+
+    /// A GSO IP packet without a link header, as a TUN with IFF_VNET_HDR hands it over; nil as
+    /// for `init(frame:header:)`.
+    public init?(packet: UnsafeRawBufferPointer, header: VirtioNetHeader) {
+        guard let first = packet.first else { return nil }
+        self.init(frame: packet, network: 0, etherType: first >> 4 == 6 ? 0x86DD : 0x0800, header: header)
+    }
+
+    private init?(frame: UnsafeRawBufferPointer, network: Int, etherType: UInt16, header: VirtioNetHeader) {
+        let type = header.gsoType & ~VirtioNetHeader.gsoECN
+        guard header.flags & VirtioNetHeader.needsChecksum != 0, header.gsoSize > 0 else { return nil }
         let l4: Int
         switch (etherType, type) {
         case (0x0800, VirtioNetHeader.gsoTCPv4), (0x0800, VirtioNetHeader.gsoUDPL4):
@@ -171,6 +197,13 @@ public struct GSOFrame {
         Self.store16(bytes + l4 + Int(header.checksumOffset), Self.fold(pseudo))
     }
 
+    /// Writes segment `i` like `writeSegment` and completes its L4 checksum (what a TUN reader
+    /// must do: the packet goes on through the tunnel, past any NIC that would have).
+    public func writeCompleteSegment(_ i: Int, to out: UnsafeMutableRawPointer) {
+        writeSegment(i, to: out)
+        VirtioNetHeader.completeChecksum(out, count: segmentLength(i), start: Int(header.checksumStart), offset: Int(header.checksumOffset))
+    }
+
     // MARK: Internet checksum
 
     static func load16(_ p: UnsafeMutablePointer<UInt8>) -> UInt16 { UInt16(p[0]) << 8 | UInt16(p[1]) }
@@ -182,14 +215,7 @@ public struct GSOFrame {
 
     /// The 32-bit sum of big-endian 16-bit words (an odd last byte padded with zero).
     static func sum(_ p: UnsafePointer<UInt8>, count: Int) -> UInt32 {
-        var s: UInt32 = 0
-        var i = 0
-        while i + 1 < count {
-            s &+= UInt32(p[i]) << 8 | UInt32(p[i + 1])
-            i += 2
-        }
-        if i < count { s &+= UInt32(p[i]) << 8 }
-        return s
+        UInt32(InternetChecksum.sum(UnsafeRawPointer(p), count: count))
     }
 
     static func sum(_ p: UnsafeMutablePointer<UInt8>, count: Int) -> UInt32 { sum(UnsafePointer(p), count: count) }

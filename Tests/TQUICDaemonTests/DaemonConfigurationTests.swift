@@ -66,6 +66,9 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(c.tunnel.name, "tq0")
         XCTAssertEqual(c.tunnel.addresses.map(\.description), ["10.8.0.2/24", "fd00:8::2/64"])
         XCTAssertEqual(c.tunnel.mtu, 1400)
+        XCTAssertTrue(c.tunnel.offload, "TUN offloads are on unless switched off")
+        let plain = try DaemonConfiguration.parse(routerText.replacingOccurrences(of: "mtu = 1400", with: "mtu = 1400\noffload = no"), file: "r.conf")
+        XCTAssertFalse(plain.tunnel.offload)
         XCTAssertEqual(c.tunnel.routes.map(\.description), ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"])
         let r = try XCTUnwrap(c.router)
         XCTAssertEqual(r.server, SocketAddress("192.0.2.1:4433"))
@@ -127,6 +130,8 @@ final class DaemonConfigurationTests: XCTestCase {
                        "/etc/tquic.conf:5: scheduler must be one of aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant, got `fastest`")
         XCTAssertEqual(error(replacing("mtu = 1400", "mtu = 576")),
                        "/etc/tquic.conf:11: mtu must be a whole number from 1280 to 9000 or `auto`, got `576`")
+        XCTAssertEqual(error(replacing("mtu = 1400", "offload = maybe")),
+                       "/etc/tquic.conf:11: offload must be yes or no, got `maybe`")
         XCTAssertEqual(error(replacing("address = 10.8.0.2/24", "address = 10.8.0.2/33")),
                        "/etc/tquic.conf:10: `10.8.0.2/33` is not an address or prefix (like 10.8.0.2/24 or fd00:8::2/64)")
         XCTAssertEqual(error(replacing("address = 192.0.2.1:4433", "address = vps.example.com:4433")),

@@ -44,11 +44,23 @@ int CLinuxNet_ppoll(struct pollfd *fds, nfds_t count, const struct timespec *tim
 /// IFNAMSIZ: room for an interface name and its terminating NUL.
 #define CLinuxNet_interfaceNameCapacity 16
 
-/// TUNSETIFF on an open /dev/net/tun descriptor with IFF_TUN | IFF_NO_PI: attaches it to the TUN
-/// interface `requested` (created if absent; a "%d" in the name lets the kernel number it) and
-/// writes the name the kernel chose into `actual` (CLinuxNet_interfaceNameCapacity bytes).
-/// Returns 0, or -1 with errno (ENAMETOOLONG for a name of 16 bytes or more).
-int CLinuxNet_tunAttach(int fd, const char *requested, char *actual);
+/// TUNSETIFF on an open /dev/net/tun descriptor with IFF_TUN | IFF_NO_PI (and IFF_VNET_HDR when
+/// `virtioHeader` is nonzero: every read and write then starts with a struct virtio_net_hdr):
+/// attaches it to the TUN interface `requested` (created if absent; a "%d" in the name lets the
+/// kernel number it) and writes the name the kernel chose into `actual`
+/// (CLinuxNet_interfaceNameCapacity bytes). Returns 0, or -1 with errno (ENAMETOOLONG for a name
+/// of 16 bytes or more).
+int CLinuxNet_tunAttach(int fd, const char *requested, char *actual, int virtioHeader);
+
+/// TUN_F_* of <linux/if_tun.h>: what the kernel may hand over unfinished (tun.c checks them).
+#define CLinuxNet_tunOffloadChecksum 0x01
+#define CLinuxNet_tunOffloadTSO4 0x02
+#define CLinuxNet_tunOffloadTSO6 0x04
+#define CLinuxNet_tunOffloadTSOECN 0x08
+
+/// TUNSETVNETHDRSZ `headerSize`, then TUNSETOFFLOAD `flags` (TUN_F_*) on a TUN attached with a
+/// virtio header. Returns 0, or -1 with errno (EINVAL: an offload this kernel lacks).
+int CLinuxNet_tunSetOffload(int fd, unsigned flags, int headerSize);
 
 /// setns(fd, CLONE_NEWNET): moves the calling thread (only) into the network namespace `fd`
 /// refers to (an open /run/netns/<name>). Returns 0, or -1 with errno.

@@ -39,6 +39,9 @@ public struct TunnelInterfaceConfiguration: Equatable, Sendable {
     /// Router: destinations sent into the tunnel (default: everything, as two halves of each
     /// family so the WANs' own default routes stay). VPS: unused (tenants' prefixes are routed).
     public var routes: [IPPrefix] = []
+    /// TCP segmentation and checksum offload on the TUN (IFF_VNET_HDR): the kernel hands over
+    /// 64 KB TCP packets that the daemon cuts, and takes back coalesced ones (TUNDevice.swift).
+    public var offload = true
 }
 
 public struct RouterConfiguration: Equatable, Sendable {
@@ -90,7 +93,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
 
     static let knownKeys: [String: [String]] = [
         "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb"],
-        "tunnel": ["name", "address", "mtu", "routes"],
+        "tunnel": ["name", "address", "mtu", "routes", "offload"],
         "server": ["address", "public-key"],
         "wan": ["interface", "weight", "backup", "source"],
         "vps": ["listen", "egress", "tenant-dir"],
@@ -148,6 +151,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
             // RFC 8200 §5: IPv6 needs 1280; 9000 is the largest jumbo frame worth carrying.
             c.tunnel.mtu = try reader.integer(e, in: 1280...9000, note: " or `auto`")
         }
+        if let e = tunnel.entries.first(where: { $0.key == "offload" }) { c.tunnel.offload = try reader.boolean(e) }
         if let e = tunnel.entries.first(where: { $0.key == "routes" }) {
             guard role == .router else { throw ConfigError(file: file, line: e.line, "routes is for the router (the VPS routes each tenant's allowed prefixes)") }
             c.tunnel.routes = try reader.prefixes(e)

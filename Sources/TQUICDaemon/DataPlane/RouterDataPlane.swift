@@ -132,6 +132,7 @@ final class RouterDataPlane: DataPlane {
         client.handleTimeout(now: now)
         let source = self.source
         client.process(now: now, source: source) { packet, _ in source.write(packet) }
+        source.flush()
         while let (t, wan) = client.poll(now: now) {
             guard wan < wans.count, let batch = wans[wan].batch else { continue }
             do { try batch.append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send on \(wans[wan].name): \(error)") }
@@ -339,6 +340,7 @@ final class RouterDataPlane: DataPlane {
         out += "\n"
         out += "tun: \(source.tun.name) mtu \(tunMTU)\(followsPaths ? " (auto)" : ""), max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
             + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), link-scoped \(source.linkScoped), write failures \(source.writeFailures)\n"
+            + "  \(source.offloadSummary)\n"
         out += "paths:\n"
         let engine = client.engine
         for (i, w) in wans.enumerated() where !removed.contains(i) {

@@ -63,9 +63,22 @@ final class TUNPacketSource: InnerPacketSource {
         }
     }
 
-    /// An inner packet from the tunnel onto the LAN.
+    /// An inner packet from the tunnel onto the LAN (with TUN offloads it may wait for `flush`
+    /// to be joined with the next segments of its TCP flow).
     func write(_ packet: UnsafeRawBufferPointer) {
         if (try? tun.write(packet)) == true { packetsWritten += 1 } else { writeFailures += 1 }
+    }
+
+    /// After each batch of `write`s: hands over what the TUN holds.
+    func flush() {
+        try? tun.flushWrites()
+    }
+
+    /// The offloads' figures for `tquicctl status` (empty without offloads).
+    var offloadSummary: String {
+        guard tun.offloads else { return "offload off" }
+        return "offload: \(tun.superPacketsRead) TSO reads cut into \(tun.segmentsCut), "
+            + "\(tun.coalescedWrites) writes joining \(tun.segmentsCoalesced), held and refused \(tun.heldPacketsDropped), malformed \(tun.malformedReads)"
     }
 
     /// ICMP "too big" for `packet` back through the TUN, naming `mtu` (default: what the tunnel

@@ -100,8 +100,12 @@ final class VPSDataPlane: DataPlane {
     /// Packets from the internet (after the kernel's NAT) to tenants: each to the tenant owning
     /// its destination, whose engine copies it into its own buffer.
     private func readTUN(now: Timestamp) {
-        for _ in 0..<VPSDataPlane.tunBudget {
+        var taken = 0
+        // A TSO packet is read to its last segment: the rest waits in TUNDevice, not the kernel,
+        // so no readable descriptor would bring the loop back for it.
+        while taken < VPSDataPlane.tunBudget || tun.tun.hasPendingSegments {
             guard let n = (try? tun.tun.read(into: packet)) ?? nil else { return }
+            taken += 1
             let p = UnsafeRawBufferPointer(rebasing: packet[0..<n])
             if InnerPacketAddresses.isLinkScoped(p) {
                 tun.linkScoped += 1
@@ -119,6 +123,7 @@ final class VPSDataPlane: DataPlane {
         server.handleTimeout(now: now)
         let tun = self.tun
         server.process(now: now) { packet, _ in tun.write(packet) }
+        tun.flush()
         while let t = server.poll(now: now) {
             let i = sockets.count > 1 && !t.destination.isIPv6 ? 1 : 0
             do { try batches[i].append(t.bytes, to: t.destination, ecn: t.ecn) } catch { log.debug("send: \(error)") }
@@ -188,6 +193,7 @@ final class VPSDataPlane: DataPlane {
         out += "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
             + "write failures \(tun.writeFailures); no tenant for \(server.statistics.droppedNoTenant) packets, "
             + "\(server.statistics.connectionsRefused) connections refused\n"
+            + "  \(tun.offloadSummary)\n"
         out += "tenants:\n"
         for (i, t) in server.tenants.tenants.enumerated() {
             let st = server.tenantStatistics[i]

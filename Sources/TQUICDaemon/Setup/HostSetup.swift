@@ -48,7 +48,8 @@ final class HostSetup {
     func apply() throws {
         do {
             let t = configuration.tunnel
-            let device = try TUNDevice(name: t.name)
+            let device = try TUNDevice(name: t.name, offloads: t.offload)
+            if t.offload && !device.offloads { log.warning("\(device.name): the kernel refused TUN offloads (TSO, checksum); packets go one by one") }
             tun = device
             // No IPv6 link-local address on the TUN (addr_gen_mode 1): without one the kernel
             // sends no router solicitations or MLD reports into the tunnel, which the peer
