@@ -177,8 +177,8 @@ def bulk(lab: L.Lab, p: Profile, fig: Figures, say: Callable[[str], None]) -> No
     voip = lab.probe(measure, name="voip", port=7100, interval_ms=20, size=172)
     fig.ping_loaded_ms, loaded = ping_avg_ms(lab, count=max(3, int(measure / 0.25)), interval=0.2)
     fig.cpu = sampler.finish()  # while iperf3 still runs: its /proc entries go when it exits
-    (lab.dir / "tun-qdisc-loaded.txt").write_text(lab.x("rtr", "tc", "-s", "qdisc", "show", "dev", L.TUN, check=False).stdout
-                                                  + lab.router_status(a).text)
+    # Both daemons' view under load, for the logs (queues, CoDel, TUN offloads).
+    (lab.dir / "status-loaded.txt").write_text(f"--- router\n{lab.router_status(a).text}\n--- vps\n{lab.vps_status()}")
     r = lab.iperf3_result(client, p.seconds)
     after = lab.snapshot(a)
     v = voip.finish()
