@@ -31,6 +31,10 @@ let package = Package(
         // BoringSSL (vendored by swift-nio-ssl as CNIOBoringSSL): TLS 1.3 QUIC API, AEADs, HKDF.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // tquicd's /metrics and dashboard: an HTTP/1.1 server (NIOHTTP1) and the Prometheus text
+        // format (swift-prometheus, on swift-metrics).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.65.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure congestion controllers: no clock, no I/O.
@@ -100,7 +104,11 @@ let package = Package(
         // path manager, the control socket. Swift 6 mode: it runs threads.
         .target(
             name: "TQUICDaemon",
-            dependencies: ["QUIC", "Congestion", "Bonding", "Tunnel", "LinuxNet"],
+            dependencies: ["QUIC", "Congestion", "Bonding", "Tunnel", "LinuxNet",
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(name: "tquicd", dependencies: ["TQUICDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -69,6 +69,20 @@ public final class Daemon {
         }
         defer { control.close() }
         try loop.add(fd: control.fd, events: .readable, token: DaemonToken.control)
+        // /metrics and the dashboard (Observe/): their own thread, fed once a second below.
+        var observer: (server: ObservationServer, exporter: MetricsExporter, board: ObservationBoard)?
+        if let a = configuration.metricsAddress {
+            let exporter = MetricsExporter(), board = ObservationBoard()
+            do {
+                let server = try ObservationServer(host: a.ipString, port: Int(a.port), exporter: exporter, board: board)
+                observer = (server, exporter, board)
+                log.notice("metrics on http://\(a)/metrics, dashboard on http://\(a)/")
+            } catch {
+                log.error("metrics = \(a): \(error) (the tunnel runs without /metrics)")
+            }
+        }
+        defer { observer?.server.close() }
+        var nextObservation = MonotonicClock.now()
         log.notice("\(configuration.role.rawValue) running (\(path)); control socket \(configuration.controlSocket)")
         try? notifier.ready()
         let watchdog = notifier.watchdogInterval.map { Congestion.Duration(nanoseconds: Congestion.Duration($0).nanoseconds / 2) }
@@ -87,7 +101,8 @@ public final class Daemon {
 
         while true {
             var now = MonotonicClock.now()
-            let deadline = earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus)
+            let deadline = earliest(earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus),
+                                    observer == nil ? nil : nextObservation)
             let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
             fired.removeAll(keepingCapacity: true)
             _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, _, _, _ in
@@ -122,6 +137,12 @@ public final class Daemon {
             if let w = watchdog, let t = nextWatchdog, now >= t {
                 try? notifier.watchdog()
                 nextWatchdog = now + w
+            }
+            if let o = observer, now >= nextObservation {
+                let observation = plane.observation
+                o.exporter.update(TunnelMetrics.samples(observation))
+                o.board.publish(observation.json)
+                nextObservation = now + .seconds(1)
             }
             if now >= nextStatus {
                 try? notifier.status(plane.summary(now: now))

@@ -79,6 +79,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
     /// rotated (the directory keeps `DaemonConfiguration.qlogFilesKept` files at most).
     public var qlogDirectory: String?
     public var qlogMaxBytes = 64 << 20
+    /// Where the HTTP listener of /metrics (Prometheus) and the dashboard is (nil: none).
+    public var metricsAddress: SocketAddress?
     public static let qlogFilesKept = 16
     public var tunnel = TunnelInterfaceConfiguration()
     public var router: RouterConfiguration?
@@ -92,7 +94,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let defaultPort: UInt16 = 4433
 
     static let knownKeys: [String: [String]] = [
-        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb"],
+        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb", "metrics"],
         "tunnel": ["name", "address", "mtu", "routes", "offload"],
         "server": ["address", "public-key"],
         "wan": ["interface", "weight", "backup", "source"],
@@ -137,6 +139,12 @@ public struct DaemonConfiguration: Equatable, Sendable {
             c.controlSocket = e.value
         }
 
+        if let e = main.entries.first(where: { $0.key == "metrics" }), !["off", "no", ""].contains(e.value.lowercased()) {
+            guard let a = SocketAddress(e.value, defaultPort: 9270), a.port != 0 else {
+                throw ConfigError(file: file, line: e.line, "metrics must be IP:PORT (e.g. 127.0.0.1:9270), [IPv6]:PORT or `off`, got `\(e.value)`")
+            }
+            c.metricsAddress = a
+        }
         if let e = main.entries.first(where: { $0.key == "qlog-dir" }) {
             guard e.value.hasPrefix("/") else { throw ConfigError(file: file, line: e.line, "qlog-dir must be an absolute path") }
             c.qlogDirectory = e.value

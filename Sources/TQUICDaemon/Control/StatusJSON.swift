@@ -21,6 +21,10 @@ struct PathJSON: Codable {
     var packetsSent: UInt64?
     var packetsLost: UInt64?
     var bytesSent: UInt64?
+    var packetsReceived: UInt64?
+    var pacingRateBitsPerSecond: Double?
+    /// CE marks the peer reported on this path (RFC 9000 §13.4.1).
+    var ecnCongestionExperienced: UInt64?
     var congestionControl: String?
 }
 
@@ -35,6 +39,12 @@ struct TunnelCountersJSON: Codable {
     var delivered: UInt64
     var deliveredBytes: UInt64
     var receivedMalformed: UInt64
+    /// The reorder buffer: packets held now, duplicates and late arrivals dropped, gaps given up,
+    /// and how long released packets had waited (ReorderBuffer.HoldTimes).
+    var reorderHeld: Int?
+    var duplicatesDropped: UInt64?
+    var lateDropped: UInt64?
+    var gapsSkipped: UInt64?
 }
 
 struct RouterStatusJSON: Codable {

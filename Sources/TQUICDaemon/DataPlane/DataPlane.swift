@@ -24,6 +24,21 @@ protocol DataPlane: AnyObject {
     func summary(now: Timestamp) -> String
     /// A control request other than `status` and `ping` (ControlCommand.swift): the answer text.
     func control(_ command: ControlCommand, now: Timestamp) -> String
+    /// The figures of `tquicctl status --json`, for /metrics and the dashboard (Observe/).
+    var observation: Observation { get }
+}
+
+/// A role's status figures, as the status JSON holds them.
+enum Observation: Sendable {
+    case router(RouterStatusJSON)
+    case vps(VPSStatusJSON)
+
+    var json: String {
+        switch self {
+        case .router(let r): return JSONText.encode(r)
+        case .vps(let v): return JSONText.encode(v)
+        }
+    }
 }
 
 /// Tokens of the loop's descriptors.

@@ -58,5 +58,6 @@ func pathJSON(_ s: PathStatistics, interface: String?) -> PathJSON {
              rttMs: s.smoothedRTT.milliseconds, minRttMs: s.minRTT.milliseconds, rttVarianceMs: s.rttVariation.milliseconds,
              congestionWindow: s.congestionWindow, bytesInFlight: s.bytesInFlight, deliveryRateBitsPerSecond: s.deliveryRate * 8,
              lossRate: s.lossRate, mtu: s.maxDatagramSize, packetsSent: s.packetsSent, packetsLost: s.packetsLost,
-             bytesSent: s.bytesSent, congestionControl: s.congestionControl)
+             bytesSent: s.bytesSent, packetsReceived: s.packetsReceived, pacingRateBitsPerSecond: s.pacingRate * 8,
+             ecnCongestionExperienced: s.ecnCongestionExperienced, congestionControl: s.congestionControl)
 }

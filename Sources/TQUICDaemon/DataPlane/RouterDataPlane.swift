@@ -294,6 +294,8 @@ final class RouterDataPlane: DataPlane {
         if let c = client.connection { c.setCongestionControl(algorithm, coupling: c.coupling) }
     }
 
+    var observation: Observation { .router(statusJSON()) }
+
     func statusJSON() -> RouterStatusJSON {
         let engine = client.engine
         var paths: [PathJSON] = []
@@ -316,6 +318,11 @@ final class RouterDataPlane: DataPlane {
             tunnel = TunnelCountersJSON(innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
                                         droppedQueueFull: s.droppedQueueFull, droppedCoDel: s.droppedCoDel, droppedTooLarge: s.droppedTooLarge, delivered: r.delivered,
                                         deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
+            let o = e.receiver.reorder.statistics
+            tunnel?.reorderHeld = o.held
+            tunnel?.duplicatesDropped = o.duplicatesDropped
+            tunnel?.lateDropped = o.lateDropped
+            tunnel?.gapsSkipped = o.gapsSkipped
         }
         return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
                                 congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,

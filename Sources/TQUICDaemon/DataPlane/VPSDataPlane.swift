@@ -158,6 +158,8 @@ final class VPSDataPlane: DataPlane {
         configuration.congestion = algorithm.rawValue
     }
 
+    var observation: Observation { .vps(statusJSON()) }
+
     func statusJSON() -> VPSStatusJSON {
         var tenants: [TenantJSON] = []
         for (i, t) in server.tenants.tenants.enumerated() {
