@@ -12,6 +12,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     # tquic-netem's test namespaces and the lab; mptcpize: the lab's kernel MPTCP comparison.
     apt-get install -y -qq openssl iproute2 ca-certificates pkg-config \
         libmnl-dev libnftables-dev libsystemd-dev nftables iperf3 iputils-ping ethtool mptcpize >/dev/null
+    # chromium: the dashboard's headless-browser check in the end-to-end tests and the lab.
+    apt-get install -y -qq chromium >/dev/null
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python3 ] || python3 -m venv .venv
