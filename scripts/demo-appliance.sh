@@ -8,7 +8,7 @@
 # mid-transfer, and kernel MPTCP over the same links. About a minute per profile after the build.
 # The last line:
 #
-#   RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B profile=P
+#   RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B metrics_paths=N dashboard=ok|fail profile=P
 #
 # Arguments go to demo.py: --profile equal|mptcp-15-5|fibre-satellite|lte-jitter|gigabit|all,
 # --link NAME=SPEC (your own links, docs/link-syntax.md), --seconds S, --no-mptcp, --docs FILE.
@@ -33,7 +33,7 @@ cleanup() {
     if [ ! -e "$WORK/RESULT" ]; then  # demo.py did not get to its line (setup, build, killed)
         [ "$rc" = 0 ] && rc=1
         echo "FAIL: the demo did not complete; logs: $WORK"
-        echo "RESULT aggregate_mbps=0.0 sum_link_mbps=0 ratio=0.000 failover_gap_ms=0.0 tcp_survived=no ping_idle_ms=0.0 ping_loaded_ms=0.0"
+        echo "RESULT aggregate_mbps=0.0 sum_link_mbps=0 ratio=0.000 failover_gap_ms=0.0 tcp_survived=no ping_idle_ms=0.0 ping_loaded_ms=0.0 metrics_paths=0 dashboard=fail"
     fi
     [ "$rc" = 0 ] && rm -rf "$WORK"
     exit "$rc"

@@ -82,7 +82,8 @@ public final class Daemon {
             }
         }
         defer { observer?.server.close() }
-        var nextObservation = MonotonicClock.now()
+        let started = MonotonicClock.now()
+        var nextObservation = started
         log.notice("\(configuration.role.rawValue) running (\(path)); control socket \(configuration.controlSocket)")
         try? notifier.ready()
         let watchdog = notifier.watchdogInterval.map { Congestion.Duration(nanoseconds: Congestion.Duration($0).nanoseconds / 2) }
@@ -141,7 +142,7 @@ public final class Daemon {
             if let o = observer, now >= nextObservation {
                 let observation = plane.observation
                 o.exporter.update(TunnelMetrics.samples(observation))
-                o.board.publish(observation.json)
+                o.board.publish(observation.json(sampledAt: Double((now - started).nanoseconds) / 1e9))
                 nextObservation = now + .seconds(1)
             }
             if now >= nextStatus {

@@ -4,6 +4,7 @@
 // else, over a real loopback socket.
 import XCTest
 import Glibc
+import Foundation
 @testable import TQUICDaemon
 
 final class MetricsTests: XCTestCase {
@@ -70,7 +71,8 @@ final class MetricsTests: XCTestCase {
     func testTheListenerServesMetricsTheDashboardAndStatus_AndNothingElse() throws {
         let exporter = MetricsExporter(), board = ObservationBoard()
         exporter.update(TunnelMetrics.samples(router: router(bytesSent: 42)))
-        board.publish(Observation.router(router(bytesSent: 42)).json)
+        board.publish(Observation.router(router(bytesSent: 21)).json(sampledAt: 1))
+        board.publish(Observation.router(router(bytesSent: 42)).json(sampledAt: 2))
         let server = try ObservationServer(host: "127.0.0.1", port: 0, exporter: exporter, board: board)
         defer { server.close() }
         XCTAssertGreaterThan(server.localPort, 0)
@@ -84,8 +86,23 @@ final class MetricsTests: XCTestCase {
         XCTAssertFalse(page.contains("http://") || page.contains("https://"), "the page loads nothing from elsewhere")
         let status = try get("/status.json", port: server.localPort)
         XCTAssertTrue(status.contains(#""interface" : "wan1""#), status)
+        XCTAssertTrue(status.contains(#""sampledAtSeconds" : 2"#), "the latest sample: \(status)")
+        let history = try get("/history.json", port: server.localPort)
+        let body = try XCTUnwrap(history.components(separatedBy: "\r\n\r\n").last)
+        let samples = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [[String: Any]], history)
+        XCTAssertEqual(samples.map { $0["sampledAtSeconds"] as? Double }, [1, 2], "the kept samples, oldest first")
         XCTAssertTrue(try get("/etc/passwd", port: server.localPort).hasPrefix("HTTP/1.1 404"))
         XCTAssertTrue(try get("/metrics", port: server.localPort, method: "POST").hasPrefix("HTTP/1.1 405"))
+    }
+
+    func testTheHistoryKeepsTheLastFiveMinutesOldestFirst() throws {
+        let board = ObservationBoard()
+        for i in 0..<(ObservationBoard.historyLength + 7) { board.publish("\(i)") }
+        let list = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(board.history)) as? [Int])
+        XCTAssertEqual(list.count, ObservationBoard.historyLength)
+        XCTAssertEqual(list.first, 7)
+        XCTAssertEqual(list.last, ObservationBoard.historyLength + 6)
+        XCTAssertEqual(String(decoding: board.current, as: UTF8.self), "\(ObservationBoard.historyLength + 6)")
     }
 
     /// One request over a fresh loopback TCP connection; the whole reply.

@@ -6,7 +6,7 @@ Per profile it prints a human summary, then
 
     FLOWS voip_owd_p50_ms=.. voip_owd_p99_ms=.. voip_jitter_ms=.. voip_loss=.. quic_mbps=.. profile=P
     MPTCP aggregate_mbps=X ratio=Z profile=P
-    RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B profile=P
+    RESULT aggregate_mbps=X sum_link_mbps=Y ratio=Z failover_gap_ms=G tcp_survived=yes|no ping_idle_ms=A ping_loaded_ms=B metrics_paths=N dashboard=ok|fail profile=P
 
 the RESULT line last. `--profile all` runs every profile and ends with a Markdown table (and
 `--docs FILE` writes it between FILE's `<!-- lab-profiles:begin -->` and `:end -->` markers).

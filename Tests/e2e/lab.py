@@ -34,6 +34,8 @@ VPS_CORE6 = "fd00:100::2"
 INET4, INET6 = "10.202.0.2", "fd02::2"
 LAN4, LAN6 = "10.201.0.2", "fd01::2"
 PORT = 4433
+# tquicd's /metrics and dashboard listener, on loopback inside each daemon's namespace.
+METRICS_PORT = 9270
 TUN = "tquic0"
 TABLE = "tquic_tquic0"  # HostSetup.tableName for tunnel name tquic0 (family inet)
 RATE_MBIT = 20  # each WAN's rate in the tests and the demo
@@ -603,14 +605,14 @@ class Lab:
         tenants = "".join(
             f"\n[tenant]\nname = {r.name}\npublic-key = {r.public_key}\nallowed = {', '.join(r.allowed)}\n" for r in self.routers)
         return (f"[tquic]\nrole = vps\nprivate-key = {self.vps_private}\ncontrol-socket = {self.vps_socket}\n"
-                f"log-level = {self.log_level}\n"
+                f"log-level = {self.log_level}\nmetrics = 127.0.0.1:{METRICS_PORT}\n"
                 f"\n[tunnel]\naddress = 10.8.0.1/24, fd00:8::1/64\n"
                 f"\n[vps]\nlisten = [::]:{PORT}\negress = egress\n{tenants}")
 
     def router_config(self, r: Router) -> str:
         wans = "".join(f"\n[wan]\ninterface = {w}\n" for w in r.wans)
         return (f"[tquic]\nrole = router\nprivate-key = {r.private_key}\ncontrol-socket = {r.socket}\n"
-                f"log-level = {self.log_level}\n"
+                f"log-level = {self.log_level}\nmetrics = 127.0.0.1:{METRICS_PORT}\n"
                 f"\n[tunnel]\naddress = {r.address4}/24, {r.address6}/64\n"
                 f"\n[server]\naddress = {f'[{VPS_CORE6}]' if self.outer_ipv6 else VPS_CORE}:{PORT}\npublic-key = {self.vps_public}\n{wans}")
 

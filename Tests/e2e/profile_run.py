@@ -11,8 +11,11 @@ tbf and no emulator in the way. On them, in this order:
    RFC 3550 jitter are measured; each process's CPU share;
 3. an inner QUIC download (aioquic's hq-interop, internet host -> LAN host), a flow that takes
    reordering worse than TCP;
-4. a second transfer with wan1 cut halfway (the failover gap: the UDP probe's longest silence);
-5. kernel MPTCP over the same WANs (mptcp.py), wan1 back first.
+4. a short transfer while the router's /metrics is scraped twice and its dashboard is loaded in
+   headless Chromium (observe.py): the per-path figures /metrics gave, and whether the page
+   showed every path with live figures;
+5. a second transfer with wan1 cut halfway (the failover gap: the UDP probe's longest silence);
+6. kernel MPTCP over the same WANs (mptcp.py), wan1 back first.
 
 Standard library only (aioquic for step 3 comes from the project's venv).
 """
@@ -30,6 +33,7 @@ from typing import Callable, Optional
 
 import lab as L
 import mptcp
+import observe as O
 
 AIOQUIC_PEER = L.REPO / "Tests" / "interop" / "aioquic_peer.py"
 PROFILES = ["equal", "mptcp-15-5", "fibre-satellite", "lte-jitter", "gigabit"]
@@ -77,6 +81,10 @@ class Figures:
     quic_mbps: Optional[float] = None
     mptcp_mbps: Optional[float] = None
     cpu: dict = field(default_factory=dict)
+    metrics_paths: int = 0
+    # The metric names the router's and the VPS's /metrics showed.
+    metric_names: set = field(default_factory=set)
+    dashboard_ok: bool = False
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -90,7 +98,8 @@ class Figures:
     def result_line(self) -> str:
         return (f"RESULT aggregate_mbps={self.aggregate_mbps:.1f} sum_link_mbps={self.sum_link_mbps:g} ratio={self.ratio:.3f} "
                 f"failover_gap_ms={self.gap_ms:.1f} tcp_survived={'yes' if self.survived else 'no'} "
-                f"ping_idle_ms={self.ping_idle_ms:.1f} ping_loaded_ms={self.ping_loaded_ms:.1f} profile={self.profile}")
+                f"ping_idle_ms={self.ping_idle_ms:.1f} ping_loaded_ms={self.ping_loaded_ms:.1f} "
+                f"metrics_paths={self.metrics_paths} dashboard={'ok' if self.dashboard_ok else 'fail'} profile={self.profile}")
 
     def mptcp_line(self) -> str:
         return f"MPTCP aggregate_mbps={self.mptcp_mbps or 0:.1f} ratio={self.mptcp_ratio:.3f} profile={self.profile}"
@@ -234,6 +243,46 @@ def quic_download(lab: L.Lab, fig: Figures, say: Callable[[str], None]) -> None:
         f"{fig.quic_mbps:.1f} Mbit/s (wall time of the client, start and handshake included)")
 
 
+def observe(lab: L.Lab, fig: Figures, say: Callable[[str], None], seconds: float = 8) -> None:
+    """While a transfer runs: the router's /metrics twice, 2 s apart (the per-path figures it
+    gives, and whether its counters moved), and the dashboard in headless Chromium."""
+    a = lab.router()
+    server = lab.iperf3_server()
+    client = lab.iperf3_client(seconds, name="iperf3-observe")
+    try:
+        time.sleep(1.5)
+        first, t0 = O.scrape(lab, a.node), time.monotonic()
+        time.sleep(2)
+        second, t1 = O.scrape(lab, a.node), time.monotonic()
+        paths = second.label_values("tquic_path_up", "path")
+        moving = []
+        for w in paths:
+            sent = [x.get("tquic_path_sent_bytes_total", path=w) for x in (first, second)]
+            rate = (sent[1] - sent[0]) * 8 / (t1 - t0) / 1e6 if None not in sent else 0.0
+            rtt = second.get("tquic_path_rtt_seconds", path=w)
+            lost = second.get("tquic_path_lost_packets_total", path=w)
+            up = second.get("tquic_path_up", path=w) == 1
+            if up and rate > 0:
+                moving.append(w)
+            say(f"   /metrics {w}: {'up' if up else 'down'}, {rate:.1f} Mbit/s sent, rtt {(rtt or 0) * 1000:.1f} ms, "
+                f"cwnd {(second.get('tquic_path_cwnd_bytes', path=w) or 0) / 1024:.0f} KB, {lost or 0:.0f} packets lost")
+        fig.metrics_paths = len(paths)
+        fig.metric_names = second.names | O.scrape(lab, "vps").names
+        if len(moving) != len(a.wans):
+            fig.failures.append(f"/metrics: {len(moving)} of {len(a.wans)} paths up with moving counters ({paths})")
+        d = O.check_dashboard(lab, a.node, a.wans, lab.dir)
+        fig.dashboard_ok = d.ok
+        say(f"   dashboard (headless Chromium): {'ok' if d.ok else 'FAIL'}: {d.detail}"
+            + (f"; screenshot {d.screenshot}" if d.screenshot else ""))
+        if not d.ok:
+            fig.failures.append(f"dashboard: {d.detail}")
+    finally:
+        r = lab.iperf3_result(client, seconds)
+        server.stop()
+        if r.error:
+            fig.failures.append(f"iperf3 while observing: {r.error}")
+
+
 def cut(lab: L.Lab, p: Profile, fig: Figures, say: Callable[[str], None]) -> None:
     run = lab.transfer_with_cut(p.cut_seconds, p.cut_seconds / 2)
     if run.iperf.error:
@@ -268,6 +317,8 @@ def run_profile(p: Profile, prefix: str, directory: Path, say: Callable[[str], N
         bulk(lab, p, fig, say)
         say("== inner QUIC download")
         quic_download(lab, fig, say)
+        say("== /metrics and the dashboard while TCP runs")
+        observe(lab, fig, say)
         say(f"== TCP {p.cut_seconds:g} s with wan1 cut halfway")
         cut(lab, p, fig, say)
         if p.links:

@@ -3,7 +3,8 @@
 ping idle and loaded, bulk TCP with a VoIP-like flow, an inner QUIC download, wan1 cut, and kernel
 MPTCP on the same links. Checks the machine-readable lines and the issue's targets for `equal`
 (ratio, failover, loaded ping), and that the VoIP-like flow's median one-way delay stays within
-one path RTT of the idle one while the bulk transfer runs.
+one path RTT of the idle one while the bulk transfer runs; and that the router's /metrics and
+dashboard show both paths while a transfer runs (issue 14).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 
 import lab as L
+import observe as O
 import profile_run as R
 
 
@@ -30,7 +32,7 @@ def test_equal_profile_bonds_fails_over_and_reports_every_figure(session, tmp_pa
         "the lab's profile is the simulator's scenario, link for link"
     result = fields(f.result_line())
     assert list(result) == ["aggregate_mbps", "sum_link_mbps", "ratio", "failover_gap_ms", "tcp_survived", "ping_idle_ms",
-                            "ping_loaded_ms", "profile"]
+                            "ping_loaded_ms", "metrics_paths", "dashboard", "profile"]
     assert result["sum_link_mbps"] == "100"
     # Everything the run itself could fail at (setup, iperf3, the QUIC download, cleanup) besides
     # the targets, which are asserted one by one below.
@@ -43,6 +45,13 @@ def test_equal_profile_bonds_fails_over_and_reports_every_figure(session, tmp_pa
     assert f.mptcp_mbps and f.mptcp_mbps > 50, f"kernel MPTCP over both WANs: {f.mptcp_mbps} Mbit/s"
     assert f.quic_mbps and f.quic_mbps > 5, f"inner QUIC download {f.quic_mbps} Mbit/s"
     assert any(line.strip().startswith("emulator wan2:") for line in out), "each emulator reports its drops"
+    # Issue 14: the router's /metrics shows both paths with moving counters, and the dashboard
+    # showed both with live figures in headless Chromium.
+    assert result["metrics_paths"] == "2" and result["dashboard"] == "ok", [l for l in out if "/metrics" in l or "dashboard" in l]
+    assert any(l.strip().startswith("/metrics wan1: up") for l in out), out
+    # The shipped Grafana dashboard queries only metrics that tquicd serves.
+    queried = O.grafana_metric_names()
+    assert len(queried) > 20 and not queried - f.metric_names, f"Grafana queries metrics tquicd lacks: {sorted(queried - f.metric_names)}"
     # Issue 13: a ping through the saturated tunnel rises by less than the slowest path's RTT
     # (the TUN drained at once, interactive packets ahead, CoDel on the bulk queue).
     rise = f.ping_loaded_ms - f.ping_idle_ms

@@ -60,6 +60,8 @@ struct RouterStatusJSON: Codable {
     var lastCloseReason: String?
     var paths: [PathJSON]
     var tunnel: TunnelCountersJSON?
+    /// Seconds since tquicd started, when these figures were read (the dashboard's clock).
+    var sampledAtSeconds: Double?
 }
 
 struct TenantJSON: Codable {
@@ -89,6 +91,7 @@ struct VPSStatusJSON: Codable {
     var connectionsRefused: UInt64
     var droppedDatagrams: UInt64
     var tenants: [TenantJSON]
+    var sampledAtSeconds: Double?
 }
 
 enum JSONText {

@@ -33,10 +33,15 @@ enum Observation: Sendable {
     case router(RouterStatusJSON)
     case vps(VPSStatusJSON)
 
-    var json: String {
+    /// The status JSON, stamped with the seconds since the daemon started.
+    func json(sampledAt seconds: Double) -> String {
         switch self {
-        case .router(let r): return JSONText.encode(r)
-        case .vps(let v): return JSONText.encode(v)
+        case .router(var r):
+            r.sampledAtSeconds = seconds
+            return JSONText.encode(r)
+        case .vps(var v):
+            v.sampledAtSeconds = seconds
+            return JSONText.encode(v)
         }
     }
 }

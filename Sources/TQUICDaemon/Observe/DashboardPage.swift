@@ -1,6 +1,6 @@
 // The dashboard tquicd serves at / beside /metrics: one self-contained page (no external script,
 // style or font: a VPS behind a strict firewall reaches no CDN) that polls /status.json every
-// second and draws, per path, the throughput, RTT and loss of the last five minutes, with the
+// second (after /history.json's last five minutes) and draws, per path, the throughput, RTT and loss of the last five minutes, with the
 // paths' states, the scheduler and congestion controller, and the tenants on a VPS.
 
 enum DashboardPage {
@@ -44,6 +44,7 @@ const HISTORY = 300;                       // samples: five minutes at one a sec
 const COLORS = ["#1a73e8", "#e8710a", "#188038", "#a142f4", "#d93025", "#12b5cb", "#f9ab00", "#5f6368"];
 const series = new Map();                  // path key -> {color, rate: [], rtt: [], loss: [], lastBytes, lastTime}
 let samples = 0;
+let changes = 0;                           // samples in which some path's figures moved
 
 function pathsOf(s) {
   if (s.role === "router") return (s.paths || []).map(p => [p.interface || String(p.pathID), p]);
@@ -52,7 +53,17 @@ function pathsOf(s) {
 
 function push(list, v) { list.push(v); if (list.length > HISTORY) list.shift(); }
 
-function record(s, now) {
+let lastSampledAt = null;
+
+// One sample, timed by tquicd's own clock (sampledAtSeconds): the page's clock may differ, and
+// a sample seen twice counts once.
+function record(s) {
+  const at = s.sampledAtSeconds;
+  if (at === undefined || at === null || at === lastSampledAt) return false;
+  lastSampledAt = at;
+  const now = at * 1000;
+  samples++;
+  let moved = false;
   for (const [key, p] of pathsOf(s)) {
     let e = series.get(key);
     if (!e) { e = {color: COLORS[series.size % COLORS.length], rate: [], rtt: [], loss: [], lastBytes: null, lastTime: null}; series.set(key, e); }
@@ -61,8 +72,10 @@ function record(s, now) {
     if (bytes !== null && e.lastBytes !== null && now > e.lastTime && bytes >= e.lastBytes) mbps = (bytes - e.lastBytes) * 8 / 1e6 / ((now - e.lastTime) / 1000);
     e.lastBytes = bytes; e.lastTime = now;
     push(e.rate, mbps); push(e.rtt, p.rttMs ?? null); push(e.loss, p.lossRate != null ? p.lossRate * 100 : null);
-    e.seen = samples;
+    if (mbps !== null && mbps > 0) moved = true;
   }
+  if (moved) changes++;
+  return true;
 }
 
 function draw(id, field) {
@@ -115,21 +128,32 @@ function render(s) {
     }).join("");
   }
   document.body.dataset.samples = String(samples);
+  document.body.dataset.changes = String(changes);
 }
 
 async function tick() {
   try {
     const r = await fetch("status.json", {cache: "no-store"});
     const s = await r.json();
-    samples++;
-    record(s, Date.now());
+    record(s);
     render(s);
   } catch (e) {
     document.getElementById("summary").textContent = "tquicd does not answer: " + e;
   }
 }
-tick();
-setInterval(tick, 1000);
+
+// The last five minutes first, then a sample a second.
+async function start() {
+  try {
+    const r = await fetch("history.json", {cache: "no-store"});
+    const history = await r.json();
+    for (const s of history) record(s);
+    if (history.length) render(history[history.length - 1]);
+  } catch (e) { /* the live samples still come */ }
+  tick();
+  setInterval(tick, 1000);
+}
+start();
 </script>
 </body>
 </html>

@@ -1,5 +1,5 @@
 // The HTTP listener of `metrics = ADDRESS:PORT`: /metrics for Prometheus, / for the dashboard
-// page, /status.json for the page's charts. SwiftNIO's HTTP/1.1 server on one thread of its own:
+// page, /status.json and /history.json (the last five minutes) for the page's charts. SwiftNIO's HTTP/1.1 server on one thread of its own:
 // it only reads what the daemon's loop published (MetricsExporter, ObservationBoard), so the
 // tunnel's state keeps its single owner (Daemon.swift) and a slow or hostile HTTP client never
 // delays a packet.
@@ -8,12 +8,40 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// The latest status JSON, as the loop published it.
+/// The status JSON the loop published, the latest and those of the last five minutes (so that
+/// the dashboard opens on charts, not on an empty page).
 final class ObservationBoard: Sendable {
-    private let json = Mutex<[UInt8]>(Array("{}\n".utf8))
+    static let historyLength = 300
+    private let state = Mutex<(latest: [UInt8], history: [[UInt8]], next: Int)>((Array("{}\n".utf8), [], 0))
 
-    func publish(_ text: String) { json.withLock { $0 = Array(text.utf8) } }
-    var current: [UInt8] { json.withLock { $0 } }
+    func publish(_ text: String) {
+        let bytes = Array(text.utf8)
+        state.withLock { s in
+            s.latest = bytes
+            if s.history.count < ObservationBoard.historyLength {
+                s.history.append(bytes)
+            } else {
+                s.history[s.next] = bytes
+            }
+            s.next = (s.next + 1) % ObservationBoard.historyLength
+        }
+    }
+
+    var current: [UInt8] { state.withLock { $0.latest } }
+
+    /// A JSON array of the kept samples, oldest first.
+    var history: [UInt8] {
+        state.withLock { s in
+            let ordered = s.history.count < ObservationBoard.historyLength ? s.history : Array(s.history[s.next...] + s.history[..<s.next])
+            var out: [UInt8] = [UInt8(ascii: "[")]
+            for (i, h) in ordered.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out += h
+            }
+            out += Array("]\n".utf8)
+            return out
+        }
+    }
 }
 
 final class ObservationServer {
@@ -85,7 +113,8 @@ final class ObservationHTTPHandler: ChannelInboundHandler {
         case "/metrics": return (.ok, "text/plain; version=0.0.4; charset=utf-8", exporter.text())
         case "/", "/index.html": return (.ok, "text/html; charset=utf-8", Array(DashboardPage.html.utf8))
         case "/status.json": return (.ok, "application/json", board.current)
-        default: return (.notFound, "text/plain; charset=utf-8", Array("not found: /metrics, /status.json or / (the dashboard)\n".utf8))
+        case "/history.json": return (.ok, "application/json", board.history)
+        default: return (.notFound, "text/plain; charset=utf-8", Array("not found: /metrics, /status.json, /history.json or / (the dashboard)\n".utf8))
         }
     }
 
