@@ -17,6 +17,8 @@ public final class Daemon {
     private var log: Log
     private let notifier = SystemdNotifier()
     private var stopping = false
+    /// What `tquicctl monitor` streams (EventLog.swift).
+    private var events = EventLog()
 
     public init(configurationPath: String) throws {
         path = configurationPath
@@ -84,6 +86,10 @@ public final class Daemon {
         defer { observer?.server.close() }
         let started = MonotonicClock.now()
         var nextObservation = started
+        // Events come from comparing the status figures at most every 100 ms on a wake-up, and
+        // at least once a second (the loop wakes for it).
+        var lastObservation: Observation?
+        var nextEventCheck = started
         log.notice("\(configuration.role.rawValue) running (\(path)); control socket \(configuration.controlSocket)")
         try? notifier.ready()
         let watchdog = notifier.watchdogInterval.map { Congestion.Duration(nanoseconds: Congestion.Duration($0).nanoseconds / 2) }
@@ -103,7 +109,7 @@ public final class Daemon {
         while true {
             var now = MonotonicClock.now()
             let deadline = earliest(earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus),
-                                    observer == nil ? nil : nextObservation)
+                                    observer == nil ? nextEventCheck + .milliseconds(900) : nextObservation)
             let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
             fired.removeAll(keepingCapacity: true)
             _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, _, _, _ in
@@ -139,11 +145,17 @@ public final class Daemon {
                 try? notifier.watchdog()
                 nextWatchdog = now + w
             }
-            if let o = observer, now >= nextObservation {
+            let metricsDue = observer != nil && now >= nextObservation
+            if now >= nextEventCheck || metricsDue {
                 let observation = plane.observation
-                o.exporter.update(TunnelMetrics.samples(observation))
-                o.board.publish(observation.json(sampledAt: Double((now - started).nanoseconds) / 1e9))
-                nextObservation = now + .seconds(1)
+                for text in EventDetector.events(from: lastObservation, to: observation) { events.append(text) }
+                lastObservation = observation
+                nextEventCheck = now + .milliseconds(100)
+                if metricsDue, let o = observer {
+                    o.exporter.update(TunnelMetrics.samples(observation))
+                    o.board.publish(observation.json(sampledAt: Double((now - started).nanoseconds) / 1e9))
+                    nextObservation = now + .seconds(1)
+                }
             }
             if now >= nextStatus {
                 try? notifier.status(plane.summary(now: now))
@@ -171,6 +183,7 @@ public final class Daemon {
             configuration = new
             log.level = Log.Level(name: new.logLevel) ?? log.level
             log.notice("reloaded \(path)")
+            events.append("reloaded \(path)")
         } catch {
             log.error("reload: \(error)")
         }
@@ -183,9 +196,13 @@ public final class Daemon {
         case .failure(let e): return "error: \(e)\n"
         case .success(.ping): return "pong\n"
         case .success(.status(json: false)): return plane.status(now: now)
+        case .success(.events(let after)): return events.answer(after: after)
         case .success(let command):
             let answer = plane.control(command, now: now)
-            if command.changesState { log.notice("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())") }
+            if command.changesState {
+                log.notice("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())")
+                events.append("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())")
+            }
             return answer
         }
     }

@@ -11,7 +11,7 @@ struct TQUICCtl: ParsableCommand {
         commandName: "tquicctl",
         abstract: "Keys for /etc/tquic.conf, and the running tquicd: status, paths, tenants, scheduler, congestion control.",
         version: "0.5.0",
-        subcommands: [GenKey.self, PubKey.self, Status.self, Paths.self, Tenants.self, Scheduler.self, Congestion.self])
+        subcommands: [GenKey.self, PubKey.self, Status.self, Paths.self, Tenants.self, Scheduler.self, Congestion.self, Monitor.self])
 }
 
 struct GenKey: ParsableCommand {
@@ -134,7 +134,64 @@ struct Congestion: ParsableCommand {
     }
 }
 
+struct Monitor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor", abstract: "Stream the running tunnel's events as they happen (like `ip monitor`).",
+        discussion: "Paths added, removed, changing state or becoming backups; the connection or tenants connecting and leaving; scheduler and congestion changes; control requests and reloads. Runs until interrupted (Ctrl-C).")
+    @OptionGroup var target: SocketOption
+    @Flag(name: .long, help: "One JSON object per line for scripts.") var json = false
+    @Flag(name: .long, help: "Begin with the events the daemon still keeps (default: only new ones).") var past = false
+    @Option(name: .long, help: "Stop after this many events.") var count: Int?
+    @Option(name: .long, help: "Stop after this many seconds.") var seconds: Double?
+
+    func run() throws {
+        let start = MonotonicClock.now()
+        var after: UInt64? = past ? 0 : nil
+        var shown = 0
+        while true {
+            let answer: String
+            do { answer = try ControlSocketClient.request("events after \(after ?? UInt64.max / 2)", path: target.socket) } catch {
+                print("tquicctl: \(target.socket): \(error)")
+                throw ExitCode(1)
+            }
+            if answer.hasPrefix("error:") { print(answer, terminator: ""); throw ExitCode(1) }
+            for line in answer.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
+                if parts.first == "next", parts.count == 2, let n = UInt64(parts[1]) {
+                    // The first answer only tells where "now" is, unless --past.
+                    if after == nil { after = n; break }
+                    after = n
+                } else if parts.first == "lost", parts.count == 2 {
+                    print(json ? "{\"lost\":\(parts[1])}" : "(\(parts[1]) events lost: the daemon keeps the last 512)")
+                } else if parts.count == 3 {
+                    print(json ? "{\"sequence\":\(parts[0]),\"time\":\"\(parts[1])\",\"event\":\(jsonString(parts[2]))}" : "\(parts[1]) \(parts[2])")
+                    shown += 1
+                    if let c = count, shown >= c { return }
+                }
+            }
+            fflush(nil)  // a pipe's reader sees each event as it comes
+            if let s = seconds, Double(MonotonicClock.now().nanoseconds - start.nanoseconds) / 1e9 >= s { return }
+            usleep(200_000)
+        }
+    }
+
+    func jsonString(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out += c.value < 0x20 ? "\\u00" + String(c.value, radix: 16).leftPadded(2) : String(c)
+            }
+        }
+        return out + "\""
+    }
+}
+
 extension String {
+    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
+
     func trimmingCharacters(in set: String) -> String {
         var s = Substring(self)
         while let f = s.first, set.contains(f) { s = s.dropFirst() }

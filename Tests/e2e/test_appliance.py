@@ -7,6 +7,8 @@ issue's: TCP >= 85 % of the links' sum, UDP at 1.5 links' rate < 0.5 % loss, fai
 
 from __future__ import annotations
 
+import json
+import re
 import os
 import signal
 import time
@@ -248,3 +250,51 @@ def test_sighup_adds_and_removes_wans_and_tenants_without_dropping_the_tunnel(la
     assert tenants["b"]["connected"] and tenants["a"]["connected"], lab.vps_status()
     assert "connections: opened 1, lost 0" in lab.router_status(a).text, "tenant A's connection was dropped by the VPS reload"
     print("reloads: wan2 added, wan1 removed, a bad file refused, tenant B added; A's connection is still the first")
+
+
+def test_runtime_control_changes_the_running_tunnel_and_monitor_streams_it(tunnel):
+    """Issue 14: tquicctl's path manager, scheduler and congestion commands act on the running
+    connection (one connection throughout, a TCP transfer alive through all of them), and
+    `tquicctl monitor` streams each change as it happens."""
+    lab, a = tunnel, tunnel.router()
+
+    def ctl(*args: str) -> str:
+        r = lab.x(a.node, lab.tquicctl, *args, "--socket", a.socket, timeout=10, check=False)
+        assert r.returncode == 0 and r.stdout.startswith("ok:"), (args, r.stdout, r.stderr)
+        return r.stdout
+
+    def status() -> dict:
+        return json.loads(lab.x(a.node, lab.tquicctl, "status", "--json", "--socket", a.socket, timeout=10).stdout)
+
+    monitor = lab.spawn(a.node, "tquicctl-monitor", lab.tquicctl, "monitor", "--socket", a.socket, "--seconds", "25")
+    time.sleep(0.5)
+    server = lab.iperf3_server()
+    client = lab.iperf3_client(14)
+    time.sleep(2)
+    ctl("paths", "set", "wan2", "backup")
+    lab.wait_for(lambda: next(p for p in status()["paths"] if p["interface"] == "wan2")["backup"], 5, "wan2 a backup")
+    ctl("scheduler", "set", "minrtt")
+    ctl("congestion", "set", "cubic")
+    s = status()
+    assert (s["scheduler"], s["congestion"]) == ("minrtt", "cubic"), s
+    assert all(p.get("congestionControl") == "cubic" for p in s["paths"] if p.get("congestionControl")), s["paths"]
+    ctl("paths", "set", "wan2", "available")
+    time.sleep(0.5)  # the monitor samples the status every 100 ms: a change undone sooner is not seen
+    ctl("paths", "del", "wan2")
+    lab.wait_for(lambda: [p["interface"] for p in status()["paths"]] == ["wan1"], 5, "wan2 out of service")
+    time.sleep(1)
+    ctl("paths", "add", "wan2")
+    lab.wait_for(lambda: any(p["interface"] == "wan2" and p["state"] == "active" for p in status()["paths"]), 10, "wan2 back as a path")
+    r = lab.iperf3_result(client, 14)
+    server.stop()
+    assert r.error is None, f"the TCP transfer did not survive the changes: {r.error}"
+    s = status()
+    assert s["connected"] and s["connectionsOpened"] == 1 and s["connectionsLost"] == 0, \
+        f"one connection throughout: opened {s['connectionsOpened']}, lost {s['connectionsLost']}"
+    monitor.stop(signal.SIGINT)
+    events = monitor.stdout()
+    print(events)
+    for expected in ["control: paths set wan2 backup -> ok", "wan2: backup", "scheduler aggregate -> minrtt",
+                     "congestion bbr -> cubic", "wan2: available", "wan2 removed", "wan2 added"]:
+        assert expected in events, f"`{expected}` not streamed by tquicctl monitor:\n{events}"
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} ", events, re.M), "each event has its time"

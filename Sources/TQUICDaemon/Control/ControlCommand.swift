@@ -12,11 +12,13 @@ public enum ControlCommand: Equatable, Sendable {
     case pathSet(interface: String, backup: Bool)
     case schedulerSet(String)
     case congestionSet(String)
+    /// `tquicctl monitor`: the events after sequence number N (EventLog.swift).
+    case events(after: UInt64)
 
     /// Whether the command changes the running tunnel (the daemon logs those).
     public var changesState: Bool {
         switch self {
-        case .ping, .status, .paths, .tenants: return false
+        case .ping, .status, .paths, .tenants, .events: return false
         case .pathAdd, .pathDelete, .pathSet, .schedulerSet, .congestionSet: return true
         }
     }
@@ -29,6 +31,10 @@ public enum ControlCommand: Equatable, Sendable {
         switch w.first {
         case "ping" where w.count == 1: return .success(.ping)
         case "status" where w.count == 1: return .success(.status(json: json))
+        case "events" where w.count == 1: return .success(.events(after: 0))
+        case "events" where w.count == 3 && w[1] == "after":
+            guard let n = UInt64(w[2]) else { return .failure(.init("usage: events [after N]")) }
+            return .success(.events(after: n))
         case "tenants" where w.count == 1: return .success(.tenants(json: json))
         case "paths":
             if w.count == 1 { return .success(.paths(json: json)) }
@@ -68,7 +74,7 @@ public enum ControlCommand: Equatable, Sendable {
             }
             return .success(.congestionSet(name))
         default:
-            return .failure(.init("unknown request `\(line)` (known: status, paths, tenants, paths add|del|set, scheduler set, congestion set, ping)"))
+            return .failure(.init("unknown request `\(line)` (known: status, paths, tenants, paths add|del|set, scheduler set, congestion set, events, ping)"))
         }
     }
 

@@ -10,6 +10,7 @@ extension RouterDataPlane {
     func control(_ command: ControlCommand, now: Timestamp) -> String {
         switch command {
         case .ping: return "pong\n"
+        case .events: return "error: events are the daemon's (Daemon.answer)\n"
         case .status(let json): return json ? JSONText.encode(statusJSON()) : status(now: now)
         case .paths(let json): return json ? JSONText.encode(statusJSON().paths) : pathsTable()
         case .tenants: return "error: tenants are the VPS's (this is a router)\n"

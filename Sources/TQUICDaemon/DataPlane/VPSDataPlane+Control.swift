@@ -9,6 +9,7 @@ extension VPSDataPlane {
     func control(_ command: ControlCommand, now: Timestamp) -> String {
         switch command {
         case .ping: return "pong\n"
+        case .events: return "error: events are the daemon's (Daemon.answer)\n"
         case .status(let json): return json ? JSONText.encode(statusJSON()) : status(now: now)
         case .tenants(let json), .paths(let json): return json ? JSONText.encode(statusJSON().tenants) : tenantsTable()
         case .pathAdd, .pathDelete, .pathSet: return "error: the VPS follows the paths its routers open (use tquicctl on the router)\n"
