@@ -14,6 +14,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         libmnl-dev libnftables-dev libsystemd-dev nftables iperf3 iputils-ping ethtool mptcpize >/dev/null
     # chromium: the dashboard's headless-browser check in the end-to-end tests and the lab.
     apt-get install -y -qq chromium >/dev/null
+    # The package tests (Tests/pkg): building .debs, lintian, a signed apt repository, a clean
+    # Debian root and booting it with systemd.
+    apt-get install -y -qq --no-install-recommends debhelper dpkg-dev fakeroot lintian apt-utils gnupg \
+        debootstrap systemd-container binutils >/dev/null
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python3 ] || python3 -m venv .venv

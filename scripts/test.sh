@@ -11,6 +11,9 @@
 #                               wireguard-go on one veth, figures only (docs/vpn-benchmark.md)
 #   8. link emulator (root)     Tests/netem: tquic-netem between namespaces: delay, rate, loss,
 #                               outage, offloads (pytest; skipped when not root)
+#   9. packages (root)          Tests/pkg/test-packages.sh: tquic-router and tquic-vps built, lintian,
+#                               installed and purged in a debootstrapped Debian 12 root, apt from a
+#                               signed repository, booted with systemd-nspawn (docs/packaging.md)
 # Needs the Python venv made by scripts/setup.sh (aioquic, pytest) and openssl.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,4 +59,11 @@ if [ "$(id -u)" = 0 ]; then
     TQUIC_NETEM="$(swift build --show-bin-path)/tquic-netem" .venv/bin/pytest -q -p no:cacheprovider Tests/netem
 else
     echo "skipped: needs root (network namespaces)"
+fi
+
+echo "== packages: build, lintian, install in a clean Debian 12 root, apt, boot (Tests/pkg)"
+if [ "$(id -u)" = 0 ]; then
+    timeout 1200 Tests/pkg/test-packages.sh
+else
+    echo "skipped: needs root (debootstrap, chroot, systemd-nspawn)"
 fi
