@@ -28,6 +28,16 @@ public final class Daemon {
 
     /// Runs until SIGTERM/SIGINT; returns the process exit status.
     public func run() -> Int32 {
+        // First of all, on the only thread there is: the threads started later (the metrics
+        // listener's) are made in the namespace too. Failing here is fatal: carrying on in the
+        // starting namespace would set up routes and a firewall where no one asked for them.
+        if let ns = configuration.networkNamespace {
+            do { try NetworkNamespace.enter(named: ns) } catch {
+                log.error("\(path): netns = \(ns): \(error) (is there a /run/netns/\(ns)? `ip netns add \(ns)` makes one)")
+                return 1
+            }
+            log.info("running in network namespace \(ns)")
+        }
         let signals: SignalDescriptor
         do { signals = try SignalDescriptor() } catch { log.error("signals: \(error)"); return 1 }
         guard let key = TunnelKey(seed: configuration.privateKey) else { log.error("\(path): unusable private-key"); return 1 }
@@ -171,6 +181,10 @@ public final class Daemon {
         let new: DaemonConfiguration
         do { new = try ConfigLoader.load(path) } catch {
             log.error("reload refused, keeping the running configuration: \(error)")
+            return
+        }
+        guard new.networkNamespace == configuration.networkNamespace else {
+            log.error("reload refused: netns changed; restart tquicd for that")
             return
         }
         guard new.role == configuration.role, new.tunnel == configuration.tunnel || new.role == .vps else {

@@ -67,6 +67,10 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(c.tunnel.addresses.map(\.description), ["10.8.0.2/24", "fd00:8::2/64"])
         XCTAssertEqual(c.tunnel.mtu, 1400)
         XCTAssertTrue(c.tunnel.offload, "TUN offloads are on unless switched off")
+        XCTAssertNil(c.metricsAddress, "no /metrics unless asked for")
+        let observed = try DaemonConfiguration.parse(routerText.replacingOccurrences(of: "keepalive = 15", with: "keepalive = 15\nmetrics = 127.0.0.1:9270\nnetns = blue"), file: "r.conf")
+        XCTAssertEqual(observed.metricsAddress, SocketAddress("127.0.0.1:9270"))
+        XCTAssertEqual(observed.networkNamespace, "blue")
         let plain = try DaemonConfiguration.parse(routerText.replacingOccurrences(of: "mtu = 1400", with: "mtu = 1400\noffload = no"), file: "r.conf")
         XCTAssertFalse(plain.tunnel.offload)
         XCTAssertEqual(c.tunnel.routes.map(\.description), ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"])
@@ -130,6 +134,10 @@ final class DaemonConfigurationTests: XCTestCase {
                        "/etc/tquic.conf:5: scheduler must be one of aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant, got `fastest`")
         XCTAssertEqual(error(replacing("mtu = 1400", "mtu = 576")),
                        "/etc/tquic.conf:11: mtu must be a whole number from 1280 to 9000 or `auto`, got `576`")
+        XCTAssertEqual(error(replacing("keepalive = 15", "netns = ../x")),
+                       "/etc/tquic.conf:6: netns must be a network namespace's name (as `ip netns add` made it: letters, digits, `-`, `_`, `.`), got `../x`")
+        XCTAssertEqual(error(replacing("keepalive = 15", "metrics = grafana.example:9270")),
+                       "/etc/tquic.conf:6: metrics must be IP:PORT (e.g. 127.0.0.1:9270), [IPv6]:PORT or `off`, got `grafana.example:9270`")
         XCTAssertEqual(error(replacing("mtu = 1400", "offload = maybe")),
                        "/etc/tquic.conf:11: offload must be yes or no, got `maybe`")
         XCTAssertEqual(error(replacing("address = 10.8.0.2/24", "address = 10.8.0.2/33")),

@@ -298,3 +298,60 @@ def test_runtime_control_changes_the_running_tunnel_and_monitor_streams_it(tunne
                      "congestion bbr -> cubic", "wan2: available", "wan2 removed", "wan2 added"]:
         assert expected in events, f"`{expected}` not streamed by tquicctl monitor:\n{events}"
     assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} ", events, re.M), "each event has its time"
+
+
+def test_two_instances_side_by_side_each_with_its_socket_metrics_and_namespace(lab):
+    """Issue 14: several tquicd per host, as tquic@NAME.service runs them. Two VPS instances in
+    one namespace (their own port, TUN, nftables table, control socket and metrics port), each
+    serving its own router; the second router is started from the host's namespace and enters
+    its own with `netns =`. Each instance answers for itself, and both tunnels carry traffic."""
+    import observe as O
+    lab.up()
+    lab.up_rtr2(1)
+    a = L.tenant_a()
+    lab.start(a)  # instance 1: the lab's own VPS (tquic0, port 4433, metrics 9270) and router
+    # Instance 2 of the VPS, beside the first in the vps namespace.
+    b = L.Router(name="b", node="rtr2", address4="10.9.0.3", address6="fd00:9::3", lan=[], wans=["wan1"])
+    b.private_key, b.public_key = lab.genkey()
+    b.socket = str(lab.dir / "rtr2.sock")
+    vps2_private, vps2_public = lab.genkey()
+    vps2_socket = str(lab.dir / "vps2.sock")
+    vps2_conf = lab.dir / "vps2.conf"
+    vps2_conf.write_text(
+        f"[tquic]\nrole = vps\nprivate-key = {vps2_private}\ncontrol-socket = {vps2_socket}\nmetrics = 127.0.0.1:9271\n"
+        f"\n[tunnel]\nname = tquic1\naddress = 10.9.0.1/24, fd00:9::1/64\n"
+        f"\n[vps]\nlisten = [::]:4434\negress = egress\n"
+        f"\n[tenant]\nname = b\npublic-key = {b.public_key}\nallowed = 10.9.0.3/32, fd00:9::3/128\n")
+    vps2 = lab.spawn("vps", "tquicd-vps2", lab.tquicd, "--config", str(vps2_conf))
+    lab.wait_for(lambda: os.path.exists(vps2_socket), 10, "the second VPS instance's control socket", proc=vps2)
+    # Router b from the host's namespace: `netns =` puts it in rtr2. Only the internet host's
+    # prefix is routed into its tunnel, so a failure to enter could not touch the host's routes.
+    rtr2_conf = lab.dir / "rtr2.conf"
+    rtr2_conf.write_text(
+        f"[tquic]\nrole = router\nprivate-key = {b.private_key}\ncontrol-socket = {b.socket}\nnetns = {lab.ns('rtr2')}\n"
+        f"metrics = 127.0.0.1:9270\n"
+        f"\n[tunnel]\naddress = 10.9.0.3/24, fd00:9::3/64\nroutes = {L.INET4}/32\n"
+        f"\n[server]\naddress = {L.VPS_CORE}:4434\npublic-key = {vps2_public}\n"
+        f"\n[wan]\ninterface = wan1\n")
+    rtr2 = lab.spawn(None, "tquicd-rtr2", lab.tquicd, "--config", str(rtr2_conf))
+    lab.wait_for(lambda: os.path.exists(b.socket), 10, "router b's control socket", proc=rtr2)
+    lab.wait_for(lambda: L.RouterStatus.parse(lab.status("rtr2", b.socket)).connected, 15, "router b connected to instance 2", proc=rtr2)
+    try:
+        assert lab.ping("rtr2", L.INET4, count=3).returncode == 0, "router b's tunnel (instance 2) carries no traffic"
+        assert lab.ping("lan", L.INET4, count=3).returncode == 0, "tenant a's tunnel (instance 1) lost its traffic"
+        one, two = lab.vps_status(), lab.status("vps", vps2_socket)
+        assert "  a: connected" in one and "  b:" not in one, one
+        assert "  b: connected" in two and "  a:" not in two, two
+        assert "tun: tquic1" in two, two
+        m1, m2 = O.scrape(lab, "vps", 9270), O.scrape(lab, "vps", 9271)
+        assert m1.label_values("tquic_connected", "tenant") == ["a"] and m2.label_values("tquic_connected", "tenant") == ["b"]
+        assert m2.get("tquic_connected", tenant="b") == 1
+        assert O.scrape(lab, "rtr2").get("tquic_connected") == 1, "router b's metrics listener is in its namespace"
+        tables = lab.x("vps", "nft", "list", "tables").stdout
+        assert "tquic_tquic0" in tables and "tquic_tquic1" in tables, tables
+    finally:
+        for p in (rtr2, vps2):
+            rc = p.stop(timeout=5)
+            assert rc == 0, f"{p.name} exited {rc}\n{p.tail()}"
+    assert "tquic_tquic1" not in lab.x("vps", "nft", "list", "tables").stdout, "instance 2 left its nftables table"
+    assert lab.ping("lan", L.INET4, count=3).returncode == 0, "stopping instance 2 disturbed instance 1"

@@ -81,6 +81,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public var qlogMaxBytes = 64 << 20
     /// Where the HTTP listener of /metrics (Prometheus) and the dashboard is (nil: none).
     public var metricsAddress: SocketAddress?
+    /// A network namespace (`ip netns add NAME`: /run/netns/NAME) to run in, as a container
+    /// would; nil: the namespace tquicd was started in.
+    public var networkNamespace: String?
     public static let qlogFilesKept = 16
     public var tunnel = TunnelInterfaceConfiguration()
     public var router: RouterConfiguration?
@@ -94,7 +97,7 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let defaultPort: UInt16 = 4433
 
     static let knownKeys: [String: [String]] = [
-        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb", "metrics"],
+        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb", "metrics", "netns"],
         "tunnel": ["name", "address", "mtu", "routes", "offload"],
         "server": ["address", "public-key"],
         "wan": ["interface", "weight", "backup", "source"],
@@ -144,6 +147,14 @@ public struct DaemonConfiguration: Equatable, Sendable {
                 throw ConfigError(file: file, line: e.line, "metrics must be IP:PORT (e.g. 127.0.0.1:9270), [IPv6]:PORT or `off`, got `\(e.value)`")
             }
             c.metricsAddress = a
+        }
+        if let e = main.entries.first(where: { $0.key == "netns" }) {
+            let v = e.value
+            guard !v.isEmpty, v.utf8.count <= 64, v != ".", v != "..",
+                  v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw ConfigError(file: file, line: e.line, "netns must be a network namespace's name (as `ip netns add` made it: letters, digits, `-`, `_`, `.`), got `\(v)`")
+            }
+            c.networkNamespace = v
         }
         if let e = main.entries.first(where: { $0.key == "qlog-dir" }) {
             guard e.value.hasPrefix("/") else { throw ConfigError(file: file, line: e.line, "qlog-dir must be an absolute path") }
