@@ -48,6 +48,22 @@ public struct LatencyHistogram: Sendable {
         return maximum
     }
 
+    /// Values recorded at or below `bound`, counted by whole buckets (a bucket straddling the
+    /// bound is left out: the figure is a lower bound, within one bucket's 12.5 %). For
+    /// Prometheus's cumulative `le` buckets.
+    public func cumulativeCount(atMost bound: Duration) -> UInt64 {
+        let limit = bound.nanoseconds / 1_000
+        var n: UInt64 = 0
+        for (index, c) in buckets.enumerated() where c > 0 {
+            let top = index < Self.subBuckets ? UInt64(index) : Self.upperEdge(of: index)
+            if top <= limit { n += c }
+        }
+        return n
+    }
+
+    /// The sum of the recorded values, in seconds.
+    public var sumSeconds: Double { Double(sumMicroseconds) / 1e6 }
+
     public mutating func reset() {
         for i in buckets.indices { buckets[i] = 0 }
         count = 0

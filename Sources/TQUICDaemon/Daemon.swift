@@ -163,6 +163,7 @@ public final class Daemon {
                 nextEventCheck = now + .milliseconds(100)
                 if metricsDue, let o = observer {
                     o.exporter.update(TunnelMetrics.samples(observation))
+                    o.exporter.update(histograms: TunnelMetrics.histograms(observation))
                     o.board.publish(observation.json(sampledAt: Double((now - started).nanoseconds) / 1e9))
                     nextObservation = now + .seconds(1)
                 }

@@ -5,6 +5,8 @@
 import XCTest
 import Glibc
 import Foundation
+import Bonding
+import Congestion
 @testable import TQUICDaemon
 
 final class MetricsTests: XCTestCase {
@@ -93,6 +95,25 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(samples.map { $0["sampledAtSeconds"] as? Double }, [1, 2], "the kept samples, oldest first")
         XCTAssertTrue(try get("/etc/passwd", port: server.localPort).hasPrefix("HTTP/1.1 404"))
         XCTAssertTrue(try get("/metrics", port: server.localPort, method: "POST").hasPrefix("HTTP/1.1 405"))
+    }
+
+    func testTheReorderHoldTimesBecomeACumulativePrometheusHistogram() {
+        var h = LatencyHistogram()
+        for us in [100, 100, 100, 3_000, 3_000, 40_000] as [UInt64] { h.record(Duration(nanoseconds: us * 1000)) }
+        var r = router(bytesSent: 1)
+        r.tunnel?.reorderHold = HoldTimesJSON(h)
+        let e = MetricsExporter()
+        e.update(TunnelMetrics.samples(router: r))
+        e.update(histograms: TunnelMetrics.histograms(.router(r)))
+        let t = text(e)
+        XCTAssertTrue(t.contains("# TYPE tquic_reorder_hold_seconds histogram"), t)
+        XCTAssertEqual(value(t, #"tquic_reorder_hold_seconds_bucket{le="0.0005"}"#), 3)
+        XCTAssertEqual(value(t, #"tquic_reorder_hold_seconds_bucket{le="0.001"}"#), 3)
+        XCTAssertEqual(value(t, #"tquic_reorder_hold_seconds_bucket{le="0.005"}"#), 5)
+        XCTAssertEqual(value(t, #"tquic_reorder_hold_seconds_bucket{le="0.05"}"#), 6)
+        XCTAssertEqual(value(t, #"tquic_reorder_hold_seconds_bucket{le="+Inf"}"#), 6)
+        XCTAssertEqual(value(t, "tquic_reorder_hold_seconds_count"), 6)
+        XCTAssertEqual(value(t, "tquic_reorder_hold_seconds_sum") ?? 0, 0.0463, accuracy: 1e-9)
     }
 
     func testTheHistoryKeepsTheLastFiveMinutesOldestFirst() throws {

@@ -1,5 +1,7 @@
 // `tquicctl ... --json`: the same figures as the human status, as JSON for scripts. Built from
 // the connection's and the engine's own statistics at the moment of the request.
+import Bonding
+import Congestion
 import Foundation
 
 struct PathJSON: Codable {
@@ -45,6 +47,28 @@ struct TunnelCountersJSON: Codable {
     var duplicatesDropped: UInt64?
     var lateDropped: UInt64?
     var gapsSkipped: UInt64?
+    var reorderHold: HoldTimesJSON?
+}
+
+/// How long the reorder buffer held the packets it released, as Prometheus's cumulative buckets.
+struct HoldTimesJSON: Codable {
+    static let boundsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+    var boundsSeconds: [Double]
+    /// Packets held at most each bound (the last: all of them).
+    var cumulative: [UInt64]
+    var count: UInt64
+    var sumSeconds: Double
+    var p50Ms: Double
+    var p99Ms: Double
+
+    init(_ h: LatencyHistogram) {
+        boundsSeconds = HoldTimesJSON.boundsSeconds
+        cumulative = HoldTimesJSON.boundsSeconds.map { h.cumulativeCount(atMost: Duration(nanoseconds: UInt64($0 * 1e9))) }
+        count = h.count
+        sumSeconds = h.sumSeconds
+        p50Ms = h.percentile(0.5).milliseconds
+        p99Ms = h.percentile(0.99).milliseconds
+    }
 }
 
 struct RouterStatusJSON: Codable {
@@ -80,6 +104,7 @@ struct TenantJSON: Codable {
     var droppedTooBig: UInt64
     var connectionsAccepted: UInt64
     var connectionsReplaced: UInt64
+    var reorderHold: HoldTimesJSON?
 }
 
 struct VPSStatusJSON: Codable {

@@ -323,6 +323,7 @@ final class RouterDataPlane: DataPlane {
             tunnel?.duplicatesDropped = o.duplicatesDropped
             tunnel?.lateDropped = o.lateDropped
             tunnel?.gapsSkipped = o.gapsSkipped
+            tunnel?.reorderHold = HoldTimesJSON(e.receiver.reorder.holdTimes)
         }
         return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
                                 congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,

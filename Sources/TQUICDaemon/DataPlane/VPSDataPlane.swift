@@ -172,7 +172,8 @@ final class VPSDataPlane: DataPlane {
                                       droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
                                       droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
                                       droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
-                                      connectionsReplaced: st.connectionsReplaced))
+                                      connectionsReplaced: st.connectionsReplaced,
+                                      reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) }))
         }
         return VPSStatusJSON(listen: sockets.compactMap { $0.localAddress?.description }, scheduler: configuration.scheduler,
                              congestion: configuration.congestion, droppedNoTenant: server.statistics.droppedNoTenant,

@@ -32,9 +32,41 @@ struct MetricSample: Equatable, Sendable {
     var key: String { name + "{" + labels.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "}" }
 }
 
+/// A histogram as the engine keeps it (cumulative counts at fixed bounds), for Prometheus's
+/// histogram type: the registry's own histograms only record values one by one, so these few
+/// lines are rendered here, in the same exposition.
+struct HistogramSample: Equatable, Sendable {
+    var name: String
+    var labels: [(String, String)]
+    var boundsSeconds: [Double]
+    var cumulative: [UInt64]
+    var count: UInt64
+    var sum: Double
+
+    static func == (a: HistogramSample, b: HistogramSample) -> Bool {
+        a.name == b.name && a.labels.map { "\($0.0)=\($0.1)" } == b.labels.map { "\($0.0)=\($0.1)" }
+            && a.boundsSeconds == b.boundsSeconds && a.cumulative == b.cumulative && a.count == b.count && a.sum == b.sum
+    }
+
+    /// The family's `_bucket`, `_sum` and `_count` lines (no HELP/TYPE).
+    var lines: String {
+        func labelText(_ extra: (String, String)?) -> String {
+            let all = labels + (extra.map { [$0] } ?? [])
+            return all.isEmpty ? "" : "{" + all.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",") + "}"
+        }
+        var out = ""
+        for (b, c) in zip(boundsSeconds, cumulative) { out += "\(name)_bucket\(labelText(("le", "\(b)"))) \(c)\n" }
+        out += "\(name)_bucket\(labelText(("le", "+Inf"))) \(count)\n"
+        out += "\(name)_sum\(labelText(nil)) \(sum)\n"
+        out += "\(name)_count\(labelText(nil)) \(count)\n"
+        return out
+    }
+}
+
 final class MetricsExporter: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let series = Mutex<[String: Series]>([:])
+    private let histograms = Mutex<[UInt8]>([])
 
     private enum Series {
         case gauge(Gauge)
@@ -83,8 +115,21 @@ final class MetricsExporter: Sendable {
         }
     }
 
+    /// The histograms' latest state (replacing the one before).
+    func update(histograms samples: [HistogramSample]) {
+        var text = ""
+        var named = Set<String>()
+        for h in samples {
+            if named.insert(h.name).inserted {
+                text += "# HELP \(h.name) \(TunnelMetrics.help[h.name] ?? "")\n# TYPE \(h.name) histogram\n"
+            }
+            text += h.lines
+        }
+        histograms.withLock { $0 = Array(text.utf8) }
+    }
+
     /// The Prometheus text exposition (version 0.0.4).
     func text() -> [UInt8] {
-        registry.emitToBuffer()
+        registry.emitToBuffer() + histograms.withLock { $0 }
     }
 }

@@ -35,6 +35,7 @@ enum TunnelMetrics {
         "tquic_reorder_held_packets": "Packets the reorder buffer holds now, waiting for a gap.",
         "tquic_reorder_duplicates_dropped_total": "Duplicate copies the reorder buffer dropped.",
         "tquic_reorder_gaps_skipped_total": "Missing packets the reorder buffer gave up on.",
+        "tquic_reorder_hold_seconds": "How long the reorder buffer held the packets it released in order (bucket bounds within 12.5 %).",
         "tquic_tenants": "Tenants configured on the VPS.",
         "tquic_dropped_no_tenant_packets_total": "Packets from the internet for an address of no tenant (VPS).",
         "tquic_endpoint_dropped_datagrams_total": "UDP datagrams the VPS's endpoint dropped (malformed or for no connection).",
@@ -45,6 +46,19 @@ enum TunnelMetrics {
         switch observation {
         case .router(let r): return samples(router: r)
         case .vps(let v): return samples(vps: v)
+        }
+    }
+
+    /// The reorder buffers' hold times (the router's; each connected tenant's on the VPS).
+    static func histograms(_ observation: Observation) -> [HistogramSample] {
+        func hold(_ h: HoldTimesJSON?, _ labels: [(String, String)]) -> [HistogramSample] {
+            guard let h else { return [] }
+            return [HistogramSample(name: "tquic_reorder_hold_seconds", labels: labels, boundsSeconds: h.boundsSeconds,
+                                    cumulative: h.cumulative, count: h.count, sum: h.sumSeconds)]
+        }
+        switch observation {
+        case .router(let r): return hold(r.tunnel?.reorderHold, [])
+        case .vps(let v): return v.tenants.flatMap { hold($0.reorderHold, [("tenant", $0.name)]) }
         }
     }
 
