@@ -17,8 +17,11 @@ public final class Daemon {
     private var log: Log
     private let notifier = SystemdNotifier()
     private var stopping = false
-    /// What `tquicctl monitor` streams (EventLog.swift).
+    /// What `tquicctl monitor` streams (EventLog.swift), and when a monitor last asked: the
+    /// status is compared every 100 ms while one watches, else once a second (building it
+    /// allocates, and an idle or busy tunnel should not pay for a watcher who is not there).
     private var events = EventLog()
+    private var lastEventsRequest: Timestamp?
 
     public init(configurationPath: String) throws {
         path = configurationPath
@@ -96,8 +99,8 @@ public final class Daemon {
         defer { observer?.server.close() }
         let started = MonotonicClock.now()
         var nextObservation = started
-        // Events come from comparing the status figures at most every 100 ms on a wake-up, and
-        // at least once a second (the loop wakes for it).
+        // Events come from comparing the status figures on a wake-up: every 100 ms while a
+        // monitor watches, else once a second (the loop wakes for it).
         var lastObservation: Observation?
         var nextEventCheck = started
         log.notice("\(configuration.role.rawValue) running (\(path)); control socket \(configuration.controlSocket)")
@@ -119,7 +122,7 @@ public final class Daemon {
         while true {
             var now = MonotonicClock.now()
             let deadline = earliest(earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus),
-                                    observer == nil ? nextEventCheck + .milliseconds(900) : nextObservation)
+                                    earliest(nextEventCheck, observer == nil ? nil : nextObservation))
             let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
             fired.removeAll(keepingCapacity: true)
             _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, _, _, _ in
@@ -160,7 +163,8 @@ public final class Daemon {
                 let observation = plane.observation
                 for text in EventDetector.events(from: lastObservation, to: observation) { events.append(text) }
                 lastObservation = observation
-                nextEventCheck = now + .milliseconds(100)
+                let watched = lastEventsRequest.map { now < $0 + .seconds(2) } ?? false
+                nextEventCheck = now + .milliseconds(watched ? 100 : 1000)
                 if metricsDue, let o = observer {
                     o.exporter.update(TunnelMetrics.samples(observation))
                     o.exporter.update(histograms: TunnelMetrics.histograms(observation))
@@ -211,7 +215,9 @@ public final class Daemon {
         case .failure(let e): return "error: \(e)\n"
         case .success(.ping): return "pong\n"
         case .success(.status(json: false)): return plane.status(now: now)
-        case .success(.events(let after)): return events.answer(after: after)
+        case .success(.events(let after)):
+            lastEventsRequest = now
+            return events.answer(after: after)
         case .success(let command):
             let answer = plane.control(command, now: now)
             if command.changesState {
