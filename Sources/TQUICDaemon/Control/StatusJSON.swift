@@ -84,6 +84,8 @@ struct RouterStatusJSON: Codable {
     var lastCloseReason: String?
     var paths: [PathJSON]
     var tunnel: TunnelCountersJSON?
+    /// Key updates done on the current connection (RFC 9001 §6).
+    var keyUpdates: Int?
     /// Seconds since tquicd started, when these figures were read (the dashboard's clock).
     var sampledAtSeconds: Double?
 }
@@ -105,6 +107,7 @@ struct TenantJSON: Codable {
     var connectionsAccepted: UInt64
     var connectionsReplaced: UInt64
     var reorderHold: HoldTimesJSON?
+    var keyUpdates: Int?
 }
 
 struct VPSStatusJSON: Codable {

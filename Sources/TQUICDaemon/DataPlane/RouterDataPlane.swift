@@ -328,7 +328,8 @@ final class RouterDataPlane: DataPlane {
         return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
                                 congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,
                                 connectionsOpened: client.statistics.connectionsOpened, connectionsLost: client.statistics.connectionsLost,
-                                lastCloseReason: client.statistics.lastCloseReason, paths: paths, tunnel: tunnel)
+                                lastCloseReason: client.statistics.lastCloseReason, paths: paths, tunnel: tunnel,
+                                keyUpdates: engine?.connection.keyUpdatesCompleted)
     }
 
     // MARK: - Status

@@ -173,7 +173,8 @@ final class VPSDataPlane: DataPlane {
                                       droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
                                       droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
                                       connectionsReplaced: st.connectionsReplaced,
-                                      reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) }))
+                                      reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) },
+                                      keyUpdates: s?.connection.keyUpdatesCompleted))
         }
         return VPSStatusJSON(listen: sockets.compactMap { $0.localAddress?.description }, scheduler: configuration.scheduler,
                              congestion: configuration.congestion, droppedNoTenant: server.statistics.droppedNoTenant,

@@ -10,6 +10,7 @@ enum TunnelMetrics {
         "tquic_connected": "1 while the tunnel connection (router) or the tenant's connection (VPS) is up.",
         "tquic_connections_opened_total": "Tunnel connections opened (handshakes done).",
         "tquic_connections_lost_total": "Tunnel connections that ended other than by a local stop.",
+        "tquic_key_updates_total": "Key updates (RFC 9001 §6) on the current connection.",
         "tquic_path_up": "1 while the path can carry packets (its WAN up and the path active).",
         "tquic_path_backup": "1 for a backup path (used only when no other path is usable).",
         "tquic_path_rtt_seconds": "Smoothed round-trip time of the path (RFC 9002 §5.3).",
@@ -69,6 +70,7 @@ enum TunnelMetrics {
             MetricSample("tquic_connections_opened_total", .counter, Double(r.connectionsOpened)),
             MetricSample("tquic_connections_lost_total", .counter, Double(r.connectionsLost)),
         ]
+        if let k = r.keyUpdates { out.append(MetricSample("tquic_key_updates_total", .counter, Double(k))) }
         for p in r.paths {
             out += path(p, labels: [("path", p.interface ?? p.pathID.map { "\($0)" } ?? "?")])
         }
@@ -87,6 +89,7 @@ enum TunnelMetrics {
             let tenant = [("tenant", t.name)]
             out.append(MetricSample("tquic_connected", .gauge, t.connected ? 1 : 0, tenant))
             out.append(MetricSample("tquic_tenant_connections_accepted_total", .counter, Double(t.connectionsAccepted), tenant))
+            if let k = t.keyUpdates { out.append(MetricSample("tquic_key_updates_total", .counter, Double(k), tenant)) }
             for p in t.paths {
                 out += path(p, labels: tenant + [("path", p.pathID.map { "\($0)" } ?? "?")])
             }
