@@ -3,8 +3,8 @@
 # copies it to /usr/local/sbin and pulls it in with systemd.wants=tquic-pkg-test.service): the
 # admin's first hour with tquic-vps under a real systemd. It ends the container with
 # `systemctl --force exit N`, N = number of failed checks, so nspawn's exit status is the verdict.
-#   1. the shipped /etc/tquic.conf: `systemctl start tquic` fails, and the journal says which
-#      line to edit and that `tquicctl genkey` makes the key (no stack trace)
+#   1. the shipped /etc/tquic.conf: `systemctl start tquic` fails, and the journal says (at error
+#      priority) which line to edit and that `tquicctl genkey` makes the key (no stack trace)
 #   2. keys from `tquicctl genkey` pasted in: tquic.service reaches active (Type=notify: only
 #      after READY=1), sends STATUS=, and keeps a 2 s watchdog fed
 #   3. a router (tquic@router.service, same root, loopback as its WAN) connects as tenant home
@@ -45,6 +45,11 @@ if grep -q '/etc/tquic.conf:[0-9]*: private-key .*not set yet' <<<"$text" && gre
     ok "the journal names the line and the command: $(grep -m1 'not set yet' <<<"$text")"
 else
     bad "the journal does not say what to edit: $text"
+fi
+if journalctl -b --no-pager -o cat -p err -u tquic.service | grep -q 'not set yet'; then
+    ok "filed as an error: journalctl -p err -u tquic shows it"
+else
+    bad "the refusal is not at error priority in the journal"
 fi
 if grep -qiE 'fatal error|stack dump|backtrace|0x[0-9a-f]{12}' <<<"$text"; then
     bad "the journal shows a crash: $text"
