@@ -20,7 +20,7 @@ struct TQUICD: ParsableCommand {
     func run() throws {
         if checkConfig {
             let (ok, text) = Daemon.check(path: config)
-            print(text)
+            print(ok ? text : journalError(text))
             throw ExitCode(ok ? 0 : 1)
         }
         guard getuid() == 0 else {
@@ -29,9 +29,16 @@ struct TQUICD: ParsableCommand {
         }
         let daemon: Daemon
         do { daemon = try Daemon(configurationPath: config) } catch {
-            print("tquicd: \(error)")
+            print(journalError("tquicd: \(error)"))
             throw ExitCode(1)
         }
         throw ExitCode(daemon.run())
     }
+}
+
+/// A refusal as the journal should file it: under systemd (ExecStartPre=, ExecStart=, where
+/// standard output is a journal stream) with the `<3>` prefix of sd-daemon(3), so
+/// `journalctl -p err -u tquic` shows what to edit; elsewhere unchanged.
+private func journalError(_ text: String) -> String {
+    getenv("JOURNAL_STREAM") == nil ? text : "<3>" + text
 }
