@@ -3,6 +3,7 @@
 # copies it to /usr/local/sbin and pulls it in with systemd.wants=tquic-pkg-test.service): the
 # admin's first hour with tquic-vps under a real systemd. It ends the container with
 # `systemctl --force exit N`, N = number of failed checks, so nspawn's exit status is the verdict.
+#   0. after boot: tquic.service disabled and not running, the sysctl drop-in applied
 #   1. the shipped /etc/tquic.conf: `systemctl start tquic` fails, and the journal says (at error
 #      priority) which line to edit and that `tquicctl genkey` makes the key (no stack trace)
 #   2. keys from `tquicctl genkey` pasted in: tquic.service reaches active (Type=notify: only
@@ -33,13 +34,21 @@ wait_for() { local n=$1; shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [
 prop() { systemctl show -P "$2" "$1"; }
 journal_of() { journalctl -b --no-pager -o cat -u "$1"; }
 
+echo "== 0. after boot, before anyone touched it"
+# Installing changed nothing on the network: the unit is not enabled, so the boot left it alone;
+# the drop-in is what systemd-sysctl applied at boot (this namespace's forwarding).
+[ "$(systemctl is-enabled tquic.service)" = disabled ] && ok "tquic.service is disabled" || bad "tquic.service is $(systemctl is-enabled tquic.service)"
+[ "$(systemctl is-active tquic.service)" = inactive ] && [ ! -e /sys/class/net/tquic0 ] && ok "nothing started at boot: no tquicd, no tquic0" ||
+    bad "something started tquic at boot"
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] && ok "ip_forward = 1 from /usr/lib/sysctl.d/60-tquic.conf at boot" || bad "the sysctl drop-in was not applied at boot"
+
 echo "== 1. first start with the shipped example config"
 if systemctl start tquic.service; then
     bad "tquic.service started with the shipped example config (it has no keys)"
 else
     ok "tquic.service refuses to start with the shipped config"
 fi
-systemctl stop tquic.service; systemctl reset-failed tquic.service
+systemctl stop tquic.service; systemctl reset-failed tquic.service 2>/dev/null || true
 text=$(journal_of tquic.service)
 if grep -q '/etc/tquic.conf:[0-9]*: private-key .*not set yet' <<<"$text" && grep -q 'tquicctl genkey' <<<"$text"; then
     ok "the journal names the line and the command: $(grep -m1 'not set yet' <<<"$text")"
