@@ -35,6 +35,7 @@ cleanup() {
     local rc=$?
     set +e
     [ -n "$NSPAWN_PID" ] && kill -KILL "$NSPAWN_PID" 2>/dev/null && wait "$NSPAWN_PID" 2>/dev/null
+    rm -f "$CACHE"/*.part.$$
     # Deepest mounts first; lazy, so a process still holding one cannot keep the root alive.
     findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r m; do umount -l "$m"; done
     if findmnt -rn -o TARGET | grep -qF "$WORK/"; then
@@ -105,12 +106,12 @@ mkdir -p "$CACHE"
 tarball=$CACHE/debootstrap-$SUITE-minbase-$(echo "$INCLUDE" | md5sum | cut -c1-8).tgz
 t=$(date +%s)
 if [ ! -s "$tarball" ]; then
-    # Cold: download once into the cache (written aside and renamed, so a killed run leaves no
-    # half tarball behind for the next one).
-    debootstrap --variant=minbase --include="$INCLUDE" --make-tarball="$tarball.part" \
+    # Cold: download once into the cache, written aside (per process: two CI runs may share the
+    # cache) and renamed, so a failed or killed run leaves no half tarball for the next one.
+    debootstrap --variant=minbase --include="$INCLUDE" --make-tarball="$tarball.part.$$" \
         "$SUITE" "$WORK/dl" "$mirror" > "$WORK/debootstrap.log" 2>&1 ||
-        { tail -n 20 "$WORK/debootstrap.log"; die "debootstrap --make-tarball from $mirror failed"; }
-    mv "$tarball.part" "$tarball"
+        { rm -f "$tarball.part.$$"; tail -n 20 "$WORK/debootstrap.log"; die "debootstrap --make-tarball from $mirror failed"; }
+    mv "$tarball.part.$$" "$tarball"
     ok "downloaded $SUITE from $mirror into $tarball in $(( $(date +%s) - t )) s"
     t=$(date +%s)
 fi
