@@ -260,6 +260,7 @@ NSPAWN_PID=$!
 rc=0; wait "$NSPAWN_PID" || rc=$?
 NSPAWN_PID=
 [ -f "$R/var/tmp/tquic-boot-check.log" ] && sed 's/^/    /' "$R/var/tmp/tquic-boot-check.log"
+[ -f "$R/var/tmp/tquic-journal.txt" ] && { echo "    --- journal of tquic.service and tquic@router.service"; tail -n 80 "$R/var/tmp/tquic-journal.txt" | sed 's/^/    /'; }
 [ $rc = 0 ] || { echo "    --- the container's console (last 60 lines)"; tail -n 60 "$WORK/nspawn.log" | sed 's/^/    /'; }
 case $rc in
     0) ok "booted root: every check passed ($(( $(date +%s) - t )) s)" ;;
