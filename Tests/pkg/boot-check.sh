@@ -10,7 +10,8 @@
 #      after READY=1), sends STATUS=, and keeps a 2 s watchdog fed
 #   3. a router (tquic@router.service, same root, loopback as its WAN) connects as tenant home
 #   4. `systemctl reload tquic` with a new tenant: same PID, new tenant listed, home still up
-#   5. `systemctl stop`: inactive with result success, TUN and nftables table gone
+#   5. an upgrade (dpkg -i) while both run: the edited conffile kept, both restarted, home back
+#   6. `systemctl stop`: inactive with result success, TUN and nftables table gone
 set -uo pipefail
 LOG=/var/tmp/tquic-boot-check.log
 exec > >(tee "$LOG") 2>&1
@@ -138,7 +139,27 @@ if wait_for 50 sh -c 'tquicctl tenants | grep -q office'; then ok "tenant office
 journal_of tquic.service | grep -q 'reloaded /etc/tquic.conf' && ok "journal: reloaded /etc/tquic.conf" || bad "no reload line in the journal"
 tquicctl status --json | grep -Eq '"connected" ?: ?true' && ok "tenant home still connected after the reload" || bad "home dropped by the reload"
 
-echo "== 5. systemctl stop"
+echo "== 5. upgrade while both run: dpkg -i tquic-vps $(dpkg-deb -f /var/tmp/tquic-vps-upgrade.deb Version)"
+pid=$(prop tquic.service MainPID); router_pid=$(prop tquic@router.service MainPID)
+cp -p /etc/tquic.conf /var/tmp/tquic.conf.edited
+if dpkg -i /var/tmp/tquic-vps-upgrade.deb < /dev/null; then ok "dpkg -i of the upgrade"; else bad "dpkg -i of the upgrade failed"; fi
+cmp -s /etc/tquic.conf /var/tmp/tquic.conf.edited && [ "$(stat -c %a /etc/tquic.conf)" = 600 ] &&
+    ok "the edited /etc/tquic.conf kept (0600)" || bad "the upgrade changed /etc/tquic.conf"
+for u in tquic.service tquic@router.service; do
+    old=$pid; [ $u = tquic.service ] || old=$router_pid
+    if [ "$(systemctl is-active $u)" = active ] && [ "$(prop $u MainPID)" != "$old" ]; then
+        ok "$u restarted on the new binary (PID $old -> $(prop $u MainPID))"
+    else
+        bad "$u after the upgrade: $(systemctl is-active $u), PID $(prop $u MainPID) (was $old)"
+    fi
+done
+if wait_for 300 sh -c 'tquicctl status --json | grep -Eq "\"connected\" ?: ?true"'; then
+    ok "tenant home connected again after the upgrade"
+else
+    bad "tenant home did not reconnect within 30 s of the upgrade"
+fi
+
+echo "== 6. systemctl stop"
 # tquic.service first: its RuntimeDirectory (/run/tquic) is the parent of tquic@router's
 # (/run/tquic/router), and the router's control socket must outlive the VPS's stop.
 systemctl stop tquic.service

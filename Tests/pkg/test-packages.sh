@@ -193,7 +193,8 @@ for p in tquic-router tquic-vps; do
     cp -p "$R/etc/tquic.conf" "$WORK/edited.conf"
     dpkg-deb -R "$(deb $p)" "$WORK/up-$p"
     sed -i "s/^Version: .*/Version: $version+upgradetest/" "$WORK/up-$p/DEBIAN/control"
-    dpkg-deb -b --root-owner-group "$WORK/up-$p" "$R/tmp/up.deb" > /dev/null
+    dpkg-deb -b --root-owner-group "$WORK/up-$p" "$WORK/up-$p.deb" > /dev/null
+    cp "$WORK/up-$p.deb" "$R/tmp/up.deb"
     in_root dpkg -i /tmp/up.deb > "$WORK/dpkg.log" 2>&1 < /dev/null || { cat "$WORK/dpkg.log"; die "upgrade of $p failed"; }
     [ "$(in_root dpkg-query -W -f='${Version}' $p)" = "$version+upgradetest" ] || bad "upgrade did not happen"
     cmp -s "$R/etc/tquic.conf" "$WORK/edited.conf" && [ "$(stat -c %a "$R/etc/tquic.conf")" = 600 ] &&
@@ -247,6 +248,8 @@ umount "$R/proc"
 rm -f "$R/usr/sbin/policy-rc.d"
 install -m 0755 Tests/pkg/boot-check.sh "$R/usr/local/sbin/tquic-boot-check"
 install -m 0644 Tests/pkg/tquic-pkg-test.service "$R/etc/systemd/system/tquic-pkg-test.service"
+# The upgrade the boot check installs while tquic runs (not in /tmp: a tmpfs there at boot).
+cp "$WORK/up-tquic-vps.deb" "$R/var/tmp/tquic-vps-upgrade.deb"
 # A getty on the container's console would only wait for input.
 ln -sf /dev/null "$R/etc/systemd/system/console-getty.service"
 # --register=no --keep-unit: no machined or D-Bus on this host (docs/packaging.md);
