@@ -12,6 +12,7 @@
 #   4. `systemctl reload tquic` with a new tenant: same PID, new tenant listed, home still up
 #   5. an upgrade (dpkg -i) while both run: the edited conffile kept, both restarted, home back
 #   6. `systemctl stop`: inactive with result success, TUN and nftables table gone
+#   7. `dpkg --purge` while both run: prerm stops them, nothing of theirs is left
 set -uo pipefail
 LOG=/var/tmp/tquic-boot-check.log
 exec > >(tee "$LOG") 2>&1
@@ -179,3 +180,16 @@ done
 [ ! -e /sys/class/net/tquic0 ] && [ ! -e /sys/class/net/tquic1 ] && ok "TUN devices removed" || bad "a TUN device is left"
 nft list tables | grep -q tquic && bad "nftables table left: $(nft list tables)" || ok "nftables tables removed"
 [ ! -e /run/tquic/tquic.sock ] && ok "control socket removed" || bad "control socket left"
+
+echo "== 7. dpkg --purge while tquic and tquic@router run"
+systemctl start tquic.service tquic@router.service
+mkdir -p /var/log/tquic/qlog && echo x > /var/log/tquic/qlog/1.sqlog
+if dpkg --purge tquic-vps < /dev/null; then ok "dpkg --purge tquic-vps"; else bad "dpkg --purge tquic-vps failed"; fi
+# /proc, not pgrep: procps is not in this minimal root.
+running=$(grep -lx tquicd /proc/[0-9]*/comm 2>/dev/null || true)
+[ -z "$running" ] && ok "prerm stopped both tquicd" || bad "a tquicd still runs after the purge: $running"
+[ ! -e /sys/class/net/tquic0 ] && [ ! -e /sys/class/net/tquic1 ] && ! nft list tables | grep -q tquic &&
+    ok "their TUNs and nftables tables are gone" || bad "a TUN or nftables table is left after the purge"
+left=$(ls -d /etc/tquic.conf /etc/tquic /var/log/tquic /lib/systemd/system/tquic*.service /usr/sbin/tquicd 2>/dev/null)
+[ -z "$left" ] && ok "config, tenant files, logs, units and binaries gone" || bad "left after the purge: $left"
+
