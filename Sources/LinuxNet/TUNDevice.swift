@@ -221,20 +221,18 @@ public final class TUNDevice: @unchecked Sendable {
     }
 
     private func writeRaw(_ p: UnsafeRawPointer, count: Int) throws -> Bool {
-        while true {
-            let n = Glibc.write(fd, p, count)
-            if n >= 0 { return true }
-            let e = errno
-            if e == EINTR { continue }
-            if TUNDevice.isPacketDrop(e) { return false }
-            throw SystemError("write \(name)", errno: e)
-        }
+        try retryingWrite { Glibc.write(fd, p, count) }
     }
 
     private func writeVector(_ v: UnsafePointer<iovec>, count: Int32) throws -> Bool {
+        try retryingWrite { Glibc.writev(fd, v, count) }
+    }
+
+    /// `write` or `writev` again after EINTR; false for an error that loses only this packet.
+    @inline(__always)
+    private func retryingWrite(_ call: () -> Int) throws -> Bool {
         while true {
-            let n = Glibc.writev(fd, v, count)
-            if n >= 0 { return true }
+            if call() >= 0 { return true }
             let e = errno
             if e == EINTR { continue }
             if TUNDevice.isPacketDrop(e) { return false }

@@ -221,8 +221,9 @@ public final class Daemon {
         case .success(let command):
             let answer = plane.control(command, now: now)
             if command.changesState {
-                log.notice("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())")
-                events.append("control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())")
+                let line = "control: \(request.trimmingSpaces()) -> \(answer.trimmingSpaces())"
+                log.notice(line)
+                events.append(line)
             }
             return answer
         }

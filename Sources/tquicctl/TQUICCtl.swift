@@ -164,7 +164,7 @@ struct Monitor: ParsableCommand {
                 } else if parts.first == "lost", parts.count == 2 {
                     print(json ? "{\"lost\":\(parts[1])}" : "(\(parts[1]) events lost: the daemon keeps the last 512)")
                 } else if parts.count == 3 {
-                    print(json ? "{\"sequence\":\(parts[0]),\"time\":\"\(parts[1])\",\"event\":\(jsonString(parts[2]))}" : "\(parts[1]) \(parts[2])")
+                    print(json ? "{\"sequence\":\(parts[0]),\"time\":\"\(parts[1])\",\"event\":\(QlogWriter.quote(parts[2]))}" : "\(parts[1]) \(parts[2])")
                     shown += 1
                     if let c = count, shown >= c { return }
                 }
@@ -174,24 +174,9 @@ struct Monitor: ParsableCommand {
             usleep(200_000)
         }
     }
-
-    func jsonString(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out += c.value < 0x20 ? "\\u00" + String(c.value, radix: 16).leftPadded(2) : String(c)
-            }
-        }
-        return out + "\""
-    }
 }
 
 extension String {
-    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
-
     func trimmingCharacters(in set: String) -> String {
         var s = Substring(self)
         while let f = s.first, set.contains(f) { s = s.dropFirst() }

@@ -13,7 +13,7 @@ final class TUNOffloadTests: XCTestCase {
     // MARK: The checksum
 
     func testTheFastChecksumEqualsTheByteByByteSumAtEveryLengthAndAlignment() {
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         let bytes = (0..<2100).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         bytes.withUnsafeBytes { all in
             for offset in 0..<4 {
@@ -295,18 +295,5 @@ struct TCPHeader {
         return [0x9C, 0x40, 0x14, 0x51, UInt8(s >> 24), UInt8(s >> 16 & 0xFF), UInt8(s >> 8 & 0xFF), UInt8(s & 0xFF),
                 0, 0, 0x10, 0x00, 0x80, flags, 0x01, 0xF5, 0, 0, 0, 0,
                 1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78]
-    }
-}
-
-/// A small deterministic generator for test bytes.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

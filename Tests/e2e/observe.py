@@ -4,6 +4,7 @@ DOM read after a few seconds of live updates and a screenshot taken. Used by the
 run (its RESULT line's metrics_paths= and dashboard=) and by the end-to-end tests."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -64,7 +65,6 @@ def scrape(lab: L.Lab, node: str, port: int = METRICS_PORT) -> Scrape:
 
 def grafana_metric_names(path: Path = GRAFANA) -> set[str]:
     """Every tquic_* metric the shipped Grafana dashboard queries (panel targets and variables)."""
-    import json
     d = json.loads(path.read_text())
     exprs = [t["expr"] for panel in d["panels"] for t in panel.get("targets", [])]
     exprs += [v.get("query", "") for v in d.get("templating", {}).get("list", []) if isinstance(v.get("query"), str)]

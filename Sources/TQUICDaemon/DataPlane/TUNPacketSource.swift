@@ -74,7 +74,7 @@ final class TUNPacketSource: InnerPacketSource {
         try? tun.flushWrites()
     }
 
-    /// The offloads' figures for `tquicctl status` (empty without offloads).
+    /// The offloads' figures for `tquicctl status` ("offload off" without them).
     var offloadSummary: String {
         guard tun.offloads else { return "offload off" }
         return "offload: \(tun.superPacketsRead) TSO reads cut into \(tun.segmentsCut), "

@@ -35,18 +35,13 @@ struct MetricSample: Equatable, Sendable {
 /// A histogram as the engine keeps it (cumulative counts at fixed bounds), for Prometheus's
 /// histogram type: the registry's own histograms only record values one by one, so these few
 /// lines are rendered here, in the same exposition.
-struct HistogramSample: Equatable, Sendable {
+struct HistogramSample: Sendable {
     var name: String
     var labels: [(String, String)]
     var boundsSeconds: [Double]
     var cumulative: [UInt64]
     var count: UInt64
     var sum: Double
-
-    static func == (a: HistogramSample, b: HistogramSample) -> Bool {
-        a.name == b.name && a.labels.map { "\($0.0)=\($0.1)" } == b.labels.map { "\($0.0)=\($0.1)" }
-            && a.boundsSeconds == b.boundsSeconds && a.cumulative == b.cumulative && a.count == b.count && a.sum == b.sum
-    }
 
     /// The family's `_bucket`, `_sum` and `_count` lines (no HELP/TYPE).
     var lines: String {
