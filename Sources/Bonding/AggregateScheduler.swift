@@ -25,7 +25,10 @@ public final class AggregateScheduler: PathScheduler {
         var bestArrival = Double.infinity
         for i in sendable {
             let t = expectedArrival(paths[i], bytes: packet.size, now: now)
-            if t < bestArrival { best = i; bestArrival = t }
+            if t < bestArrival {
+                best = i
+                bestArrival = t
+            }
         }
         if packet.trafficClass == .interactive || packet.backlogIsKnown {
             // Would a path that is full now still deliver first (this packet, or for bulk the
@@ -46,7 +49,10 @@ public final class AggregateScheduler: PathScheduler {
                     margin = delta.seconds
                 }
                 let t = expectedArrival(paths[i], bytes: bytes, now: now) + margin
-                if t < waitArrival { waitFor = i; waitArrival = t }
+                if t < waitArrival {
+                    waitFor = i
+                    waitArrival = t
+                }
             }
             if let waitFor {
                 let path = paths[waitFor]

@@ -30,7 +30,8 @@ public final class BLESTScheduler: PathScheduler {
         guard let slow = PathEligibility.fastest(paths, in: sendable) else {
             return PathEligibility.wait(paths, among: eligible, bytes: packet.size)
         }
-        let f = paths[fast], s = paths[slow]
+        let f = paths[fast]
+        let s = paths[slow]
         let ratio = max(s.rtt.seconds / max(f.rtt.seconds, 1e-6), 1)
         let mss = Double(segmentSize)
         let cwndSegments = Double(f.congestionWindow) / mss

@@ -58,7 +58,7 @@ public struct CoDel: Sendable, Equatable {
         // drop rate it had reached rather than from 1.
         isDropping = true
         let delta = count &- lastCount
-        count = delta > 1 && now - dropNext < parameters.interval * 16 ? delta : 1 // saturating: 0 if dropNext is ahead
+        count = delta > 1 && now - dropNext < parameters.interval * 16 ? delta : 1  // saturating: 0 if dropNext is ahead
         dropNext = controlLaw(now, count)
         lastCount = count
         drops += 1

@@ -24,9 +24,11 @@ public final class ECFScheduler: PathScheduler {
         guard let slow = PathEligibility.fastest(paths, in: sendable) else {
             return PathEligibility.wait(paths, among: eligible, bytes: packet.size)
         }
-        let f = paths[fast], s = paths[slow]
+        let f = paths[fast]
+        let s = paths[slow]
         let k = Double(packet.queuedBytes)
-        let rttF = f.rtt.seconds, rttS = s.rtt.seconds
+        let rttF = f.rtt.seconds
+        let rttS = s.rtt.seconds
         let delta = max(f.rttVariation, s.rttVariation).seconds
         let n = 1 + k / Double(max(f.congestionWindow, 1))
         if n * rttF < (1 + (waiting ? beta : 0)) * (rttS + delta) {

@@ -9,7 +9,10 @@
 /// Fragments carry no ports after the first, so every fragment — the first included — is keyed on
 /// addresses and protocol only, which keeps one datagram's fragments in one lane.
 public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
-    public enum Family: UInt8, Sendable { case ipv4 = 4, ipv6 = 6 }
+    public enum Family: UInt8, Sendable {
+        case ipv4 = 4
+        case ipv6 = 6
+    }
 
     public var family: Family
     public var sourceHigh: UInt64
@@ -71,7 +74,8 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
         h = Self.mix(h ^ sourceLow)
         h = Self.mix(h ^ destinationHigh)
         h = Self.mix(h ^ destinationLow)
-        let tail = UInt64(family.rawValue) << 40 | UInt64(transportProtocol) << 32
+        let tail =
+            UInt64(family.rawValue) << 40 | UInt64(transportProtocol) << 32
             | UInt64(sourcePort) << 16 | UInt64(destinationPort)
         return Self.mix(h ^ tail)
     }
@@ -141,26 +145,41 @@ extension FlowKey {
         var isFragment = false
         var truncated = false
         // Walk at most 8 extension headers; a longer chain is treated as opaque.
-        walk: for _ in 0 ..< 8 {
+        walk: for _ in 0..<8 {
             switch next {
             case IPProtocol.hopByHop, IPProtocol.routing, IPProtocol.destinationOptions,
-                 IPProtocol.mobility, IPProtocol.hip, IPProtocol.shim6:
-                guard end - offset >= 8 else { truncated = true; break walk }
+                IPProtocol.mobility, IPProtocol.hip, IPProtocol.shim6:
+                guard end - offset >= 8 else {
+                    truncated = true
+                    break walk
+                }
                 let length = (Int(p[offset + 1]) + 1) * 8
-                guard end - offset >= length else { truncated = true; break walk }
+                guard end - offset >= length else {
+                    truncated = true
+                    break walk
+                }
                 if next == IPProtocol.mobility { break walk }  // carries no ports; ends the chain
                 next = p[offset]
                 offset += length
             case IPProtocol.fragment:
-                guard end - offset >= 8 else { truncated = true; break walk }
+                guard end - offset >= 8 else {
+                    truncated = true
+                    break walk
+                }
                 let field = UInt16(p[offset + 2]) << 8 | UInt16(p[offset + 3])
                 if field & 0xfff9 != 0 { isFragment = true }  // offset (13 bits) or M flag
                 next = p[offset]
                 offset += 8
             case IPProtocol.ah:
-                guard end - offset >= 8 else { truncated = true; break walk }
+                guard end - offset >= 8 else {
+                    truncated = true
+                    break walk
+                }
                 let length = (Int(p[offset + 1]) + 2) * 4
-                guard end - offset >= length else { truncated = true; break walk }
+                guard end - offset >= length else {
+                    truncated = true
+                    break walk
+                }
                 next = p[offset]
                 offset += length
             default:

@@ -42,7 +42,8 @@ public struct QueueGuard: Sendable {
             // tens of milliseconds above its minimum), and a window four times what the path
             // delivers (a queue alone is a controller probing; a big window alone is a rate
             // estimate still catching up).
-            isDraining = path.smoothedRTT > path.minRTT + max(budget, path.minRTT) + path.rttVariation
+            isDraining =
+                path.smoothedRTT > path.minRTT + max(budget, path.minRTT) + path.rttVariation
                 && path.congestionWindow > 4 * supported
         } else if path.congestionWindow <= 2 * supported {
             isDraining = false

@@ -170,9 +170,9 @@ public struct ReinjectionLedger: Sendable {
             if !rings[s].done[i] {
                 if queueEnd == queue.count {
                     // Full: let the oldest eighth go (the least likely to arrive in time).
-                    queue[queueStart ..< queueEnd].sort { $0.sequence.precedes($1.sequence) }
+                    queue[queueStart..<queueEnd].sort { $0.sequence.precedes($1.sequence) }
                     let drop = max(1, (queueEnd - queueStart) / 8)
-                    for k in queueStart ..< queueStart + drop { discard(queue[k]) }
+                    for k in queueStart..<queueStart + drop { discard(queue[k]) }
                     statistics.queueOverflow += UInt64(drop)
                     queueStart += drop
                     compactQueue()
@@ -184,7 +184,7 @@ public struct ReinjectionLedger: Sendable {
             p += 1
         }
         statistics.reinjected += UInt64(moved)
-        queue[queueStart ..< queueEnd].sort { $0.sequence.precedes($1.sequence) }
+        queue[queueStart..<queueEnd].sort { $0.sequence.precedes($1.sequence) }
         rings[s].id = -1
         rings[s].epoch &+= 1
         rings[s].head = rings[s].tail
@@ -228,7 +228,10 @@ public struct ReinjectionLedger: Sendable {
         guard queueStart < queueEnd else { return nil }
         let record = queue[queueStart]
         queueStart += 1
-        if queueStart == queueEnd { queueStart = 0; queueEnd = 0 }
+        if queueStart == queueEnd {
+            queueStart = 0
+            queueEnd = 0
+        }
         return record
     }
 
@@ -253,7 +256,8 @@ public struct ReinjectionLedger: Sendable {
     private mutating func take(_ ticket: Ticket) -> Record? {
         let s = Int(ticket.slot)
         guard s < rings.count, rings[s].id >= 0, rings[s].epoch == ticket.epoch,
-              ticket.position >= rings[s].head, ticket.position < rings[s].tail else { return nil }
+            ticket.position >= rings[s].head, ticket.position < rings[s].tail
+        else { return nil }
         let i = Int(ticket.position % UInt64(configuration.capacityPerPath))
         guard !rings[s].done[i] else { return nil }
         rings[s].done[i] = true
@@ -286,7 +290,7 @@ public struct ReinjectionLedger: Sendable {
     private mutating func compactQueue() {
         guard queueStart > 0 else { return }
         let n = queueEnd - queueStart
-        for k in 0 ..< n { queue[k] = queue[queueStart + k] }
+        for k in 0..<n { queue[k] = queue[queueStart + k] }
         queueStart = 0
         queueEnd = n
     }

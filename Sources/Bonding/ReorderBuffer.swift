@@ -195,7 +195,7 @@ public struct ReorderBuffer: Sendable {
         pathHoldTime = holdTime
         let total = configuration.capacity + configuration.readyReserve
         slots = [Slot](repeating: Slot(), count: total)
-        for i in 0 ..< total { slots[i].laneNext = i + 1 < total ? Int32(i + 1) : -1 }
+        for i in 0..<total { slots[i].laneNext = i + 1 < total ? Int32(i + 1) : -1 }
         freeHead = 0
         readyRing = [Int32](repeating: -1, count: total)
         let lanes = TunnelFrame.laneCount
@@ -248,15 +248,21 @@ public struct ReorderBuffer: Sendable {
     }
 
     private mutating func decayLateAllowance(now: UInt64) {
-        guard lateAllowance > .zero else { lateAllowanceUpdated = now; return }
+        guard lateAllowance > .zero else {
+            lateAllowanceUpdated = now
+            return
+        }
         let elapsed = Double(now &- lateAllowanceUpdated) / 1e9
         guard elapsed > 0.01 else { return }
         lateAllowanceUpdated = now
         // Half-life 10 s.
         var factor = 1.0
         var e = elapsed
-        while e >= 10 { factor /= 2; e -= 10 }
-        factor *= 1 - 0.0693 * e // ln 2 / 10 per second, linearised over < 10 s
+        while e >= 10 {
+            factor /= 2
+            e -= 10
+        }
+        factor *= 1 - 0.0693 * e  // ln 2 / 10 per second, linearised over < 10 s
         lateAllowance = Duration(nanoseconds: UInt64(Double(lateAllowance.nanoseconds) * max(factor, 0)))
         holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
     }

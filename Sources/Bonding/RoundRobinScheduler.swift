@@ -17,7 +17,7 @@ public final class RoundRobinScheduler: PathScheduler {
         let n = min(paths.count, 64)
         var start = 0
         if let lastID, let last = paths.firstIndex(where: { $0.id == lastID }) { start = last + 1 }
-        for step in 0 ..< n {
+        for step in 0..<n {
             let i = (start + step) % n
             if sendable.contains(i) {
                 lastID = paths[i].id

@@ -116,10 +116,11 @@ public enum TunnelFrame {
         _ header: TunnelHeader, to buffer: UnsafeMutableRawBufferPointer, payloadOffset: Int, payloadLength: Int
     ) -> Range<Int>? {
         guard payloadOffset >= headerLength, payloadLength > 0,
-              payloadLength <= buffer.count - payloadOffset else { return nil }
+            payloadLength <= buffer.count - payloadOffset
+        else { return nil }
         let start = payloadOffset - headerLength
         guard write(header, to: buffer, at: start) else { return nil }
-        return start ..< payloadOffset + payloadLength
+        return start..<payloadOffset + payloadLength
     }
 
     /// Sets the R bit of a frame already written at `offset` (before re-sending it on another
@@ -143,7 +144,7 @@ public enum TunnelFrame {
         let header = TunnelHeader(
             sequence: TunnelSequence(seq), lane: lane, laneSequence: laneSeq,
             isReinjected: first & reinjectedBit != 0)
-        return .success(DecodedTunnelFrame(header: header, payload: headerLength ..< datagram.count))
+        return .success(DecodedTunnelFrame(header: header, payload: headerLength..<datagram.count))
     }
 }
 

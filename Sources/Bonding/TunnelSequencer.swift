@@ -38,8 +38,9 @@ public struct TunnelSequencer: Sendable {
         _ buffer: UnsafeMutableRawBufferPointer, payloadOffset: Int, payloadLength: Int
     ) -> (header: TunnelHeader, frame: Range<Int>)? {
         guard payloadOffset >= TunnelFrame.headerLength, payloadLength > 0,
-              payloadLength <= buffer.count - payloadOffset else { return nil }
-        let packet = UnsafeRawBufferPointer(rebasing: buffer[payloadOffset ..< payloadOffset + payloadLength])
+            payloadLength <= buffer.count - payloadOffset
+        else { return nil }
+        let packet = UnsafeRawBufferPointer(rebasing: buffer[payloadOffset..<payloadOffset + payloadLength])
         let header = nextHeader(lane: FlowKey.lane(of: packet, seed: flowHashSeed))
         guard let range = TunnelFrame.prepend(header, to: buffer, payloadOffset: payloadOffset, payloadLength: payloadLength)
         else { return nil }

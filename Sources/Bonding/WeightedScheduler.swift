@@ -39,7 +39,7 @@ public final class WeightedScheduler: PathScheduler {
         }
         // Each full round adds at least `quantum` to every sendable path: bounded.
         let rounds = packet.size / quantum + 2
-        for _ in 0 ..< rounds * n {
+        for _ in 0..<rounds * n {
             if sendable.contains(i) {
                 let slot = creditSlot(for: paths[i].id)
                 if !credited {
@@ -64,7 +64,7 @@ public final class WeightedScheduler: PathScheduler {
 
     /// The credit slot of a path ID (recycling the least useful slot when all 64 are taken).
     private func creditSlot(for id: Int) -> Int {
-        for s in 0 ..< used where ids[s] == id { return s }
+        for s in 0..<used where ids[s] == id { return s }
         if used < ids.count {
             ids[used] = id
             deficits[used] = 0

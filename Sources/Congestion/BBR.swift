@@ -213,7 +213,7 @@ public final class BBR: CongestionController {
     /// BBRQuantizationBudget (§5.6.4.2): room for offload bursts, the pipelining floor, and 2
     /// extra packets while probing up.
     private func quantizationBudget(_ cap: Double) -> Double {
-        var cap = max(cap, Double(3 * sendQuantum)) // offload_budget = 3 × send_quantum
+        var cap = max(cap, Double(3 * sendQuantum))  // offload_budget = 3 × send_quantum
         cap = max(cap, Double(minPipeCwnd))
         if state == .probeBWUp { cap += Double(2 * maxDatagramSize) }
         return cap
@@ -251,7 +251,8 @@ public final class BBR: CongestionController {
         // the delivery-rate estimator.
         let d = packet.delivery
         if !ackHasPacket || d.delivered > newestSnapshot.delivered
-            || (d.delivered == newestSnapshot.delivered && packet.timeSent > newestTimeSent) {
+            || (d.delivered == newestSnapshot.delivered && packet.timeSent > newestTimeSent)
+        {
             newestSnapshot = d
             newestTimeSent = packet.timeSent
         }
@@ -269,7 +270,7 @@ public final class BBR: CongestionController {
         if recoveryEndedThisAck {
             recoveryEndedThisAck = false
             recoveryStart = nil
-            restoreCwnd() // §5.6.4.4: back to the last known good window, then bounded by the model
+            restoreCwnd()  // §5.6.4.4: back to the last known good window, then bounded by the model
         }
         if !pacingFromFirstRTT && ack.rtt.smoothed.nanoseconds > 0 {
             // §5.6.2 BBRInitPacingRate, now that SRTT is known.
@@ -372,7 +373,7 @@ public final class BBR: CongestionController {
         updateMinRTT()
         checkProbeRTT()
         advanceLatestDeliverySignals()
-        bandwidth = min(maxBandwidth, bandwidthShortterm) // BBRBoundBWForModel
+        bandwidth = min(maxBandwidth, bandwidthShortterm)  // BBRBoundBWForModel
     }
 
     /// §5.1.1 BBRUpdateRound: a round ends when a packet sent after the previous round's end is acknowledged.
@@ -458,7 +459,7 @@ public final class BBR: CongestionController {
         }
         extraAckedDelivered += rs.newlyAcked
         let extra = min(Double(extraAckedDelivered) - expected, Double(congestionWindow))
-        let window = fullBandwidthReached ? BBR.extraAckedFilterLen : 1 // Startup: this round only
+        let window = fullBandwidthReached ? BBR.extraAckedFilterLen : 1  // Startup: this round only
         extraAcked = Int(extraAckedFilter.update(value: max(extra, 0), time: roundCount, window: window))
     }
 
@@ -499,7 +500,9 @@ public final class BBR: CongestionController {
     /// "In recovery for a whole round" is read as "the loss round that just ended saw losses".
     private func checkStartupHighLoss() {
         guard state == .startup, !fullBandwidthReached, lossRoundStart else { return }
-        if lossRoundEndedWithLoss && lossEventsInRound >= BBR.startupFullLossCount && isInflightTooHigh(lost: rs.lost, txInFlight: rs.txInFlight) {
+        if lossRoundEndedWithLoss && lossEventsInRound >= BBR.startupFullLossCount
+            && isInflightTooHigh(lost: rs.lost, txInFlight: rs.txInFlight)
+        {
             fullBandwidthReached = true
             inflightLongterm = max(bdpMultiple(bandwidth, gain: 1), inflightLatest).rounded(.down)
         }
@@ -530,7 +533,7 @@ public final class BBR: CongestionController {
 
     private func startProbeBWDown() {
         resetCongestionSignals()
-        probeUpAckedPerInc = .max // not growing inflight_longterm
+        probeUpAckedPerInc = .max  // not growing inflight_longterm
         pickProbeWait()
         cycleStamp = now
         ackPhase = .probeStopping
@@ -652,7 +655,7 @@ public final class BBR: CongestionController {
             // -06: the probe's samples are over; later losses are not the probe's doing.
             isBwProbeSample = false
             ackPhase = .idle
-            if state.isProbeBW && !rs.isAppLimited { cycleCount += 1 } // BBRAdvanceMaxBwFilter
+            if state.isProbeBW && !rs.isAppLimited { cycleCount += 1 }  // BBRAdvanceMaxBwFilter
         }
         guard !isInflightTooHigh(lost: rs.lost, txInFlight: rs.txInFlight), inflightLongterm.isFinite else { return }
         if Double(rs.txInFlight) > inflightLongterm { inflightLongterm = Double(rs.txInFlight) }
@@ -667,7 +670,7 @@ public final class BBR: CongestionController {
     }
 
     private func noteLoss() {
-        if !lossInRound { lossRoundDelivered = delivered } // the loss round ends one round from now
+        if !lossInRound { lossRoundDelivered = delivered }  // the loss round ends one round from now
         lossInRound = true
     }
 
@@ -716,7 +719,7 @@ public final class BBR: CongestionController {
 
     private func checkProbeRTT() {
         if state != .probeRTT && probeRTTExpired && !idleRestart {
-            saveCwnd() // before the state changes: the window to come back to
+            saveCwnd()  // before the state changes: the window to come back to
             state = .probeRTT
             pacingGain = 1
             cwndGain = BBR.probeRTTCwndGain
@@ -745,7 +748,7 @@ public final class BBR: CongestionController {
 
     private func checkProbeRTTDone() {
         guard let done = probeRTTDoneStamp, now > done else { return }
-        probeRTTMinStamp = now // the next ProbeRTT is due 5 s from here
+        probeRTTMinStamp = now  // the next ProbeRTT is due 5 s from here
         restoreCwnd()
         // BBRExitProbeRTT: the probe is over; resume cruising (or Startup if the pipe was never full).
         resetShortTermModel()
@@ -767,7 +770,7 @@ public final class BBR: CongestionController {
         idleRestart = true
         extraAckedIntervalStart = now
         if state.isProbeBW {
-            setPacingRate(gain: 1) // resume at exactly bw
+            setPacingRate(gain: 1)  // resume at exactly bw
         } else if state == .probeRTT {
             checkProbeRTTDone()
         }
@@ -806,7 +809,7 @@ public final class BBR: CongestionController {
             cwnd += rs.newlyAcked
         }
         cwnd = max(cwnd, minPipeCwnd)
-        if state == .probeRTT { cwnd = min(cwnd, Int(probeRTTCwnd)) } // BBRBoundCwndForProbeRTT
+        if state == .probeRTT { cwnd = min(cwnd, Int(probeRTTCwnd)) }  // BBRBoundCwndForProbeRTT
         // BBRBoundCwndForModel: the volume caps of the current state.
         var cap = Double.infinity
         if state.isProbeBW && state != .probeBWCruise {

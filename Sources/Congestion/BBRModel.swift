@@ -25,7 +25,9 @@ public struct BBRWindowedMaxFilter: Sendable {
     /// Forgets everything and starts over from one sample.
     public mutating func reset(value: Double, time: UInt64) {
         let s = Sample(value: value, time: time)
-        best = s; second = s; third = s
+        best = s
+        second = s
+        third = s
         isEmpty = false
     }
 
@@ -42,17 +44,24 @@ public struct BBRWindowedMaxFilter: Sendable {
         }
         let s = Sample(value: value, time: time)
         if value >= second.value {
-            second = s; third = s
+            second = s
+            third = s
         } else if value >= third.value {
             third = s
         }
         if age(best) >= window {
             // The best aged out: promote the later sub-windows' maxima.
-            best = second; second = third; third = s
-            if age(best) >= window { best = second; second = third }
+            best = second
+            second = third
+            third = s
+            if age(best) >= window {
+                best = second
+                second = third
+            }
         } else if second.time == best.time && Double(age(best)) * 4 > Double(window) {
             // A quarter of the window passed without a second-best: take the newest sample.
-            second = s; third = s
+            second = s
+            third = s
         } else if third.time == second.time && Double(age(best)) * 2 > Double(window) {
             // Half the window passed without a third-best.
             third = s

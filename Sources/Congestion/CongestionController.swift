@@ -10,7 +10,9 @@ public struct AckedPacketInfo: Sendable {
     /// The connection's delivery state when the packet was sent (for rate samples, BBR's loss rate).
     public var delivery: DeliverySnapshot
     public init(sentBytes: Int, timeSent: Timestamp, delivery: DeliverySnapshot = DeliverySnapshot()) {
-        self.sentBytes = sentBytes; self.timeSent = timeSent; self.delivery = delivery
+        self.sentBytes = sentBytes
+        self.timeSent = timeSent
+        self.delivery = delivery
     }
 }
 
@@ -20,7 +22,9 @@ public struct LostPacketInfo: Sendable {
     public var timeSent: Timestamp
     public var delivery: DeliverySnapshot
     public init(sentBytes: Int, timeSent: Timestamp, delivery: DeliverySnapshot = DeliverySnapshot()) {
-        self.sentBytes = sentBytes; self.timeSent = timeSent; self.delivery = delivery
+        self.sentBytes = sentBytes
+        self.timeSent = timeSent
+        self.delivery = delivery
     }
 }
 
@@ -31,7 +35,10 @@ public struct RTTSample: Sendable {
     public var minimum: Duration
     public var variation: Duration
     public init(latest: Duration, smoothed: Duration, minimum: Duration, variation: Duration) {
-        self.latest = latest; self.smoothed = smoothed; self.minimum = minimum; self.variation = variation
+        self.latest = latest
+        self.smoothed = smoothed
+        self.minimum = minimum
+        self.variation = variation
     }
 }
 
@@ -49,10 +56,16 @@ public struct AckSummary: Sendable {
     public var hasNewRTTSample: Bool
     /// The delivery-rate sample of this ACK (draft-cheng-iccrg-delivery-rate-estimation), if any.
     public var rateSample: RateSample?
-    public init(now: Timestamp, ackedBytes: Int, priorBytesInFlight: Int, bytesInFlight: Int, rtt: RTTSample,
-                hasNewRTTSample: Bool, rateSample: RateSample?) {
-        self.now = now; self.ackedBytes = ackedBytes; self.priorBytesInFlight = priorBytesInFlight
-        self.bytesInFlight = bytesInFlight; self.rtt = rtt; self.hasNewRTTSample = hasNewRTTSample
+    public init(
+        now: Timestamp, ackedBytes: Int, priorBytesInFlight: Int, bytesInFlight: Int, rtt: RTTSample,
+        hasNewRTTSample: Bool, rateSample: RateSample?
+    ) {
+        self.now = now
+        self.ackedBytes = ackedBytes
+        self.priorBytesInFlight = priorBytesInFlight
+        self.bytesInFlight = bytesInFlight
+        self.rtt = rtt
+        self.hasNewRTTSample = hasNewRTTSample
         self.rateSample = rateSample
     }
 }

@@ -110,7 +110,8 @@ public final class Copa: CongestionController {
             }
         }
         guard let rttMin = minFilter.value(now: now, window: Copa.minRTTWindow),
-              let lowest = standingFilter.value(now: now, window: srtt / 2) else { return }
+            let lowest = standingFilter.value(now: now, window: srtt / 2)
+        else { return }
         let standing = max(lowest, rttMin)
         standingRTT = standing
         minRTT = rttMin
@@ -147,8 +148,9 @@ public final class Copa: CongestionController {
     /// that span tells; "nearly" is relative to the greatest queueing delay of the same span.
     private func updateMode(now: Timestamp, drainWindow: Duration, rttMin: Duration) {
         guard let first = firstSampleTime, now - first >= drainWindow,
-              let lowest = recentLowest.value(now: now, window: drainWindow),
-              let highest = recentHighest.value(now: now, window: drainWindow) else { return }
+            let lowest = recentLowest.value(now: now, window: drainWindow),
+            let highest = recentHighest.value(now: now, window: drainWindow)
+        else { return }
         let lowestQueueing = (lowest - rttMin).seconds
         let highestQueueing = (highest - rttMin).seconds
         let drained = lowestQueueing <= Copa.nearlyEmptyFraction * highestQueueing

@@ -46,7 +46,8 @@ public final class CongestionCoupling {
     /// avoidance. May be negative for OLIA (a max-window path yielding to a better one).
     func increase(for member: CouplingMember, ackedBytes: Int, maxDatagramSize mss: Int) -> Double {
         let own = Double(max(member.congestionWindow, 1))
-        let acked = Double(ackedBytes), m = Double(mss)
+        let acked = Double(ackedBytes)
+        let m = Double(mss)
         // RFC 9002 §7.3.3 / RFC 5681 §3.1: the uncoupled increase, one MSS per window acknowledged.
         let reno = acked * m / own
         guard algorithm != .none, member.isActive, activeCount > 1 else { return reno }
@@ -69,11 +70,14 @@ public final class CongestionCoupling {
     /// with alpha = cwnd_total * max_i(cwnd_i / rtt_i^2) / (sum_i(cwnd_i / rtt_i))^2.
     /// Returns alpha / cwnd_total (the increase per acked byte per MSS); the caller applies the min.
     private func liaIncrease(_ member: CouplingMember) -> Double {
-        var total = 0.0, best = 0.0, sum = 0.0
+        var total = 0.0
+        var best = 0.0
+        var sum = 0.0
         for i in 0..<members.count {
             let p = members[i]
             guard p.isActive else { continue }
-            let w = Double(p.congestionWindow), r = p.smoothedRTT.seconds
+            let w = Double(p.congestionWindow)
+            let r = p.smoothedRTT.seconds
             total += w
             best = max(best, w / (r * r))
             sum += w / r
@@ -89,7 +93,10 @@ public final class CongestionCoupling {
     ///   α_r = 1 / (|R| |B\M|) for r ∈ B\M,  -1 / (|R| |M|) for r ∈ M if B\M ≠ ∅,  else 0.
     /// (Linux's mptcp_olia ranks paths by l_r / rtt_r² instead; with equal RTTs both agree.)
     private func oliaIncrease(_ member: CouplingMember) -> Double {
-        var paths = 0, maxWindow = 0, sumRate = 0.0, bestMetric = -1.0
+        var paths = 0
+        var maxWindow = 0
+        var sumRate = 0.0
+        var bestMetric = -1.0
         for i in 0..<members.count {
             let p = members[i]
             guard p.isActive else { continue }
@@ -98,7 +105,8 @@ public final class CongestionCoupling {
             sumRate += Double(p.congestionWindow) / p.smoothedRTT.seconds
             bestMetric = max(bestMetric, p.oliaPathMetric)
         }
-        var inM = 0, inBNotM = 0
+        var inM = 0
+        var inBNotM = 0
         for i in 0..<members.count {
             let p = members[i]
             guard p.isActive else { continue }
@@ -112,7 +120,8 @@ public final class CongestionCoupling {
                 alpha = 1 / Double(paths * inBNotM)
             }
         }
-        let w = Double(member.congestionWindow), r = member.smoothedRTT.seconds
+        let w = Double(member.congestionWindow)
+        let r = member.smoothedRTT.seconds
         return (w / (r * r)) / (sumRate * sumRate) + alpha / w
     }
 
@@ -137,7 +146,8 @@ public final class CongestionCoupling {
 
     /// Σ_k x_k and max_k x_k over the active paths, x_k = w_k / rtt_k in bytes per second.
     private func baliaRates() -> (sum: Double, max: Double) {
-        var sum = 0.0, best = 0.0
+        var sum = 0.0
+        var best = 0.0
         for i in 0..<members.count {
             let p = members[i]
             guard p.isActive else { continue }

@@ -98,8 +98,9 @@ public final class Cubic: CongestionController {
 
     /// RFC 9002 §7.8, as the Reno-style controllers judge it (RenoGrowth.swift).
     private func isApplicationLimited(priorBytesInFlight: Int, inSlowStart: Bool) -> Bool {
-        Congestion.isApplicationLimited(priorBytesInFlight: priorBytesInFlight, congestionWindow: cwnd,
-                                        maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
+        Congestion.isApplicationLimited(
+            priorBytesInFlight: priorBytesInFlight, congestionWindow: cwnd,
+            maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
     }
 
     // MARK: - Congestion avoidance (RFC 9438 §4.2–4.5)
@@ -131,7 +132,7 @@ public final class Cubic: CongestionController {
         let alpha = wEst >= cwndPrior ? 1.0 : Cubic.alpha
         wEst += alpha * acked * mss / cwnd
 
-        let cubicNext = cwnd + (target - cwnd) / cwnd * acked // §4.4/§4.5, per ACK
+        let cubicNext = cwnd + (target - cwnd) / cwnd * acked  // §4.4/§4.5, per ACK
         if cubicWindow(at: t) < wEst {
             // Reno-friendly region: cwnd = W_est. Never below where the curve would take it, so a
             // switch of region cannot shrink the window.

@@ -37,11 +37,18 @@ public struct RateSample: Sendable {
     public var txInFlight: Int
     /// That packet's RTT.
     public var rtt: Duration
-    public init(deliveryRate: Double, delivered: Int, interval: Duration, isAppLimited: Bool, priorDelivered: Int,
-                lost: Int, txInFlight: Int, rtt: Duration) {
-        self.deliveryRate = deliveryRate; self.delivered = delivered; self.interval = interval
-        self.isAppLimited = isAppLimited; self.priorDelivered = priorDelivered; self.lost = lost
-        self.txInFlight = txInFlight; self.rtt = rtt
+    public init(
+        deliveryRate: Double, delivered: Int, interval: Duration, isAppLimited: Bool, priorDelivered: Int,
+        lost: Int, txInFlight: Int, rtt: Duration
+    ) {
+        self.deliveryRate = deliveryRate
+        self.delivered = delivered
+        self.interval = interval
+        self.isAppLimited = isAppLimited
+        self.priorDelivered = priorDelivered
+        self.lost = lost
+        self.txInFlight = txInFlight
+        self.rtt = rtt
     }
 }
 
@@ -99,7 +106,8 @@ public struct DeliveryRateEstimator: Sendable {
         deliveredTime = now
         // Keep the sample of the most recently sent packet acknowledged.
         if !sampleValid || p.delivered > samplePriorDelivered
-            || (p.delivered == samplePriorDelivered && timeSent > sampleSentTime) {
+            || (p.delivered == samplePriorDelivered && timeSent > sampleSentTime)
+        {
             sampleValid = true
             samplePriorDelivered = p.delivered
             samplePriorTime = p.deliveredTime
@@ -127,8 +135,9 @@ public struct DeliveryRateEstimator: Sendable {
         let interval = max(sampleSendElapsed, sampleAckElapsed)
         let deliveredInInterval = delivered - samplePriorDelivered
         guard interval.nanoseconds > 0, interval >= minRTT || minRTT.nanoseconds == 0 else { return nil }
-        return RateSample(deliveryRate: Double(deliveredInInterval) / interval.seconds, delivered: deliveredInInterval,
-                          interval: interval, isAppLimited: sampleAppLimited, priorDelivered: samplePriorDelivered,
-                          lost: lost - sampleLost, txInFlight: sampleTxInFlight, rtt: sampleRTT)
+        return RateSample(
+            deliveryRate: Double(deliveredInInterval) / interval.seconds, delivered: deliveredInInterval,
+            interval: interval, isAppLimited: sampleAppLimited, priorDelivered: samplePriorDelivered,
+            lost: lost - sampleLost, txInFlight: sampleTxInFlight, rtt: sampleRTT)
     }
 }

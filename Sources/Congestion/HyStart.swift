@@ -78,8 +78,9 @@ public struct HyStart: Sendable {
         switch phase {
         case .slowStart:
             guard currentRoundMinRTT != .max, lastRoundMinRTT != .max else { return }
-            let thresh = max(HyStart.minRTTThresh.nanoseconds,
-                             min(lastRoundMinRTT / HyStart.minRTTDivisor, HyStart.maxRTTThresh.nanoseconds))
+            let thresh = max(
+                HyStart.minRTTThresh.nanoseconds,
+                min(lastRoundMinRTT / HyStart.minRTTDivisor, HyStart.maxRTTThresh.nanoseconds))
             if currentRoundMinRTT >= lastRoundMinRTT + thresh {
                 // The queue is building: slow down instead of overshooting.
                 cssBaselineMinRTT = currentRoundMinRTT

@@ -40,10 +40,12 @@ public final class NewReno: CongestionController {
         let (acked, newestSent) = acks.take()
         if growth.hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = congestionWindow < ssthresh
-        let appLimited = isApplicationLimited(priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
-                                              maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
-        growth.grow(&congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
-                    maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
+        let appLimited = isApplicationLimited(
+            priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
+            maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
+        growth.grow(
+            &congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
+            maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
         if inSlowStart && ack.hasNewRTTSample { growth.hystart.onRTTSample(ack.rtt.latest) }
         coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
     }

@@ -19,7 +19,10 @@ struct AckedBytesCollector {
     }
 
     mutating func take() -> (growthBytes: Int, newestSent: Timestamp?) {
-        defer { growthBytes = 0; newestSent = nil }
+        defer {
+            growthBytes = 0
+            newestSent = nil
+        }
         return (growthBytes, newestSent)
     }
 }
@@ -47,8 +50,10 @@ struct RenoWindowGrowth {
     private var coupledRemainder = 0.0
 
     /// Grows `window` for `acked` bytes of one ACK frame (none when application-limited).
-    mutating func grow(_ window: inout Int, inSlowStart: Bool, acked: Int, appLimited: Bool, maxDatagramSize: Int,
-                       smoothedRTT: Duration, coupling: CouplingMember?) {
+    mutating func grow(
+        _ window: inout Int, inSlowStart: Bool, acked: Int, appLimited: Bool, maxDatagramSize: Int,
+        smoothedRTT: Duration, coupling: CouplingMember?
+    ) {
         guard acked > 0 && !appLimited else { return }
         if inSlowStart {
             // RFC 9406 §4.2: CSS grows by a quarter of slow start.

@@ -29,7 +29,9 @@ public struct Duration: Comparable, Hashable, Sendable, CustomStringConvertible 
 
     public static func < (a: Duration, b: Duration) -> Bool { a.nanoseconds < b.nanoseconds }
     public static func + (a: Duration, b: Duration) -> Duration { Duration(nanoseconds: a.nanoseconds &+ b.nanoseconds) }
-    public static func - (a: Duration, b: Duration) -> Duration { Duration(nanoseconds: a.nanoseconds > b.nanoseconds ? a.nanoseconds - b.nanoseconds : 0) }
+    public static func - (a: Duration, b: Duration) -> Duration {
+        Duration(nanoseconds: a.nanoseconds > b.nanoseconds ? a.nanoseconds - b.nanoseconds : 0)
+    }
     public static func * (a: Duration, k: UInt64) -> Duration { Duration(nanoseconds: a.nanoseconds &* k) }
     public static func / (a: Duration, k: UInt64) -> Duration { Duration(nanoseconds: a.nanoseconds / k) }
     public var milliseconds: Double { Double(nanoseconds) / 1e6 }

@@ -59,11 +59,13 @@ public final class Westwood: CongestionController {
         if ack.rtt.minimum.nanoseconds > 0 { minRTT = ack.rtt.minimum }
         if growth.hystart.onAck(newestSentAcked: newestSent) { ssthresh = congestionWindow }
         let inSlowStart = congestionWindow < ssthresh
-        let appLimited = isApplicationLimited(priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
-                                              maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
+        let appLimited = isApplicationLimited(
+            priorBytesInFlight: ack.priorBytesInFlight, congestionWindow: Double(congestionWindow),
+            maxDatagramSize: maxDatagramSize, inSlowStart: inSlowStart)
         sampleBandwidth(ack, appLimited: appLimited, inSlowStart: inSlowStart)
-        growth.grow(&congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
-                    maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
+        growth.grow(
+            &congestionWindow, inSlowStart: inSlowStart, acked: acked, appLimited: appLimited,
+            maxDatagramSize: maxDatagramSize, smoothedRTT: ack.rtt.smoothed, coupling: coupling)
         if inSlowStart && ack.hasNewRTTSample { growth.hystart.onRTTSample(ack.rtt.latest) }
         coupling?.update(congestionWindow: congestionWindow, smoothedRTT: ack.rtt.smoothed)
     }

@@ -1,10 +1,10 @@
+import CLinuxNet
 // tquicd's Unix control socket (/run/tquic/tquic.sock) and the client `tquicctl` uses: one request
 // line in, the handler's response text out, then close. The server never blocks: its descriptor
 // (an epoll set of its own) goes into the daemon's loop, requests are bounded in size, each
 // connection in time and their number in total, so a slow or hostile client cannot wedge the
 // daemon. Access: root, the daemon's own user, and members of the socket's group ("tquic").
 import Glibc
-import CLinuxNet
 
 /// A control socket failure that is not one system call's errno.
 public struct ControlSocketError: Error, CustomStringConvertible, Equatable {
@@ -65,8 +65,10 @@ public final class ControlSocketServer {
     ///   - maximumConnections: connections served at once; more are answered "error: busy".
     ///   - handler: the response to one request line (without its newline), called on the thread
     ///     that calls `service()`.
-    public init(path: String, group: String? = "tquic", connectionTimeout: Duration = .seconds(2),
-                maximumConnections: Int = 16, handler: @escaping (String) -> String) throws {
+    public init(
+        path: String, group: String? = "tquic", connectionTimeout: Duration = .seconds(2),
+        maximumConnections: Int = 16, handler: @escaping (String) -> String
+    ) throws {
         let address = try ControlSocketServer.address(path)
         self.path = path
         self.handler = handler
@@ -165,7 +167,10 @@ public final class ControlSocketServer {
             let token = nextToken
             nextToken += 1
             let connection = Connection(fd: client, deadline: ControlSocketServer.now() + timeoutNanoseconds)
-            do { try events.add(fd: client, events: .readable, token: token) } catch { Glibc.close(client); throw error }
+            do { try events.add(fd: client, events: .readable, token: token) } catch {
+                Glibc.close(client)
+                throw error
+            }
             connections[token] = connection
         }
     }
@@ -173,12 +178,18 @@ public final class ControlSocketServer {
     /// Why `client` may not talk to us, as the line to send it; nil when it may.
     private func refusal(of client: Int32) -> [UInt8]? {
         if connections.count >= maximumConnections { return Array("error: busy\n".utf8) }
-        var pid: pid_t = 0, uid: uid_t = 0, gid: gid_t = 0
+        var pid: pid_t = 0
+        var uid: uid_t = 0
+        var gid: gid_t = 0
         guard CLinuxNet_peer_credentials(client, &pid, &uid, &gid) == 0 else {
             return Array("error: no peer credentials\n".utf8)
         }
-        if ControlSocketServer.mayConnect(uid: uid, gid: gid, groups: { ControlSocketServer.peerGroups(client) },
-                                          socketGroup: group, daemonUser: geteuid()) { return nil }
+        if ControlSocketServer.mayConnect(
+            uid: uid, gid: gid, groups: { ControlSocketServer.peerGroups(client) },
+            socketGroup: group, daemonUser: geteuid())
+        {
+            return nil
+        }
         return Array("error: permission denied (uid \(uid) is not root or in the socket's group)\n".utf8)
     }
 

@@ -76,8 +76,10 @@ enum ECNControlMessage {
     /// Calls `body(level, type, data, dataLength)` for every complete message in the buffer, in
     /// order; walks the messages like CMSG_FIRSTHDR / CMSG_NXTHDR.
     @inline(__always)
-    static func forEach(_ buffer: UnsafeRawPointer, length controlLength: Int,
-                        _ body: (Int32, Int32, UnsafeRawPointer, Int) -> Void) {
+    static func forEach(
+        _ buffer: UnsafeRawPointer, length controlLength: Int,
+        _ body: (Int32, Int32, UnsafeRawPointer, Int) -> Void
+    ) {
         var offset = 0
         while offset + headerSize <= controlLength {
             let cmsgLen = buffer.load(fromByteOffset: offset, as: Int.self)

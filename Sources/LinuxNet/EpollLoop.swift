@@ -1,9 +1,9 @@
+import CLinuxNet
 // The readiness loop under each of tquicd's threads (DESIGN.md, Threads): one epoll set of
 // non-blocking sockets, the TUN device, the signal descriptor and the control socket, waited on
 // with a timeout in nanoseconds (the next QUIC or pacing deadline), and woken from other threads
 // through an eventfd. Level-triggered; waiting allocates nothing.
 import Glibc
-import CLinuxNet
 
 public final class EpollLoop {
     /// What a descriptor is watched for.
@@ -34,7 +34,10 @@ public final class EpollLoop {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard fd >= 0 else { throw SystemError("epoll_create1") }
         let waker: EpollWaker
-        do { waker = try EpollWaker() } catch { close(fd); throw error }
+        do { waker = try EpollWaker() } catch {
+            close(fd)
+            throw error
+        }
         self.fd = fd
         self.waker = waker
         self.capacity = Int32(capacity)
@@ -74,8 +77,10 @@ public final class EpollLoop {
     /// - Returns: how many descriptors `body` was called for: 0 after a timeout, a wake-up or a
     ///   signal (EINTR).
     @discardableResult
-    public func wait(timeoutNanoseconds: Int64?,
-                     _ body: (_ token: Int, _ readable: Bool, _ writable: Bool, _ hangup: Bool) -> Void) throws -> Int {
+    public func wait(
+        timeoutNanoseconds: Int64?,
+        _ body: (_ token: Int, _ readable: Bool, _ writable: Bool, _ hangup: Bool) -> Void
+    ) throws -> Int {
         let n = waitForEvents(timeoutNanoseconds)
         if n < 0 {
             if errno == EINTR { return 0 }
@@ -90,10 +95,11 @@ public final class EpollLoop {
                 continue
             }
             let flags = event.events
-            body(token,
-                 flags & EPOLLIN.rawValue != 0,
-                 flags & EPOLLOUT.rawValue != 0,
-                 flags & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0)
+            body(
+                token,
+                flags & EPOLLIN.rawValue != 0,
+                flags & EPOLLOUT.rawValue != 0,
+                flags & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0)
             reported += 1
         }
         return reported

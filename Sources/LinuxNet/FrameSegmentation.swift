@@ -14,7 +14,7 @@ public struct VirtioNetHeader: Equatable, Sendable {
     /// [checksumStart, end) is to be stored at checksumStart + checksumOffset.
     public static let needsChecksum: UInt8 = 1
     public static let gsoNone: UInt8 = 0, gsoTCPv4: UInt8 = 1, gsoUDP: UInt8 = 3, gsoTCPv6: UInt8 = 4,
-                      gsoUDPL4: UInt8 = 5, gsoECN: UInt8 = 0x80
+        gsoUDPL4: UInt8 = 5, gsoECN: UInt8 = 0x80
 
     public var flags: UInt8 = 0
     public var gsoType: UInt8 = 0
@@ -23,8 +23,10 @@ public struct VirtioNetHeader: Equatable, Sendable {
     public var checksumStart: UInt16 = 0
     public var checksumOffset: UInt16 = 0
 
-    public init(flags: UInt8 = 0, gsoType: UInt8 = 0, headerLength: UInt16 = 0, gsoSize: UInt16 = 0,
-                checksumStart: UInt16 = 0, checksumOffset: UInt16 = 0) {
+    public init(
+        flags: UInt8 = 0, gsoType: UInt8 = 0, headerLength: UInt16 = 0, gsoSize: UInt16 = 0,
+        checksumStart: UInt16 = 0, checksumOffset: UInt16 = 0
+    ) {
         self.flags = flags
         self.gsoType = gsoType
         self.headerLength = headerLength
@@ -181,8 +183,8 @@ public struct GSOFrame {
             let next = sequence &+ UInt32(i * size)
             Self.store16(bytes + l4 + 4, UInt16(next >> 16))
             Self.store16(bytes + l4 + 6, UInt16(next & 0xFFFF))
-            if i != segmentCount - 1 { bytes[l4 + 13] &= ~UInt8(0x09) }   // FIN, PSH: the last only
-            if i != 0 { bytes[l4 + 13] &= ~UInt8(0x80) }                 // CWR: the first only
+            if i != segmentCount - 1 { bytes[l4 + 13] &= ~UInt8(0x09) }  // FIN, PSH: the last only
+            if i != 0 { bytes[l4 + 13] &= ~UInt8(0x80) }  // CWR: the first only
         } else {
             Self.store16(bytes + l4 + 4, UInt16(l4Length))
         }

@@ -41,8 +41,10 @@ public struct NFTablesRuleset: Equatable, Sendable {
     /// Both directions of TCP handshakes through the tunnel announce an MSS that fits the route's
     /// MTU, so TCP over the tunnel does not depend on PMTU discovery (ICMP that is often filtered).
     private static func mssClamp(tunnel: String) -> [String] {
-        ["iifname \"\(tunnel)\" tcp flags syn tcp option maxseg size set rt mtu",
-         "oifname \"\(tunnel)\" tcp flags syn tcp option maxseg size set rt mtu"]
+        [
+            "iifname \"\(tunnel)\" tcp flags syn tcp option maxseg size set rt mtu",
+            "oifname \"\(tunnel)\" tcp flags syn tcp option maxseg size set rt mtu",
+        ]
     }
 
     /// The VPS: the MSS clamp on the tunnel; forwarding tunnel → egress, and egress → tunnel for
@@ -55,14 +57,17 @@ public struct NFTablesRuleset: Equatable, Sendable {
         guard tunnelInterface != egressInterface else {
             throw NFTablesError("ruleset", "the tunnel and the egress interface are both \(tunnelInterface)")
         }
-        let tunnel = tunnelInterface, egress = egressInterface
-        let forward = Chain(name: "tunnel_forward", type: "filter", hook: "forward", priority: "filter", rules:
-            mssClamp(tunnel: tunnel) + [
-                // Tenants never reach each other through the VPS: a drop is final in any table.
-                "iifname \"\(tunnel)\" oifname \"\(tunnel)\" counter drop",
-                "iifname \"\(tunnel)\" oifname \"\(egress)\" counter accept",
-                "iifname \"\(egress)\" oifname \"\(tunnel)\" ct state established,related counter accept",
-            ])
+        let tunnel = tunnelInterface
+        let egress = egressInterface
+        let forward = Chain(
+            name: "tunnel_forward", type: "filter", hook: "forward", priority: "filter",
+            rules:
+                mssClamp(tunnel: tunnel) + [
+                    // Tenants never reach each other through the VPS: a drop is final in any table.
+                    "iifname \"\(tunnel)\" oifname \"\(tunnel)\" counter drop",
+                    "iifname \"\(tunnel)\" oifname \"\(egress)\" counter accept",
+                    "iifname \"\(egress)\" oifname \"\(tunnel)\" ct state established,related counter accept",
+                ])
         // Prefixes render from their parsed bytes (IPPrefix.description), never from config text.
         var masquerade: [String] = []
         let networks = innerPrefixes.map(\.network)
@@ -80,8 +85,9 @@ public struct NFTablesRuleset: Equatable, Sendable {
     public static func router(tunnelInterface: String) throws -> NFTablesRuleset {
         try validateInterfaceName(tunnelInterface)
         return NFTablesRuleset(chains: [
-            Chain(name: "tunnel_forward", type: "filter", hook: "forward", priority: "mangle",
-                  rules: mssClamp(tunnel: tunnelInterface)),
+            Chain(
+                name: "tunnel_forward", type: "filter", hook: "forward", priority: "mangle",
+                rules: mssClamp(tunnel: tunnelInterface))
         ])
     }
 
@@ -115,7 +121,7 @@ public struct NFTablesRuleset: Equatable, Sendable {
     public static func validateInterfaceName(_ name: String) throws {
         let bytes = Array(name.utf8)
         guard (1...15).contains(bytes.count), name != ".", name != "..",
-              bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+            bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
         else { throw NFTablesError("ruleset", "invalid interface name \"\(printable(name))\" (1 to 15 of A-Z a-z 0-9 _ . -)") }
     }
 
@@ -123,7 +129,7 @@ public struct NFTablesRuleset: Equatable, Sendable {
     public static func validateTableName(_ name: String) throws {
         let bytes = Array(name.utf8)
         guard (1...64).contains(bytes.count), isLetter(bytes[0]),
-              bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") })
+            bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") })
         else { throw NFTablesError("table", "invalid table name \"\(printable(name))\" (a letter, then up to 63 of A-Z a-z 0-9 _)") }
     }
 

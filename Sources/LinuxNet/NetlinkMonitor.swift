@@ -1,10 +1,10 @@
+import CLinuxNet
+import CMnl
 // Watching interfaces and addresses come and go (rtnetlink multicast groups RTMGRP_LINK,
 // RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR): the daemon's path manager learns here that a WAN lost
 // its carrier or got a new address, and opens or closes paths. A non-blocking socket for the
 // daemon's epoll loop; messages are read with RouteMessage.swift.
 import Glibc
-import CMnl
-import CLinuxNet
 import QUIC
 
 /// A change the kernel reported.
@@ -125,9 +125,10 @@ public final class NetlinkMonitor {
             case .address(let record, let removed):
                 // A tentative IPv6 address is reported when DAD completes, by another NEWADDR.
                 if !removed && record.isTentative { return }
-                let address = InterfaceAddress(interfaceIndex: record.interfaceIndex,
-                                               interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
-                                               prefix: record.prefix)
+                let address = InterfaceAddress(
+                    interfaceIndex: record.interfaceIndex,
+                    interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
+                    prefix: record.prefix)
                 body(removed ? .addressRemoved(address) : .addressAdded(address))
             default:
                 break

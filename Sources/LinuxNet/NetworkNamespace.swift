@@ -1,9 +1,9 @@
+import CLinuxNet
 // Network namespaces (network_namespaces(7)) as the tests and the namespace lab use them: a
 // thread moves itself into a named namespace (`ip netns add NAME` makes /run/netns/NAME), and
 // the sockets, TUN devices and netlink sockets it opens from then on live there. The namespace
 // is a per-thread attribute: the process's other threads stay where they were.
 import Glibc
-import CLinuxNet
 
 public enum NetworkNamespace {
     /// Moves the calling thread into the network namespace at `path` (setns(2), CLONE_NEWNET).

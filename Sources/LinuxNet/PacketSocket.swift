@@ -1,9 +1,9 @@
+import CLinuxNet
 // AF_PACKET raw sockets (packet(7)): whole Ethernet frames in and out of one interface, for
 // tquic-netem's bridge between two veths. Batched both ways (recvmmsg/sendmmsg) over buffers the
 // caller owns (`PacketBatch` points each message at one of them), so neither way allocates or
 // copies per frame; the kernel's own receive-queue drops are read with `takeKernelDrops`.
 import Glibc
-import CLinuxNet
 
 /// A raw packet socket bound to one interface, every protocol (ETH_P_ALL), non-blocking.
 ///
@@ -29,7 +29,8 @@ public final class PacketSocket {
     ///     and GSO/TSO need not be turned off.
     /// - Throws: `SystemError` (ENODEV: no such interface; EPERM: needs CAP_NET_RAW).
     public init(interface: String, bufferBytes: Int = 8 << 20, offloadHeader: Bool = false) throws {
-        var index: Int32 = 0, mtu: Int32 = 0
+        var index: Int32 = 0
+        var mtu: Int32 = 0
         let fd = CLinuxNet_packetSocketOpen(interface, Int32(clamping: bufferBytes), offloadHeader ? 1 : 0, &index, &mtu)
         guard fd >= 0 else {
             throw SystemError("AF_PACKET socket on \(interface)", errno: errno == 0 ? ENODEV : errno)
@@ -90,7 +91,8 @@ public final class PacketSocket {
 
     /// Frames the kernel dropped because this socket's receive queue was full, since the last call.
     public func takeKernelDrops() -> Int {
-        var received: UInt32 = 0, dropped: UInt32 = 0
+        var received: UInt32 = 0
+        var dropped: UInt32 = 0
         guard CLinuxNet_packetSocketDrops(fd, &received, &dropped) == 0 else { return 0 }
         return Int(dropped)
     }
@@ -145,8 +147,10 @@ public final class PacketBatch {
     /// Points message `i` at `length` bytes from `base`, then `overflowLength` bytes from
     /// `overflow` for the rest of a longer frame (a GSO super-frame).
     @inline(__always)
-    public func setBuffer(_ i: Int, _ base: UnsafeMutableRawPointer, length: Int,
-                          overflow: UnsafeMutableRawPointer, overflowLength: Int) {
+    public func setBuffer(
+        _ i: Int, _ base: UnsafeMutableRawPointer, length: Int,
+        overflow: UnsafeMutableRawPointer, overflowLength: Int
+    ) {
         iovecs[2 * i] = iovec(iov_base: base, iov_len: length)
         iovecs[2 * i + 1] = iovec(iov_base: overflow, iov_len: overflowLength)
         messages[i].msg_hdr.msg_iovlen = 2

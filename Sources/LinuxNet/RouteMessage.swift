@@ -126,7 +126,8 @@ enum RouteMessage {
         case AF_INET6: byteCount = 16
         default: return nil
         }
-        var local: SocketAddress?, address: SocketAddress?
+        var local: SocketAddress?
+        var address: SocketAddress?
         var flags = UInt32(info.ifa_flags)
         var label: String?
         forEachAttribute(of: message, afterHeaderOf: MemoryLayout<ifaddrmsg>.size) { attribute in
@@ -141,7 +142,8 @@ enum RouteMessage {
         // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the same, or the peer of a
         // point-to-point link, and the only one IPv6 usually sends.
         guard let ip = local ?? address, info.ifa_index <= UInt32(Int32.max),
-              let prefix = IPPrefix(address: ip, length: Int(info.ifa_prefixlen)) else { return nil }
+            let prefix = IPPrefix(address: ip, length: Int(info.ifa_prefixlen))
+        else { return nil }
         return AddressRecord(interfaceIndex: Int32(info.ifa_index), prefix: prefix, flags: flags, label: label)
     }
 
@@ -187,7 +189,9 @@ enum RouteMessage {
     /// Calls `body` for each well-formed attribute after the family header (ifinfomsg,
     /// ifaddrmsg, ...) of `headerSize` bytes, up to the end of the message; the first attribute
     /// whose length runs past the end stops the walk.
-    static func forEachAttribute(of message: UnsafePointer<nlmsghdr>, afterHeaderOf headerSize: Int, _ body: (UnsafePointer<nlattr>) -> Void) {
+    static func forEachAttribute(
+        of message: UnsafePointer<nlmsghdr>, afterHeaderOf headerSize: Int, _ body: (UnsafePointer<nlattr>) -> Void
+    ) {
         let start = CMnl_messageHeaderLength() + CMnl_align(headerSize)
         let end = Int(message.pointee.nlmsg_len)
         guard start < end else { return }

@@ -1,10 +1,10 @@
+import CLinuxNet
+import CMnl
 // Configuring interfaces over rtnetlink (rtnetlink(7)) through libmnl: what `ip link set`,
 // `ip addr` and `ip route` do, for the daemon bringing up its TUN (state, MTU, tunnel addresses,
 // routes into it) and listing the WAN interfaces it may use. Each change is one request the
 // kernel acknowledges; its errno comes back as a SystemError naming the request.
 import Glibc
-import CMnl
-import CLinuxNet
 import QUIC
 
 /// A NETLINK_ROUTE socket for requests: changes acknowledged one at a time, and dumps.
@@ -81,9 +81,12 @@ public final class RouteNetlink {
     /// Every interface of the namespace (`ip link show`), in the kernel's order (by index).
     public func links() throws -> [NetworkInterface] {
         var links: [NetworkInterface] = []
-        try dump("RTM_GETLINK dump", type: RTM_GETLINK, restart: { links.removeAll() }, build: { message in
-            putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
-        }) { reply in
+        try dump(
+            "RTM_GETLINK dump", type: RTM_GETLINK, restart: { links.removeAll() },
+            build: { message in
+                putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
+            }
+        ) { reply in
             if case .link(let link, removed: false) = reply { links.append(link) }
         }
         return links
@@ -93,10 +96,13 @@ public final class RouteNetlink {
     public func interfaceIndex(_ name: String) throws -> Int32? {
         var index: Int32?
         do {
-            try perform("RTM_GETLINK \(name)", type: RTM_GETLINK, flags: 0, build: { message in
-                putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
-                mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
-            }) { reply in
+            try perform(
+                "RTM_GETLINK \(name)", type: RTM_GETLINK, flags: 0,
+                build: { message in
+                    putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
+                    mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
+                }
+            ) { reply in
                 if case .link(let link, removed: false) = reply { index = link.index }
             }
         } catch let error as SystemError where error.errno == ENODEV {
@@ -128,13 +134,18 @@ public final class RouteNetlink {
         var names: [Int32: String] = [:]
         for link in try links() { names[link.index] = link.name }
         var addresses: [InterfaceAddress] = []
-        try dump("RTM_GETADDR dump", type: RTM_GETADDR, restart: { addresses.removeAll() }, build: { message in
-            putHeader(ifaddrmsg.self, in: message).pointee.ifa_family = UInt8(AF_UNSPEC)
-        }) { reply in
+        try dump(
+            "RTM_GETADDR dump", type: RTM_GETADDR, restart: { addresses.removeAll() },
+            build: { message in
+                putHeader(ifaddrmsg.self, in: message).pointee.ifa_family = UInt8(AF_UNSPEC)
+            }
+        ) { reply in
             if case .address(let record, removed: false) = reply, !record.isTentative {
-                addresses.append(InterfaceAddress(interfaceIndex: record.interfaceIndex,
-                                                  interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
-                                                  prefix: record.prefix))
+                addresses.append(
+                    InterfaceAddress(
+                        interfaceIndex: record.interfaceIndex,
+                        interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
+                        prefix: record.prefix))
             }
         }
         return addresses
@@ -169,20 +180,26 @@ public final class RouteNetlink {
     ///     IPv4, 1024 for IPv6).
     /// - Throws: `SystemError` with EEXIST if the same route exists, ENETDOWN if the device is
     ///   down (IPv4), ENODEV without such device, EINVAL for a gateway of the other family.
-    public func addRoute(_ destination: IPPrefix, device: String, gateway: SocketAddress? = nil,
-                         table: UInt32? = nil, metric: UInt32? = nil) throws {
+    public func addRoute(
+        _ destination: IPPrefix, device: String, gateway: SocketAddress? = nil,
+        table: UInt32? = nil, metric: UInt32? = nil
+    ) throws {
         try changeRoute(destination, device: device, gateway: gateway, table: table, metric: metric, removing: false)
     }
 
     /// Removes the route that `addRoute` with the same arguments added (`ip route del`); a nil
     /// metric matches the route whatever its metric. ESRCH if there is no such route.
-    public func deleteRoute(_ destination: IPPrefix, device: String, gateway: SocketAddress? = nil,
-                            table: UInt32? = nil, metric: UInt32? = nil) throws {
+    public func deleteRoute(
+        _ destination: IPPrefix, device: String, gateway: SocketAddress? = nil,
+        table: UInt32? = nil, metric: UInt32? = nil
+    ) throws {
         try changeRoute(destination, device: device, gateway: gateway, table: table, metric: metric, removing: true)
     }
 
-    private func changeRoute(_ destination: IPPrefix, device: String, gateway: SocketAddress?,
-                             table: UInt32?, metric: UInt32?, removing: Bool) throws {
+    private func changeRoute(
+        _ destination: IPPrefix, device: String, gateway: SocketAddress?,
+        table: UInt32?, metric: UInt32?, removing: Bool
+    ) throws {
         var operation = "\(removing ? "RTM_DELROUTE" : "RTM_NEWROUTE") \(destination.network)"
         if let gateway { operation += " via \(gateway.ipString)" }
         operation += " dev \(device)"
@@ -192,8 +209,10 @@ public final class RouteNetlink {
         guard let index = try interfaceIndex(device) else { throw SystemError(operation, errno: ENODEV) }
         let network = destination.network
         let tableID = table ?? UInt32(RT_TABLE_MAIN.rawValue)
-        try perform(operation, type: removing ? RTM_DELROUTE : RTM_NEWROUTE,
-                    flags: removing ? 0 : NLM_F_CREATE | NLM_F_EXCL) { message in
+        try perform(
+            operation, type: removing ? RTM_DELROUTE : RTM_NEWROUTE,
+            flags: removing ? 0 : NLM_F_CREATE | NLM_F_EXCL
+        ) { message in
             let route = putHeader(rtmsg.self, in: message)
             route.pointee.rtm_family = UInt8(destination.isIPv6 ? AF_INET6 : AF_INET)
             route.pointee.rtm_dst_len = UInt8(network.length)
@@ -222,9 +241,11 @@ public final class RouteNetlink {
     /// until the kernel acknowledges it (NLMSG_ERROR 0) or refuses it (an errno, thrown as
     /// `SystemError(operation, errno:)` with the kernel's explanation appended when it gave one).
     /// Messages before the acknowledgement (a GETLINK's answer) go to `each`.
-    private func perform(_ operation: String, type: Int, flags: Int32 = 0,
-                         build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
-                         each: (RouteMessage) -> Void = { _ in }) throws {
+    private func perform(
+        _ operation: String, type: Int, flags: Int32 = 0,
+        build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
+        each: (RouteMessage) -> Void = { _ in }
+    ) throws {
         // A GET without NLM_F_ACK still ends with its answer; ask for the ack anyway, so every
         // request ends the same way.
         _ = try exchange(operation, type: type, flags: flags | NLM_F_ACK, build: build, each: each)
@@ -233,8 +254,10 @@ public final class RouteNetlink {
     /// A dump request (NLM_F_DUMP): answers go to `each` until NLMSG_DONE. A dump the kernel
     /// marks interrupted (the table changed under it) is run again, up to three times, after
     /// `restart` has dropped what the last one delivered.
-    private func dump(_ operation: String, type: Int, restart: () -> Void,
-                      build: (UnsafeMutablePointer<nlmsghdr>) -> Void, each: (RouteMessage) -> Void) throws {
+    private func dump(
+        _ operation: String, type: Int, restart: () -> Void,
+        build: (UnsafeMutablePointer<nlmsghdr>) -> Void, each: (RouteMessage) -> Void
+    ) throws {
         for attempt in 1...3 {
             let interrupted = try exchange(operation, type: type, flags: Int32(CMnl_dumpFlags()), build: build, each: each)
             if !interrupted || attempt == 3 { return }
@@ -243,9 +266,11 @@ public final class RouteNetlink {
     }
 
     /// Sends one request and reads its answers; returns whether any carried NLM_F_DUMP_INTR.
-    private func exchange(_ operation: String, type: Int, flags: Int32,
-                          build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
-                          each: (RouteMessage) -> Void) throws -> Bool {
+    private func exchange(
+        _ operation: String, type: Int, flags: Int32,
+        build: (UnsafeMutablePointer<nlmsghdr>) -> Void,
+        each: (RouteMessage) -> Void
+    ) throws -> Bool {
         sequence &+= 1
         let seq = sequence
         let message = mnl_nlmsg_put_header(request)!

@@ -1,7 +1,7 @@
+import CLinuxNet
 // SIGTERM, SIGINT and SIGHUP as a readable descriptor (signalfd(2)) in tquicd's epoll loop: stop
 // on TERM/INT, reload the config on HUP, with no code running in signal-handler context.
 import Glibc
-import CLinuxNet
 
 public final class SignalDescriptor {
     public let fd: Int32

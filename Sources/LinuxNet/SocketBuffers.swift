@@ -32,8 +32,9 @@ public struct SocketBufferSizes: Sendable, Equatable, CustomStringConvertible {
         if !forcedReceive { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, length) }
         let forcedSend = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, length) == 0
         if !forcedSend { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, length) }
-        return SocketBufferSizes(receive: option(fd, SO_RCVBUF), send: option(fd, SO_SNDBUF),
-                                 forced: forcedReceive && forcedSend)
+        return SocketBufferSizes(
+            receive: option(fd, SO_RCVBUF), send: option(fd, SO_SNDBUF),
+            forced: forcedReceive && forcedSend)
     }
 
     private static func option(_ fd: Int32, _ name: Int32) -> Int {

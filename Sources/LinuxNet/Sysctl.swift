@@ -29,7 +29,10 @@ public enum Sysctl {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw SystemError("read \(path)") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read \(path)")
+            }
             if n == 0 { break }
             bytes += chunk[0..<n]
         }
@@ -50,6 +53,6 @@ public enum Sysctl {
     }
 }
 
-private extension String {
-    func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
+extension String {
+    fileprivate func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
 }

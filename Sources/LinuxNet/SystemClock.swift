@@ -1,7 +1,7 @@
+import Congestion
 // The real clock and randomness that the daemon and tools inject into the sans-I/O core.
 import Glibc
 import QUIC
-import Congestion
 
 /// CLOCK_REALTIME, for converting the kernel's receive timestamps (SO_TIMESTAMPNS) to the
 /// monotonic clock: subtract the difference of the two read back to back.

@@ -1,9 +1,9 @@
+import CSystemd
 // tquicd's side of systemd's readiness protocol (sd_notify(3), Type=notify and notify-reload
 // units): ready once the tunnel is up, status lines for `systemctl status`, watchdog keep-alives,
 // stopping and reloading. Every call is a no-op when NOTIFY_SOCKET is unset (not under systemd,
 // or a unit without notify access), so the daemon calls them unconditionally.
 import Glibc
-import CSystemd
 
 public struct SystemdNotifier: Sendable {
     public init() {}

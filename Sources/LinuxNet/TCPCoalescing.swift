@@ -55,9 +55,10 @@ public struct TCPCoalescer {
         case 4:
             ipHeader = Int(first & 0x0F) * 4
             guard ipHeader >= 20, p.count >= ipHeader + 20, p[9] == 6,
-                  (Int(p[2]) << 8 | Int(p[3])) == p.count,
-                  // DF set, MF clear, fragment offset zero.
-                  p[6] == 0x40, p[7] == 0 else { return nil }
+                (Int(p[2]) << 8 | Int(p[3])) == p.count,
+                // DF set, MF clear, fragment offset zero.
+                p[6] == 0x40, p[7] == 0
+            else { return nil }
             isIPv6 = false
         case 6:
             ipHeader = 40
@@ -69,9 +70,11 @@ public struct TCPCoalescer {
         let tcpHeader = Int(p[ipHeader + 12] >> 4) * 4
         let flags = p[ipHeader + 13]
         guard tcpHeader >= 20, p.count > ipHeader + tcpHeader, flags & ~UInt8(0x08) == 0x10 else { return nil }
-        let sequence = UInt32(p[ipHeader + 4]) << 24 | UInt32(p[ipHeader + 5]) << 16 | UInt32(p[ipHeader + 6]) << 8 | UInt32(p[ipHeader + 7])
-        return Segment(isIPv6: isIPv6, ipHeaderLength: ipHeader, tcpHeaderLength: tcpHeader,
-                       payloadLength: p.count - ipHeader - tcpHeader, sequence: sequence, flags: flags)
+        let sequence =
+            UInt32(p[ipHeader + 4]) << 24 | UInt32(p[ipHeader + 5]) << 16 | UInt32(p[ipHeader + 6]) << 8 | UInt32(p[ipHeader + 7])
+        return Segment(
+            isIPv6: isIPv6, ipHeaderLength: ipHeader, tcpHeaderLength: tcpHeader,
+            payloadLength: p.count - ipHeader - tcpHeader, sequence: sequence, flags: flags)
     }
 
     /// Whether `p` may be coalesced with others (a TCP data segment as above).
@@ -94,16 +97,18 @@ public struct TCPCoalescer {
             return true
         }
         guard !closed, segments < Self.maximumSegments, s.isIPv6 == isIPv6, s.ipHeaderLength == ipHeaderLength,
-              s.tcpHeaderLength == tcpHeaderLength, s.sequence == nextSequence, s.payloadLength <= segmentSize,
-              length + s.payloadLength <= Self.capacity - VirtioNetHeader.size,
-              sameHeaders(p) else { return false }
+            s.tcpHeaderLength == tcpHeaderLength, s.sequence == nextSequence, s.payloadLength <= segmentSize,
+            length + s.payloadLength <= Self.capacity - VirtioNetHeader.size,
+            sameHeaders(p)
+        else { return false }
         (packet + length).copyMemory(from: p.baseAddress! + ipHeaderLength + tcpHeaderLength, byteCount: s.payloadLength)
         length += s.payloadLength
         segments += 1
         nextSequence = s.sequence &+ UInt32(s.payloadLength)
         if s.flags & 0x08 != 0 {
-            packet.storeBytes(of: packet.load(fromByteOffset: ipHeaderLength + 13, as: UInt8.self) | 0x08,
-                              toByteOffset: ipHeaderLength + 13, as: UInt8.self)
+            packet.storeBytes(
+                of: packet.load(fromByteOffset: ipHeaderLength + 13, as: UInt8.self) | 0x08,
+                toByteOffset: ipHeaderLength + 13, as: UInt8.self)
         }
         closed = s.flags & 0x08 != 0 || s.payloadLength < segmentSize
         return true
@@ -116,19 +121,21 @@ public struct TCPCoalescer {
         if isIPv6 {
             // Version, traffic class (ECN) and flow label; next header, hop limit, addresses.
             guard memcmp(held.baseAddress!, p.baseAddress!, 4) == 0,
-                  memcmp(held.baseAddress! + 6, p.baseAddress! + 6, 34) == 0 else { return false }
+                memcmp(held.baseAddress! + 6, p.baseAddress! + 6, 34) == 0
+            else { return false }
         } else {
             // Version, header length, TOS (ECN); flags; TTL, protocol, addresses, options.
             guard held[0] == p[0], held[1] == p[1], held[6] == p[6], held[7] == p[7],
-                  memcmp(held.baseAddress! + 8, p.baseAddress! + 8, 2) == 0,
-                  memcmp(held.baseAddress! + 12, p.baseAddress! + 12, ipHeaderLength - 12) == 0 else { return false }
+                memcmp(held.baseAddress! + 8, p.baseAddress! + 8, 2) == 0,
+                memcmp(held.baseAddress! + 12, p.baseAddress! + 12, ipHeaderLength - 12) == 0
+            else { return false }
         }
         let t = ipHeaderLength
-        return memcmp(held.baseAddress! + t, p.baseAddress! + t, 4) == 0              // ports
-            && memcmp(held.baseAddress! + t + 8, p.baseAddress! + t + 8, 5) == 0       // ack, offset
-            && held[t + 13] & ~UInt8(0x08) == p[t + 13] & ~UInt8(0x08)                 // flags
-            && memcmp(held.baseAddress! + t + 14, p.baseAddress! + t + 14, 2) == 0     // window
-            && memcmp(held.baseAddress! + t + 18, p.baseAddress! + t + 18, tcpHeaderLength - 18) == 0 // urgent, options
+        return memcmp(held.baseAddress! + t, p.baseAddress! + t, 4) == 0  // ports
+            && memcmp(held.baseAddress! + t + 8, p.baseAddress! + t + 8, 5) == 0  // ack, offset
+            && held[t + 13] & ~UInt8(0x08) == p[t + 13] & ~UInt8(0x08)  // flags
+            && memcmp(held.baseAddress! + t + 14, p.baseAddress! + t + 14, 2) == 0  // window
+            && memcmp(held.baseAddress! + t + 18, p.baseAddress! + t + 18, tcpHeaderLength - 18) == 0  // urgent, options
     }
 
     /// Writes the virtio header and fixes up the IP lengths (and the IPv4 header checksum) for the
@@ -148,13 +155,15 @@ public struct TCPCoalescer {
                 let c = ~InternetChecksum.sum(packet, count: ipHeaderLength)
                 packet.storeBytes(of: c.bigEndian, toByteOffset: 10, as: UInt16.self)
             }
-            let pseudo = InternetChecksum.pseudoHeaderSum(addresses: packet + (isIPv6 ? 8 : 12), addressBytes: isIPv6 ? 32 : 8,
-                                                          protocolNumber: 6, length: l4Length)
+            let pseudo = InternetChecksum.pseudoHeaderSum(
+                addresses: packet + (isIPv6 ? 8 : 12), addressBytes: isIPv6 ? 32 : 8,
+                protocolNumber: 6, length: l4Length)
             packet.storeBytes(of: pseudo.bigEndian, toByteOffset: ipHeaderLength + 16, as: UInt16.self)
-            header = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum,
-                                     gsoType: isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
-                                     headerLength: UInt16(ipHeaderLength + tcpHeaderLength), gsoSize: UInt16(segmentSize),
-                                     checksumStart: UInt16(ipHeaderLength), checksumOffset: 16)
+            header = VirtioNetHeader(
+                flags: VirtioNetHeader.needsChecksum,
+                gsoType: isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
+                headerLength: UInt16(ipHeaderLength + tcpHeaderLength), gsoSize: UInt16(segmentSize),
+                checksumStart: UInt16(ipHeaderLength), checksumOffset: 16)
         }
         header.store(to: buffer)
         let total = VirtioNetHeader.size + length

@@ -1,3 +1,4 @@
+import CLinuxNet
 // The TUN interface: where the router reads the LAN's packets to carry them through the tunnel, and
 // where the VPS writes them back out. IFF_TUN | IFF_NO_PI: no Ethernet header, no packet-information
 // prefix; the descriptor is non-blocking for the daemon's epoll loop. The interface's MTU, state
@@ -10,7 +11,6 @@
 // (TCPCoalescing.swift) that `flushWrites` hands over. One syscall and one pass through the
 // kernel's forwarding path per 64 KB instead of per packet.
 import Glibc
-import CLinuxNet
 import Synchronization
 
 /// A TUN interface (tun(4) driver, IFF_TUN | IFF_NO_PI, optionally IFF_VNET_HDR offloads) opened
@@ -62,8 +62,9 @@ public final class TUNDevice: @unchecked Sendable {
 
     /// The offloads asked for: checksums and TSO for IPv4 and IPv6 (with ECN). No UDP
     /// segmentation: the inner UDP flows (QUIC, VoIP) send single packets.
-    static let offloadFlags = UInt32(CLinuxNet_tunOffloadChecksum | CLinuxNet_tunOffloadTSO4
-        | CLinuxNet_tunOffloadTSO6 | CLinuxNet_tunOffloadTSOECN)
+    static let offloadFlags = UInt32(
+        CLinuxNet_tunOffloadChecksum | CLinuxNet_tunOffloadTSO4
+            | CLinuxNet_tunOffloadTSO6 | CLinuxNet_tunOffloadTSOECN)
 
     /// Opens /dev/net/tun and attaches it to the TUN interface `name`, creating it if absent.
     /// - Parameters:
@@ -152,11 +153,17 @@ public final class TUNDevice: @unchecked Sendable {
                 return length
             }
             guard let n = try readRaw(into: readBuffer, count: TCPCoalescer.capacity) else { return nil }
-            guard n > VirtioNetHeader.size else { malformedReads += 1; continue }
+            guard n > VirtioNetHeader.size else {
+                malformedReads += 1
+                continue
+            }
             let header = VirtioNetHeader(loading: readBuffer)
             let packet = UnsafeRawBufferPointer(start: readBuffer + VirtioNetHeader.size, count: n - VirtioNetHeader.size)
             if header.isGSO {
-                guard let g = GSOFrame(packet: packet, header: header), g.segmentCount > 0 else { malformedReads += 1; continue }
+                guard let g = GSOFrame(packet: packet, header: header), g.segmentCount > 0 else {
+                    malformedReads += 1
+                    continue
+                }
                 superPacketsRead += 1
                 pending = g
                 pendingNext = 0
@@ -165,8 +172,9 @@ public final class TUNDevice: @unchecked Sendable {
             let length = min(packet.count, buffer.count)
             buffer.baseAddress!.copyMemory(from: packet.baseAddress!, byteCount: length)
             if header.flags & VirtioNetHeader.needsChecksum != 0 {
-                VirtioNetHeader.completeChecksum(buffer.baseAddress!, count: length,
-                                                 start: Int(header.checksumStart), offset: Int(header.checksumOffset))
+                VirtioNetHeader.completeChecksum(
+                    buffer.baseAddress!, count: length,
+                    start: Int(header.checksumStart), offset: Int(header.checksumOffset))
             }
             return length
         }
@@ -201,8 +209,10 @@ public final class TUNDevice: @unchecked Sendable {
             if coalescer!.append(packet) { return true }
         }
         // Not TCP data: as it is, behind a header that asks for nothing.
-        var parts = (iovec(iov_base: plainHeader, iov_len: VirtioNetHeader.size),
-                     iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count))
+        var parts = (
+            iovec(iov_base: plainHeader, iov_len: VirtioNetHeader.size),
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: packet.baseAddress), iov_len: packet.count)
+        )
         return try withUnsafePointer(to: &parts) {
             try $0.withMemoryRebound(to: iovec.self, capacity: 2) { try writeVector($0, count: 2) }
         }

@@ -1,9 +1,9 @@
+import CLinuxNet
 // Batched UDP receive (recvmmsg(2)): several datagrams per syscall, each with its source address,
 // its ECN codepoint (IP_RECVTOS / IPV6_RECVTCLASS, ECNControlMessage.swift) and, where GRO
 // coalesced several datagrams of a flow into one buffer (UDPSegmentation.swift), split back into
 // the datagrams at the segment size. The first step of the receive path: socket → batch → core.
 import Glibc
-import CLinuxNet
 import QUIC
 
 /// The buffers of one recvmmsg call, allocated once: headers, iovecs, names, control buffers and
@@ -34,8 +34,9 @@ public final class UDPReceiveBatch {
     /// Datagrams dropped because they did not fit a buffer (MSG_TRUNC), since the batch was made.
     public private(set) var truncatedDatagrams = 0
 
-    private static let controlStride = ECNControlMessage.align(ECNControlMessage.receiveCapacity + UDPSegmentation.groMessageSpace
-                                                               + PacketInfoControlMessage.receiveSpace)
+    private static let controlStride = ECNControlMessage.align(
+        ECNControlMessage.receiveCapacity + UDPSegmentation.groMessageSpace
+            + PacketInfoControlMessage.receiveSpace)
     /// UDP_GRO_CNT_MAX: the kernel coalesces at most 64 datagrams into one buffer.
     private static let segmentsPerMessage = 64
 
@@ -103,8 +104,9 @@ public final class UDPReceiveBatch {
         precondition(i >= 0 && i < count, "datagram index out of range")
         let d = datagrams[i]
         let m = Int(d.message)
-        return Datagram(bytes: UnsafeRawBufferPointer(start: data + m * bufferSize + Int(d.offset), count: Int(d.length)),
-                        source: sources[m], ecn: codepoints[m], segmentSize: segmentSizes[m], packetInfo: packetInfos[m])
+        return Datagram(
+            bytes: UnsafeRawBufferPointer(start: data + m * bufferSize + Int(d.offset), count: Int(d.length)),
+            source: sources[m], ecn: codepoints[m], segmentSize: segmentSizes[m], packetInfo: packetInfos[m])
     }
 
     /// Copies datagram `i` into `array`, which takes its length (a reused array allocates nothing
@@ -135,7 +137,10 @@ public final class UDPReceiveBatch {
             let header = messages[m].msg_hdr
             let length = Int(messages[m].msg_len)
             // MSG_TRUNC: the datagram was longer than the buffer; its tail is lost, so drop it.
-            if header.msg_flags & Int32(MSG_TRUNC) != 0 { truncatedDatagrams += 1; continue }
+            if header.msg_flags & Int32(MSG_TRUNC) != 0 {
+                truncatedDatagrams += 1
+                continue
+            }
             guard let source = UDPSocket.address(at: names + m) else { continue }
             // MSG_CTRUNC: the messages did not fit; read none rather than a partial one.
             let controlLength = header.msg_flags & Int32(MSG_CTRUNC) != 0 ? 0 : header.msg_controllen
@@ -143,12 +148,14 @@ public final class UDPReceiveBatch {
             var segmentSize = 0
             var info: PacketInfo?
             let port = localPort
-            ECNControlMessage.forEach(controls + m * UDPReceiveBatch.controlStride, length: controlLength) { level, type, data, dataLength in
+            ECNControlMessage.forEach(controls + m * UDPReceiveBatch.controlStride, length: controlLength) {
+                level, type, data, dataLength in
                 if let c = ECNControlMessage.codepoint(level: level, type: type, data: data, length: dataLength) {
                     ecn = c
                 } else if let s = UDPSegmentation.groSegmentSize(level: level, type: type, data: data, length: dataLength) {
                     segmentSize = s
-                } else if let p = PacketInfoControlMessage.packetInfo(level: level, type: type, data: data, length: dataLength, port: port) {
+                } else if let p = PacketInfoControlMessage.packetInfo(level: level, type: type, data: data, length: dataLength, port: port)
+                {
                     info = p
                 }
             }
@@ -161,7 +168,10 @@ public final class UDPReceiveBatch {
             let step = segmentSize > 0 ? segmentSize : max(length, 1)
             var offset = 0
             while offset < length {
-                guard count < datagramCapacity else { truncatedDatagrams += 1; break }
+                guard count < datagramCapacity else {
+                    truncatedDatagrams += 1
+                    break
+                }
                 let n = min(step, length - offset)
                 datagrams[count] = (Int32(m), Int32(offset), Int32(n))
                 count += 1
@@ -188,19 +198,29 @@ extension UDPSocket {
         if multipleMessageReceive {
             while true {
                 let n = CLinuxNet_recvmmsg(fd, batch.messages, UInt32(batch.messageCapacity), Int32(MSG_DONTWAIT), nil)
-                if n >= 0 { received = Int(n); break }
+                if n >= 0 {
+                    received = Int(n)
+                    break
+                }
                 let e = errno
                 if e == EAGAIN || e == EWOULDBLOCK { return 0 }
                 // An ICMP error queued by an earlier send (unconnected socket): not this batch's.
                 if e == ECONNREFUSED || e == EINTR { continue }
-                if e == ENOSYS { multipleMessageReceive = false; break }
+                if e == ENOSYS {
+                    multipleMessageReceive = false
+                    break
+                }
                 throw SystemError("recvmmsg", errno: e)
             }
         }
         if !multipleMessageReceive {
             while received < batch.messageCapacity {
                 let n = recvmsg(fd, &batch.messages[received].msg_hdr, Int32(MSG_DONTWAIT))
-                if n >= 0 { batch.messages[received].msg_len = UInt32(n); received += 1; continue }
+                if n >= 0 {
+                    batch.messages[received].msg_len = UInt32(n)
+                    received += 1
+                    continue
+                }
                 let e = errno
                 if e == EAGAIN || e == EWOULDBLOCK { break }
                 if e == ECONNREFUSED || e == EINTR { continue }

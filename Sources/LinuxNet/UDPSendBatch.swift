@@ -1,10 +1,10 @@
+import CLinuxNet
 // Batched UDP send: the last step of the send path (core → batch → socket). Datagrams are copied
 // into one buffer as they come; consecutive ones to the same destination with the same ECN
 // codepoint and size form a train that leaves as one GSO send (UDP_SEGMENT, UDPSegmentation.swift;
 // the last segment may be shorter), and all trains of a flush go in one sendmmsg(2). Where the
 // kernel refuses GSO, every datagram is its own message of the sendmmsg, from then on.
 import Glibc
-import CLinuxNet
 import QUIC
 
 /// The outgoing datagrams of one socket, with every buffer allocated once: nothing is allocated
@@ -122,7 +122,10 @@ public final class UDPSendBatch {
     /// caller may stop producing until the socket drains.
     @discardableResult
     public func append(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress, ecn: ECNCodepoint = .notECT) throws -> Bool {
-        guard bytes.count <= UDPSegmentation.maxSendBytes else { statistics.dropped += 1; return true }
+        guard bytes.count <= UDPSegmentation.maxSendBytes else {
+            statistics.dropped += 1
+            return true
+        }
         var sent = true
         if datagramCount == capacity || used + bytes.count > dataCapacity { sent = try flush() }
         if bytes.count > 0 { (data + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
@@ -133,12 +136,13 @@ public final class UDPSendBatch {
         } else {
             let t = trainCount
             nameLengths[t] = UDPSocket.writeSockaddr(destination, to: UnsafeMutableRawPointer(names + t))
-            (trains + t).initialize(to: Train(
-                destination: destination, ecn: ecn,
-                // Linux sends v4-mapped destinations of an IPv6 socket through the IPv4 stack (IP_TOS).
-                markAsIPv4: !destination.isIPv6 || UDPSocket.isV4Mapped(destination),
-                segmentSize: bytes.count, first: datagramCount, count: 1, offset: used, bytes: bytes.count,
-                closed: bytes.count == 0))
+            (trains + t).initialize(
+                to: Train(
+                    destination: destination, ecn: ecn,
+                    // Linux sends v4-mapped destinations of an IPv6 socket through the IPv4 stack (IP_TOS).
+                    markAsIPv4: !destination.isIPv6 || UDPSocket.isV4Mapped(destination),
+                    segmentSize: bytes.count, first: datagramCount, count: 1, offset: used, bytes: bytes.count,
+                    closed: bytes.count == 0))
             trainCount += 1
         }
         used += bytes.count
@@ -163,7 +167,11 @@ public final class UDPSendBatch {
     /// rest is dropped then. Either way the batch is empty afterwards.
     @discardableResult
     public func flush() throws -> Bool {
-        defer { used = 0; datagramCount = 0; trainCount = 0 }
+        defer {
+            used = 0
+            datagramCount = 0
+            trainCount = 0
+        }
         guard datagramCount > 0 else { return true }
         defer { splitTrain = nil }
         var built = build(fromTrain: 0)

@@ -1,12 +1,12 @@
+// CLinuxNet includes <sys/socket.h> too; without the import a whole-module build cannot see the
+// MSG_* flags that header then appears to own.
+import CLinuxNet
 // A non-blocking UDP socket on Linux: the platform side of the sans-I/O QUIC core. Converts
 // between the core's `SocketAddress` and sockaddr, carries each datagram's ECN codepoint
 // (sendmsg/recvmsg with the control messages of ECNControlMessage.swift), and reports errors
 // with errno text. One datagram per call here; the batched, GSO/GRO data path is
 // UDPSendBatch.swift and UDPReceiveBatch.swift, the buffer sizes SocketBuffers.swift.
 import Glibc
-// CLinuxNet includes <sys/socket.h> too; without the import a whole-module build cannot see the
-// MSG_* flags that header then appears to own.
-import CLinuxNet
 import QUIC
 
 public struct SystemError: Error, CustomStringConvertible {
@@ -45,7 +45,8 @@ public final class UDPSocket {
     /// (SO_BINDTODEVICE, used later for per-WAN paths).
     public init(bindTo local: SocketAddress, interface: String? = nil) throws {
         isIPv6 = local.isIPv6
-        fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(CLinuxNet_SOCK_DGRAM) | Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
+        fd = socket(
+            isIPv6 ? AF_INET6 : AF_INET, Int32(CLinuxNet_SOCK_DGRAM) | Int32(CLinuxNet_SOCK_NONBLOCK) | Int32(CLinuxNet_SOCK_CLOEXEC), 0)
         guard fd >= 0 else { throw SystemError("socket") }
         sendControl = .allocate(byteCount: ECNControlMessage.sendCapacity, alignment: MemoryLayout<Int>.alignment)
         receiveControl = .allocate(byteCount: ECNControlMessage.receiveCapacity, alignment: MemoryLayout<Int>.alignment)
@@ -104,7 +105,9 @@ public final class UDPSocket {
     @discardableResult
     public func send(_ bytes: [UInt8], to destination: SocketAddress, ecn: ECNCodepoint) throws -> Bool {
         // Not-ECT is the kernel's default TOS / traffic class: no control message needed.
-        let controlLength = ecn == .notECT ? 0
+        let controlLength =
+            ecn == .notECT
+            ? 0
             : ECNControlMessage.writeMarking(ecn, ipv4: !destination.isIPv6 || UDPSocket.isV4Mapped(destination), into: sendControl)
         let n = bytes.withUnsafeBytes { buf in
             UDPSocket.withSockaddr(destination) { name, nameLength in

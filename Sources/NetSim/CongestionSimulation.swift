@@ -16,7 +16,10 @@ public struct CongestionFlow: Sendable {
     /// Whether the run's `--coupling` applies (the multipath connection under test).
     public var coupled: Bool
     public init(name: String, paths: [PathLinks], congestion: CongestionAlgorithm? = nil, coupled: Bool = false) {
-        self.name = name; self.paths = paths; self.congestion = congestion; self.coupled = coupled
+        self.name = name
+        self.paths = paths
+        self.congestion = congestion
+        self.coupled = coupled
     }
 }
 
@@ -32,58 +35,76 @@ public struct CongestionScenario: Sendable {
     /// The competing flow of `shared-bottleneck` runs this loss-based controller when the
     /// controller under test is not loss-based.
     public init(name: String, summary: String, duration: Duration, warmUp: Duration, flows: [CongestionFlow], measure: Measure) {
-        self.name = name; self.summary = summary; self.duration = duration; self.warmUp = warmUp
-        self.flows = flows; self.measure = measure
+        self.name = name
+        self.summary = summary
+        self.duration = duration
+        self.warmUp = warmUp
+        self.flows = flows
+        self.measure = measure
     }
 
     /// A path whose links (both ways) have `mbps`, the round trip `rttMs` split evenly, a
     /// drop-tail queue of one bandwidth-delay product, and `loss` on the uplink (data direction).
-    public static func bottleneckPath(mbps: Double, rttMs: UInt64, loss: Double = 0, bottleneck: Int? = nil,
-                                      name: String = "") -> PathLinks {
+    public static func bottleneckPath(
+        mbps: Double, rttMs: UInt64, loss: Double = 0, bottleneck: Int? = nil,
+        name: String = ""
+    ) -> PathLinks {
         let rate = LinkModel.mbps(mbps)
         let bdp = LinkModel.bandwidthDelayProduct(rate: rate, rtt: .milliseconds(rttMs))
         let oneWay = Duration.milliseconds(rttMs) / 2
-        let up = LinkModel(rateBitsPerSecond: rate, delay: oneWay, lossProbability: loss, queueCapacityBytes: bdp,
-                           overheadBytes: LinkModel.ipv4UDPOverhead)
-        let down = LinkModel(rateBitsPerSecond: rate, delay: oneWay, queueCapacityBytes: bdp,
-                             overheadBytes: LinkModel.ipv4UDPOverhead)
+        let up = LinkModel(
+            rateBitsPerSecond: rate, delay: oneWay, lossProbability: loss, queueCapacityBytes: bdp,
+            overheadBytes: LinkModel.ipv4UDPOverhead)
+        let down = LinkModel(
+            rateBitsPerSecond: rate, delay: oneWay, queueCapacityBytes: bdp,
+            overheadBytes: LinkModel.ipv4UDPOverhead)
         return PathLinks(name: name, up: up, down: down, bottleneck: bottleneck)
     }
 
     public static let all: [CongestionScenario] = [
-        CongestionScenario(name: "single", summary: "one path, 50 Mbit/s, 40 ms RTT, 1-BDP drop-tail queue",
-                           duration: .seconds(20), warmUp: .seconds(5),
-                           flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, name: "link")])],
-                           measure: .utilisation),
-        CongestionScenario(name: "lossy", summary: "single, plus 1 % random loss on the data direction",
-                           duration: .seconds(20), warmUp: .seconds(5),
-                           flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, loss: 0.01, name: "link")])],
-                           measure: .utilisation),
-        CongestionScenario(name: "lossy-3", summary: "single, plus 3 % random loss on the data direction",
-                           duration: .seconds(20), warmUp: .seconds(5),
-                           flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, loss: 0.03, name: "link")])],
-                           measure: .utilisation),
-        CongestionScenario(name: "satellite", summary: "one path, 50 Mbit/s, 600 ms RTT, 1-BDP queue: time from which it stays at 90 % of the rate",
-                           duration: .seconds(30), warmUp: .seconds(10),
-                           flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 600, name: "satellite")])],
-                           measure: .satellite),
-        CongestionScenario(name: "shared-bottleneck",
-                           summary: "two paths of one connection and one single-path flow cross one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
-                           duration: .seconds(60), warmUp: .seconds(20),
-                           flows: [
-                               CongestionFlow(name: "multipath", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-a"),
-                                                                         bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-b")],
-                                              coupled: true),
-                               CongestionFlow(name: "single", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-c")]),
-                           ],
-                           measure: .sharedBottleneck),
-        CongestionScenario(name: "fairness", summary: "two connections, same controller, one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
-                           duration: .seconds(60), warmUp: .seconds(20),
-                           flows: [
-                               CongestionFlow(name: "first", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
-                               CongestionFlow(name: "second", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
-                           ],
-                           measure: .fairness),
+        CongestionScenario(
+            name: "single", summary: "one path, 50 Mbit/s, 40 ms RTT, 1-BDP drop-tail queue",
+            duration: .seconds(20), warmUp: .seconds(5),
+            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, name: "link")])],
+            measure: .utilisation),
+        CongestionScenario(
+            name: "lossy", summary: "single, plus 1 % random loss on the data direction",
+            duration: .seconds(20), warmUp: .seconds(5),
+            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, loss: 0.01, name: "link")])],
+            measure: .utilisation),
+        CongestionScenario(
+            name: "lossy-3", summary: "single, plus 3 % random loss on the data direction",
+            duration: .seconds(20), warmUp: .seconds(5),
+            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 40, loss: 0.03, name: "link")])],
+            measure: .utilisation),
+        CongestionScenario(
+            name: "satellite", summary: "one path, 50 Mbit/s, 600 ms RTT, 1-BDP queue: time from which it stays at 90 % of the rate",
+            duration: .seconds(30), warmUp: .seconds(10),
+            flows: [CongestionFlow(name: "flow", paths: [bottleneckPath(mbps: 50, rttMs: 600, name: "satellite")])],
+            measure: .satellite),
+        CongestionScenario(
+            name: "shared-bottleneck",
+            summary: "two paths of one connection and one single-path flow cross one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
+            duration: .seconds(60), warmUp: .seconds(20),
+            flows: [
+                CongestionFlow(
+                    name: "multipath",
+                    paths: [
+                        bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-a"),
+                        bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-b"),
+                    ],
+                    coupled: true),
+                CongestionFlow(name: "single", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "dsl-c")]),
+            ],
+            measure: .sharedBottleneck),
+        CongestionScenario(
+            name: "fairness", summary: "two connections, same controller, one 50 Mbit/s 40 ms link, measured from 20 s to 60 s",
+            duration: .seconds(60), warmUp: .seconds(20),
+            flows: [
+                CongestionFlow(name: "first", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
+                CongestionFlow(name: "second", paths: [bottleneckPath(mbps: 50, rttMs: 40, bottleneck: 0, name: "link")]),
+            ],
+            measure: .fairness),
     ]
 
     public static func named(_ name: String) -> CongestionScenario? { all.first { $0.name == name } }
@@ -125,7 +146,11 @@ public struct CongestionRunResult: Sendable {
         let f = flows.map { "{\"name\":\"\($0.name)\",\"goodput_mbps\":\(n($0.goodputMbps)),\"congestion\":\"\($0.congestion)\"}" }
         var extra = ""
         if let s = shareVsSingle { extra += ",\"share_vs_single\":\(n(s))" }
-        if let t = timeTo90PercentS { extra += ",\"time_to_90pct_s\":\(n(t))" } else if scenario == "satellite" { extra += ",\"time_to_90pct_s\":null" }
+        if let t = timeTo90PercentS {
+            extra += ",\"time_to_90pct_s\":\(n(t))"
+        } else if scenario == "satellite" {
+            extra += ",\"time_to_90pct_s\":null"
+        }
         if let j = jainIndex { extra += ",\"jain_index\":\(n(j))" }
         return "{\"scenario\":\"\(scenario)\",\"congestion\":\"\(congestion)\",\"coupling\":\"\(coupling)\",\"seed\":\(seed),"
             + "\"utilisation\":\(n(utilisation)),\"goodput_mbps\":\(n(goodputMbps)),"
@@ -163,8 +188,10 @@ public func runCongestion(_ config: CongestionRunConfiguration) throws -> Conges
         routers.append(router)
         servers.append(vps)
     }
-    let sim = Simulator(topology: Topology(router: SimulatedEndpointGroup(members), vps: SimulatedEndpointGroup(vpsMembers),
-                                           paths: allPaths), seed: config.seed)
+    let sim = Simulator(
+        topology: Topology(
+            router: SimulatedEndpointGroup(members), vps: SimulatedEndpointGroup(vpsMembers),
+            paths: allPaths), seed: config.seed)
     let measureFrom = Timestamp.zero + scenario.warmUp
     let end = Timestamp.zero + scenario.duration
     var received = [Int](repeating: 0, count: routers.count)
@@ -188,9 +215,10 @@ public func runCongestion(_ config: CongestionRunConfiguration) throws -> Conges
     }
     if let interval = config.traceInterval {
         for (i, router) in routers.enumerated() {
-            schedulePathTrace(on: sim, router: router, label: scenario.flows[i].name,
-                              names: scenario.flows[i].paths.enumerated().map { $1.name.isEmpty ? "path\($0)" : $1.name },
-                              interval: interval, until: end, write: config.traceWriter)
+            schedulePathTrace(
+                on: sim, router: router, label: scenario.flows[i].name,
+                names: scenario.flows[i].paths.enumerated().map { $1.name.isEmpty ? "path\($0)" : $1.name },
+                interval: interval, until: end, write: config.traceWriter)
         }
     }
     try sim.run(until: end)
@@ -211,12 +239,14 @@ public func runCongestion(_ config: CongestionRunConfiguration) throws -> Conges
     case .sharedBottleneck:
         result.shareVsSingle = goodputs[1] > 0 ? goodputs[0] / goodputs[1] : .infinity
     case .fairness:
-        let sum = goodputs.reduce(0, +), squares = goodputs.reduce(0) { $0 + $1 * $1 }
+        let sum = goodputs.reduce(0, +)
+        let squares = goodputs.reduce(0) { $0 + $1 * $1 }
         result.jainIndex = squares > 0 ? sum * sum / (Double(goodputs.count) * squares) : 0
     case .satellite:
         // The time from which the link stays busy at least 90 % of every following second (a
         // slow-start overshoot that fills the pipe once and then collapses does not count).
-        let step = Duration.milliseconds(100), span = Duration.seconds(1)
+        let step = Duration.milliseconds(100)
+        let span = Duration.seconds(1)
         var t = end - span
         var since: Timestamp?
         while true {

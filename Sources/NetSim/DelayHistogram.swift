@@ -50,8 +50,9 @@ public struct DelayHistogram: Sendable, Equatable {
     /// Adds every sample of `other`.
     /// - Precondition: both histograms have the same bucket width and count.
     public mutating func merge(_ other: DelayHistogram) {
-        precondition(other.bucketWidth == bucketWidth && other.bucketCount == bucketCount,
-                     "histograms with different buckets cannot be merged")
+        precondition(
+            other.bucketWidth == bucketWidth && other.bucketCount == bucketCount,
+            "histograms with different buckets cannot be merged")
         guard other.count > 0 else { return }
         zeroCount += other.zeroCount
         for i in 0..<bucketCount { buckets[i] += other.buckets[i] }

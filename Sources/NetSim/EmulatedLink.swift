@@ -146,17 +146,18 @@ public final class EmulatedLink {
     public func receive(_ packet: UnsafeMutableRawBufferPointer, slot: Int32, at now: Timestamp) -> Verdict {
         counters.received.add(packet.count)
         switch link.offer(bytes: packet.count, at: now) {
-        case let .dropped(reason):
+        case .dropped(let reason):
             let cause = EmulatorDropCause(reason)
             counters.recordDrop(cause)
             return .dropped(cause)
-        case let .accepted(arrival):
+        case .accepted(let arrival):
             if let index = link.lastCorruptedByte {
                 packet[index] ^= 0xFF
                 counters.corrupted += 1
             }
             if link.model.ecnMarkingThreshold != nil, let ecn = Self.ecn(of: UnsafeRawBufferPointer(packet)),
-               link.marking(ecn) == .ce, ecn != .ce {
+                link.marking(ecn) == .ce, ecn != .ce
+            {
                 Self.markCE(packet)
                 counters.ceMarked += 1
             }
@@ -253,7 +254,8 @@ public final class EmulatedLink {
         heap[0] = last
         var i = 0
         while true {
-            let l = 2 * i + 1, r = l + 1
+            let l = 2 * i + 1
+            let r = l + 1
             var best = i
             if l < heap.count && heap[l].precedes(heap[best]) { best = l }
             if r < heap.count && heap[r].precedes(heap[best]) { best = r }

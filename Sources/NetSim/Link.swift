@@ -106,7 +106,8 @@ public final class Link {
         // Loss on the wire.
         if let burst = model.burstLoss {
             let lost = burstRandom.chance(burstStateIsBad ? burst.lossInBad : burst.lossInGood)
-            burstStateIsBad = burstStateIsBad
+            burstStateIsBad =
+                burstStateIsBad
                 ? !burstRandom.chance(burst.badToGood)
                 : burstRandom.chance(burst.goodToBad)
             if lost {

@@ -70,7 +70,7 @@ public struct LinkModel: Sendable, Equatable {
 
     /// `megabits` Mbit/s in bit/s (1 Mbit = 10^6 bit, as tc and ISPs count).
     public static func mbps(_ megabits: Double) -> UInt64 {
-        UInt64(max(0, megabits) * 1_000_000 + 0.5)   // rounded, without libm
+        UInt64(max(0, megabits) * 1_000_000 + 0.5)  // rounded, without libm
     }
 
     /// The rate in force at `time` (the last rate change at or before it, else the initial rate).

@@ -90,7 +90,8 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
         }
         if let name {
             guard !name.isEmpty, name.count <= 32,
-                  name.unicodeScalars.allSatisfy({ Self.nameCharacters.contains(Character($0)) }) else {
+                name.unicodeScalars.allSatisfy({ Self.nameCharacters.contains(Character($0)) })
+            else {
                 throw fail("`\(name)` is not a link name (1 to 32 of A-Z a-z 0-9 _ . -)")
             }
         }
@@ -113,7 +114,8 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
         var reorder = false
         var jitterAmplitude: Duration?
         for field in fields.dropFirst(2) {
-            let key: String, value: String?
+            let key: String
+            let value: String?
             if let eq = field.firstIndex(of: "=") {
                 key = String(field[..<eq])
                 value = String(field[field.index(after: eq)...])
@@ -150,10 +152,14 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
                 case "reorder": reorder = true
                 case "loss": model.lossProbability = try Self.percent(value!, what: "loss")
                 case "burst":
-                    guard !seen.contains("ge") else { throw LinkSpecificationError(message: "`burst` and `ge` both set the burst-loss model: give one") }
+                    guard !seen.contains("ge") else {
+                        throw LinkSpecificationError(message: "`burst` and `ge` both set the burst-loss model: give one")
+                    }
                     model.burstLoss = try Self.burst(value!)
                 case "ge":
-                    guard !seen.contains("burst") else { throw LinkSpecificationError(message: "`burst` and `ge` both set the burst-loss model: give one") }
+                    guard !seen.contains("burst") else {
+                        throw LinkSpecificationError(message: "`burst` and `ge` both set the burst-loss model: give one")
+                    }
                     model.burstLoss = try Self.gilbertElliott(value!)
                 case "queue": queue = value!
                 case "corrupt": model.corruptionProbability = try Self.percent(value!, what: "corrupt")
@@ -175,13 +181,15 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
             }
         }
         if let amplitude = jitterAmplitude {
-            model.jitter = Jitter(amplitude: amplitude, distribution: jitterDistribution ?? .symmetric,
-                                  ordering: reorder ? .reordering : .preserved, holdTime: jitterHold ?? .zero)
+            model.jitter = Jitter(
+                amplitude: amplitude, distribution: jitterDistribution ?? .symmetric,
+                ordering: reorder ? .reordering : .preserved, holdTime: jitterHold ?? .zero)
         } else if jitterHold != nil || jitterDistribution != nil || reorder {
             throw fail("jitter-hold, jitter-dist and reorder need jitter=D")
         }
         do {
-            model.queueCapacityBytes = try queue.map { try Self.queue($0, rate: model.rateBitsPerSecond) }
+            model.queueCapacityBytes =
+                try queue.map { try Self.queue($0, rate: model.rateBitsPerSecond) }
                 ?? Self.defaultQueue(rate: model.rateBitsPerSecond, delay: model.delay)
         } catch let error as LinkSpecificationError {
             throw fail(error.message)
@@ -258,7 +266,8 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
     /// A non-negative finite decimal number ("1.5"); no sign, exponent, hex, inf or nan.
     static func number(_ text: Substring) -> Double? {
         guard !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              text.filter({ $0 == "." }).count <= 1, let x = Double(text), x.isFinite else { return nil }
+            text.filter({ $0 == "." }).count <= 1, let x = Double(text), x.isFinite
+        else { return nil }
         return x
     }
 
@@ -274,7 +283,10 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
         let scales: [String: Double] = ["bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9]
         guard let value, let scale = scales[unit] else {
             if ["bps", "kbps", "mbps", "gbps"].contains(unit) {
-                throw LinkSpecificationError(message: "rate `\(text)` is ambiguous (tc reads \(unit) as bytes per second): write \(text.dropLast(unit.count))\(unit.dropLast(2))it")
+                throw LinkSpecificationError(
+                    message:
+                        "rate `\(text)` is ambiguous (tc reads \(unit) as bytes per second): write \(text.dropLast(unit.count))\(unit.dropLast(2))it"
+                )
             }
             throw LinkSpecificationError(message: "rate `\(text)`: a number and one of bit, kbit, mbit, gbit (×1000 steps), or unlimited")
         }
@@ -309,8 +321,10 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
     static func burst(_ text: String) throws -> GilbertElliott {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let rate = try? percent(String(parts[0]), what: "burst"), rate < 1,
-              let length = number(parts[1]), length >= 1 else {
-            throw LinkSpecificationError(message: "burst=\(text): MEAN_LOSS%:MEAN_BURST_PACKETS, e.g. burst=2%:5 (loss below 100%, length at least 1)")
+            let length = number(parts[1]), length >= 1
+        else {
+            throw LinkSpecificationError(
+                message: "burst=\(text): MEAN_LOSS%:MEAN_BURST_PACKETS, e.g. burst=2%:5 (loss below 100%, length at least 1)")
         }
         let r = 1 / length
         return GilbertElliott(goodToBad: min(1, r * rate / (1 - rate)), badToGood: r)
@@ -323,8 +337,9 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
             throw LinkSpecificationError(message: "ge=\(text): P%/R%[/LOSS_IN_BAD%[/LOSS_IN_GOOD%]], e.g. ge=1%/30%")
         }
         let values = try parts.map { try percent($0, what: "ge") }
-        return GilbertElliott(goodToBad: values[0], badToGood: values[1],
-                              lossInBad: values.count > 2 ? values[2] : 1, lossInGood: values.count > 3 ? values[3] : 0)
+        return GilbertElliott(
+            goodToBad: values[0], badToGood: values[1],
+            lossInBad: values.count > 2 ? values[2] : 1, lossInGood: values.count > 3 ? values[3] : 0)
     }
 
     static func outage(_ text: String) throws -> Outage {
@@ -343,13 +358,18 @@ public struct LinkSpecification: Sendable, Equatable, CustomStringConvertible {
         if text.lowercased() == "unlimited" { return nil }
         let (value, unit) = split(text)
         if value != nil, ["ns", "us", "ms", "s"].contains(unit) {
-            guard rate > 0 else { throw LinkSpecificationError(message: "queue=\(text): a queue in time needs a rate (this link is unlimited)") }
+            guard rate > 0 else {
+                throw LinkSpecificationError(message: "queue=\(text): a queue in time needs a rate (this link is unlimited)")
+            }
             return LinkModel.bandwidthDelayProduct(rate: rate, rtt: try duration(text, what: "queue"))
         }
-        let scales: [String: Double] = ["": 1, "b": 1, "kb": 1e3, "kib": 1024, "mb": 1e6, "mib": 1_048_576,
-                                        "pkt": Double(fullPacketBytes)]
+        let scales: [String: Double] = [
+            "": 1, "b": 1, "kb": 1e3, "kib": 1024, "mb": 1e6, "mib": 1_048_576,
+            "pkt": Double(fullPacketBytes),
+        ]
         guard let value, let scale = scales[unit], value * scale < 1e12 else {
-            throw LinkSpecificationError(message: "queue=\(text): bytes (65536, 64kb, 1mib), packets (40pkt), a time at the initial rate (50ms), or unlimited")
+            throw LinkSpecificationError(
+                message: "queue=\(text): bytes (65536, 64kb, 1mib), packets (40pkt), a time at the initial rate (50ms), or unlimited")
         }
         return Int((value * scale).rounded())
     }
@@ -412,7 +432,8 @@ extension LinkSpecification {
                 throw LinkSpecificationError(context: "--link-back", message: "`\(b)` needs the NAME= of the --link it returns on")
             }
             guard names.contains(name) else {
-                throw LinkSpecificationError(context: "--link-back \(name)", message: "no --link has this name (links: \(names.joined(separator: ", ")))")
+                throw LinkSpecificationError(
+                    context: "--link-back \(name)", message: "no --link has this name (links: \(names.joined(separator: ", ")))")
             }
             guard backByName[name] == nil else {
                 throw LinkSpecificationError(context: "--link-back \(name)", message: "given twice")
@@ -421,8 +442,9 @@ extension LinkSpecification {
         }
         return zip(links, names).map { link, name in
             let down = backByName[name] ?? link
-            return PathLinks(name: name, up: link.model(perPacketOverhead: LinkModel.ipv4UDPOverhead),
-                             down: down.model(perPacketOverhead: LinkModel.ipv4UDPOverhead), isBackup: link.isBackup)
+            return PathLinks(
+                name: name, up: link.model(perPacketOverhead: LinkModel.ipv4UDPOverhead),
+                down: down.model(perPacketOverhead: LinkModel.ipv4UDPOverhead), isBackup: link.isBackup)
         }
     }
 }
@@ -430,8 +452,10 @@ extension LinkSpecification {
 extension Scenario {
     /// A scenario made of `--link` specifications (see `LinkSpecification.paths`).
     /// - Parameter duration: nil: 10 s, or 5 s past the last outage edge or rate change if later.
-    public static func fromLinks(_ links: [LinkSpecification], back: [LinkSpecification] = [],
-                                 duration: Duration? = nil) throws -> Scenario {
+    public static func fromLinks(
+        _ links: [LinkSpecification], back: [LinkSpecification] = [],
+        duration: Duration? = nil
+    ) throws -> Scenario {
         guard !links.isEmpty else { throw LinkSpecificationError(context: "--link", message: "give at least one link") }
         let paths = try LinkSpecification.paths(links: links, back: back)
         var events: [ScenarioEvent] = []
@@ -449,8 +473,9 @@ extension Scenario {
             for c in p.down.rateChanges { last = max(last, c.time) }
         }
         let run = duration ?? max(.seconds(10), (last - .zero) + .seconds(5))
-        return Scenario(name: "links", summary: links.map(\.description).joined(separator: " "),
-                        duration: run, paths: paths, events: events, eventsInModels: true)
+        return Scenario(
+            name: "links", summary: links.map(\.description).joined(separator: " "),
+            duration: run, paths: paths, events: events, eventsInModels: true)
     }
 }
 

@@ -51,8 +51,9 @@ public final class SimulatedRouter: SimulatedEndpoint {
         self.pathCount = pathCount
         self.backupIndexes = backupIndexes
         for i in 0..<pathCount { indexForAddress[SimulatedAddresses.router(path: i)] = i }
-        connection = try Connection(clientWith: config, serverName: nil, remote: SimulatedAddresses.vps,
-                                    random: SeededRandom(seed: configuration.seed), now: now)
+        connection = try Connection(
+            clientWith: config, serverName: nil, remote: SimulatedAddresses.vps,
+            random: SeededRandom(seed: configuration.seed), now: now)
     }
 
     public func receive(_ datagram: [UInt8], path: Int, now: Timestamp) {
@@ -85,8 +86,11 @@ public final class SimulatedRouter: SimulatedEndpoint {
     private func afterEvent(_ now: Timestamp) {
         if opensPaths && connection.isMultipathEnabled && connection.handshakeConfirmed && pathIDForIndex.count < pathCount {
             for i in 1..<pathCount where pathIDForIndex[i] == nil {
-                guard let id = connection.openPath(local: SimulatedAddresses.router(path: i), backup: backupIndexes.contains(i),
-                                                   now: now) else { break }
+                guard
+                    let id = connection.openPath(
+                        local: SimulatedAddresses.router(path: i), backup: backupIndexes.contains(i),
+                        now: now)
+                else { break }
                 pathIDForIndex[i] = id
                 indexForPathID[id] = i
             }

@@ -10,23 +10,23 @@ public enum ScenarioEvent: Sendable, Equatable, CustomStringConvertible {
 
     public var path: Int {
         switch self {
-        case let .outage(path, _), let .rateChange(path, _): return path
+        case .outage(let path, _), .rateChange(let path, _): return path
         }
     }
 
     public var time: Timestamp {
         switch self {
-        case let .outage(_, outage): return outage.start
-        case let .rateChange(_, change): return change.time
+        case .outage(_, let outage): return outage.start
+        case .rateChange(_, let change): return change.time
         }
     }
 
     public var description: String {
         switch self {
-        case let .outage(path, outage):
+        case .outage(let path, let outage):
             let end = outage.isPermanent ? "for good" : "until \(outage.end.nanoseconds / 1_000_000) ms"
             return "path \(path) cut at \(outage.start.nanoseconds / 1_000_000) ms \(end)"
-        case let .rateChange(path, change):
+        case .rateChange(let path, let change):
             return "path \(path) rate \(Double(change.rateBitsPerSecond) / 1e6) Mbit/s at \(change.time.nanoseconds / 1_000_000) ms"
         }
     }
@@ -56,15 +56,17 @@ public struct Scenario: Sendable {
     ///   - events: outages and rate changes, added to both directions of their path.
     ///   - eventsInModels: the paths' models already hold `events` (a scenario built from `--link`
     ///     specifications, whose two directions may have schedules of their own): list them only.
-    public init(name: String, summary: String, duration: Duration, paths: [PathLinks], events: [ScenarioEvent] = [],
-                eventsInModels: Bool = false) {
+    public init(
+        name: String, summary: String, duration: Duration, paths: [PathLinks], events: [ScenarioEvent] = [],
+        eventsInModels: Bool = false
+    ) {
         var paths = paths
         for event in events where !eventsInModels {
             switch event {
-            case let .outage(index, outage):
+            case .outage(let index, let outage):
                 paths[index].up.addOutage(outage)
                 paths[index].down.addOutage(outage)
-            case let .rateChange(index, change):
+            case .rateChange(let index, let change):
                 paths[index].up.addRateChange(change)
                 paths[index].down.addRateChange(change)
             }
@@ -138,10 +140,12 @@ public struct Scenario: Sendable {
     public var pathDescriptions: [String] {
         paths.map { path in
             let m = path.up
-            var text = "\(path.name): \(Double(m.rateBitsPerSecond) / 1e6) Mbit/s, one-way \(m.delay.milliseconds) ms"
+            var text =
+                "\(path.name): \(Double(m.rateBitsPerSecond) / 1e6) Mbit/s, one-way \(m.delay.milliseconds) ms"
                 + ", queue \(m.queueCapacityBytes.map { "\($0) B" } ?? "unbounded")"
             if m.jitter.amplitude.nanoseconds > 0 {
-                text += ", jitter ±\(m.jitter.amplitude.milliseconds) ms (\(m.jitter.distribution.rawValue)"
+                text +=
+                    ", jitter ±\(m.jitter.amplitude.milliseconds) ms (\(m.jitter.distribution.rawValue)"
                     + ", order \(m.jitter.ordering.rawValue)"
                     + (m.jitter.holdTime.nanoseconds > 0 ? ", held \(m.jitter.holdTime.milliseconds) ms)" : ")")
             }

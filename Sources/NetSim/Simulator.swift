@@ -146,9 +146,9 @@ public enum SimulatorError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .livelock(at, events):
+        case .livelock(let at, let events):
             return "livelock: \(events) events at \(at) without time advancing"
-        case let .runawayEndpoint(role, at, datagrams):
+        case .runawayEndpoint(let role, let at, let datagrams):
             return "runaway endpoint: the \(role.rawValue) sent \(datagrams) datagrams at \(at) without stopping"
         }
     }
@@ -373,12 +373,12 @@ public final class Simulator {
         case .queued:
             let event = queue.popFirst()!
             switch event.payload {
-            case let .arrival(id, datagram, enteredAt, ecn):
+            case .arrival(let id, let datagram, let enteredAt, let ecn):
                 try deliver(datagram, on: id, enteredAt: enteredAt, ecn: ecn)
-            case let .action(action):
+            case .action(let action):
                 try run(action)
             }
-        case let .timer(role):
+        case .timer(let role):
             let ep = endpoint(role)
             if let timeout = ep.nextTimeout, timeout < now { diagnostics.staleTimeouts += 1 }
             setTimerFiredAt(role, now)
@@ -451,11 +451,11 @@ public final class Simulator {
             let size = out.bytes.count
             observer?(.sent(id, size: size, at: now))
             switch link(id).offer(bytes: size, at: now) {
-            case let .accepted(arrival):
+            case .accepted(let arrival):
                 var bytes = out.bytes
                 if let index = link(id).lastCorruptedByte { bytes[index] ^= 0xFF }
                 queue.push(.arrival(id, datagram: bytes, enteredAt: now, ecn: link(id).marking(out.ecn)), at: arrival)
-            case let .dropped(reason):
+            case .dropped(let reason):
                 observer?(.dropped(id, size: size, reason: reason, at: now))
             }
         }

@@ -83,8 +83,12 @@ public struct TunnelRunResult: Sendable {
     /// One JSON object (the keys `tquic-sim --json` promises).
     public var json: String {
         func n(_ x: Double) -> String { x.isFinite ? String(format3(x)) : "null" }
-        let p = paths.map { "{\"name\":\"\($0.name)\",\"goodput_mbps\":\(n($0.goodputMbps)),\"share\":\(n($0.share)),\"rtt_ms\":\(n($0.rttMs)),\"queue_delay_p99_ms\":\(n($0.queueDelayP99Ms))}" }
-        let f = flows.map { "{\"name\":\"\($0.name)\",\"delay_p50_ms\":\(n($0.delayP50Ms)),\"delay_p99_ms\":\(n($0.delayP99Ms)),\"delivered\":\($0.delivered)}" }
+        let p = paths.map {
+            "{\"name\":\"\($0.name)\",\"goodput_mbps\":\(n($0.goodputMbps)),\"share\":\(n($0.share)),\"rtt_ms\":\(n($0.rttMs)),\"queue_delay_p99_ms\":\(n($0.queueDelayP99Ms))}"
+        }
+        let f = flows.map {
+            "{\"name\":\"\($0.name)\",\"delay_p50_ms\":\(n($0.delayP50Ms)),\"delay_p99_ms\":\(n($0.delayP99Ms)),\"delivered\":\($0.delivered)}"
+        }
         let flowP99 = flows.map { "\"\($0.name)\":\(n($0.delayP99Ms))" }
         return "{\"scenario\":\"\(scenario)\",\"scheduler\":\"\(scheduler)\",\"source\":\"\(source)\",\"seed\":\(seed),"
             + "\"offered_mbps\":\(n(offeredMbps)),"
@@ -118,18 +122,31 @@ public func runTunnel(_ config: TunnelRunConfiguration) throws -> TunnelRunResul
 func makeInnerPacket(flow: Int, size: Int, counter: Int) -> [UInt8] {
     var p = [UInt8](repeating: 0, count: size)
     p[0] = 0x45
-    p[2] = UInt8(size >> 8); p[3] = UInt8(size & 0xff)
+    p[2] = UInt8(size >> 8)
+    p[3] = UInt8(size & 0xff)
     p[8] = 64
-    p[9] = 17 // UDP
-    p[12] = 192; p[13] = 168; p[14] = 1; p[15] = 10
-    p[16] = 198; p[17] = 51; p[18] = 100; p[19] = 7
-    let sport = UInt16(10000 + flow), dport = UInt16(5000 + flow)
-    p[20] = UInt8(sport >> 8); p[21] = UInt8(sport & 0xff)
-    p[22] = UInt8(dport >> 8); p[23] = UInt8(dport & 0xff)
-    p[24] = UInt8((size - 20) >> 8); p[25] = UInt8((size - 20) & 0xff)
+    p[9] = 17  // UDP
+    p[12] = 192
+    p[13] = 168
+    p[14] = 1
+    p[15] = 10
+    p[16] = 198
+    p[17] = 51
+    p[18] = 100
+    p[19] = 7
+    let sport = UInt16(10000 + flow)
+    let dport = UInt16(5000 + flow)
+    p[20] = UInt8(sport >> 8)
+    p[21] = UInt8(sport & 0xff)
+    p[22] = UInt8(dport >> 8)
+    p[23] = UInt8(dport & 0xff)
+    p[24] = UInt8((size - 20) >> 8)
+    p[25] = UInt8((size - 20) & 0xff)
     // A counter in the payload so corruption would be visible.
-    p[28] = UInt8(truncatingIfNeeded: counter >> 24); p[29] = UInt8(truncatingIfNeeded: counter >> 16)
-    p[30] = UInt8(truncatingIfNeeded: counter >> 8); p[31] = UInt8(truncatingIfNeeded: counter)
+    p[28] = UInt8(truncatingIfNeeded: counter >> 24)
+    p[29] = UInt8(truncatingIfNeeded: counter >> 16)
+    p[30] = UInt8(truncatingIfNeeded: counter >> 8)
+    p[31] = UInt8(truncatingIfNeeded: counter)
     return p
 }
 
@@ -160,7 +177,10 @@ final class SimulatedBulkSource: InnerPacketSource {
 
     func readPacket(into buffer: UnsafeMutableRawBufferPointer, now: Timestamp) -> Int? {
         let supply = model.available(now: now)
-        guard supply.ok, buffer.count >= packetSize else { retryAt = supply.retryAt; return nil }
+        guard supply.ok, buffer.count >= packetSize else {
+            retryAt = supply.retryAt
+            return nil
+        }
         retryAt = nil
         backlogAtRead = model.backlogBytes()
         counter += 1
@@ -244,12 +264,14 @@ final class TunnelRun {
         vps.applicationTimeout = { [unowned self] in self.vpsEngine?.nextTimeout }
         if let interval = config.traceInterval {
             let engine = routerEngine
-            schedulePathTrace(on: sim, connection: router.connection, pathID: { i in i < engine.paths.links.count ? engine.paths.links[i].pathID : nil },
-                              label: "router", names: config.scenario.paths.map(\.name),
-                              interval: interval, until: .zero + config.scenario.duration, write: config.traceWriter)
+            schedulePathTrace(
+                on: sim, connection: router.connection, pathID: { i in i < engine.paths.links.count ? engine.paths.links[i].pathID : nil },
+                label: "router", names: config.scenario.paths.map(\.name),
+                interval: interval, until: .zero + config.scenario.duration, write: config.traceWriter)
         }
         if hasVoIP {
-            _ = sim.every(.milliseconds(20), from: .zero + .milliseconds(500), until: .zero + config.scenario.duration) { [unowned self] s in
+            _ = sim.every(.milliseconds(20), from: .zero + .milliseconds(500), until: .zero + config.scenario.duration) {
+                [unowned self] s in
                 self.voipCounter += 1
                 let packet = makeInnerPacket(flow: 1, size: 200, counter: self.voipCounter)
                 self.created[UInt64(1) << 32 | UInt64(self.voipCounter)] = (s.now, 1, packet.count)
@@ -323,10 +345,12 @@ final class TunnelRun {
         for (i, p) in config.scenario.paths.enumerated() {
             let bytes = deliveredBytesPerPath[i] ?? 0
             let rtt = routerEngine.paths.links[i].pathID.flatMap { router.connection.pathStatistics($0)?.smoothedRTT.milliseconds } ?? 0
-            paths.append(TunnelPathResult(name: p.name, uplinkDrops: sim.paths[i].up.statistics.droppedTotal.packets,
-                                          goodputMbps: Double(bytes) * 8 / window / 1e6,
-                                          share: deliveredBytes == 0 ? 0 : Double(bytes) / Double(deliveredBytes), rttMs: rtt,
-                                          queueDelayP99Ms: sim.paths[i].up.statistics.queueingDelay.p99.milliseconds))
+            paths.append(
+                TunnelPathResult(
+                    name: p.name, uplinkDrops: sim.paths[i].up.statistics.droppedTotal.packets,
+                    goodputMbps: Double(bytes) * 8 / window / 1e6,
+                    share: deliveredBytes == 0 ? 0 : Double(bytes) / Double(deliveredBytes), rttMs: rtt,
+                    queueDelayP99Ms: sim.paths[i].up.statistics.queueingDelay.p99.milliseconds))
         }
         // Added queueing delay as the tunnel's packets saw it: every uplink's packets together.
         var queueing = sim.paths[0].up.statistics.queueingDelay
@@ -340,46 +364,57 @@ final class TunnelRun {
         var lostBeforeOutage = 0
         for case .outage(_, let o) in config.scenario.events {
             let from = o.start - .milliseconds(500)
-            lostBeforeOutage += handedIDs.filter { id in
-                guard let c = created[id] else { return false }
-                return c.time >= from && c.time < o.start && !deliveredIDs.contains(id)
-            }.count
+            lostBeforeOutage +=
+                handedIDs.filter { id in
+                    guard let c = created[id] else { return false }
+                    return c.time >= from && c.time < o.start && !deliveredIDs.contains(id)
+                }.count
         }
         func percentile(_ xs: [Double], _ p: Double) -> Double {
             guard !xs.isEmpty else { return 0 }
             let s = xs.sorted()
             return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
         }
-        var flows = [TunnelFlowResult(name: "bulk", delayP50Ms: percentile(flowDelays[0] ?? [], 0.5),
-                                      delayP99Ms: percentile(flowDelays[0] ?? [], 0.99), delivered: flowDelays[0]?.count ?? 0)]
+        var flows = [
+            TunnelFlowResult(
+                name: "bulk", delayP50Ms: percentile(flowDelays[0] ?? [], 0.5),
+                delayP99Ms: percentile(flowDelays[0] ?? [], 0.99), delivered: flowDelays[0]?.count ?? 0)
+        ]
         if hasVoIP {
-            flows.append(TunnelFlowResult(name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
-                                          delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0))
+            flows.append(
+                TunnelFlowResult(
+                    name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
+                    delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0))
         }
         let reorder = vpsEngine?.receiver.reorder ?? ReorderBuffer(configuration: tunnelConfiguration.reorder)
         let rs = reorder.statistics
-        let diagnostics = "sender datagram queue drops \(router.connection.stats.datagramsDropped), QUIC packets lost \(router.connection.stats.packetsLost); "
+        let diagnostics =
+            "sender datagram queue drops \(router.connection.stats.datagramsDropped), QUIC packets lost \(router.connection.stats.packetsLost); "
             + "reorder: late dropped \(rs.lateDropped), rejected \(rs.rejected), gaps skipped \(rs.gapsSkipped), expiry releases \(rs.expiryReleases)"
-        let ss = routerEngine.sender.statistics, ls = routerEngine.sender.ledgerStatistics
-        let diagnosticsEngine = "; router engine: \(routerEngine.freePacketBuffers) free buffers, \(routerEngine.sender.pendingPackets) pending, "
+        let ss = routerEngine.sender.statistics
+        let ls = routerEngine.sender.ledgerStatistics
+        let diagnosticsEngine =
+            "; router engine: \(routerEngine.freePacketBuffers) free buffers, \(routerEngine.sender.pendingPackets) pending, "
             + "reinjected \(ss.reinjected) (expired \(ss.reinjectionsExpired)), untracked \(ss.sentUntracked), dropped full \(ss.droppedQueueFull), "
             + "events acked \(ss.acknowledgementsReported) lost \(ss.lossesReported) unknown \(ss.unknownTags), "
             + "VPS no-buffer drops \(vpsEngine?.receiver.statistics.droppedNoBuffer ?? 0); "
             + "ledger recorded \(ls.recorded) acked \(ls.acknowledged) lost \(ls.lost) evicted \(ls.evicted) failures \(ls.pathFailures)"
-        var result = TunnelRunResult(scenario: config.scenario.name, scheduler: config.scheduler.rawValue, seed: config.seed,
-                               goodputMbps: goodput, sumLinkMbps: sum, goodputFraction: sum > 0 ? goodput / sum : 0,
-                               reorderHoldP50Ms: reorder.holdTimes.percentile(0.5).milliseconds,
-                               reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
-                               reinjected: Int(routerEngine.sender.statistics.reinjected), duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
-                               lostAfterHandoff: lost, maxDeliveryGapMs: maxGap.milliseconds, queueDelayP99Ms: queueP99,
-                               lostHandedBeforeOutage: lostBeforeOutage,
-                               backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
-                               paths: paths, flows: flows)
+        var result = TunnelRunResult(
+            scenario: config.scenario.name, scheduler: config.scheduler.rawValue, seed: config.seed,
+            goodputMbps: goodput, sumLinkMbps: sum, goodputFraction: sum > 0 ? goodput / sum : 0,
+            reorderHoldP50Ms: reorder.holdTimes.percentile(0.5).milliseconds,
+            reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
+            reinjected: Int(routerEngine.sender.statistics.reinjected), duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
+            lostAfterHandoff: lost, maxDeliveryGapMs: maxGap.milliseconds, queueDelayP99Ms: queueP99,
+            lostHandedBeforeOutage: lostBeforeOutage,
+            backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
+            paths: paths, flows: flows)
         result.diagnostics = diagnostics + diagnosticsEngine
         result.source = config.source.description
         result.offeredMbps = Double(offeredBytes) * 8 / window / 1e6
         if case .innerTCP = config.source {
-            result.diagnostics += "; inner TCP-like flow: window \(Int(source.model.window)) packets, \(source.model.innerLosses) inner losses"
+            result.diagnostics +=
+                "; inner TCP-like flow: window \(Int(source.model.window)) packets, \(source.model.innerLosses) inner losses"
         }
         return result
     }

@@ -16,9 +16,18 @@ public enum TunnelSource: Equatable, Sendable, CustomStringConvertible {
 
     /// `saturating`, `rate:MBPS` or `tcp`.
     public init?(argument: String) {
-        if argument == "saturating" { self = .saturating; return }
-        if argument == "tcp" { self = .innerTCP; return }
-        if argument.hasPrefix("rate:"), let v = Double(argument.dropFirst(5)), v > 0 { self = .rateLimited(mbps: v); return }
+        if argument == "saturating" {
+            self = .saturating
+            return
+        }
+        if argument == "tcp" {
+            self = .innerTCP
+            return
+        }
+        if argument.hasPrefix("rate:"), let v = Double(argument.dropFirst(5)), v > 0 {
+            self = .rateLimited(mbps: v)
+            return
+        }
         return nil
     }
 

@@ -129,7 +129,8 @@ public final class Endpoint {
                 // RFC 9000 §8.1.2: a Retry token is bound to the client's address and port, is
                 // short-lived, and names the Retry's SCID the client now uses as DCID.
                 if let t, t.clientAddress == remote, t.issuedAt <= now, now - t.issuedAt <= configuration.retryTokenLifetime,
-                   t.retrySourceConnectionID == header.destinationConnectionID {
+                    t.retrySourceConnectionID == header.destinationConnectionID
+                {
                     originalDCID = t.originalDestinationConnectionID
                     retrySCID = t.retrySourceConnectionID
                     validated = true
@@ -143,7 +144,8 @@ public final class Endpoint {
                 // RFC 9000 §8.1.3: a NEW_TOKEN token is bound to the client's IP address (its
                 // port changes between connections) and has a lifetime of its own.
                 if let t, let lifetime = configuration.newTokenLifetime, t.clientAddress.ip == remote.ip,
-                   t.issuedAt <= now, now - t.issuedAt <= lifetime {
+                    t.issuedAt <= now, now - t.issuedAt <= lifetime
+                {
                     validated = true
                     newTokensAccepted += 1
                 } else {
@@ -162,9 +164,10 @@ public final class Endpoint {
         do {
             var connectionConfig = configuration.connection
             if let make = configuration.makeQlog { connectionConfig.qlog = make(originalDCID) }
-            let conn = try Connection(serverWith: connectionConfig, clientInitial: header, remote: remote,
-                                      random: random, now: now, originalDestinationCID: originalDCID,
-                                      retrySourceCID: retrySCID, addressValidated: validated)
+            let conn = try Connection(
+                serverWith: connectionConfig, clientInitial: header, remote: remote,
+                random: random, now: now, originalDestinationCID: originalDCID,
+                retrySourceCID: retrySCID, addressValidated: validated)
             connections.append(conn)
             connectionsChanged()
             accepted.append(conn)
@@ -182,11 +185,14 @@ public final class Endpoint {
     /// RFC 9000 §8.1.3: once the handshake is confirmed the server gives the client a token for
     /// its next connection (sent in a NEW_TOKEN frame, re-sent if lost).
     private func issueNewTokenIfDue(_ conn: Connection, now: Timestamp) {
-        guard let _ = configuration.newTokenLifetime, conn.newTokenIssued == nil, conn.handshakeConfirmed,
-              conn.state == .established else { return }
-        let token = tokens.seal(AddressToken(kind: .newToken, issuedAt: now, clientAddress: conn.remoteAddress,
-                                             originalDestinationConnectionID: .empty, retrySourceConnectionID: .empty),
-                                random: random)
+        guard configuration.newTokenLifetime != nil, conn.newTokenIssued == nil, conn.handshakeConfirmed,
+            conn.state == .established
+        else { return }
+        let token = tokens.seal(
+            AddressToken(
+                kind: .newToken, issuedAt: now, clientAddress: conn.remoteAddress,
+                originalDestinationConnectionID: .empty, retrySourceConnectionID: .empty),
+            random: random)
         conn.newTokenIssued = token
         conn.newTokenToSend = true
         newTokensIssued += 1
@@ -274,9 +280,11 @@ public final class Endpoint {
 
     private func sendRetry(_ header: PacketHeader, to remote: SocketAddress, now: Timestamp) {
         let scid = configuration.connection.connectionIDGenerator.generate(random: random)
-        let token = tokens.seal(AddressToken(kind: .retry, issuedAt: now, clientAddress: remote,
-                                             originalDestinationConnectionID: header.destinationConnectionID,
-                                             retrySourceConnectionID: scid), random: random)
+        let token = tokens.seal(
+            AddressToken(
+                kind: .retry, issuedAt: now, clientAddress: remote,
+                originalDestinationConnectionID: header.destinationConnectionID,
+                retrySourceConnectionID: scid), random: random)
         var w = ByteWriter(capacity: 128)
         // RFC 9000 §17.2.5: long header, type Retry (3), unused bits arbitrary.
         w.writeUInt8(0xF0 | UInt8(random.next(below: 16)))
@@ -294,10 +302,13 @@ public final class Endpoint {
 
     private func sendStatelessReset(for cid: ConnectionID, triggerSize: Int, to remote: SocketAddress) {
         // RFC 9000 §10.3: smaller than the packet that triggered it (no reset loops), at least 21 bytes.
-        guard configuration.sendStatelessResets, triggerSize > 21 else { droppedDatagrams += 1; return }
+        guard configuration.sendStatelessResets, triggerSize > 21 else {
+            droppedDatagrams += 1
+            return
+        }
         let size = min(triggerSize - 1, 43)
         var bytes = random.bytes(size - 16)
-        bytes[0] = 0x40 | (bytes[0] & 0x3f) // looks like a short header packet
+        bytes[0] = 0x40 | (bytes[0] & 0x3f)  // looks like a short header packet
         bytes += StatelessResetTokens.token(for: cid, key: configuration.connection.statelessResetKey).bytes
         statelessTransmits.append(Transmit(bytes: bytes, destination: remote))
         statelessResetsSent += 1

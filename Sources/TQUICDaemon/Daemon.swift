@@ -42,8 +42,14 @@ public final class Daemon {
             log.info("running in network namespace \(ns)")
         }
         let signals: SignalDescriptor
-        do { signals = try SignalDescriptor() } catch { log.error("signals: \(error)"); return 1 }
-        guard let key = TunnelKey(seed: configuration.privateKey) else { log.error("\(path): unusable private-key"); return 1 }
+        do { signals = try SignalDescriptor() } catch {
+            log.error("signals: \(error)")
+            return 1
+        }
+        guard let key = TunnelKey(seed: configuration.privateKey) else {
+            log.error("\(path): unusable private-key")
+            return 1
+        }
         let setup: HostSetup
         do {
             setup = try HostSetup(configuration: configuration, log: log)
@@ -71,8 +77,9 @@ public final class Daemon {
         let plane: DataPlane
         switch configuration.role {
         case .router:
-            plane = try RouterDataPlane(configuration: configuration, key: key, tun: tun, netlink: setup.netlink,
-                                        initialMTU: setup.initialMTU, maximumMTU: setup.maximumMTU, log: log, now: now)
+            plane = try RouterDataPlane(
+                configuration: configuration, key: key, tun: tun, netlink: setup.netlink,
+                initialMTU: setup.initialMTU, maximumMTU: setup.maximumMTU, log: log, now: now)
         case .vps:
             plane = try VPSDataPlane(configuration: configuration, key: key, tun: tun, maxInnerPacket: setup.initialMTU, log: log, now: now)
         }
@@ -87,7 +94,8 @@ public final class Daemon {
         // /metrics and the dashboard (Observe/): their own thread, fed once a second below.
         var observer: (server: ObservationServer, exporter: MetricsExporter, board: ObservationBoard)?
         if let a = configuration.metricsAddress {
-            let exporter = MetricsExporter(), board = ObservationBoard()
+            let exporter = MetricsExporter()
+            let board = ObservationBoard()
             do {
                 let server = try ObservationServer(host: a.ipString, port: Int(a.port), exporter: exporter, board: board)
                 observer = (server, exporter, board)
@@ -121,8 +129,9 @@ public final class Daemon {
 
         while true {
             var now = MonotonicClock.now()
-            let deadline = earliest(earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus),
-                                    earliest(nextEventCheck, observer == nil ? nil : nextObservation))
+            let deadline = earliest(
+                earliest(earliest(earliest(plane.nextTimeout, nextWatchdog), stopDeadline), nextStatus),
+                earliest(nextEventCheck, observer == nil ? nil : nextObservation))
             let wait: Int64? = deadline.map { $0 > now ? Int64(clamping: ($0 - now).nanoseconds) : 0 }
             fired.removeAll(keepingCapacity: true)
             _ = try loop.wait(timeoutNanoseconds: min(wait ?? 1_000_000_000, 1_000_000_000)) { token, _, _, _ in
@@ -133,7 +142,9 @@ public final class Daemon {
                 switch token {
                 case DaemonToken.signals:
                     for s in (try? signals.read()) ?? [] {
-                        if s == SIGHUP { reloadRequested = true } else if !stopping {
+                        if s == SIGHUP {
+                            reloadRequested = true
+                        } else if !stopping {
                             log.notice("signal \(s): closing the tunnel")
                             stopping = true
                             try? notifier.stopping()
@@ -233,9 +244,12 @@ public final class Daemon {
     public static func check(path: String) -> (ok: Bool, text: String) {
         do {
             let c = try ConfigLoader.load(path)
-            var text = "\(path): ok, role \(c.role.rawValue), tunnel \(c.tunnel.name) \(c.tunnel.addresses.map(\.description).joined(separator: ", "))"
+            var text =
+                "\(path): ok, role \(c.role.rawValue), tunnel \(c.tunnel.name) \(c.tunnel.addresses.map(\.description).joined(separator: ", "))"
             if let r = c.router { text += ", server \(r.server), WANs \(r.wans.map(\.interface).joined(separator: ", "))" }
-            if let v = c.vps { text += ", listen \(v.listen), egress \(v.egress), tenants \(v.tenants.map(\.name).joined(separator: ", "))" }
+            if let v = c.vps {
+                text += ", listen \(v.listen), egress \(v.egress), tenants \(v.tenants.map(\.name).joined(separator: ", "))"
+            }
             return (true, text)
         } catch {
             return (false, "\(error)")

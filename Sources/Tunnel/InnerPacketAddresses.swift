@@ -26,7 +26,8 @@ public enum InnerPacketAddresses {
     public static func isLinkScoped(_ packet: UnsafeRawBufferPointer) -> Bool {
         guard let (v6, _) = header(packet) else { return false }
         if v6 {
-            let d0 = packet[24], d1 = packet[25]
+            let d0 = packet[24]
+            let d1 = packet[25]
             return (d0 == 0xfe && d1 & 0xc0 == 0x80) || (d0 == 0xff && d1 & 0x0f <= 2)
         }
         return (packet[16] == 224 && packet[17] == 0 && packet[18] == 0)

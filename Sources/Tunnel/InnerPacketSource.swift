@@ -19,8 +19,8 @@ public protocol InnerPacketSource: AnyObject {
     var drainsEagerly: Bool { get }
 }
 
-public extension InnerPacketSource {
-    var backlogBytes: Int? { nil }
-    var nextPacketTime: Timestamp? { nil }
-    var drainsEagerly: Bool { false }
+extension InnerPacketSource {
+    public var backlogBytes: Int? { nil }
+    public var nextPacketTime: Timestamp? { nil }
+    public var drainsEagerly: Bool { false }
 }

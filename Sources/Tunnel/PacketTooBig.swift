@@ -17,17 +17,21 @@ public enum PacketTooBig {
     /// Hosts accept "too big" from any router on the path (RFC 1191 §4, RFC 8201 §4).
     public static func reply(to packet: UnsafeRawBufferPointer, mtu: Int, into out: UnsafeMutableRawBufferPointer) -> Int? {
         guard let (v6, headerLength) = InnerPacketAddresses.header(packet),
-              let destination = InnerPacketAddresses.destination(of: packet) else { return nil }
+            let destination = InnerPacketAddresses.destination(of: packet)
+        else { return nil }
         // Never below what the family guarantees (RFC 8200 §5: 1280; IPv4 hosts keep at least
         // 552–576 anyway): such an answer would only pin the sender to its minimum for minutes.
         guard mtu >= (v6 ? 1280 : 576) else { return nil }
         let source = SocketAddress(ipBytes: destination, port: 0)
-        return v6 ? reply6(packet, mtu: mtu, source: source, out: out)
-                  : reply4(packet, headerLength: headerLength, mtu: mtu, source: source, out: out)
+        return v6
+            ? reply6(packet, mtu: mtu, source: source, out: out)
+            : reply4(packet, headerLength: headerLength, mtu: mtu, source: source, out: out)
     }
 
-    private static func reply4(_ p: UnsafeRawBufferPointer, headerLength: Int, mtu: Int, source: SocketAddress,
-                               out: UnsafeMutableRawBufferPointer) -> Int? {
+    private static func reply4(
+        _ p: UnsafeRawBufferPointer, headerLength: Int, mtu: Int, source: SocketAddress,
+        out: UnsafeMutableRawBufferPointer
+    ) -> Int? {
         let dontFragment = p[6] & 0x40 != 0
         let fragmentOffset = (Int(p[6] & 0x1f) << 8) | Int(p[7])
         guard dontFragment, fragmentOffset == 0, p[12] != 0, p[12] < 224 else { return nil }
@@ -42,25 +46,32 @@ public enum PacketTooBig {
         guard out.count >= total else { return nil }
         for i in 0..<total { out[i] = 0 }
         out[0] = 0x45
-        out[2] = UInt8(total >> 8); out[3] = UInt8(total & 0xff)
-        out[8] = 64 // TTL
-        out[9] = 1 // ICMP
-        for i in 0..<4 { out[12 + i] = source.ipByte(i); out[16 + i] = p[12 + i] }
+        out[2] = UInt8(total >> 8)
+        out[3] = UInt8(total & 0xff)
+        out[8] = 64  // TTL
+        out[9] = 1  // ICMP
+        for i in 0..<4 {
+            out[12 + i] = source.ipByte(i)
+            out[16 + i] = p[12 + i]
+        }
         store(checksum(UnsafeRawBufferPointer(rebasing: out[0..<20])), at: 10, in: out)
-        out[20] = 3 // destination unreachable
-        out[21] = 4 // fragmentation needed and DF set
+        out[20] = 3  // destination unreachable
+        out[21] = 4  // fragmentation needed and DF set
         let m = min(mtu, 0xffff)
-        out[26] = UInt8(m >> 8); out[27] = UInt8(m & 0xff) // RFC 1191 §4: next-hop MTU
+        out[26] = UInt8(m >> 8)
+        out[27] = UInt8(m & 0xff)  // RFC 1191 §4: next-hop MTU
         for i in 0..<quoted { out[28 + i] = p[i] }
         store(checksum(UnsafeRawBufferPointer(rebasing: out[20..<total])), at: 22, in: out)
         return total
     }
 
-    private static func reply6(_ p: UnsafeRawBufferPointer, mtu: Int, source: SocketAddress,
-                               out: UnsafeMutableRawBufferPointer) -> Int? {
+    private static func reply6(
+        _ p: UnsafeRawBufferPointer, mtu: Int, source: SocketAddress,
+        out: UnsafeMutableRawBufferPointer
+    ) -> Int? {
         // The sender (bytes 8..<24) must be a unicast address: not :: and not ff00::/8.
         guard p[8] != 0xff, (8..<24).contains(where: { p[$0] != 0 }) else { return nil }
-        if p[6] == 58, p.count > 40, p[40] < 128 { return nil } // an ICMPv6 error (RFC 4443 §2.4(e))
+        if p[6] == 58, p.count > 40, p[40] < 128 { return nil }  // an ICMPv6 error (RFC 4443 §2.4(e))
         // RFC 4443 §3.2: as much of the packet as fits without exceeding the minimum MTU, 1280.
         let quoted = min(p.count, 1280 - 40 - 8)
         let total = 40 + 8 + quoted
@@ -68,13 +79,20 @@ public enum PacketTooBig {
         for i in 0..<48 { out[i] = 0 }
         out[0] = 0x60
         let payload = 8 + quoted
-        out[4] = UInt8(payload >> 8); out[5] = UInt8(payload & 0xff)
-        out[6] = 58 // ICMPv6
-        out[7] = 64 // hop limit
-        for i in 0..<16 { out[8 + i] = source.ipByte(i); out[24 + i] = p[8 + i] }
-        out[40] = 2 // packet too big
+        out[4] = UInt8(payload >> 8)
+        out[5] = UInt8(payload & 0xff)
+        out[6] = 58  // ICMPv6
+        out[7] = 64  // hop limit
+        for i in 0..<16 {
+            out[8 + i] = source.ipByte(i)
+            out[24 + i] = p[8 + i]
+        }
+        out[40] = 2  // packet too big
         let m = UInt32(clamping: mtu)
-        out[44] = UInt8(m >> 24); out[45] = UInt8(m >> 16 & 0xff); out[46] = UInt8(m >> 8 & 0xff); out[47] = UInt8(m & 0xff)
+        out[44] = UInt8(m >> 24)
+        out[45] = UInt8(m >> 16 & 0xff)
+        out[46] = UInt8(m >> 8 & 0xff)
+        out[47] = UInt8(m & 0xff)
         for i in 0..<quoted { out[48 + i] = p[i] }
         // RFC 4443 §2.3: the checksum covers the IPv6 pseudo-header (RFC 8200 §8.1).
         var sum: UInt32 = 0

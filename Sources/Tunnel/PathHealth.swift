@@ -126,7 +126,8 @@ public final class PathHealth {
             // nothing to send on, not even the acknowledgements and connection IDs new paths
             // need; QUIC's own probes go on there instead.
             if st.state == .active, st.consecutiveProbeTimeouts >= configuration.deadPathProbeTimeouts, !links[i].isDead,
-               hasOtherWorkingPath(than: i, connection: conn) {
+                hasOtherWorkingPath(than: i, connection: conn)
+            {
                 declareDead(i, connection: conn, now: now)
             } else if st.state == .closed || st.state == .abandoned, !links[i].isDead {
                 links[i].isDead = true
@@ -145,7 +146,10 @@ public final class PathHealth {
             guard now >= links[i].lastRevival + configuration.revivalInterval else { continue }
             links[i].lastRevival = now
             if let old = links[i].pathID, let st = conn.pathCondition(old) {
-                if st.state == .active { links[i].isDead = false; continue }
+                if st.state == .active {
+                    links[i].isDead = false
+                    continue
+                }
                 if st.state == .validating { continue }
             }
             revivalsAttempted += 1
@@ -163,7 +167,9 @@ public final class PathHealth {
     /// Whether a link other than `i` has an active path without probe timeouts.
     private func hasOtherWorkingPath(than i: Int, connection conn: Connection) -> Bool {
         links.indices.contains { j in
-            guard j != i, !links[j].isDead, !links[j].isDown, let id = links[j].pathID, let st = conn.pathCondition(id) else { return false }
+            guard j != i, !links[j].isDead, !links[j].isDown, let id = links[j].pathID, let st = conn.pathCondition(id) else {
+                return false
+            }
             return st.state == .active && st.consecutiveProbeTimeouts == 0
         }
     }
@@ -182,8 +188,11 @@ public final class PathHealth {
     private func openMissingPaths(_ conn: Connection, now: Timestamp) {
         guard conn.isMultipathEnabled, conn.handshakeConfirmed else { return }
         for i in links.indices where links[i].pathID == nil && !links[i].isDown {
-            guard let id = conn.openPath(local: links[i].local, interface: links[i].interface, backup: links[i].isBackup,
-                                         now: now) else { break }
+            guard
+                let id = conn.openPath(
+                    local: links[i].local, interface: links[i].interface, backup: links[i].isBackup,
+                    now: now)
+            else { break }
             links[i].pathID = id
         }
         if links.first?.isBackup == true { conn.setPathBackup(0, true) }

@@ -44,7 +44,10 @@ public final class TunnelClient {
     }
 
     /// Connects now (if a WAN is up).
-    public func start(now: Timestamp) { reconnectAt = now; connectIfDue(now: now) }
+    public func start(now: Timestamp) {
+        reconnectAt = now
+        connectIfDue(now: now)
+    }
 
     public var isConnected: Bool { connection.map { $0.handshakeComplete && !$0.isClosed } ?? false }
 
@@ -118,7 +121,8 @@ public final class TunnelClient {
     /// MTU: that WAN's path stops sending such sizes at once.
     public func datagramRefusedAsTooLarge(wan w: Int, size: Int, now: Timestamp) {
         guard let c = connection, let e = engine, let i = engineWANs.firstIndex(of: w),
-              i < e.paths.links.count, let id = e.paths.links[i].pathID else { return }
+            i < e.paths.links.count, let id = e.paths.links[i].pathID
+        else { return }
         c.datagramRefusedAsTooLarge(pathID: id, size: size, now: now)
     }
 
@@ -148,7 +152,10 @@ public final class TunnelClient {
         wans[w].isDown = false
         if let c = connection, let e = engine, let i = engineWANs.firstIndex(of: w) { e.paths.linkUp(i, connection: c, now: now) }
         // Every WAN was down: connect now rather than at the end of a long backoff.
-        if connection == nil, reconnectAt.map({ $0 > now }) ?? true { reconnectAt = now; backoff = TunnelClient.firstBackoff }
+        if connection == nil, reconnectAt.map({ $0 > now }) ?? true {
+            reconnectAt = now
+            backoff = TunnelClient.firstBackoff
+        }
     }
 
     /// A WAN added at runtime (a reload); returns its index.

@@ -80,15 +80,21 @@ public final class TunnelEngine {
     /// the sender gives them only packets they carry, and counting them would shrink the TUN for
     /// the moment of their search. nil while no path is usable.
     public var innerPacketCapacity: Int? {
-        var settled: Int?, searching: Int?
+        var settled: Int?
+        var searching: Int?
         for (i, link) in paths.links.enumerated() where paths.isUsable(link: i) {
             // A path that takes no datagram yet (0: the peer's limit not known) says nothing.
             guard let id = link.pathID, let st = connection.pathCondition(id), st.state == .active,
-                  let room = connection.maxDatagramPayloadSize(onPath: id), room > TunnelFrame.headerLength else { continue }
+                let room = connection.maxDatagramPayloadSize(onPath: id), room > TunnelFrame.headerLength
+            else { continue }
             // A path searching again after a black hole does count: its old MTU is gone, and
             // the LAN hosts must hear the smaller one now, not after its search (seconds of
             // probe timeouts).
-            if st.mtuSettled || st.mtuBlackHoles > 0 { settled = min(settled ?? room, room) } else { searching = min(searching ?? room, room) }
+            if st.mtuSettled || st.mtuBlackHoles > 0 {
+                settled = min(settled ?? room, room)
+            } else {
+                searching = min(searching ?? room, room)
+            }
         }
         var smallest = settled ?? searching
         if smallest == nil, connection.handshakeConfirmed, connection.maxDatagramPayloadSize > TunnelFrame.headerLength {
@@ -122,8 +128,8 @@ public final class TunnelEngine {
     /// reorder hold expiring, the sender's pacing or source wake-up.
     public var nextTimeout: Timestamp? {
         switch (receiver.nextDeadline, sender.wakeUp) {
-        case let (a?, b?): return min(a, b)
-        case let (a, b): return a ?? b
+        case (let a?, let b?): return min(a, b)
+        case (let a, let b): return a ?? b
         }
     }
 }

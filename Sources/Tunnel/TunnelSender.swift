@@ -101,9 +101,12 @@ public final class TunnelSender {
         ledger = ReinjectionLedger(configuration: configuration.ledger)
         inFlight = [InFlight](repeating: InFlight(), count: 1 << 16)
         bulkCoDel = configuration.bulkQueueManagement.map { CoDel(parameters: $0) }
-        bulkLimit = bulkCoDel == nil ? configuration.pendingPacketLimit : max(configuration.pendingPacketLimit, configuration.managedBulkPacketLimit)
-        bulk = RingQueue(capacity: bulkLimit,
-                         placeholder: Pending(buffer: 0, trafficClass: .bulk, isNumbered: false, isReinjection: false, firstSent: .zero))
+        bulkLimit =
+            bulkCoDel == nil
+            ? configuration.pendingPacketLimit : max(configuration.pendingPacketLimit, configuration.managedBulkPacketLimit)
+        bulk = RingQueue(
+            capacity: bulkLimit,
+            placeholder: Pending(buffer: 0, trafficClass: .bulk, isNumbered: false, isReinjection: false, firstSent: .zero))
     }
 
     public var ledgerStatistics: ReinjectionLedger.Statistics { ledger.statistics }
@@ -114,13 +117,20 @@ public final class TunnelSender {
     /// Pushes an inner packet (copied into a pool buffer). Returns false when it was dropped.
     @discardableResult
     public func enqueue(_ packet: UnsafeRawBufferPointer, now: Timestamp) -> Bool {
-        guard let h = pool.allocate() else { statistics.droppedQueueFull += 1; return false }
+        guard let h = pool.allocate() else {
+            statistics.droppedQueueFull += 1
+            return false
+        }
         let ok = pool.withBuffer(h) { buf -> Bool in
             guard packet.count > 0, packet.count <= buf.count - TunnelFrame.headerLength else { return false }
             UnsafeMutableRawBufferPointer(rebasing: buf[TunnelFrame.headerLength...]).copyMemory(from: packet)
             return true
         }
-        guard ok else { pool.release(h); statistics.droppedMalformed += 1; return false }
+        guard ok else {
+            pool.release(h)
+            statistics.droppedMalformed += 1
+            return false
+        }
         pool.setLength(h, TunnelFrame.headerLength + packet.count)
         return admit(h, now: now)
     }
@@ -135,7 +145,12 @@ public final class TunnelSender {
         }
         // firstSent is the time it entered the queue until it is numbered (CoDel's sojourn).
         let p = Pending(buffer: h, trafficClass: cls, isNumbered: false, isReinjection: false, firstSent: now)
-        if cls == .interactive { interactive.append(p) } else { bulk.append(p); bulkBytes += pool.length(h) }
+        if cls == .interactive {
+            interactive.append(p)
+        } else {
+            bulk.append(p)
+            bulkBytes += pool.length(h)
+        }
         return true
     }
 
@@ -183,8 +198,11 @@ public final class TunnelSender {
     private func codelDropsBulkHead(_ p: Pending, now: Timestamp) -> Bool {
         guard bulkCoDel != nil, !p.isNumbered else { return false }
         let bytes = pool.length(p.buffer)
-        guard bulkCoDel!.shouldDrop(sojourn: now - p.firstSent, backlogBytes: bulkBytes - bytes,
-                                    maxPacketBytes: configuration.packetBufferSize, now: now) else { return false }
+        guard
+            bulkCoDel!.shouldDrop(
+                sojourn: now - p.firstSent, backlogBytes: bulkBytes - bytes,
+                maxPacketBytes: configuration.packetBufferSize, now: now)
+        else { return false }
         removeBulkHead()
         pool.release(p.buffer)
         statistics.droppedCoDel += 1
@@ -214,12 +232,17 @@ public final class TunnelSender {
             if retries.isEmpty, interactive.isEmpty, let r = nextReinjection(now: now) { retries.append(r) }
             var pending: Pending
             var queue = 0
-            if let r = retries.first { pending = r }
-            else if let p = interactive.first { pending = p; queue = 1 }
-            else if let p = bulk.first { pending = p; queue = 2 }
-            else {
+            if let r = retries.first {
+                pending = r
+            } else if let p = interactive.first {
+                pending = p
+                queue = 1
+            } else if let p = bulk.first {
+                pending = p
+                queue = 2
+            } else {
                 guard let source, !source.drainsEagerly, pull(from: source, now: now) != .empty else { return }
-                budget += 1 // reading is not handing out
+                budget += 1  // reading is not handing out
                 continue
             }
             let frameBytes = pool.length(pending.buffer)
@@ -248,8 +271,9 @@ public final class TunnelSender {
                 }
             }
             let snapshots = makeSnapshots(connection: connection, paths: paths, frameBytes: frameBytes, now: now)
-            let request = SchedulingRequest(size: frameBytes + configuration.wireOverhead, trafficClass: pending.trafficClass,
-                                            queuedBytes: backlog)
+            let request = SchedulingRequest(
+                size: frameBytes + configuration.wireOverhead, trafficClass: pending.trafficClass,
+                queuedBytes: backlog)
             let decision = scheduler.schedule(request, paths: snapshots, now: now)
             guard case .send(let set) = decision, !set.isEmpty else {
                 if case .wait(let t?) = decision { wakeUp = wakeUp.map { min($0, t) } ?? t }
@@ -264,15 +288,20 @@ public final class TunnelSender {
             }
             if !pending.isNumbered {
                 let ok = pool.withBuffer(pending.buffer) { buf in
-                    sequencer.frame(UnsafeMutableRawBufferPointer(rebasing: buf[0..<frameBytes]),
-                                    payloadOffset: TunnelFrame.headerLength, payloadLength: innerBytes) != nil
+                    sequencer.frame(
+                        UnsafeMutableRawBufferPointer(rebasing: buf[0..<frameBytes]),
+                        payloadOffset: TunnelFrame.headerLength, payloadLength: innerBytes) != nil
                 }
-                guard ok else { pool.release(pending.buffer); statistics.droppedMalformed += 1; continue }
+                guard ok else {
+                    pool.release(pending.buffer)
+                    statistics.droppedMalformed += 1
+                    continue
+                }
                 pending.isNumbered = true
                 pending.firstSent = now
             }
             if hand(pending, to: set, connection: connection, paths: paths, now: now) {
-                pool.release(pending.buffer) // the ledger's records hold their own references
+                pool.release(pending.buffer)  // the ledger's records hold their own references
             } else {
                 // Numbered but not accepted: first next time (never skip a number).
                 retries.insert(pending, at: 0)
@@ -305,19 +334,27 @@ public final class TunnelSender {
                     return frameLength
                 }
             } catch {
-                continue // path gone or no slot free: the scheduler's next choice, or a retry
+                continue  // path gone or no slot free: the scheduler's next choice, or a retry
             }
-            guard sent > 0 else { statistics.droppedMalformed += 1; continue }
+            guard sent > 0 else {
+                statistics.droppedMalformed += 1
+                continue
+            }
             handedOnce = true
             statistics.datagramsHanded += 1
             pool.retain(p.buffer)
             let record = ReinjectionLedger.Record(sequence: header.sequence, handle: p.buffer, bytes: frameLength, firstSent: p.firstSent)
             let (ticket, evicted) = ledger.recordSent(record, onPath: Int(id))
             if let evicted { pool.release(evicted.handle) }
-            if ticket == nil { pool.release(p.buffer); statistics.sentUntracked += 1 }
+            if ticket == nil {
+                pool.release(p.buffer)
+                statistics.sentUntracked += 1
+            }
             inFlight[Int(tag & UInt64(inFlight.count - 1))] = InFlight(tag: tag, ticket: ticket, link: i)
             if let onHanded {
-                pool.withBytes(p.buffer) { onHanded(header, UnsafeRawBufferPointer(rebasing: $0[TunnelFrame.headerLength...]), i, p.isReinjection) }
+                pool.withBytes(p.buffer) {
+                    onHanded(header, UnsafeRawBufferPointer(rebasing: $0[TunnelFrame.headerLength...]), i, p.isReinjection)
+                }
             }
         }
         if handedOnce {
@@ -352,8 +389,10 @@ public final class TunnelSender {
         let queuedBytesPerDatagram = configuration.framedWireBytes(inner: configuration.nominalInnerPacketBytes)
         for (i, link) in paths.links.enumerated() {
             guard let id = link.pathID, let st = connection.pathCondition(id) else {
-                snapshots.append(PathSnapshot(id: i, isUsable: false, isBackup: link.isBackup, congestionWindow: 0, smoothedRTT: .zero,
-                                              weight: link.weight))
+                snapshots.append(
+                    PathSnapshot(
+                        id: i, isUsable: false, isBackup: link.isBackup, congestionWindow: 0, smoothedRTT: .zero,
+                        weight: link.weight))
                 continue
             }
             // Datagrams queued inside QUIC count as in flight (no standing queue behind the
@@ -361,12 +400,14 @@ public final class TunnelSender {
             let queued = st.queuedDatagrams * queuedBytesPerDatagram
             let full = st.queuedDatagrams >= configuration.maxQueuedDatagramsPerPath
             let fits = (connection.maxDatagramPayloadSize(onPath: id) ?? 0) >= frameBytes
-            snapshots.append(PathSnapshot(id: i, isUsable: st.state == .active && paths.isUsable(link: i) && fits, isBackup: st.isBackup,
-                                          congestionWindow: st.congestionWindow,
-                                          bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
-                                          smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,
-                                          deliveryRate: st.deliveryRate, lossRate: st.lossRate, nextSendTime: st.nextSendTime,
-                                          weight: link.weight))
+            snapshots.append(
+                PathSnapshot(
+                    id: i, isUsable: st.state == .active && paths.isUsable(link: i) && fits, isBackup: st.isBackup,
+                    congestionWindow: st.congestionWindow,
+                    bytesInFlight: full ? max(st.congestionWindow, st.bytesInFlight + queued) : st.bytesInFlight + queued,
+                    smoothedRTT: st.smoothedRTT, minRTT: st.minRTT, rttVariation: st.rttVariation,
+                    deliveryRate: st.deliveryRate, lossRate: st.lossRate, nextSendTime: st.nextSendTime,
+                    weight: link.weight))
         }
         let budget = QueueGuard.budget(for: snapshots)
         for i in snapshots.indices {
@@ -408,7 +449,10 @@ public final class TunnelSender {
 
     private func takeInFlight(_ tag: UInt64) -> InFlight? {
         let i = Int(tag & UInt64(inFlight.count - 1))
-        guard inFlight[i].tag == tag else { statistics.unknownTags += 1; return nil }
+        guard inFlight[i].tag == tag else {
+            statistics.unknownTags += 1
+            return nil
+        }
         let e = inFlight[i]
         inFlight[i] = InFlight()
         return e

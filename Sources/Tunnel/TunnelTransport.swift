@@ -31,8 +31,10 @@ public enum TunnelTransport {
     /// - Parameters:
     ///   - ipv6: the outer transport's family (the largest datagram a 1500-byte link takes).
     ///   - keepAlive: PING on every path idle this long (NAT bindings), nil: none.
-    public static func connectionConfiguration(tls: TLSContext, congestion: CongestionAlgorithm = .bbr, ipv6: Bool = false,
-                                               keepAlive: Duration? = nil) -> ConnectionConfiguration {
+    public static func connectionConfiguration(
+        tls: TLSContext, congestion: CongestionAlgorithm = .bbr, ipv6: Bool = false,
+        keepAlive: Duration? = nil
+    ) -> ConnectionConfiguration {
         var c = ConnectionConfiguration(tls: tls)
         // Each path's MTU is its own (fibre 1500, PPPoE 1492, LTE less): DPLPMTUD per path.
         c.pmtuDiscovery = true

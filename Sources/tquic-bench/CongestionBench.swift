@@ -35,9 +35,12 @@ enum CongestionBench {
     static func replay(_ controller: CongestionController, packets: Int) -> (Double, Double, Double, Double) {
         var estimator = DeliveryRateEstimator()
         var now = Timestamp(nanoseconds: 1_000_000_000)
-        var sendNs: UInt64 = 0, ackNs: UInt64 = 0
-        var sendAllocs: UInt64 = 0, ackAllocs: UInt64 = 0
-        var sends = 0, acks = 0
+        var sendNs: UInt64 = 0
+        var ackNs: UInt64 = 0
+        var sendAllocs: UInt64 = 0
+        var ackAllocs: UInt64 = 0
+        var sends = 0
+        var acks = 0
         var inFlight = 0
         var snapshots = [DeliverySnapshot](repeating: DeliverySnapshot(), count: window)
         var sentAt = [Timestamp](repeating: .zero, count: window)
@@ -46,7 +49,8 @@ enum CongestionBench {
         while pn < packets {
             // Send a window (timed as a block: a clock read per call would cost more than most
             // controllers do).
-            var a0 = tquic_allocation_count(), t0 = threadCPUNanoseconds()
+            var a0 = tquic_allocation_count()
+            var t0 = threadCPUNanoseconds()
             for i in 0..<window {
                 now = now + .microseconds(20)
                 snapshots[i] = estimator.onPacketSent(bytes: packetSize, bytesInFlight: inFlight, now: now)
@@ -70,19 +74,23 @@ enum CongestionBench {
                     inFlight -= packetSize
                     if (pn + j) % 200 == 199 {
                         estimator.onPacketLost(bytes: packetSize)
-                        controller.onPacketLost(LostPacketInfo(sentBytes: packetSize, timeSent: sentAt[j], delivery: snapshots[j]),
-                                                bytesInFlight: inFlight, now: now)
+                        controller.onPacketLost(
+                            LostPacketInfo(sentBytes: packetSize, timeSent: sentAt[j], delivery: snapshots[j]),
+                            bytesInFlight: inFlight, now: now)
                         controller.onCongestionEvent(lostPacketSentTime: sentAt[j], now: now)
                         continue
                     }
                     estimator.onPacketAcked(snapshots[j], bytes: packetSize, timeSent: sentAt[j], now: now)
-                    controller.onPacketAcked(AckedPacketInfo(sentBytes: packetSize, timeSent: sentAt[j], delivery: snapshots[j]),
-                                             rtt: rtt, bytesInFlight: inFlight, now: now)
+                    controller.onPacketAcked(
+                        AckedPacketInfo(sentBytes: packetSize, timeSent: sentAt[j], delivery: snapshots[j]),
+                        rtt: rtt, bytesInFlight: inFlight, now: now)
                     acked += packetSize
                 }
                 let sample = estimator.generateSample(minRTT: rttBase)
-                controller.onAckProcessed(AckSummary(now: now, ackedBytes: acked, priorBytesInFlight: prior, bytesInFlight: inFlight,
-                                                     rtt: rtt, hasNewRTTSample: true, rateSample: sample))
+                controller.onAckProcessed(
+                    AckSummary(
+                        now: now, ackedBytes: acked, priorBytesInFlight: prior, bytesInFlight: inFlight,
+                        rtt: rtt, hasNewRTTSample: true, rateSample: sample))
                 acks += 1
                 i += 2
             }
@@ -90,8 +98,10 @@ enum CongestionBench {
             ackAllocs &+= tquic_allocation_count() &- a0
             pn += window
         }
-        return (Double(sendNs) / Double(sends), Double(ackNs) / Double(acks),
-                Double(sendAllocs) / Double(sends), Double(ackAllocs) / Double(acks))
+        return (
+            Double(sendNs) / Double(sends), Double(ackNs) / Double(acks),
+            Double(sendAllocs) / Double(sends), Double(ackAllocs) / Double(acks)
+        )
     }
 
     static func run(packets: Int, runs: Int) -> [CongestionBenchResult] {
@@ -99,12 +109,17 @@ enum CongestionBench {
         let cases: [(String, () -> CongestionController)] =
             [("baseline (no-op)", { NullController() })]
             + CongestionAlgorithm.allCases.map { a in (a.rawValue, { a.makeController(maxDatagramSize: packetSize) }) }
-            + [("newreno+lia", {
-                let group = CongestionCoupling(algorithm: .lia)
-                let other = NewReno(maxDatagramSize: packetSize, coupling: group.join())
-                other.onPacketSent(bytes: packetSize, bytesInFlight: packetSize, now: .zero)
-                return NewReno(maxDatagramSize: packetSize, coupling: group.join())
-            })]
+            + [
+                (
+                    "newreno+lia",
+                    {
+                        let group = CongestionCoupling(algorithm: .lia)
+                        let other = NewReno(maxDatagramSize: packetSize, coupling: group.join())
+                        other.onPacketSent(bytes: packetSize, bytesInFlight: packetSize, now: .zero)
+                        return NewReno(maxDatagramSize: packetSize, coupling: group.join())
+                    }
+                )
+            ]
         for (name, make) in cases {
             var best: (Double, Double, Double, Double)?
             for _ in 0..<runs {

@@ -1,3 +1,4 @@
+import CAllocationCounter
 // Figure 1: packet protection of one 1350-byte 1-RTT packet, per cipher suite.
 //
 //   seal  = PacketProtection.seal on a preallocated buffer: AEAD over the payload with the header
@@ -16,7 +17,6 @@
 // Packet layout: short header 0x41 | DCID (8 bytes) | 2-byte packet number = 11 header bytes,
 // 1323 payload bytes, 16-byte tag = 1350 bytes. Gbit/s counts all 1350 bytes of the packet.
 import QUIC
-import CAllocationCounter
 
 struct CryptoResult {
     var suite: CipherSuite
@@ -50,7 +50,7 @@ enum CryptoBench {
     static func makePacket(pn: UInt64) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: CryptoResult.packetSize)
         b[0] = 0x40 | UInt8(pnLength - 1)
-        for i in 1...8 { b[i] = UInt8(0xc0 + i) } // DCID
+        for i in 1...8 { b[i] = UInt8(0xc0 + i) }  // DCID
         b[pnOffset] = UInt8(truncatingIfNeeded: pn >> 8)
         b[pnOffset + 1] = UInt8(truncatingIfNeeded: pn)
         for i in headerLength..<payloadEnd { b[i] = UInt8(truncatingIfNeeded: i &* 7) }
@@ -67,8 +67,9 @@ enum CryptoBench {
         // Pristine sealed packets to open: one fully protected, one with the AEAD only.
         let openPN: UInt64 = 1000
         var protected = makePacket(pn: openPN)
-        PacketProtection.seal(&protected, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: payloadEnd,
-                              packetNumber: openPN, keys: keys)
+        PacketProtection.seal(
+            &protected, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: payloadEnd,
+            packetNumber: openPN, keys: keys)
         var aeadOnly = makePacket(pn: openPN)
         aeadOnly.withUnsafeMutableBytes { raw in
             _ = keys.aead.seal(raw, headerLength: headerLength, payloadEnd: payloadEnd, packetNumber: openPN)
@@ -89,8 +90,9 @@ enum CryptoBench {
                     sealBuffer[0] = 0x41
                     sealBuffer[pnOffset] = UInt8(truncatingIfNeeded: pn >> 8)
                     sealBuffer[pnOffset + 1] = UInt8(truncatingIfNeeded: pn)
-                    sink &+= PacketProtection.seal(&sealBuffer, start: 0, pnOffset: pnOffset, pnLength: pnLength,
-                                                   payloadEnd: payloadEnd, packetNumber: pn, keys: keys)
+                    sink &+= PacketProtection.seal(
+                        &sealBuffer, start: 0, pnOffset: pnOffset, pnLength: pnLength,
+                        payloadEnd: payloadEnd, packetNumber: pn, keys: keys)
                 }
             case .aeadSeal:
                 // Baseline: raw AEAD seal in place (no header protection).
@@ -111,8 +113,11 @@ enum CryptoBench {
                         fatalError("header protection removal failed")
                     }
                     let pn = PacketNumberCoding.decode(largest: openPN - 1, truncated: hp.truncatedPN, bits: hp.pnLength * 8)
-                    guard let end = PacketProtection.openPayload(&work, header: header, pnLength: hp.pnLength,
-                                                                 packetNumber: pn, keys: keys) else {
+                    guard
+                        let end = PacketProtection.openPayload(
+                            &work, header: header, pnLength: hp.pnLength,
+                            packetNumber: pn, keys: keys)
+                    else {
                         fatalError("open failed (\(suite.name))")
                     }
                     sink &+= end
@@ -123,8 +128,11 @@ enum CryptoBench {
                     aeadOnly.withUnsafeBytes { s in
                         for _ in 0..<n {
                             d.copyMemory(from: s)
-                            guard let len = keys.aead.open(d, headerLength: headerLength, end: CryptoResult.packetSize,
-                                                           packetNumber: openPN) else { fatalError("AEAD open failed") }
+                            guard
+                                let len = keys.aead.open(
+                                    d, headerLength: headerLength, end: CryptoResult.packetSize,
+                                    packetNumber: openPN)
+                            else { fatalError("AEAD open failed") }
                             sink &+= len
                         }
                     }
@@ -135,7 +143,7 @@ enum CryptoBench {
                     protected.withUnsafeBytes { s in
                         for i in 0..<n {
                             d.copyMemory(from: s)
-                            d[i & 0xff] ^= 1 // keep each copy observable
+                            d[i & 0xff] ^= 1  // keep each copy observable
                             sink &+= Int(d[11])
                         }
                     }
@@ -164,10 +172,11 @@ enum CryptoBench {
         blackHole(aeadBuffer)
         func perPacket(_ v: Variant) -> Double { Double(allocations[v.rawValue]) / Double(runs * iterations) }
 
-        return CryptoResult(suite: suite, sealNs: best[Variant.seal.rawValue], openNs: best[Variant.open.rawValue],
-                            aeadSealNs: best[Variant.aeadSeal.rawValue], aeadOpenNs: best[Variant.aeadOpen.rawValue],
-                            copyNs: best[Variant.copy.rawValue], sealAllocs: perPacket(.seal), openAllocs: perPacket(.open),
-                            aeadSealAllocs: perPacket(.aeadSeal), aeadOpenAllocs: perPacket(.aeadOpen))
+        return CryptoResult(
+            suite: suite, sealNs: best[Variant.seal.rawValue], openNs: best[Variant.open.rawValue],
+            aeadSealNs: best[Variant.aeadSeal.rawValue], aeadOpenNs: best[Variant.aeadOpen.rawValue],
+            copyNs: best[Variant.copy.rawValue], sealAllocs: perPacket(.seal), openAllocs: perPacket(.open),
+            aeadSealAllocs: perPacket(.aeadSeal), aeadOpenAllocs: perPacket(.aeadOpen))
     }
 
     enum Variant: Int, CaseIterable { case seal, aeadSeal, open, aeadOpen, copy }

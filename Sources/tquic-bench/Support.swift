@@ -1,12 +1,13 @@
+import CAllocationCounter
+
 // Small helpers for tquic-bench: a monotonic wall clock, allocation counter snapshots, an
 // optimisation barrier, number formatting and a minimal JSON writer (no Foundation, so the
 // benchmark itself pulls in as little as possible).
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import CAllocationCounter
 
 /// Monotonic wall-clock time in nanoseconds (CLOCK_MONOTONIC).
 @inline(__always)
@@ -132,10 +133,12 @@ indirect enum JSON {
         case .null: return "null"
         case .array(let items):
             if items.isEmpty { return "[]" }
-            return "[" + nl + items.map { ind + $0.render(indent: indent + 1, pretty: pretty) }.joined(separator: "," + nl) + nl + indEnd + "]"
+            return "[" + nl + items.map { ind + $0.render(indent: indent + 1, pretty: pretty) }.joined(separator: "," + nl) + nl + indEnd
+                + "]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
-            return "{" + nl + fields.map { ind + JSON.quote($0.0) + sep + $0.1.render(indent: indent + 1, pretty: pretty) }
+            return "{" + nl
+                + fields.map { ind + JSON.quote($0.0) + sep + $0.1.render(indent: indent + 1, pretty: pretty) }
                 .joined(separator: "," + nl) + nl + indEnd + "}"
         }
     }

@@ -1,3 +1,7 @@
+import CAllocationCounter
+import Congestion
+import QUIC
+
 // Figures 2 and 3: a client→server DATAGRAM (RFC 9221) transfer through two real connection
 // objects, with no sockets and no simulated network: every Transmit the client polls is handed
 // straight to the server Endpoint, and every Transmit the server then polls (its ACKs) is handed
@@ -18,13 +22,10 @@
 // The sender keeps at most `queueCap` datagrams queued (far below datagramSendQueueLimit), so the
 // queue never drops; anything lost anyway is reported (sent - delivered) with QUIC's counters.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import QUIC
-import Congestion
-import CAllocationCounter
 
 struct TransferOptions {
     var bytes: UInt64
@@ -64,13 +65,13 @@ final class QlogDigest: QlogSink {
 
 /// Heap allocations during the measured section, split by the call that made them.
 struct PhaseAllocations {
-    var appSend: UInt64 = 0       // client.sendDatagram (queueing)
-    var clientPoll: UInt64 = 0    // client.poll: packet assembly + seal
-    var serverReceive: UInt64 = 0 // server Endpoint.receive: routing, open, frame decode, event
+    var appSend: UInt64 = 0  // client.sendDatagram (queueing)
+    var clientPoll: UInt64 = 0  // client.poll: packet assembly + seal
+    var serverReceive: UInt64 = 0  // server Endpoint.receive: routing, open, frame decode, event
     var serverEvents: UInt64 = 0  // server pollEvent (application takes the datagram)
-    var serverPoll: UInt64 = 0    // server Endpoint.poll: ACK packets
-    var clientReceive: UInt64 = 0 // client.receive of ACK packets: loss detection, congestion control
-    var other: UInt64 = 0         // client events, timers
+    var serverPoll: UInt64 = 0  // server Endpoint.poll: ACK packets
+    var clientReceive: UInt64 = 0  // client.receive of ACK packets: loss detection, congestion control
+    var other: UInt64 = 0  // client events, timers
     var total: UInt64 { appSend + clientPoll + serverReceive + serverEvents + serverPoll + clientReceive + other }
 }
 
@@ -78,20 +79,20 @@ struct TransferResult {
     var suite: String
     var payloadSize: Int
     var requestedBytes: UInt64
-    var datagramsSent: UInt64      // sendDatagram calls that were accepted
-    var datagramsDelivered: UInt64 // .datagramReceived events at the server
+    var datagramsSent: UInt64  // sendDatagram calls that were accepted
+    var datagramsDelivered: UInt64  // .datagramReceived events at the server
     var bytesDelivered: UInt64
-    var clientDatagramsDropped: UInt64 // QUIC's own counter (queue overflow or did not fit)
+    var clientDatagramsDropped: UInt64  // QUIC's own counter (queue overflow or did not fit)
     var packetsLost: UInt64
     var clientToServerPackets: UInt64  // UDP datagrams client→server (whole run)
     var serverToClientPackets: UInt64  // UDP datagrams server→client (whole run)
     var handshakeNs: UInt64
     // Measured section (after warm-up):
     var warmupDatagrams: UInt64
-    var measuredNs: UInt64         // wall time
-    var measuredCPUNs: UInt64      // this thread's CPU time
-    var measuredDatagrams: UInt64     // payload datagrams delivered in the measured section
-    var measuredBytes: UInt64         // payload bytes delivered in the measured section
+    var measuredNs: UInt64  // wall time
+    var measuredCPUNs: UInt64  // this thread's CPU time
+    var measuredDatagrams: UInt64  // payload datagrams delivered in the measured section
+    var measuredBytes: UInt64  // payload bytes delivered in the measured section
     var measuredC2SPackets: UInt64
     var measuredS2CPackets: UInt64
     var measuredC2SWireBytes: UInt64
@@ -103,7 +104,7 @@ struct TransferResult {
     var finalCongestionWindow: Int
     var smoothedRTTMicros: Double
 
-    var maxPayloadSize: Int        // client.maxDatagramPayloadSize
+    var maxPayloadSize: Int  // client.maxDatagramPayloadSize
     var qlogDigest: (value: UInt64, records: Int)?
 
     // Rates use CPU time: one thread runs both ends, so this is what one core sustains.
@@ -157,8 +158,9 @@ final class TransferBench {
         }
         let sctx = try TLSContext(configuration: serverTLS, isServer: true)
         let cctx = try TLSContext(configuration: clientTLS, isServer: false)
-        var sconf = Endpoint.Configuration(connection: ConnectionConfiguration(tls: sctx),
-                                           tokenKey: [UInt8](repeating: 9, count: 16))
+        var sconf = Endpoint.Configuration(
+            connection: ConnectionConfiguration(tls: sctx),
+            tokenKey: [UInt8](repeating: 9, count: 16))
         var cconf = ConnectionConfiguration(tls: cctx)
         let digest = options.qlogDigest ? QlogDigest() : nil
         self.digest = digest
@@ -167,8 +169,9 @@ final class TransferBench {
             cconf.qlog = digest
         }
         server = Endpoint(configuration: sconf, random: SeededRandom(seed: options.seed &+ 1))
-        client = try Connection(clientWith: cconf, serverName: "localhost",
-                                remote: serverAddress, random: SeededRandom(seed: options.seed &+ 2), now: now)
+        client = try Connection(
+            clientWith: cconf, serverName: "localhost",
+            remote: serverAddress, random: SeededRandom(seed: options.seed &+ 2), now: now)
     }
 
     var serverConnection: Connection? { server.connections.first }
@@ -238,7 +241,10 @@ final class TransferBench {
         // Let post-handshake traffic settle (HANDSHAKE_DONE, NEW_CONNECTION_ID, tickets, delayed
         // ACKs) so the measured loop starts from a steady state.
         let settleUntil = now + Duration.milliseconds(100)
-        repeat { exchange(); drainEvents() } while fireNextTimer(notAfter: settleUntil)
+        repeat {
+            exchange()
+            drainEvents()
+        } while fireNextTimer(notAfter: settleUntil)
         drainEvents()
         delivered = 0
         deliveredBytes = 0
@@ -262,14 +268,16 @@ final class TransferBench {
         var sent: UInt64 = 0
         var phases = PhaseAllocations()
         var measuring = false
-        var start: (ns: UInt64, cpu: UInt64, alloc: AllocationSnapshot, c2s: UInt64, s2c: UInt64, wire: UInt64, delivered: UInt64, bytes: UInt64)
-            = (0, 0, AllocationSnapshot.now(), 0, 0, 0, 0, 0)
+        var start:
+            (ns: UInt64, cpu: UInt64, alloc: AllocationSnapshot, c2s: UInt64, s2c: UInt64, wire: UInt64, delivered: UInt64, bytes: UInt64) =
+                (0, 0, AllocationSnapshot.now(), 0, 0, 0, 0, 0)
         var idleRounds = 0
         digest?.enabled = true
         // The zero-copy receive side a data plane uses: each side's socket reads into one
         // preallocated buffer that the connection opens in place, and the server application
         // takes each DATAGRAM payload from the receive buffer (`onDatagram`) instead of an event.
-        var serverReceiveBuffer = [UInt8](), clientReceiveBuffer = [UInt8]()
+        var serverReceiveBuffer = [UInt8]()
+        var clientReceiveBuffer = [UInt8]()
         serverReceiveBuffer.reserveCapacity(65_536)
         clientReceiveBuffer.reserveCapacity(65_536)
         sc.onDatagram = { [unowned self] payload, _ in
@@ -292,8 +300,10 @@ final class TransferBench {
                 measuring = true
                 phases = PhaseAllocations()
                 if options.traceAllocations > 0 { tquic_allocation_trace(Int32(options.traceAllocations)) }
-                start = (monotonicNanoseconds(), threadCPUNanoseconds(), AllocationSnapshot.now(), c2s, s2c, c2sWire,
-                         delivered, deliveredBytes)
+                start = (
+                    monotonicNanoseconds(), threadCPUNanoseconds(), AllocationSnapshot.now(), c2s, s2c, c2sWire,
+                    delivered, deliveredBytes
+                )
             }
             // The application tops up the send queue, staying below the queue limit.
             if sent < total && client.queuedDatagrams < options.queueCap {
@@ -342,8 +352,9 @@ final class TransferBench {
                 } else {
                     packetsWithoutProgress += 1
                     if packetsWithoutProgress > 100_000 {
-                        throw BenchError("no datagram delivered or dropped in the last 100000 client packets "
-                                         + "(\(client.queuedDatagrams) queued, \(delivered) delivered)")
+                        throw BenchError(
+                            "no datagram delivered or dropped in the last 100000 client packets "
+                                + "(\(client.queuedDatagrams) queued, \(delivered) delivered)")
                     }
                 }
             } else if sent >= total && client.queuedDatagrams == 0 {
@@ -373,10 +384,11 @@ final class TransferBench {
                 counted(&phases.other) { fireNextTimer() }
                 if idleRounds > 10_000 {
                     let ps = client.pathStatistics
-                    throw BenchError("transfer stalled with \(client.queuedDatagrams) datagrams queued: \(delivered) delivered, "
-                                     + "cwnd \(ps.congestionWindow) B, in flight \(ps.bytesInFlight) B, now \(now), "
-                                     + "client timer \(client.nextTimeout.map { "\($0)" } ?? "none"), "
-                                     + "server timer \(server.nextTimeout.map { "\($0)" } ?? "none")")
+                    throw BenchError(
+                        "transfer stalled with \(client.queuedDatagrams) datagrams queued: \(delivered) delivered, "
+                            + "cwnd \(ps.congestionWindow) B, in flight \(ps.bytesInFlight) B, now \(now), "
+                            + "client timer \(client.nextTimeout.map { "\($0)" } ?? "none"), "
+                            + "server timer \(server.nextTimeout.map { "\($0)" } ?? "none")")
                 }
             }
             if client.isClosed || sc.isClosed { throw BenchError("connection closed during the transfer") }

@@ -1,11 +1,11 @@
+import CAllocationCounter
+import Congestion
 // Figure 6: the tunnel engine (what tquicd runs) forwarding inner IP packets in memory, both
 // directions: router engine → client connection → server endpoint → VPS engine → delivered
 // (uplink), and the way back (downlink). Same fake clock as figure 2 (1 µs per datagram handed
 // across); heap allocations are counted per forwarded inner packet after a warm-up.
 import QUIC
-import Congestion
 import Tunnel
-import CAllocationCounter
 
 /// A source of 1200-byte inner IPv4/UDP packets, written from a template (allocates nothing).
 final class BenchInnerSource: InnerPacketSource {
@@ -17,11 +17,22 @@ final class BenchInnerSource: InnerPacketSource {
         remaining = count
         template = [UInt8](repeating: 0x5a, count: size)
         template[0] = 0x45
-        template[2] = UInt8(size >> 8); template[3] = UInt8(size & 0xff)
-        template[8] = 64; template[9] = 17
-        template[12] = 192; template[13] = 168; template[14] = 1; template[15] = 10
-        template[16] = 198; template[17] = 51; template[18] = 100; template[19] = 7
-        template[20] = 0x27; template[21] = 0x11; template[22] = 0x13; template[23] = 0x89
+        template[2] = UInt8(size >> 8)
+        template[3] = UInt8(size & 0xff)
+        template[8] = 64
+        template[9] = 17
+        template[12] = 192
+        template[13] = 168
+        template[14] = 1
+        template[15] = 10
+        template[16] = 198
+        template[17] = 51
+        template[18] = 100
+        template[19] = 7
+        template[20] = 0x27
+        template[21] = 0x11
+        template[22] = 0x13
+        template[23] = 0x89
     }
 
     func readPacket(into buffer: UnsafeMutableRawBufferPointer, now: Timestamp) -> Int? {
@@ -129,8 +140,9 @@ final class TunnelBench {
             }
         }
         tquic_allocation_trace(0)
-        return TunnelBenchResult(direction: direction, packets: delivered - start.delivered, cpuNs: threadCPUNanoseconds() - start.cpu,
-                                 allocations: tquic_allocation_count() - start.alloc)
+        return TunnelBenchResult(
+            direction: direction, packets: delivered - start.delivered, cpuNs: threadCPUNanoseconds() - start.cpu,
+            allocations: tquic_allocation_count() - start.alloc)
     }
 
     func run(packets: Int) throws -> [TunnelBenchResult] {

@@ -105,8 +105,10 @@ final class Direction {
     /// buckets up to 100 ms.
     private(set) var lateness = DelayHistogram(bucketWidth: .microseconds(10), range: .milliseconds(100))
 
-    init(label: String, input: PacketSocket, output: PacketSocket, specification: LinkSpecification,
-         seed: UInt64, buffers: Int, frameCapacity: Int, batchSize: Int) {
+    init(
+        label: String, input: PacketSocket, output: PacketSocket, specification: LinkSpecification,
+        seed: UInt64, buffers: Int, frameCapacity: Int, batchSize: Int
+    ) {
         self.label = label
         self.input = input
         self.output = output
@@ -140,8 +142,9 @@ final class Direction {
             var room = 0
             while room < batchSize, let slot = pool.take() {
                 receiveSlots[room] = slot
-                receiveBatch.setBuffer(room, pool.header(slot), length: headerSize + pool.frameCapacity,
-                                       overflow: overflow + room * Direction.overflowSize, overflowLength: Direction.overflowSize)
+                receiveBatch.setBuffer(
+                    room, pool.header(slot), length: headerSize + pool.frameCapacity,
+                    overflow: overflow + room * Direction.overflowSize, overflowLength: Direction.overflowSize)
                 room += 1
             }
             if room == 0 {
@@ -210,8 +213,9 @@ final class Direction {
             return
         }
         pool.setLength(slot, length)
-        let packet = UnsafeMutableRawBufferPointer(start: pool.frame(slot) + Direction.ethernetHeader,
-                                                   count: length - Direction.ethernetHeader)
+        let packet = UnsafeMutableRawBufferPointer(
+            start: pool.frame(slot) + Direction.ethernetHeader,
+            count: length - Direction.ethernetHeader)
         if case .dropped = link.receive(packet, slot: slot, at: now) { pool.give(slot) }
     }
 
@@ -224,8 +228,9 @@ final class Direction {
         superFrame.copyMemory(from: pool.frame(slot), byteCount: inSlot)
         if length > inSlot { (superFrame + inSlot).copyMemory(from: overflow, byteCount: length - inSlot) }
         guard header.isGSO,
-              let frame = GSOFrame(frame: UnsafeRawBufferPointer(start: superFrame, count: length), header: header),
-              (0..<frame.segmentCount).allSatisfy({ frame.segmentLength($0) <= pool.frameCapacity }) else {
+            let frame = GSOFrame(frame: UnsafeRawBufferPointer(start: superFrame, count: length), header: header),
+            (0..<frame.segmentCount).allSatisfy({ frame.segmentLength($0) <= pool.frameCapacity })
+        else {
             link.recordDrop(.oversize)
             return
         }
@@ -270,7 +275,7 @@ final class Direction {
         var first = 0
         while first < sendCount {
             switch output.send(sendBatch, from: first, count: sendCount - first) {
-            case let .sent(n):
+            case .sent(let n):
                 first += n
             case .wouldBlock, .refused:
                 link.recordDrop(.sendFailed)

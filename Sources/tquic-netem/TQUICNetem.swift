@@ -26,7 +26,9 @@ struct TQUICNetem: ParsableCommand {
 
     @Option(name: .customLong("a"), help: "First interface.") var interfaceA: String
     @Option(name: .customLong("b"), help: "Second interface.") var interfaceB: String
-    @Option(name: .customLong("link"), help: ArgumentHelp("The a → b link: [NAME=]RATE,DELAY[,OPTION...] (docs/link-syntax.md).", valueName: "spec"))
+    @Option(
+        name: .customLong("link"),
+        help: ArgumentHelp("The a → b link: [NAME=]RATE,DELAY[,OPTION...] (docs/link-syntax.md).", valueName: "spec"))
     var link: String
     @Option(name: .customLong("link-back"), help: ArgumentHelp("The b → a link (default: the same as --link).", valueName: "spec"))
     var linkBack: String?
@@ -36,7 +38,10 @@ struct TQUICNetem: ParsableCommand {
     @Option(help: "Print the statistics to standard error every SECONDS (0: only on SIGUSR1 and at exit).")
     var statsInterval: Double = 0
     @Option(help: "Receive and send buffer of each packet socket, bytes.") var socketBuffer: Int = 8 << 20
-    @Option(help: ArgumentHelp("Run the packet loop under SCHED_FIFO at this priority (1-99): frames then leave on time even when iperf3 and the kernel keep every core busy (the loop sleeps between frames, so it never holds a core). 0: the normal scheduler.", valueName: "priority"))
+    @Option(
+        help: ArgumentHelp(
+            "Run the packet loop under SCHED_FIFO at this priority (1-99): frames then leave on time even when iperf3 and the kernel keep every core busy (the loop sleeps between frames, so it never holds a core). 0: the normal scheduler.",
+            valueName: "priority"))
     var realtime: Int32 = 0
 
     func validate() throws {
@@ -50,7 +55,8 @@ struct TQUICNetem: ParsableCommand {
     }
 
     func run() throws {
-        let forward: LinkSpecification, back: LinkSpecification
+        let forward: LinkSpecification
+        let back: LinkSpecification
         do {
             forward = try LinkSpecification(parsing: link, option: "--link")
             back = try linkBack.map { try LinkSpecification(parsing: $0, option: "--link-back") } ?? forward
@@ -64,10 +70,12 @@ struct TQUICNetem: ParsableCommand {
         // A slot takes a frame of the larger MTU: the Ethernet header and a VLAN tag on top.
         let frameCapacity = max(a.mtu, b.mtu) + Direction.ethernetHeader + 4
         let directions = [
-            Direction(label: "a→b", input: a, output: b, specification: forward, seed: SimRandom.derive(seed, 1),
-                      buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
-            Direction(label: "b→a", input: b, output: a, specification: back, seed: SimRandom.derive(seed, 2),
-                      buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
+            Direction(
+                label: "a→b", input: a, output: b, specification: forward, seed: SimRandom.derive(seed, 1),
+                buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
+            Direction(
+                label: "b→a", input: b, output: a, specification: back, seed: SimRandom.derive(seed, 2),
+                buffers: buffers, frameCapacity: frameCapacity, batchSize: batch),
         ]
         PacketSocket.setTimerSlack(nanoseconds: 1_000)
         if realtime > 0 {
@@ -84,9 +92,10 @@ struct TQUICNetem: ParsableCommand {
 
         let origin = MonotonicClock.now()
         let clock = { Timestamp(nanoseconds: MonotonicClock.now().nanoseconds &- origin.nanoseconds) }
-        log("ready: \(interfaceA) ⇄ \(interfaceB), MTU \(a.mtu)/\(b.mtu), seed \(seed)"
-            + (realtime > 0 ? ", SCHED_FIFO \(realtime)" : "") + "; "
-            + "a→b \(forward); b→a \(back)")
+        log(
+            "ready: \(interfaceA) ⇄ \(interfaceB), MTU \(a.mtu)/\(b.mtu), seed \(seed)"
+                + (realtime > 0 ? ", SCHED_FIFO \(realtime)" : "") + "; "
+                + "a→b \(forward); b→a \(back)")
 
         let statsEvery = statsInterval > 0 ? Congestion.Duration.seconds(statsInterval) : nil
         var nextStats = statsEvery.map { clock() + $0 }

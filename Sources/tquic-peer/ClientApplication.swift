@@ -1,8 +1,8 @@
+import Congestion
 // What the client sends and expects: echo streams, datagrams (re-sent until echoed: they are
 // unreliable), a pattern transfer, hq-interop downloads.
 import Foundation
 import QUIC
-import Congestion
 
 final class ClientApplication {
     let command: ClientCommand
@@ -20,7 +20,10 @@ final class ClientApplication {
         let label: String
         var got: [UInt8] = []
         var done = false
-        init(expected: [UInt8], label: String) { self.expected = expected; self.label = label }
+        init(expected: [UInt8], label: String) {
+            self.expected = expected
+            self.label = label
+        }
     }
 
     /// One hq-interop download, written to DIR/NAME.part as it arrives and renamed to DIR/NAME
@@ -33,7 +36,12 @@ final class ClientApplication {
         var path = ""
         init(label: String) { self.label = label }
         /// An unfinished download leaves no file behind.
-        deinit { if fd >= 0 { close(fd); unlink(path + ".part") } }
+        deinit {
+            if fd >= 0 {
+                close(fd)
+                unlink(path + ".part")
+            }
+        }
     }
 
     // Echo streams by stream id.
@@ -85,7 +93,10 @@ final class ClientApplication {
         } else {
             for url in command.get {
                 let path = urlPath(url)
-                guard let id = connection.openStream() else { failed = "no stream available for \(url)"; return }
+                guard let id = connection.openStream() else {
+                    failed = "no stream available for \(url)"
+                    return
+                }
                 let name = path.split(separator: "/").last.map(String.init) ?? "index"
                 downloads[id] = Download(label: name)
                 do { try connection.writeStream(id, Array("GET \(path)\r\n".utf8), fin: true) } catch { failed = "\(error)" }
@@ -102,7 +113,10 @@ final class ClientApplication {
     }
 
     private func openEcho(_ bytes: [UInt8], label: String) {
-        guard let id = connection.openStream() else { failed = "no stream available"; return }
+        guard let id = connection.openStream() else {
+            failed = "no stream available"
+            return
+        }
         echoStreams[id] = Transfer(expected: bytes, label: label)
         do { try connection.writeStream(id, bytes, fin: true) } catch { failed = "\(error)" }
     }
@@ -161,7 +175,9 @@ final class ClientApplication {
             s.got += r.data
             if r.fin && !s.done {
                 s.done = true
-                if s.got == s.expected { out("stream: \(s.label)") } else {
+                if s.got == s.expected {
+                    out("stream: \(s.label)")
+                } else {
                     failed = "stream \(id) echo differs from what was sent (\(s.got.count) of \(s.expected.count) bytes)"
                 }
             }
@@ -171,10 +187,16 @@ final class ClientApplication {
                 d.path = (dir as NSString).appendingPathComponent(d.label)
                 try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 d.fd = open(d.path + ".part", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-                if d.fd < 0 { failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"; return }
+                if d.fd < 0 {
+                    failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"
+                    return
+                }
             }
             if !r.data.isEmpty {
-                if !writeAll(d.fd, r.data) { failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"; return }
+                if !writeAll(d.fd, r.data) {
+                    failed = "cannot write \(d.path).part: \(String(cString: strerror(errno)))"
+                    return
+                }
                 d.received += r.data.count
             }
             if r.fin {
@@ -200,7 +222,8 @@ final class ClientApplication {
 
 /// Byte i = i % 251 (the interop suite's transfer pattern), built by doubling instead of per byte.
 func patternBytes(_ n: Int) -> [UInt8] {
-    var out = [UInt8](); out.reserveCapacity(n)
+    var out = [UInt8]()
+    out.reserveCapacity(n)
     let block = (0..<251).map { UInt8($0) }
     while out.count + 251 <= n { out += block }
     out += block.prefix(n - out.count)

@@ -1,10 +1,10 @@
 // `tquic-peer client`: connects, sends the requested streams/datagrams/downloads, verifies the
 // echoes, prints one line per success and exits 0 only when everything expected arrived.
 import ArgumentParser
-import Foundation
-import QUIC
-import LinuxNet
 import Congestion
+import Foundation
+import LinuxNet
+import QUIC
 
 struct ClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "client", abstract: "Connect to a QUIC server.")
@@ -64,8 +64,10 @@ struct ClientCommand: ParsableCommand {
         let saved = sessionFile.flatMap { SavedSession.load(from: $0) }
         if let f = qlogFile {
             nonisolated(unsafe) let file = f
-            config.qlog = QlogWriter(title: "tquic-peer client", vantagePoint: "client", originalDestinationConnectionID: "",
-                                     start: start) { fputs($0, file) }
+            config.qlog = QlogWriter(
+                title: "tquic-peer client", vantagePoint: "client", originalDestinationConnectionID: "",
+                start: start
+            ) { fputs($0, file) }
         }
         if !path.isEmpty { config.maxPathID = 7 }
         let socket = try UDPSocket(bindTo: SocketAddress(ip: address.isIPv6 ? [UInt8](repeating: 0, count: 16) : [0, 0, 0, 0], port: 0))
@@ -80,8 +82,9 @@ struct ClientCommand: ParsableCommand {
             guard let local = s.localAddress else { throw ValidationError("cannot read the local address of \(text)") }
             pathSockets.append((s, local))
         }
-        let connection = try Connection(clientWith: config, serverName: serverName ?? host, remote: address, random: random,
-                                        now: start, session: saved?.ticket, rememberedParameters: saved?.parameters)
+        let connection = try Connection(
+            clientWith: config, serverName: serverName ?? host, remote: address, random: random,
+            now: start, session: saved?.ticket, rememberedParameters: saved?.parameters)
         let app = ClientApplication(command: self, connection: connection, host: host)
         if zeroRtt && saved != nil { app.startRequests(now: start) }
         if noGSO { for s in [socket] + pathSockets.map({ $0.socket }) { s.segmentationOffload = false } }
@@ -95,8 +98,11 @@ struct ClientCommand: ParsableCommand {
                 if connection.isMultipathEnabled {
                     pathsOpened = true
                     for p in pathSockets {
-                        if let id = connection.openPath(local: p.local, now: now) { info("opening path \(id) from \(p.local)") }
-                        else { errorLine("could not open a path from \(p.local)") }
+                        if let id = connection.openPath(local: p.local, now: now) {
+                            info("opening path \(id) from \(p.local)")
+                        } else {
+                            errorLine("could not open a path from \(p.local)")
+                        }
                     }
                 } else if connection.peerParameters != nil {
                     pathsOpened = true
@@ -142,7 +148,9 @@ struct ClientCommand: ParsableCommand {
         // One line per path, also for a single path: its ECN validation state (RFC 9000 §13.4.2)
         // shows whether the network and the peer carry the marks.
         for st in connection.allPathStatistics {
-            info("path \(st.id) local=\(st.local.map { "\($0)" } ?? "default") state=\(st.state.rawValue) packets sent=\(st.packetsSent) received=\(st.packetsReceived) bytes acked=\(st.bytesAcked) srtt=\(st.smoothedRTT) ecn=\(st.ecnState)")
+            info(
+                "path \(st.id) local=\(st.local.map { "\($0)" } ?? "default") state=\(st.state.rawValue) packets sent=\(st.packetsSent) received=\(st.packetsReceived) bytes acked=\(st.bytesAcked) srtt=\(st.smoothedRTT) ecn=\(st.ecnState)"
+            )
         }
         if let sessionFile, let ticket = app.latestTicket {
             SavedSession(ticket: ticket, parameters: connection.peerParameters?.encode() ?? []).save(to: sessionFile)
@@ -178,9 +186,10 @@ struct SavedSession {
     static func load(from path: String) -> SavedSession? {
         guard let d = FileManager.default.contents(atPath: path) else { return nil }
         var r = ByteReader([UInt8](d))
-        guard let magic = try? r.readUInt32(), magic == 0x5451_5331, // "TQS1"
-              let tl = try? r.readUInt32(), let t = try? r.readBytes(Int(tl)),
-              let pl = try? r.readUInt32(), let p = try? r.readBytes(Int(pl)) else { return nil }
+        guard let magic = try? r.readUInt32(), magic == 0x5451_5331,  // "TQS1"
+            let tl = try? r.readUInt32(), let t = try? r.readBytes(Int(tl)),
+            let pl = try? r.readUInt32(), let p = try? r.readBytes(Int(pl))
+        else { return nil }
         return SavedSession(ticket: Array(t), parameters: Array(p))
     }
 

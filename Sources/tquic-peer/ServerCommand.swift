@@ -1,10 +1,10 @@
 // `tquic-peer server`: accepts connections on one UDP socket; echoes (tquic-echo) or serves
 // files (hq-interop); prints one line per connection event for tests and people.
 import ArgumentParser
-import Foundation
-import QUIC
-import LinuxNet
 import Congestion
+import Foundation
+import LinuxNet
+import QUIC
 
 struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Accept QUIC connections.")
@@ -45,8 +45,13 @@ struct ServerCommand: ParsableCommand {
             endpointConfig.makeQlog = { odcid in
                 guard let f = fopen((qlogDir as NSString).appendingPathComponent("\(odcid).sqlog"), "w") else { return nil }
                 nonisolated(unsafe) let file = f
-                return QlogWriter(title: "tquic-peer server", vantagePoint: "server", originalDestinationConnectionID: "\(odcid)",
-                                  start: start) { fputs($0, file); fflush(file) }
+                return QlogWriter(
+                    title: "tquic-peer server", vantagePoint: "server", originalDestinationConnectionID: "\(odcid)",
+                    start: start
+                ) {
+                    fputs($0, file)
+                    fflush(file)
+                }
             }
         }
         let endpoint = Endpoint(configuration: endpointConfig, random: random)
@@ -120,9 +125,10 @@ final class ServerApplication {
         while let e = connection.pollEvent() {
             switch e {
             case .handshakeCompleted(let alpn):
-                out("connection: peer=\(peer) alpn=\(alpn ?? "-") cipher=\(connection.cipherSuite?.name ?? "-") "
-                    + "resumed=\(connection.isResumed ? "yes" : "no") early_data=\(connection.earlyDataAccepted ? "yes" : "no") "
-                    + "retry=\(retried ? "yes" : "no")")
+                out(
+                    "connection: peer=\(peer) alpn=\(alpn ?? "-") cipher=\(connection.cipherSuite?.name ?? "-") "
+                        + "resumed=\(connection.isResumed ? "yes" : "no") early_data=\(connection.earlyDataAccepted ? "yes" : "no") "
+                        + "retry=\(retried ? "yes" : "no")")
             case .streamReadable(let id):
                 if connection.negotiatedALPN == ALPN.hq { serveHQ(id) } else { echo(id) }
             case .datagramReceived(let d):
@@ -172,7 +178,9 @@ final class ServerApplication {
         }
         let name = parts[1].hasPrefix("/") ? String(parts[1].dropFirst()) : String(parts[1])
         // No path traversal out of the served directory.
-        let fd = name.isEmpty || name.split(separator: "/").contains("..") ? -1
+        let fd =
+            name.isEmpty || name.split(separator: "/").contains("..")
+            ? -1
             : open((www as NSString).appendingPathComponent(name), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             info("stream \(id): not found: \(name)")
@@ -201,10 +209,13 @@ final class ServerApplication {
                 do {
                     try connection.writeStream(id, n == fileBuffer.count ? fileBuffer : Array(fileBuffer[0..<n]), fin: n == 0)
                 } catch {
-                    finished.append(id) // reset by the peer meanwhile
+                    finished.append(id)  // reset by the peer meanwhile
                     break
                 }
-                if n == 0 { finished.append(id); break }
+                if n == 0 {
+                    finished.append(id)
+                    break
+                }
             }
         }
         for id in finished { close(files.removeValue(forKey: id)!) }

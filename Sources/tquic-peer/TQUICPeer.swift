@@ -2,10 +2,10 @@
 // others. `server` echoes streams and datagrams (ALPN tquic-echo) and serves files over
 // HTTP/0.9 (ALPN hq-interop); `client` sends, checks the echoes and downloads.
 import ArgumentParser
-import Foundation
-import QUIC
-import LinuxNet
 import Congestion
+import Foundation
+import LinuxNet
+import QUIC
 
 @main
 struct TQUICPeer: ParsableCommand {
@@ -106,8 +106,11 @@ struct EventLoop {
         var sent = UDPSendBatch.Statistics()
         for b in sendBatches {
             let st = b.statistics
-            sent.datagrams += st.datagrams; sent.messages += st.messages; sent.segmentedMessages += st.segmentedMessages
-            sent.calls += st.calls; sent.dropped += st.dropped
+            sent.datagrams += st.datagrams
+            sent.messages += st.messages
+            sent.segmentedMessages += st.segmentedMessages
+            sent.calls += st.calls
+            sent.dropped += st.dropped
         }
         return "sent \(sent.datagrams) datagrams in \(sent.messages) messages (\(sent.segmentedMessages) GSO) and \(sent.calls) calls, "
             + "\(sent.dropped) dropped; received \(receivedDatagrams) datagrams in \(receivedMessages) messages and \(receiveCalls) calls"

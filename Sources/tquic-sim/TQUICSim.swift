@@ -5,8 +5,9 @@ import ArgumentParser
 import Bonding
 import Congestion
 import NetSim
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func writeToStandardError(_ line: String) {
@@ -32,14 +33,20 @@ struct TQUICSim: ParsableCommand {
     @Flag(help: "Run every congestion scenario with every controller and print a Markdown table.") var ccTable = false
     @Option(help: "Every SECONDS of simulated time, print each path's window, RTT, rate and losses to standard error.")
     var trace: Double?
-    @Option(name: .customLong("link"), parsing: .singleValue,
-            help: ArgumentHelp("A path instead of --scenario, repeatable: NAME=RATE,DELAY[,OPTION...] with one-way DELAY (docs/link-syntax.md), e.g. lte=30mbit,20ms,jitter=7ms,loss=1%.",
-                               valueName: "spec"))
+    @Option(
+        name: .customLong("link"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "A path instead of --scenario, repeatable: NAME=RATE,DELAY[,OPTION...] with one-way DELAY (docs/link-syntax.md), e.g. lte=30mbit,20ms,jitter=7ms,loss=1%.",
+            valueName: "spec"))
     var links: [String] = []
-    @Option(name: .customLong("link-back"), parsing: .singleValue,
-            help: ArgumentHelp("The VPS → router direction of the --link of the same NAME (default: the same as --link).", valueName: "spec"))
+    @Option(
+        name: .customLong("link-back"), parsing: .singleValue,
+        help: ArgumentHelp("The VPS → router direction of the --link of the same NAME (default: the same as --link).", valueName: "spec"))
     var linksBack: [String] = []
-    @Flag(help: "Print the links of --scenario (or of --link) in the link syntax and exit: one line per path, NAME TAB UPLINK TAB DOWNLINK, what the lab's --profile gives tquic-netem.")
+    @Flag(
+        help:
+            "Print the links of --scenario (or of --link) in the link syntax and exit: one line per path, NAME TAB UPLINK TAB DOWNLINK, what the lab's --profile gives tquic-netem."
+    )
     var printLinks = false
     @Option(help: "Seconds to simulate with --link (default 10, or 5 past the last outage or rate change).")
     var duration: Double?
@@ -74,14 +81,21 @@ struct TQUICSim: ParsableCommand {
             config.traceInterval = try traceInterval()
             config.traceWriter = writeToStandardError
             let r = try runCongestion(config)
-            if json { print(r.json); return }
+            if json {
+                print(r.json)
+                return
+            }
             print("scenario \(r.scenario), congestion \(r.congestion), coupling \(r.coupling), seed \(r.seed)")
-            print("bottleneck utilisation \(format(r.utilisation * 100)) %, goodput \(format(r.goodputMbps)) Mbit/s, loss \(format(r.lossRate * 100)) %")
+            print(
+                "bottleneck utilisation \(format(r.utilisation * 100)) %, goodput \(format(r.goodputMbps)) Mbit/s, loss \(format(r.lossRate * 100)) %"
+            )
             print("queueing delay p50 \(format(r.queueDelayP50Ms)) ms, p99 \(format(r.queueDelayP99Ms)) ms")
             for f in r.flows { print("  flow \(f.name) (\(f.congestion)): \(format(f.goodputMbps)) Mbit/s") }
             if let x = r.shareVsSingle { print("multipath / single-path throughput: \(format(x * 100)) %") }
             if let x = r.jainIndex { print("Jain's fairness index: \(x)") }
-            if r.scenario == "satellite" { print("time to 90 % of the rate: \(r.timeTo90PercentS.map { format($0) + " s" } ?? "not reached")") }
+            if r.scenario == "satellite" {
+                print("time to 90 % of the rate: \(r.timeTo90PercentS.map { format($0) + " s" } ?? "not reached")")
+            }
             return
         }
         if table {
@@ -114,18 +128,27 @@ struct TQUICSim: ParsableCommand {
         }
         if !links.isEmpty {
             for p in s.paths {
-                print("link \(p.name): up \(LinkSpecification(name: nil, model: p.up.withoutOverhead(LinkModel.ipv4UDPOverhead)))"
-                      + ", down \(LinkSpecification(name: nil, model: p.down.withoutOverhead(LinkModel.ipv4UDPOverhead)))")
+                print(
+                    "link \(p.name): up \(LinkSpecification(name: nil, model: p.up.withoutOverhead(LinkModel.ipv4UDPOverhead)))"
+                        + ", down \(LinkSpecification(name: nil, model: p.down.withoutOverhead(LinkModel.ipv4UDPOverhead)))")
             }
         }
-        print("scenario \(r.scenario), scheduler \(r.scheduler), source \(r.source) (offered \(format(r.offeredMbps)) Mbit/s), seed \(r.seed)")
-        print("goodput \(format(r.goodputMbps)) Mbit/s of \(format(r.sumLinkMbps)) Mbit/s summed link rates (\(format(r.goodputFraction * 100)) %)")
+        print(
+            "scenario \(r.scenario), scheduler \(r.scheduler), source \(r.source) (offered \(format(r.offeredMbps)) Mbit/s), seed \(r.seed)"
+        )
+        print(
+            "goodput \(format(r.goodputMbps)) Mbit/s of \(format(r.sumLinkMbps)) Mbit/s summed link rates (\(format(r.goodputFraction * 100)) %)"
+        )
         for p in r.paths {
-            print("  path \(p.name): \(format(p.goodputMbps)) Mbit/s, share \(format(p.share * 100)) %, rtt \(format(p.rttMs)) ms, uplink drops \(p.uplinkDrops)")
+            print(
+                "  path \(p.name): \(format(p.goodputMbps)) Mbit/s, share \(format(p.share * 100)) %, rtt \(format(p.rttMs)) ms, uplink drops \(p.uplinkDrops)"
+            )
         }
         print("reorder hold p50 \(format(r.reorderHoldP50Ms)) ms, p99 \(format(r.reorderHoldP99Ms)) ms")
         print("reinjected \(r.reinjected), duplicates dropped \(r.duplicatesDropped), lost after handoff \(r.lostAfterHandoff)")
-        print("lost among packets handed in the 500 ms before an outage: \(r.lostHandedBeforeOutage); backup share while a main path is up: \(format(r.backupShareWhileMainUp * 100)) %")
+        print(
+            "lost among packets handed in the 500 ms before an outage: \(r.lostHandedBeforeOutage); backup share while a main path is up: \(format(r.backupShareWhileMainUp * 100)) %"
+        )
         print("longest delivery gap \(format(r.maxDeliveryGapMs)) ms, queueing delay p99 \(format(r.queueDelayP99Ms)) ms")
         print(r.diagnostics)
         for f in r.flows { print("  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms") }

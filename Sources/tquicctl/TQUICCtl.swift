@@ -85,7 +85,8 @@ struct Paths: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: "Put a WAN interface into service (until restart or reload).")
+        static let configuration = CommandConfiguration(
+            commandName: "add", abstract: "Put a WAN interface into service (until restart or reload).")
         @Argument(help: "The interface.") var interface: String
         @Flag(name: .long, help: "Only while no other path is usable.") var backup = false
         @Option(name: .long, help: "Share for scheduler = weighted (1-100).") var weight: Int = 1
@@ -94,7 +95,8 @@ struct Paths: ParsableCommand {
     }
 
     struct Del: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "del", abstract: "Take a WAN out of service at once (its traffic moves to the others).")
+        static let configuration = CommandConfiguration(
+            commandName: "del", abstract: "Take a WAN out of service at once (its traffic moves to the others).")
         @Argument(help: "The interface.") var interface: String
         @OptionGroup var target: SocketOption
         func run() throws { try target.ask("paths del \(interface)") }
@@ -113,10 +115,12 @@ struct Paths: ParsableCommand {
 }
 
 struct Scheduler: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "scheduler", abstract: "Change the scheduler of the running tunnel.",
-                                                    subcommands: [SetName.self])
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler", abstract: "Change the scheduler of the running tunnel.",
+        subcommands: [SetName.self])
     struct SetName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "set", abstract: "aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant")
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant")
         @Argument(help: "The scheduler.") var name: String
         @OptionGroup var target: SocketOption
         func run() throws { try target.ask("scheduler set \(name)") }
@@ -124,8 +128,9 @@ struct Scheduler: ParsableCommand {
 }
 
 struct Congestion: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "congestion", abstract: "Change every path's congestion controller.",
-                                                    subcommands: [SetName.self])
+    static let configuration = CommandConfiguration(
+        commandName: "congestion", abstract: "Change every path's congestion controller.",
+        subcommands: [SetName.self])
     struct SetName: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set", abstract: "bbr, cubic, newreno, copa, westwood")
         @Argument(help: "The controller.") var name: String
@@ -137,7 +142,9 @@ struct Congestion: ParsableCommand {
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "monitor", abstract: "Stream the running tunnel's events as they happen (like `ip monitor`).",
-        discussion: "Paths added, removed, changing state or becoming backups; the connection or tenants connecting and leaving; scheduler and congestion changes; control requests and reloads. Runs until interrupted (Ctrl-C).")
+        discussion:
+            "Paths added, removed, changing state or becoming backups; the connection or tenants connecting and leaving; scheduler and congestion changes; control requests and reloads. Runs until interrupted (Ctrl-C)."
+    )
     @OptionGroup var target: SocketOption
     @Flag(name: .long, help: "One JSON object per line for scripts.") var json = false
     @Flag(name: .long, help: "Begin with the events the daemon still keeps (default: only new ones).") var past = false
@@ -154,17 +161,26 @@ struct Monitor: ParsableCommand {
                 print("tquicctl: \(target.socket): \(error)")
                 throw ExitCode(1)
             }
-            if answer.hasPrefix("error:") { print(answer, terminator: ""); throw ExitCode(1) }
+            if answer.hasPrefix("error:") {
+                print(answer, terminator: "")
+                throw ExitCode(1)
+            }
             for line in answer.split(separator: "\n") {
                 let parts = line.split(separator: " ", maxSplits: 2).map(String.init)
                 if parts.first == "next", parts.count == 2, let n = UInt64(parts[1]) {
                     // The first answer only tells where "now" is, unless --past.
-                    if after == nil { after = n; break }
+                    if after == nil {
+                        after = n
+                        break
+                    }
                     after = n
                 } else if parts.first == "lost", parts.count == 2 {
                     print(json ? "{\"lost\":\(parts[1])}" : "(\(parts[1]) events lost: the daemon keeps the last 512)")
                 } else if parts.count == 3 {
-                    print(json ? "{\"sequence\":\(parts[0]),\"time\":\"\(parts[1])\",\"event\":\(QlogWriter.quote(parts[2]))}" : "\(parts[1]) \(parts[2])")
+                    print(
+                        json
+                            ? "{\"sequence\":\(parts[0]),\"time\":\"\(parts[1])\",\"event\":\(QlogWriter.quote(parts[2]))}"
+                            : "\(parts[1]) \(parts[2])")
                     shown += 1
                     if let c = count, shown >= c { return }
                 }

@@ -8,7 +8,8 @@ struct TQUICD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tquicd",
         abstract: "TQUIC bonding daemon: the router's or the VPS's end of one multipath QUIC tunnel.",
-        discussion: "Runs until SIGTERM or SIGINT (CONNECTION_CLOSE to the peer, TUN and nftables table removed); SIGHUP re-reads the configuration.",
+        discussion:
+            "Runs until SIGTERM or SIGINT (CONNECTION_CLOSE to the peer, TUN and nftables table removed); SIGHUP re-reads the configuration.",
         version: TQUICVersion.string)
 
     @Option(name: .long, help: "The configuration file.")

@@ -1,9 +1,10 @@
+import Congestion
 // CoDel (RFC 8289) on its own, with exact times: no drop below target or for a single packet,
 // the first drop one interval after the sojourn stayed above target, then drops at interval /
 // sqrt(count), and leaving the dropping state as soon as a packet is below target again.
 import XCTest
+
 @testable import Bonding
-import Congestion
 
 final class CoDelTests: XCTestCase {
     let ms = Duration.milliseconds(1)
@@ -13,8 +14,9 @@ final class CoDelTests: XCTestCase {
         var c = CoDel()
         for t in 0..<1000 as Range<UInt64> {
             XCTAssertFalse(c.shouldDrop(sojourn: ms * 4, backlogBytes: 100_000, maxPacketBytes: 1500, now: at(t)))
-            XCTAssertFalse(c.shouldDrop(sojourn: ms * 50, backlogBytes: 1500, maxPacketBytes: 1500, now: at(t)),
-                           "RFC 8289 §4.2: a queue of one packet is not dropped from")
+            XCTAssertFalse(
+                c.shouldDrop(sojourn: ms * 50, backlogBytes: 1500, maxPacketBytes: 1500, now: at(t)),
+                "RFC 8289 §4.2: a queue of one packet is not dropped from")
         }
         XCTAssertEqual(c.drops, 0)
     }
@@ -61,8 +63,9 @@ final class CoDelTests: XCTestCase {
             XCTAssertFalse(c.shouldDrop(sojourn: ms * 20, backlogBytes: 30_000, maxPacketBytes: 1500, now: at(t)))
         }
         c.queueEmptied()
-        XCTAssertFalse(c.shouldDrop(sojourn: ms * 20, backlogBytes: 30_000, maxPacketBytes: 1500, now: at(100)),
-                       "the interval starts again after the queue ran empty")
+        XCTAssertFalse(
+            c.shouldDrop(sojourn: ms * 20, backlogBytes: 30_000, maxPacketBytes: 1500, now: at(100)),
+            "the interval starts again after the queue ran empty")
         XCTAssertTrue(c.shouldDrop(sojourn: ms * 20, backlogBytes: 30_000, maxPacketBytes: 1500, now: at(200)))
     }
 }

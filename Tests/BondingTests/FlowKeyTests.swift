@@ -7,10 +7,13 @@ final class FlowKeyTests: XCTestCase {
     private func key(_ packet: [UInt8]) -> FlowKey? { packet.withRaw { FlowKey(packet: $0) } }
 
     func testIPv4TCPGivesTheFiveTuple() {
-        let packet = PacketBuilder.ipv4(proto: 6, transport: PacketBuilder.tcp(sourcePort: 51000, destinationPort: 443, payload: [1, 2, 3]))
-        XCTAssertEqual(key(packet), FlowKey(
-            family: .ipv4, sourceLow: 0xc0a8_010a, destinationLow: 0x5db8_d822,
-            transportProtocol: 6, sourcePort: 51000, destinationPort: 443))
+        let packet = PacketBuilder.ipv4(
+            proto: 6, transport: PacketBuilder.tcp(sourcePort: 51000, destinationPort: 443, payload: [1, 2, 3]))
+        XCTAssertEqual(
+            key(packet),
+            FlowKey(
+                family: .ipv4, sourceLow: 0xc0a8_010a, destinationLow: 0x5db8_d822,
+                transportProtocol: 6, sourcePort: 51000, destinationPort: 443))
     }
 
     func testIPv4UDPWithOptionsSkipsTheOptions() {
@@ -92,7 +95,7 @@ final class FlowKeyTests: XCTestCase {
 
     func testTheSameFlowAlwaysGetsTheSameLaneAndDifferentFlowsSpread() {
         var lanes = Set<UInt16>()
-        for port in UInt16(10000) ..< 10500 {
+        for port in UInt16(10000)..<10500 {
             let packet = PacketBuilder.ipv4(proto: 6, transport: PacketBuilder.tcp(sourcePort: port, destinationPort: 443))
             let lane = packet.withRaw { FlowKey.lane(of: $0) }
             XCTAssertEqual(lane, packet.withRaw { FlowKey.lane(of: $0) })
@@ -106,7 +109,7 @@ final class FlowKeyTests: XCTestCase {
 
     func testTheSeedChangesTheLaneMapping() {
         let packet = PacketBuilder.ipv4(proto: 17, transport: PacketBuilder.udp(sourcePort: 1, destinationPort: 2))
-        let lanes = Set((0 ..< 16).map { seed in packet.withRaw { FlowKey.lane(of: $0, seed: UInt64(seed)) } })
+        let lanes = Set((0..<16).map { seed in packet.withRaw { FlowKey.lane(of: $0, seed: UInt64(seed)) } })
         XCTAssertGreaterThan(lanes.count, 12)
     }
 
@@ -138,21 +141,24 @@ final class FlowKeyTests: XCTestCase {
         var rng = Xoshiro256(seed: 42)
         let seeds: [[UInt8]] = [
             PacketBuilder.ipv4(proto: 6, transport: PacketBuilder.tcp(sourcePort: 1, destinationPort: 2)),
-            PacketBuilder.ipv6(nextHeader: 0, payload: [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 1, 0, 0, 0, 0] + PacketBuilder.udp(sourcePort: 3, destinationPort: 4)),
-            PacketBuilder.ipv6(nextHeader: 51, payload: [17, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] + PacketBuilder.udp(sourcePort: 3, destinationPort: 4)),
+            PacketBuilder.ipv6(
+                nextHeader: 0,
+                payload: [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 1, 0, 0, 0, 0] + PacketBuilder.udp(sourcePort: 3, destinationPort: 4)),
+            PacketBuilder.ipv6(
+                nextHeader: 51, payload: [17, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] + PacketBuilder.udp(sourcePort: 3, destinationPort: 4)),
         ]
         var parsed = 0
-        for round in 0 ..< 30_000 {
+        for round in 0..<30_000 {
             var bytes: [UInt8]
             if round % 3 == 0 {
-                bytes = (0 ..< Int.random(in: 0 ... 80, using: &rng)).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
-                if !bytes.isEmpty { bytes[0] = [0x45, 0x60, 0x4f, 0x6f][Int.random(in: 0 ... 3, using: &rng)] }
+                bytes = (0..<Int.random(in: 0...80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if !bytes.isEmpty { bytes[0] = [0x45, 0x60, 0x4f, 0x6f][Int.random(in: 0...3, using: &rng)] }
             } else {
                 bytes = seeds[round % seeds.count]
-                for _ in 0 ..< Int.random(in: 1 ... 4, using: &rng) where !bytes.isEmpty {
-                    bytes[Int.random(in: 0 ..< bytes.count, using: &rng)] = UInt8.random(in: 0 ... 255, using: &rng)
+                for _ in 0..<Int.random(in: 1...4, using: &rng) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
                 }
-                bytes = Array(bytes.prefix(Int.random(in: 0 ... bytes.count, using: &rng)))
+                bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &rng)))
             }
             let lane = bytes.withRaw { FlowKey.lane(of: $0, seed: 7) }
             XCTAssertLessThan(Int(lane), TunnelFrame.laneCount)

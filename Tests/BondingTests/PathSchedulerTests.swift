@@ -62,8 +62,9 @@ struct FluidModel {
                 now = min(nextPacket, nextAck ?? nextPacket)
                 continue
             }
-            let decision = scheduler.schedule(SchedulingRequest(size: packetSize), paths: snapshots(),
-                                              now: Timestamp(nanoseconds: UInt64(now * 1e9)))
+            let decision = scheduler.schedule(
+                SchedulingRequest(size: packetSize), paths: snapshots(),
+                now: Timestamp(nanoseconds: UInt64(now * 1e9)))
             switch decision {
             case .send(let set):
                 for i in set {
@@ -95,9 +96,10 @@ final class PathSchedulerTests: XCTestCase {
         _ id: Int, rtt: UInt64, window: Int = 100_000, inFlight: Int = 0, backup: Bool = false, usable: Bool = true,
         rate: Double = 0, pacedUntil: Timestamp? = nil, weight: Int = 1, rttVar: UInt64 = 0
     ) -> PathSnapshot {
-        PathSnapshot(id: id, isUsable: usable, isBackup: backup, congestionWindow: window, bytesInFlight: inFlight,
-                     smoothedRTT: ms(rtt), minRTT: ms(rtt), rttVariation: ms(rttVar), deliveryRate: rate,
-                     nextSendTime: pacedUntil, weight: weight)
+        PathSnapshot(
+            id: id, isUsable: usable, isBackup: backup, congestionWindow: window, bytesInFlight: inFlight,
+            smoothedRTT: ms(rtt), minRTT: ms(rtt), rttVariation: ms(rttVar), deliveryRate: rate,
+            nextSendTime: pacedUntil, weight: weight)
     }
 
     func testSchedulersAreFoundByName() {
@@ -107,7 +109,8 @@ final class PathSchedulerTests: XCTestCase {
         XCTAssertEqual(SchedulerKind.makeScheduler(named: "MinRTT")?.kind, .minrtt)
         XCTAssertNil(SchedulerKind.makeScheduler(named: "fastest"))
         XCTAssertEqual(SchedulerKind.default, .aggregate)
-        XCTAssertEqual(SchedulerKind.allCases.map(\.rawValue), ["aggregate", "minrtt", "roundrobin", "weighted", "blest", "ecf", "redundant"])
+        XCTAssertEqual(
+            SchedulerKind.allCases.map(\.rawValue), ["aggregate", "minrtt", "roundrobin", "weighted", "blest", "ecf", "redundant"])
     }
 
     /// Random snapshots: no scheduler ever sends on a backup path while a non-backup path is
@@ -117,16 +120,18 @@ final class PathSchedulerTests: XCTestCase {
         for kind in SchedulerKind.allCases {
             let scheduler = kind.makeScheduler()
             var backupUsedWhenAlone = 0
-            for _ in 0 ..< 3000 {
-                let paths = (0 ..< Int.random(in: 2 ... 5, using: &rng)).map { i in
-                    path(i, rtt: UInt64.random(in: 5 ... 700, using: &rng), window: Int.random(in: 2000 ... 200_000, using: &rng),
-                         inFlight: Int.random(in: 0 ... 200_000, using: &rng), backup: Bool.random(using: &rng),
-                         usable: Int.random(in: 0 ..< 4, using: &rng) > 0, rate: Double.random(in: 0 ... 1e7, using: &rng),
-                         weight: Int.random(in: 0 ... 4, using: &rng))
+            for _ in 0..<3000 {
+                let paths = (0..<Int.random(in: 2...5, using: &rng)).map { i in
+                    path(
+                        i, rtt: UInt64.random(in: 5...700, using: &rng), window: Int.random(in: 2000...200_000, using: &rng),
+                        inFlight: Int.random(in: 0...200_000, using: &rng), backup: Bool.random(using: &rng),
+                        usable: Int.random(in: 0..<4, using: &rng) > 0, rate: Double.random(in: 0...1e7, using: &rng),
+                        weight: Int.random(in: 0...4, using: &rng))
                 }
                 let mainUsable = paths.contains { $0.isUsable && !$0.isBackup }
-                let packet = SchedulingRequest(size: 1200, trafficClass: Bool.random(using: &rng) ? .bulk : .interactive,
-                                               queuedBytes: Int.random(in: 1200 ... 1_000_000, using: &rng))
+                let packet = SchedulingRequest(
+                    size: 1200, trafficClass: Bool.random(using: &rng) ? .bulk : .interactive,
+                    queuedBytes: Int.random(in: 1200...1_000_000, using: &rng))
                 guard case .send(let set) = scheduler.schedule(packet, paths: paths, now: now) else { continue }
                 XCTAssertFalse(set.isEmpty)
                 for i in set {
@@ -143,11 +148,13 @@ final class PathSchedulerTests: XCTestCase {
     func testAFullMainPathMakesTheSchedulerWaitRatherThanUseTheBackup() {
         let paths = [path(0, rtt: 10, window: 10_000, inFlight: 10_000), path(1, rtt: 5, backup: true)]
         for kind in SchedulerKind.allCases {
-            XCTAssertEqual(kind.makeScheduler().schedule(SchedulingRequest(size: 1200), paths: paths, now: now), .wait(until: nil), "\(kind)")
+            XCTAssertEqual(
+                kind.makeScheduler().schedule(SchedulingRequest(size: 1200), paths: paths, now: now), .wait(until: nil), "\(kind)")
         }
         let bothMainsDown = [path(0, rtt: 10, usable: false), path(1, rtt: 50, backup: true), path(2, rtt: 10, usable: false)]
         for kind in SchedulerKind.allCases {
-            XCTAssertEqual(kind.makeScheduler().schedule(SchedulingRequest(size: 1200), paths: bothMainsDown, now: now), .send(.single(1)), "\(kind)")
+            XCTAssertEqual(
+                kind.makeScheduler().schedule(SchedulingRequest(size: 1200), paths: bothMainsDown, now: now), .send(.single(1)), "\(kind)")
         }
     }
 
@@ -162,9 +169,14 @@ final class PathSchedulerTests: XCTestCase {
         var paced = paths
         paced[1].nextSendTime = now + ms(1)
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200), paths: paced, now: now), .send(.single(2)), "the pacer says not yet")
-        let allPaced = paths.map { p -> PathSnapshot in var p = p; p.nextSendTime = now + ms(UInt64(p.id + 2)); return p }
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200), paths: allPaced, now: now), .wait(until: now + ms(2)),
-                       "wait for the earliest pacer")
+        let allPaced = paths.map { p -> PathSnapshot in
+            var p = p
+            p.nextSendTime = now + ms(UInt64(p.id + 2))
+            return p
+        }
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 1200), paths: allPaced, now: now), .wait(until: now + ms(2)),
+            "wait for the earliest pacer")
     }
 
     func testRedundantSendsOnEveryPathWithRoom() {
@@ -173,22 +185,23 @@ final class PathSchedulerTests: XCTestCase {
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200), paths: paths, now: now), .send(PathSet([0, 1, 2])))
         var oneFull = paths
         oneFull[2].bytesInFlight = oneFull[2].congestionWindow
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200), paths: oneFull, now: now), .send(PathSet([0, 1])),
-                       "a full path skips the copy instead of queueing it")
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 1200), paths: oneFull, now: now), .send(PathSet([0, 1])),
+            "a full path skips the copy instead of queueing it")
     }
 
     func testRoundRobinTakesThePathsInTurn() {
         let s = RoundRobinScheduler()
         var paths = [path(0, rtt: 40), path(1, rtt: 10), path(2, rtt: 25)]
         var order: [Int] = []
-        for _ in 0 ..< 6 {
+        for _ in 0..<6 {
             guard case .send(let set) = s.schedule(SchedulingRequest(size: 1200), paths: paths, now: now) else { return XCTFail() }
             order.append(set.first!)
         }
         XCTAssertEqual(order, [0, 1, 2, 0, 1, 2])
         paths[1].bytesInFlight = paths[1].congestionWindow
         order = []
-        for _ in 0 ..< 4 {
+        for _ in 0..<4 {
             guard case .send(let set) = s.schedule(SchedulingRequest(size: 1200), paths: paths, now: now) else { return XCTFail() }
             order.append(set.first!)
         }
@@ -202,8 +215,8 @@ final class PathSchedulerTests: XCTestCase {
             let paths = weights.enumerated().map { i, w in path(i, rtt: UInt64(10 + 30 * i), weight: w) }
             var bytes = [Int](repeating: 0, count: weights.count)
             var rng = Xoshiro256(seed: 3)
-            for _ in 0 ..< 20_000 {
-                let size = Int.random(in: 60 ... 1400, using: &rng)
+            for _ in 0..<20_000 {
+                let size = Int.random(in: 60...1400, using: &rng)
                 guard case .send(let set) = s.schedule(SchedulingRequest(size: size), paths: paths, now: now) else { return XCTFail() }
                 bytes[set.first!] += size
             }
@@ -221,13 +234,15 @@ final class PathSchedulerTests: XCTestCase {
     func testAggregateSplitsInProportionToCapacity() {
         var saturated = FluidModel([FluidModel.link(mbps: 100, rttMs: 20), FluidModel.link(mbps: 50, rttMs: 20)])
         saturated.run(AggregateScheduler(), seconds: 2)
-        let fast = saturated.mbps(0, over: 2), slow = saturated.mbps(1, over: 2)
+        let fast = saturated.mbps(0, over: 2)
+        let slow = saturated.mbps(1, over: 2)
         XCTAssertEqual(fast / (fast + slow), 2.0 / 3.0, accuracy: 0.03, "share of the 100 Mbit/s path: \(fast) vs \(slow)")
         XCTAssertGreaterThan(fast + slow, 0.95 * 150, "the sum of the two links")
 
         var offered = FluidModel([FluidModel.link(mbps: 100, rttMs: 20), FluidModel.link(mbps: 50, rttMs: 20)])
         offered.run(AggregateScheduler(), seconds: 2, offeredMbps: 90)
-        let a = offered.mbps(0, over: 2), b = offered.mbps(1, over: 2)
+        let a = offered.mbps(0, over: 2)
+        let b = offered.mbps(1, over: 2)
         XCTAssertEqual(a / (a + b), 2.0 / 3.0, accuracy: 0.03, "90 Mbit/s offered split \(a) / \(b)")
         XCTAssertEqual(a + b, 90, accuracy: 2)
     }
@@ -244,10 +259,13 @@ final class PathSchedulerTests: XCTestCase {
     func testAggregateKeepsInteractivePacketsOnTheFastPathAndLetsBulkOverflow() {
         let s = AggregateScheduler()
         // Fibre full for a moment, satellite with room.
-        let paths = [path(0, rtt: 20, window: 250_000, inFlight: 250_000, rate: 12.5e6), path(1, rtt: 1200, window: 15_000_000, rate: 6.25e6)]
+        let paths = [
+            path(0, rtt: 20, window: 250_000, inFlight: 250_000, rate: 12.5e6), path(1, rtt: 1200, window: 15_000_000, rate: 6.25e6),
+        ]
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk), paths: paths, now: now), .send(.single(1)))
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 200, trafficClass: .interactive), paths: paths, now: now), .wait(until: nil),
-                       "the VoIP packet waits a moment for the fibre instead of 600 ms on the satellite")
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 200, trafficClass: .interactive), paths: paths, now: now), .wait(until: nil),
+            "the VoIP packet waits a moment for the fibre instead of 600 ms on the satellite")
         var open = paths
         open[0].bytesInFlight = 100_000
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 200, trafficClass: .interactive), paths: open, now: now), .send(.single(0)))
@@ -259,50 +277,64 @@ final class PathSchedulerTests: XCTestCase {
     func testAggregateKeepsASmallKnownBacklogOnTheLowDelayPath() {
         let s = AggregateScheduler()
         // Fibre (20 ms RTT, 100 Mbit/s) full for a moment, satellite (1200 ms) with room.
-        let paths = [path(0, rtt: 20, window: 250_000, inFlight: 250_000, rate: 12.5e6, rttVar: 2),
-                     path(1, rtt: 1200, window: 15_000_000, rate: 6.25e6, rttVar: 10)]
+        let paths = [
+            path(0, rtt: 20, window: 250_000, inFlight: 250_000, rate: 12.5e6, rttVar: 2),
+            path(1, rtt: 1200, window: 15_000_000, rate: 6.25e6, rttVar: 10),
+        ]
         // A light download (a few packets waiting): all of it reaches the far end sooner through
         // the fibre once it has room than this one packet through the satellite.
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 20_000), paths: paths, now: now),
-                       .wait(until: nil))
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 20_000), paths: paths, now: now),
+            .wait(until: nil))
         // A backlog the fibre needs longer than the satellite's delay to drain: the satellite adds its capacity.
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 8_000_000), paths: paths, now: now),
-                       .send(.single(1)))
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 8_000_000), paths: paths, now: now),
+            .send(.single(1)))
         // An unknown backlog counts as large (a saturating source): overflow as before.
         XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk), paths: paths, now: now), .send(.single(1)))
         // Paths of like delay (minimum RTTs within the RTT variation): no waiting on queueing noise.
-        let alike = [path(0, rtt: 20, window: 10_000, inFlight: 10_000, rate: 2e6, rttVar: 4),
-                     path(1, rtt: 22, window: 10_000, rate: 1e6, rttVar: 4)]
-        XCTAssertEqual(s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 1200), paths: alike, now: now),
-                       .send(.single(1)))
+        let alike = [
+            path(0, rtt: 20, window: 10_000, inFlight: 10_000, rate: 2e6, rttVar: 4),
+            path(1, rtt: 22, window: 10_000, rate: 1e6, rttVar: 4),
+        ]
+        XCTAssertEqual(
+            s.schedule(SchedulingRequest(size: 1200, trafficClass: .bulk, queuedBytes: 1200), paths: alike, now: now),
+            .send(.single(1)))
     }
 
     func testECFWaitsForTheFastPathWhenThatFinishesEarlier() {
         let fastFull = path(0, rtt: 10, window: 100_000, inFlight: 100_000, rttVar: 1)
         let slow = path(1, rtt: 600, window: 100_000, rttVar: 5)
         // A small backlog finishes sooner on the fibre once it has room again.
-        XCTAssertEqual(ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 200_000), paths: [fastFull, slow], now: now),
-                       .wait(until: nil))
+        XCTAssertEqual(
+            ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 200_000), paths: [fastFull, slow], now: now),
+            .wait(until: nil))
         // A backlog so large that the fast path alone would take longer than a satellite RTT.
-        XCTAssertEqual(ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 8_000_000), paths: [fastFull, slow], now: now),
-                       .send(.single(1)))
+        XCTAssertEqual(
+            ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 8_000_000), paths: [fastFull, slow], now: now),
+            .send(.single(1)))
         // Similar paths: the second one is used at once.
         let similar = path(1, rtt: 12, window: 100_000)
-        XCTAssertEqual(ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 200_000), paths: [fastFull, similar], now: now),
-                       .send(.single(1)))
+        XCTAssertEqual(
+            ECFScheduler().schedule(SchedulingRequest(size: 1200, queuedBytes: 200_000), paths: [fastFull, similar], now: now),
+            .send(.single(1)))
         // The fast path with room is always first.
-        XCTAssertEqual(ECFScheduler().schedule(SchedulingRequest(size: 1200), paths: [path(0, rtt: 10), slow], now: now), .send(.single(0)))
+        XCTAssertEqual(
+            ECFScheduler().schedule(SchedulingRequest(size: 1200), paths: [path(0, rtt: 10), slow], now: now), .send(.single(0)))
     }
 
     func testBLESTSkipsTheSlowPathWhenItWouldBlockTheReceiveWindow() {
         let fastFull = path(0, rtt: 10, window: 120_000, inFlight: 120_000)
         let slow = path(1, rtt: 600, window: 1_000_000)
         // In 600 ms the fibre sends ~60 windows (7 MB): more than a 4 MB reorder window holds.
-        XCTAssertEqual(BLESTScheduler(windowBytes: 4_000_000).schedule(SchedulingRequest(size: 1200), paths: [fastFull, slow], now: now),
-                       .wait(until: nil))
-        XCTAssertEqual(BLESTScheduler(windowBytes: 64_000_000).schedule(SchedulingRequest(size: 1200), paths: [fastFull, slow], now: now),
-                       .send(.single(1)))
-        XCTAssertEqual(BLESTScheduler().schedule(SchedulingRequest(size: 1200), paths: [path(0, rtt: 10), slow], now: now), .send(.single(0)))
+        XCTAssertEqual(
+            BLESTScheduler(windowBytes: 4_000_000).schedule(SchedulingRequest(size: 1200), paths: [fastFull, slow], now: now),
+            .wait(until: nil))
+        XCTAssertEqual(
+            BLESTScheduler(windowBytes: 64_000_000).schedule(SchedulingRequest(size: 1200), paths: [fastFull, slow], now: now),
+            .send(.single(1)))
+        XCTAssertEqual(
+            BLESTScheduler().schedule(SchedulingRequest(size: 1200), paths: [path(0, rtt: 10), slow], now: now), .send(.single(0)))
     }
 
     func testEverySchedulerCarriesTwoEqualLinksNearTheirSum() {
@@ -318,10 +350,10 @@ final class PathSchedulerTests: XCTestCase {
         var time = 0.0
         var voipClasses = Set<TrafficClass>()
         var downloadClasses: [TrafficClass] = []
-        for i in 0 ..< 2000 {  // 2 s: VoIP 50 packets/s of 200 bytes; download 10 MB/s
+        for i in 0..<2000 {  // 2 s: VoIP 50 packets/s of 200 bytes; download 10 MB/s
             time += 1
             if i % 20 == 0 { voipClasses.insert(classifier.classify(lane: 5, bytes: 200, now: at(time))) }
-            for _ in 0 ..< 8 { downloadClasses.append(classifier.classify(lane: 9, bytes: 1250, now: at(time))) }
+            for _ in 0..<8 { downloadClasses.append(classifier.classify(lane: 9, bytes: 1250, now: at(time))) }
         }
         XCTAssertEqual(voipClasses, [.interactive])
         XCTAssertEqual(downloadClasses.prefix(12).filter { $0 == .interactive }.count, 12, "a new flow starts interactive")

@@ -1,16 +1,18 @@
+import Congestion
 // The queue guard: a path whose rate fell behind a big queue is limited to what it delivers,
 // and a healthy or merely jittery path is left alone.
 import XCTest
+
 @testable import Bonding
-import Congestion
 
 final class QueueGuardTests: XCTestCase {
     private func ms(_ v: UInt64) -> Duration { .milliseconds(v) }
 
     /// rate in Mbit/s.
     private func path(cwnd: Int, srtt: UInt64, min: UInt64, variation: UInt64 = 1, mbps: Double) -> PathSnapshot {
-        PathSnapshot(id: 0, congestionWindow: cwnd, smoothedRTT: ms(srtt), minRTT: ms(min), rttVariation: ms(variation),
-                     deliveryRate: mbps * 1e6 / 8)
+        PathSnapshot(
+            id: 0, congestionWindow: cwnd, smoothedRTT: ms(srtt), minRTT: ms(min), rttVariation: ms(variation),
+            deliveryRate: mbps * 1e6 / 8)
     }
 
     func testBudgetIsHalfTheSlowestMinimumRTTAtLeastFiveMilliseconds() {

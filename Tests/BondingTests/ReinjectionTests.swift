@@ -13,7 +13,7 @@ final class ReinjectionTests: XCTestCase {
     func testAFailedPathsUnacknowledgedPacketsAreQueuedInSequenceOrder() {
         var ledger = ReinjectionLedger()
         var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
-        for seq in UInt32(1) ... 10 {
+        for seq in UInt32(1)...10 {
             let path = seq % 2 == 0 ? 2 : 1
             tickets[seq] = ledger.recordSent(record(seq), onPath: path).ticket
         }
@@ -37,7 +37,7 @@ final class ReinjectionTests: XCTestCase {
 
     func testTwoFailuresMergeIntoOneSequenceOrder() {
         var ledger = ReinjectionLedger()
-        for seq in UInt32(1) ... 9 { _ = ledger.recordSent(record(seq), onPath: Int(seq % 3)) }
+        for seq in UInt32(1)...9 { _ = ledger.recordSent(record(seq), onPath: Int(seq % 3)) }
         ledger.pathFailed(id: 2)  // 2, 5, 8
         XCTAssertEqual(ledger.nextReinjection()?.sequence, TunnelSequence(2))
         ledger.pathFailed(id: 1)  // 1, 4, 7
@@ -72,7 +72,7 @@ final class ReinjectionTests: XCTestCase {
         config.capacityPerPath = 4
         var ledger = ReinjectionLedger(configuration: config)
         var tickets: [ReinjectionLedger.Ticket] = []
-        for seq in UInt32(1) ... 4 { tickets.append(ledger.recordSent(record(seq), onPath: 7).ticket!) }
+        for seq in UInt32(1)...4 { tickets.append(ledger.recordSent(record(seq), onPath: 7).ticket!) }
         _ = ledger.acknowledged(tickets[1])  // #2 acknowledged: the ring still spans #1...#4
         let fifth = ledger.recordSent(record(5), onPath: 7)
         XCTAssertEqual(fifth.evicted?.sequence, TunnelSequence(1), "the oldest unacknowledged is forgotten")
@@ -105,7 +105,7 @@ final class ReinjectionTests: XCTestCase {
         var config = ReinjectionLedger.Configuration()
         config.queueCapacity = 8
         var ledger = ReinjectionLedger(configuration: config)
-        for seq in UInt32(1) ... 10 { _ = ledger.recordSent(record(seq), onPath: 1) }
+        for seq in UInt32(1)...10 { _ = ledger.recordSent(record(seq), onPath: 1) }
         var discarded: [UInt32] = []
         let queued = ledger.pathFailed(id: 1) { discarded.append($0.sequence.rawValue) }
         XCTAssertEqual(queued, 10)
@@ -128,14 +128,16 @@ final class ReinjectionTests: XCTestCase {
         let delays: [Int: Double] = [1: 10, 2: 40]
         var arrivals: [(time: Double, header: TunnelHeader)] = []
         var tickets: [UInt32: (path: Int, ticket: ReinjectionLedger.Ticket)] = [:]
-        let cut = 500.0, detected = 700.0
+        let cut = 500.0
+        let detected = 700.0
         var pathAlive = [1: true, 2: true]
         var sent = 0
 
         func send(_ header: TunnelHeader, on path: Int, at time: Double, reinjected: Bool) {
             var header = header
             header.isReinjected = reinjected
-            let r = ReinjectionLedger.Record(sequence: header.sequence, handle: Int(header.sequence.rawValue), bytes: 1200, firstSent: at(time))
+            let r = ReinjectionLedger.Record(
+                sequence: header.sequence, handle: Int(header.sequence.rawValue), bytes: 1200, firstSent: at(time))
             tickets[header.sequence.rawValue] = (path, ledger.recordSent(r, onPath: path).ticket!)
             if path == 1 || time < cut { arrivals.append((time + delays[path]!, header)) }  // path 2 drops all after the cut
         }
@@ -147,7 +149,8 @@ final class ReinjectionTests: XCTestCase {
             // acknowledgement came back before the cut (path 2's return way dies too).
             for (seq, entry) in tickets where pathAlive[entry.path]! {
                 if let a = arrivals.first(where: { $0.header.sequence.rawValue == seq }),
-                   case let acked = a.time + delays[entry.path]!, acked <= time, entry.path == 1 || acked < cut {
+                    case let acked = a.time + delays[entry.path]!, acked <= time, entry.path == 1 || acked < cut
+                {
                     _ = ledger.acknowledged(entry.ticket)
                     tickets[seq] = nil
                 }
@@ -179,7 +182,7 @@ final class ReinjectionTests: XCTestCase {
 
         let sequences = delivered.map(\.header.sequence.rawValue)
         XCTAssertEqual(Set(sequences).count, sequences.count, "no duplicate delivered")
-        XCTAssertEqual(Set(sequences), Set((0 ..< UInt32(sent)).map { $0 }), "every packet handed to the connection arrives")
+        XCTAssertEqual(Set(sequences), Set((0..<UInt32(sent)).map { $0 }), "every packet handed to the connection arrives")
         XCTAssertGreaterThan(ledger.statistics.reinjected, 0)
         XCTAssertGreaterThan(receiver.statistics.lateDelivered, 0, "the cut's packets came after their flows moved on")
         XCTAssertGreaterThan(receiver.statistics.duplicatesDropped, 0, "packets delivered but never acknowledged came twice")
@@ -196,7 +199,7 @@ extension ReinjectionTests {
     func testALossOnAFailingPathIsRequeuedInSequenceOrder() {
         var ledger = ReinjectionLedger()
         var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
-        for seq in UInt32(1) ... 6 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
+        for seq in UInt32(1)...6 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
         XCTAssertTrue(ledger.requeueForReinjection(tickets[5]!))
         XCTAssertTrue(ledger.requeueForReinjection(tickets[2]!))
         XCTAssertFalse(ledger.requeueForReinjection(tickets[2]!), "a ticket is used once")
@@ -212,9 +215,9 @@ extension ReinjectionTests {
         c.queueCapacity = 2
         var ledger = ReinjectionLedger(configuration: c)
         var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
-        for seq in UInt32(1) ... 3 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
+        for seq in UInt32(1)...3 { tickets[seq] = ledger.recordSent(record(seq), onPath: 1).ticket }
         var discarded: [UInt32] = []
-        for seq in UInt32(1) ... 3 { ledger.requeueForReinjection(tickets[seq]!) { discarded.append($0.sequence.rawValue) } }
+        for seq in UInt32(1)...3 { ledger.requeueForReinjection(tickets[seq]!) { discarded.append($0.sequence.rawValue) } }
         XCTAssertEqual(discarded, [1], "its handle goes back to the caller")
         XCTAssertEqual(ledger.pendingReinjections, 2)
         XCTAssertEqual(ledger.statistics.queueOverflow, 1)

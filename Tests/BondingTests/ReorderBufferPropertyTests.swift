@@ -23,46 +23,46 @@ final class ReorderBufferPropertyTests: XCTestCase {
     /// Random traffic: `lossy` adds losses, copies and declarations.
     static func makeScenario(_ rng: inout Xoshiro256, lossy: Bool) -> Scenario {
         var s = Scenario()
-        let lanes = (0 ..< Int.random(in: 1 ... 8, using: &rng)).map { _ in UInt16.random(in: 0 ..< 4096, using: &rng) }
-        let paths = (0 ..< Int.random(in: 1 ... 4, using: &rng)).map { _ in
-            (delay: Double.random(in: 1 ... 700, using: &rng), jitter: Double.random(in: 0 ... 30, using: &rng))
+        let lanes = (0..<Int.random(in: 1...8, using: &rng)).map { _ in UInt16.random(in: 0..<4096, using: &rng) }
+        let paths = (0..<Int.random(in: 1...4, using: &rng)).map { _ in
+            (delay: Double.random(in: 1...700, using: &rng), jitter: Double.random(in: 0...30, using: &rng))
         }
         s.pathDelays = paths.map { .init(oneWayDelay: .milliseconds(UInt64($0.delay)), jitter: .milliseconds(UInt64($0.jitter / 2))) }
-        let lossRate = lossy ? Double.random(in: 0 ... 0.1, using: &rng) : 0
-        let copyRate = lossy ? Double.random(in: 0 ... 0.1, using: &rng) : 0
+        let lossRate = lossy ? Double.random(in: 0...0.1, using: &rng) : 0
+        let copyRate = lossy ? Double.random(in: 0...0.1, using: &rng) : 0
         var laneCounters = [UInt16: UInt16]()
         var time = 0.0
-        var sequence = UInt32.random(in: 0 ... UInt32.max, using: &rng)  // wrap somewhere, maybe
+        var sequence = UInt32.random(in: 0...UInt32.max, using: &rng)  // wrap somewhere, maybe
         var handle = 0
-        s.sent = Int.random(in: 200 ... 1500, using: &rng)
-        for _ in 0 ..< s.sent {
-            time += Double.random(in: 0 ... 3, using: &rng)
+        s.sent = Int.random(in: 200...1500, using: &rng)
+        for _ in 0..<s.sent {
+            time += Double.random(in: 0...3, using: &rng)
             // Skewed lane choice: the first lanes are busier.
-            let lane = lanes[min(Int.random(in: 0 ..< lanes.count, using: &rng), Int.random(in: 0 ..< lanes.count, using: &rng))]
+            let lane = lanes[min(Int.random(in: 0..<lanes.count, using: &rng), Int.random(in: 0..<lanes.count, using: &rng))]
             let laneSeq = laneCounters[lane, default: 0]
             laneCounters[lane] = laneSeq &+ 1
             let header = TunnelHeader(sequence: TunnelSequence(sequence), lane: lane, laneSequence: laneSeq)
             sequence &+= 1
             func arrival(_ extra: Double = 0) -> Timestamp {
-                let path = paths[Int.random(in: 0 ..< paths.count, using: &rng)]
-                return at(time + extra + path.delay + Double.random(in: 0 ... path.jitter, using: &rng))
+                let path = paths[Int.random(in: 0..<paths.count, using: &rng)]
+                return at(time + extra + path.delay + Double.random(in: 0...path.jitter, using: &rng))
             }
-            if Double.random(in: 0 ..< 1, using: &rng) < lossRate {
+            if Double.random(in: 0..<1, using: &rng) < lossRate {
                 s.lost.insert(header.sequence.rawValue)
-                let roll = Double.random(in: 0 ..< 1, using: &rng)
+                let roll = Double.random(in: 0..<1, using: &rng)
                 if roll < 0.3 {
-                    s.events.append((at(time + Double.random(in: 0 ... 800, using: &rng)), .declaredLost(header)))
+                    s.events.append((at(time + Double.random(in: 0...800, using: &rng)), .declaredLost(header)))
                 } else if roll < 0.5 {
                     var copy = header  // reinjected after its path died, up to 1.5 s later
                     copy.isReinjected = true
-                    s.events.append((arrival(Double.random(in: 50 ... 1500, using: &rng)), .arrival(copy, handle: handle)))
+                    s.events.append((arrival(Double.random(in: 50...1500, using: &rng)), .arrival(copy, handle: handle)))
                     handle += 1
                 }
                 continue
             }
             s.events.append((arrival(), .arrival(header, handle: handle)))
             handle += 1
-            if Double.random(in: 0 ..< 1, using: &rng) < copyRate {
+            if Double.random(in: 0..<1, using: &rng) < copyRate {
                 s.events.append((arrival(), .arrival(header, handle: handle)))
                 handle += 1
             }
@@ -106,12 +106,12 @@ final class ReorderBufferPropertyTests: XCTestCase {
             case .declaredLost(let header):
                 buffer.declareLost(header, now: time)
             }
-            if adaptHold, Int.random(in: 0 ..< 50, using: &rng) == 0 {
+            if adaptHold, Int.random(in: 0..<50, using: &rng) == 0 {
                 // The path estimates move: a random subset of the paths with drifting delays.
                 let paths = s.pathDelays.map {
-                    ReorderBuffer.PathDelay(oneWayDelay: $0.oneWayDelay * UInt64.random(in: 1 ... 3, using: &rng) / 2, jitter: $0.jitter)
+                    ReorderBuffer.PathDelay(oneWayDelay: $0.oneWayDelay * UInt64.random(in: 1...3, using: &rng) / 2, jitter: $0.jitter)
                 }
-                buffer.updateHoldTime(paths: Array(paths.prefix(Int.random(in: 0 ... paths.count, using: &rng))))
+                buffer.updateHoldTime(paths: Array(paths.prefix(Int.random(in: 0...paths.count, using: &rng))))
             }
             drain(time)
             i += 1
@@ -140,10 +140,12 @@ final class ReorderBufferPropertyTests: XCTestCase {
                 continue
             }
             if let previous = lastInLane[p.header.lane] {
-                XCTAssertTrue(previous.header.sequence.precedes(p.header.sequence),
-                              "seed \(seed): lane \(p.header.lane) delivered \(previous.header) before \(p.header)")
-                XCTAssertLessThan(p.header.laneSequence &- previous.header.laneSequence, 0x8000,
-                                  "seed \(seed): lane sequence went backwards")
+                XCTAssertTrue(
+                    previous.header.sequence.precedes(p.header.sequence),
+                    "seed \(seed): lane \(p.header.lane) delivered \(previous.header) before \(p.header)")
+                XCTAssertLessThan(
+                    p.header.laneSequence &- previous.header.laneSequence, 0x8000,
+                    "seed \(seed): lane sequence went backwards")
             }
             lastInLane[p.header.lane] = p
             XCTAssertLessThanOrEqual(p.heldFor, holdBound, "seed \(seed): \(p.header) held \(p.heldFor)")
@@ -160,7 +162,7 @@ final class ReorderBufferPropertyTests: XCTestCase {
     }
 
     func testRandomTrafficNeverDuplicatesNeverReordersAFlowAndRespectsTheHoldBound() {
-        for seed in UInt64(1) ... 150 {
+        for seed in UInt64(1)...150 {
             var rng = Xoshiro256(seed: seed)
             let scenario = Self.makeScenario(&rng, lossy: true)
             var config = ReorderBuffer.Configuration()
@@ -168,7 +170,7 @@ final class ReorderBufferPropertyTests: XCTestCase {
             config.readyReserve = 2048
             config.lateArrivals = seed % 3 == 0 ? .drop : .deliverReinjected
             var buffer = ReorderBuffer(configuration: config)
-            buffer.setHoldTime(.milliseconds(UInt64.random(in: 1 ... 900, using: &rng)))
+            buffer.setHoldTime(.milliseconds(UInt64.random(in: 1...900, using: &rng)))
             let hold = buffer.holdTime
             let out = Self.run(scenario, buffer: &buffer, rng: &rng, adaptHold: false)
             Self.check(out, buffer, holdBound: hold, capacity: config.capacity, seed: seed)
@@ -177,11 +179,11 @@ final class ReorderBufferPropertyTests: XCTestCase {
     }
 
     func testAdaptiveHoldNeverExceedsTheMaximumHold() {
-        for seed in UInt64(1000) ... 1080 {
+        for seed in UInt64(1000)...1080 {
             var rng = Xoshiro256(seed: seed)
             let scenario = Self.makeScenario(&rng, lossy: true)
             var config = ReorderBuffer.Configuration()
-            config.maximumHold = .milliseconds(UInt64.random(in: 50 ... 1000, using: &rng))
+            config.maximumHold = .milliseconds(UInt64.random(in: 50...1000, using: &rng))
             // Half the runs also learn from late arrivals: the bound is still the maximum hold.
             config.learnsFromLateArrivals = seed % 2 == 1
             var buffer = ReorderBuffer(configuration: config)
@@ -193,7 +195,7 @@ final class ReorderBufferPropertyTests: XCTestCase {
     /// Nothing lost, hold time from the real path delays, room enough: every packet is delivered
     /// exactly once, every flow in full order, no gap skipped.
     func testWithoutLossEveryPacketIsDeliveredOnceAndInOrder() {
-        for seed in UInt64(2000) ... 2060 {
+        for seed in UInt64(2000)...2060 {
             var rng = Xoshiro256(seed: seed)
             let scenario = Self.makeScenario(&rng, lossy: false)
             var buffer = ReorderBuffer()

@@ -51,7 +51,7 @@ final class ReorderBufferTests: XCTestCase {
 
     func testInOrderPacketsLeaveAtOnce() {
         var h = ReorderHarness(hold: ms(50))
-        for i in 0 ..< 5 {
+        for i in 0..<5 {
             let p = h.send(lane: download)
             XCTAssertEqual(h.receive(p, at: at(Double(i))), .ready)
         }
@@ -64,7 +64,9 @@ final class ReorderBufferTests: XCTestCase {
 
     func testOutOfOrderPacketsOfAFlowAreReleasedInOrderWhenTheGapFills() {
         var h = ReorderHarness(hold: ms(100))
-        let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+        let p1 = h.send(lane: download)
+        let p2 = h.send(lane: download)
+        let p3 = h.send(lane: download)
         XCTAssertEqual(h.receive(p3, at: at(0)), .held)
         XCTAssertEqual(h.receive(p2, at: at(1)), .held)
         XCTAssertEqual(h.buffer.nextDeadline, at(100), "the oldest held packet expires first")
@@ -77,7 +79,8 @@ final class ReorderBufferTests: XCTestCase {
 
     func testDuplicatesAreDroppedWhetherHeldOrAlreadyDelivered() {
         var h = ReorderHarness(hold: ms(100))
-        let p1 = h.send(lane: download), p2 = h.send(lane: download)
+        let p1 = h.send(lane: download)
+        let p2 = h.send(lane: download)
         XCTAssertEqual(h.receive(p2, at: at(0)), .held)
         XCTAssertEqual(h.receive(p2, at: at(1)), .duplicate, "copy of a held packet")
         XCTAssertEqual(h.receive(p1, at: at(2)), .ready)
@@ -90,7 +93,9 @@ final class ReorderBufferTests: XCTestCase {
 
     func testAGapIsSkippedWhenTheHoldTimeRunsOutAndTheStragglerIsThenLate() {
         var h = ReorderHarness(hold: ms(50))
-        let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+        let p1 = h.send(lane: download)
+        let p2 = h.send(lane: download)
+        let p3 = h.send(lane: download)
         h.receive(p1, at: at(0))
         XCTAssertEqual(h.receive(p3, at: at(10)), .held)
         XCTAssertEqual(h.buffer.nextDeadline, at(60))
@@ -119,7 +124,7 @@ final class ReorderBufferTests: XCTestCase {
         // Every 10 ms: a download packet on the satellite, then one on the fibre, then a VoIP
         // packet on the fibre; a DNS query at 95 ms on the fibre.
         var arrivals: [(TunnelHeader, Timestamp)] = []
-        for tick in 0 ..< 20 {
+        for tick in 0..<20 {
             let sent = Double(tick * 10)
             arrivals.append((h.send(lane: download), at(sent + 610)))
             arrivals.append((h.send(lane: download), at(sent + 10)))
@@ -136,7 +141,7 @@ final class ReorderBufferTests: XCTestCase {
 
         let downloadPackets = h.delivered.filter { $0.header.lane == download }
         XCTAssertEqual(downloadPackets.count, 40, "nothing of the download lost")
-        XCTAssertEqual(downloadPackets.map(\.header.laneSequence), (0 ..< 40).map { UInt16($0) }, "download in order")
+        XCTAssertEqual(downloadPackets.map(\.header.laneSequence), (0..<40).map { UInt16($0) }, "download in order")
         let longest = downloadPackets.map(\.heldFor).max() ?? .zero
         XCTAssertEqual(longest, ms(600), "a fibre packet waits exactly until its satellite predecessor lands")
         XCTAssertLessThan(longest, h.buffer.holdTime)
@@ -150,7 +155,7 @@ final class ReorderBufferTests: XCTestCase {
         _ = h.send(lane: download)  // lost for good
         var time = 0.0
         h.receive(d1, at: at(time))
-        for _ in 0 ..< 10 {
+        for _ in 0..<10 {
             time += 20
             h.receive(h.send(lane: download), at: at(time))
             XCTAssertEqual(h.receive(h.send(lane: voip), at: at(time)), .ready, "VoIP at \(time) ms")
@@ -167,7 +172,7 @@ final class ReorderBufferTests: XCTestCase {
         config.capacity = 4
         var h = ReorderHarness(configuration: config, hold: ms(500))
         _ = h.send(lane: download)  // missing
-        let held = (0 ..< 4).map { _ in h.send(lane: download) }
+        let held = (0..<4).map { _ in h.send(lane: download) }
         _ = h.send(lane: voip)  // missing
         let voipHeld = h.send(lane: voip)
         for (i, p) in held.enumerated() { XCTAssertEqual(h.receive(p, at: at(Double(i))), .held) }
@@ -182,7 +187,9 @@ final class ReorderBufferTests: XCTestCase {
 
     func testAPacketDeclaredLostNoLongerHoldsItsFlow() {
         var h = ReorderHarness(hold: ms(500))
-        let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+        let p1 = h.send(lane: download)
+        let p2 = h.send(lane: download)
+        let p3 = h.send(lane: download)
         h.receive(p1, at: at(0))
         h.receive(p3, at: at(1))
         XCTAssertEqual(h.sequences(), [1])
@@ -195,7 +202,9 @@ final class ReorderBufferTests: XCTestCase {
 
     func testALossDeclaredAheadOfTheGapIsRememberedAndGivesWayToTheRealPacket() {
         var h = ReorderHarness(hold: ms(500))
-        let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+        let p1 = h.send(lane: download)
+        let p2 = h.send(lane: download)
+        let p3 = h.send(lane: download)
         let p4 = h.send(lane: download)
         h.buffer.declareLost(p2, now: at(0))  // #1 is still missing: remembered
         h.receive(p4, at: at(1))
@@ -206,7 +215,9 @@ final class ReorderBufferTests: XCTestCase {
 
         // The declared packet arrives after all (a reinjected copy) before its lane passed it.
         var g = ReorderHarness(hold: ms(500))
-        let q1 = g.send(lane: dns), q2 = g.send(lane: dns), q3 = g.send(lane: dns)
+        let q1 = g.send(lane: dns)
+        let q2 = g.send(lane: dns)
+        let q3 = g.send(lane: dns)
         g.buffer.declareLost(q2, now: at(0))
         g.receive(q3, at: at(1))
         XCTAssertEqual(g.receive(q2, at: at(2)), .held, "the packet replaces its lost-marker")
@@ -255,20 +266,22 @@ final class ReorderBufferTests: XCTestCase {
         config.capacity = 2
         config.readyReserve = 1
         var buffer = ReorderBuffer(configuration: config)
-        for i in 0 ..< 3 {
-            let outcome = buffer.insert(TunnelHeader(sequence: TunnelSequence(UInt32(i)), lane: 1, laneSequence: UInt16(i)), handle: i, now: at(0))
+        for i in 0..<3 {
+            let outcome = buffer.insert(
+                TunnelHeader(sequence: TunnelSequence(UInt32(i)), lane: 1, laneSequence: UInt16(i)), handle: i, now: at(0))
             XCTAssertEqual(outcome, .ready)
         }
         XCTAssertEqual(buffer.insert(TunnelHeader(sequence: TunnelSequence(3), lane: 1, laneSequence: 3), handle: 3, now: at(0)), .rejected)
         XCTAssertEqual(buffer.statistics.rejected, 1)
         XCTAssertEqual(buffer.poll(now: at(0))?.handle, 0)
-        XCTAssertEqual(buffer.insert(TunnelHeader(sequence: TunnelSequence(3), lane: 1, laneSequence: 3), handle: 3, now: at(0)), .ready,
-                       "a refused packet was not marked as seen")
+        XCTAssertEqual(
+            buffer.insert(TunnelHeader(sequence: TunnelSequence(3), lane: 1, laneSequence: 3), handle: 3, now: at(0)), .ready,
+            "a refused packet was not marked as seen")
     }
 
     func testSequenceNumbersWrapWithinALane() {
         var h = ReorderHarness(hold: ms(100), firstSequence: UInt32.max - 2)
-        let p = (0 ..< 6).map { _ in h.send(lane: download) }
+        let p = (0..<6).map { _ in h.send(lane: download) }
         for i in [1, 0, 3, 2, 5, 4] { h.receive(p[i], at: at(Double(i))) }
         XCTAssertEqual(h.sequences(), [UInt32.max - 2, UInt32.max - 1, UInt32.max, 0, 1, 2])
     }
@@ -277,8 +290,9 @@ final class ReorderBufferTests: XCTestCase {
         var h = ReorderHarness(hold: ms(100))
         h.receive(TunnelHeader(sequence: TunnelSequence(0), lane: 7, laneSequence: 0), at: at(0))
         // Other lanes carry traffic numbered past 2^30; a sweep of every lane follows.
-        for i in 0 ..< UInt32(TunnelFrame.laneCount + 1) {
-            h.receive(TunnelHeader(sequence: TunnelSequence(0x5000_0000 + i), lane: 8, laneSequence: UInt16(truncatingIfNeeded: i)), at: at(1))
+        for i in 0..<UInt32(TunnelFrame.laneCount + 1) {
+            h.receive(
+                TunnelHeader(sequence: TunnelSequence(0x5000_0000 + i), lane: 8, laneSequence: UInt16(truncatingIfNeeded: i)), at: at(1))
         }
         // Lane 7 speaks again, 2^31 + 16 numbers later: serial arithmetic alone would call it old.
         let outcome = h.receive(TunnelHeader(sequence: TunnelSequence(0x8000_0010), lane: 7, laneSequence: 1), at: at(2))
@@ -288,7 +302,7 @@ final class ReorderBufferTests: XCTestCase {
 
     func testHoldTimeStatisticsAreRecordedPerReleasedPacket() {
         var h = ReorderHarness(hold: ms(100))
-        for _ in 0 ..< 98 { h.receive(h.send(lane: voip), at: at(0)) }
+        for _ in 0..<98 { h.receive(h.send(lane: voip), at: at(0)) }
         _ = h.send(lane: download)
         h.receive(h.send(lane: download), at: at(0))
         h.receive(h.send(lane: download), at: at(0))
@@ -304,7 +318,9 @@ final class ReorderBufferTests: XCTestCase {
             var config = ReorderBuffer.Configuration()
             config.lateArrivals = policy
             var h = ReorderHarness(configuration: config, hold: ms(20))
-            let p1 = h.send(lane: download), p2 = h.send(lane: download), p3 = h.send(lane: download)
+            let p1 = h.send(lane: download)
+            let p2 = h.send(lane: download)
+            let p3 = h.send(lane: download)
             let p4 = h.send(lane: download)
             h.receive(p1, at: at(0))
             h.receive(p4, at: at(1))
@@ -320,8 +336,9 @@ final class ReorderBufferTests: XCTestCase {
             let late = h.delivered.filter(\.isLate)
             XCTAssertEqual(UInt64(late.count), h.buffer.statistics.lateDelivered, "\(policy)")
             XCTAssertTrue(late.allSatisfy { $0.heldFor == .zero })
-            XCTAssertEqual(h.receive(reinjected, at: at(40)), policy == .drop ? .late : .duplicate,
-                           "a late packet handed on is remembered as seen")
+            XCTAssertEqual(
+                h.receive(reinjected, at: at(40)), policy == .drop ? .late : .duplicate,
+                "a late packet handed on is remembered as seen")
             XCTAssertEqual(h.receive(h.send(lane: download), at: at(50)), .ready, "the lane goes on from #4")
         }
     }
@@ -329,10 +346,11 @@ final class ReorderBufferTests: XCTestCase {
     func testLatencyHistogramPercentilesAreWithinOneBucket() {
         var histogram = LatencyHistogram()
         XCTAssertEqual(histogram.percentile(0.5), .zero, "empty")
-        for i in 1 ... 1000 { histogram.record(.microseconds(UInt64(i) * 1000)) }  // 1 ... 1000 ms
+        for i in 1...1000 { histogram.record(.microseconds(UInt64(i) * 1000)) }  // 1 ... 1000 ms
         XCTAssertEqual(histogram.count, 1000)
         XCTAssertEqual(histogram.maximum, ms(1000))
-        let p50 = histogram.percentile(0.5).milliseconds, p99 = histogram.percentile(0.99).milliseconds
+        let p50 = histogram.percentile(0.5).milliseconds
+        let p99 = histogram.percentile(0.99).milliseconds
         XCTAssertEqual(p50, 500, accuracy: 500 * 0.125)
         XCTAssertGreaterThanOrEqual(p50, 500, "a percentile is an upper edge")
         XCTAssertEqual(p99, 990, accuracy: 990 * 0.125)

@@ -27,7 +27,7 @@ final class TunnelFrameTests: XCTestCase {
             var datagram = [UInt8](repeating: 0, count: 8) + [0x45, 0x00]
             datagram.withUnsafeMutableBytes { _ = TunnelFrame.write(header, to: $0, at: 0) }
             let decoded = datagram.withRaw { TunnelFrame.decode($0) }
-            XCTAssertEqual(decoded, .success(DecodedTunnelFrame(header: header, payload: 8 ..< 10)), "\(header)")
+            XCTAssertEqual(decoded, .success(DecodedTunnelFrame(header: header, payload: 8..<10)), "\(header)")
         }
     }
 
@@ -39,9 +39,9 @@ final class TunnelFrameTests: XCTestCase {
         let range = buffer.withUnsafeMutableBytes {
             TunnelFrame.prepend(header, to: $0, payloadOffset: 16, payloadLength: packet.count)
         }
-        XCTAssertEqual(range, 8 ..< 16 + packet.count)
-        XCTAssertEqual(Array(buffer[16 ..< 16 + packet.count]), packet, "the packet was not touched")
-        XCTAssertEqual(Array(buffer[0 ..< 8]), [UInt8](repeating: 0xee, count: 8), "nothing written before the header")
+        XCTAssertEqual(range, 8..<16 + packet.count)
+        XCTAssertEqual(Array(buffer[16..<16 + packet.count]), packet, "the packet was not touched")
+        XCTAssertEqual(Array(buffer[0..<8]), [UInt8](repeating: 0xee, count: 8), "nothing written before the header")
         let frame = Array(buffer[range!])
         let decoded = frame.withRaw { TunnelFrame.decode($0) }
         guard case .success(let d) = decoded else { return XCTFail("frame does not decode: \(decoded)") }
@@ -69,7 +69,7 @@ final class TunnelFrameTests: XCTestCase {
         frame.withUnsafeMutableBytes { XCTAssertTrue(TunnelFrame.markReinjected($0, at: 0)) }
         var expected = header
         expected.isReinjected = true
-        XCTAssertEqual(frame.withRaw { TunnelFrame.decode($0) }, .success(DecodedTunnelFrame(header: expected, payload: 8 ..< 9)))
+        XCTAssertEqual(frame.withRaw { TunnelFrame.decode($0) }, .success(DecodedTunnelFrame(header: expected, payload: 8..<9)))
     }
 
     func testMalformedDatagramsAreRefusedAndCountedByReason() {
@@ -96,14 +96,14 @@ final class TunnelFrameTests: XCTestCase {
     func testRandomBytesNeverTrapAndDecodeExactlyWhenVersionAndLengthFit() {
         var rng = Xoshiro256(seed: 0x7e57)
         var decoder = TunnelFrameDecoder()
-        for _ in 0 ..< 20_000 {
-            let length = Int.random(in: 0 ... 40, using: &rng)
-            let bytes = (0 ..< length).map { _ in UInt8.random(in: 0 ... 255, using: &rng) }
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0...40, using: &rng)
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let frame = bytes.withRaw { decoder.decode($0) }
             let shouldDecode = length > 8 && bytes[0] >> 6 == 1
             XCTAssertEqual(frame != nil, shouldDecode, "\(bytes)")
             if let frame {
-                XCTAssertEqual(frame.payload, 8 ..< length)
+                XCTAssertEqual(frame.payload, 8..<length)
                 XCTAssertLessThan(Int(frame.header.lane), TunnelFrame.laneCount)
             }
         }
@@ -134,8 +134,9 @@ final class TunnelFrameTests: XCTestCase {
             var buffer = [UInt8](repeating: 0, count: 8) + packet
             let result = buffer.withUnsafeMutableBytes { sequencer.frame($0, payloadOffset: 8, payloadLength: packet.count) }
             guard let result else { return XCTFail("not framed") }
-            XCTAssertEqual(result.frame, 0 ..< buffer.count)
-            XCTAssertEqual(buffer.withRaw { TunnelFrame.decode($0) }, .success(DecodedTunnelFrame(header: result.header, payload: 8 ..< buffer.count)))
+            XCTAssertEqual(result.frame, 0..<buffer.count)
+            XCTAssertEqual(
+                buffer.withRaw { TunnelFrame.decode($0) }, .success(DecodedTunnelFrame(header: result.header, payload: 8..<buffer.count)))
             seen.append(result.header)
         }
         XCTAssertEqual(seen.map(\.sequence.rawValue), [0xffff_fffe, 0xffff_ffff, 0, 1, 2], "one counter, wrapping")

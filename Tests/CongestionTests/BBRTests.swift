@@ -1,8 +1,8 @@
+import Congestion
 // BBRv3 (draft-ietf-ccwg-bbr-03): unit tests of the model and state machine rules, driven by
 // synthetic ACKs from an idealised path (`BBRFluidPath`), and a packet-level bottleneck model
 // (`BBRBottleneckModel`) that drives the controller exactly like a QUIC connection does.
 import XCTest
-import Congestion
 
 final class BBRTests: XCTestCase {
     // MARK: Path model
@@ -47,17 +47,20 @@ final class BBRTests: XCTestCase {
             path.ack(inflight: 10_000_000)
         }
         XCTAssertEqual(bbr.state, .startup)
-        path.rate = 9e6; path.ack(inflight: 10_000_000)   // < 1.25 × 8e6: plateau round 1
-        path.rate = 9.5e6; path.ack(inflight: 10_000_000) // round 2
+        path.rate = 9e6
+        path.ack(inflight: 10_000_000)  // < 1.25 × 8e6: plateau round 1
+        path.rate = 9.5e6
+        path.ack(inflight: 10_000_000)  // round 2
         XCTAssertEqual(bbr.state, .startup, "two rounds without growth are not enough")
         XCTAssertFalse(bbr.fullBandwidthReached)
-        path.rate = 9.9e6; path.ack(inflight: 10_000_000) // round 3
+        path.rate = 9.9e6
+        path.ack(inflight: 10_000_000)  // round 3
         XCTAssertTrue(bbr.fullBandwidthReached, "three rounds below 25 % growth mean the pipe is full")
         XCTAssertEqual(bbr.state, .drain, "with a queue still in flight Startup hands over to Drain")
         XCTAssertEqual(bbr.pacingGain, 0.35)
         XCTAssertEqual(bbr.maxBandwidth, 9.9e6)
         XCTAssertEqual(bbr.pacingRate!, 0.35 * 9.9e6 * 0.99, accuracy: 1, "Drain paces at 0.35 × bw less the 1 % margin")
-        path.ack(inflight: 100_000) // below bw × min_rtt = 396 kB
+        path.ack(inflight: 100_000)  // below bw × min_rtt = 396 kB
         XCTAssertTrue(bbr.state.isProbeBW, "Drain ends once inflight fits the BDP; got \(bbr.state)")
     }
 
@@ -73,15 +76,16 @@ final class BBRTests: XCTestCase {
                 if i < events { path.lose(bytes: 1_200, sentWithInflight: 100_000) }
             }
             for _ in 0..<12 { path.ack(inflight: 100_000, lostSinceSend: 7_200) }
-            if events < 6 { // BBRStartupFullLossCnt
+            if events < 6 {  // BBRStartupFullLossCnt
                 XCTAssertEqual(bbr.state, .startup, "\(events) loss events must not end Startup")
                 XCTAssertFalse(bbr.fullBandwidthReached)
             } else {
                 XCTAssertTrue(bbr.fullBandwidthReached, "6 loss events and 7 % loss must end Startup")
                 XCTAssertNotEqual(bbr.state, .startup)
                 XCTAssertTrue(bbr.inflightLongterm.isFinite, "inflight_longterm is set from the losses")
-                XCTAssertGreaterThanOrEqual(bbr.inflightLongterm, (2e6 * 0.040).rounded(.down),
-                                            "inflight_longterm = max(bdp, inflight_latest)")
+                XCTAssertGreaterThanOrEqual(
+                    bbr.inflightLongterm, (2e6 * 0.040).rounded(.down),
+                    "inflight_longterm = max(bdp, inflight_latest)")
             }
         }
     }
@@ -106,14 +110,18 @@ final class BBRTests: XCTestCase {
             switch s {
             case .probeBWDown: XCTAssertEqual(bbr.pacingGain, 0.90)
             case .probeBWCruise, .probeBWRefill: XCTAssertEqual(bbr.pacingGain, 1.0)
-            case .probeBWUp: XCTAssertEqual(bbr.pacingGain, 1.25); XCTAssertEqual(bbr.cwndGain, 2.25)
+            case .probeBWUp:
+                XCTAssertEqual(bbr.pacingGain, 1.25)
+                XCTAssertEqual(bbr.cwndGain, 2.25)
             default: break
             }
         }
         XCTAssertEqual(sequence.first, .startup)
         XCTAssertFalse(sequence.contains(.probeRTT))
-        let allowed: Set<String> = ["ProbeBW_DOWN>ProbeBW_CRUISE", "ProbeBW_DOWN>ProbeBW_REFILL",
-                                    "ProbeBW_CRUISE>ProbeBW_REFILL", "ProbeBW_REFILL>ProbeBW_UP", "ProbeBW_UP>ProbeBW_DOWN"]
+        let allowed: Set<String> = [
+            "ProbeBW_DOWN>ProbeBW_CRUISE", "ProbeBW_DOWN>ProbeBW_REFILL",
+            "ProbeBW_CRUISE>ProbeBW_REFILL", "ProbeBW_REFILL>ProbeBW_UP", "ProbeBW_UP>ProbeBW_DOWN",
+        ]
         let probeBW = sequence.filter(\.isProbeBW)
         for (a, b) in zip(probeBW, probeBW.dropFirst()) {
             XCTAssertTrue(allowed.contains("\(a.rawValue)>\(b.rawValue)"), "ProbeBW went \(a.rawValue) → \(b.rawValue)")
@@ -127,15 +135,19 @@ final class BBRTests: XCTestCase {
         let bbr = BBR(maxDatagramSize: 1200, randomSeed: 7)
         let path = BBRFluidPath(bbr, rate: 12.5e6, rtt: .milliseconds(10), acksPerRound: 10)
         while bbr.state != .probeBWCruise { path.ack() }
-        path.lose(bytes: 1_000, sentWithInflight: 10_000) // lost_prev for the probe's loss below
+        path.lose(bytes: 1_000, sentWithInflight: 10_000)  // lost_prev for the probe's loss below
         var guardSteps = 0
-        while bbr.state != .probeBWUp && guardSteps < 10_000 { path.ack(); guardSteps += 1 }
+        while bbr.state != .probeBWUp && guardSteps < 10_000 {
+            path.ack()
+            guardSteps += 1
+        }
         XCTAssertEqual(bbr.state, .probeBWUp)
         XCTAssertFalse(bbr.inflightLongterm.isFinite, "no loss has bounded inflight yet")
         // 2200 B lost out of 100 kB in flight (2.2 %): the 2 % crossing is 995.9 B into this packet.
         path.lose(bytes: 1_200, sentWithInflight: 100_000, lostBeforeSend: 0)
         XCTAssertEqual(bbr.state, .probeBWDown, "too much loss ends the probe")
-        let inflightPrev = 100_000.0 - 1_200, lostPrev = 1_000.0
+        let inflightPrev = 100_000.0 - 1_200
+        let lostPrev = 1_000.0
         let expected = (inflightPrev + (0.02 * inflightPrev - lostPrev) / 0.98).rounded(.down)
         XCTAssertEqual(bbr.inflightLongterm, expected, "inflight_longterm is the inflight where loss crossed 2 %")
         XCTAssertGreaterThan(expected, 0.7 * 125_000, "(above the Beta × BDP floor, so the formula decides)")
@@ -149,8 +161,8 @@ final class BBRTests: XCTestCase {
         while bbr.state != .probeBWCruise { path.ack() }
         XCTAssertFalse(bbr.bandwidthShortterm.isFinite)
         let maxBw = bbr.maxBandwidth
-        path.rate = maxBw / 2 // the path now delivers half as much...
-        for _ in 0..<11 { path.ack() } // ...for a whole round, so bw_latest sees only the new rate
+        path.rate = maxBw / 2  // the path now delivers half as much...
+        for _ in 0..<11 { path.ack() }  // ...for a whole round, so bw_latest sees only the new rate
         XCTAssertFalse(bbr.bandwidthShortterm.isFinite, "no loss, no short-term bound")
         path.lose(bytes: 1_200, sentWithInflight: 100_000)
         for _ in 0..<11 { path.ack() }
@@ -171,10 +183,11 @@ final class BBRTests: XCTestCase {
         let path = BBRFluidPath(bbr, rate: 5e6, rtt: .milliseconds(40), acksPerRound: 10)
         let start = path.now
         var lowerSampleAt: Timestamp?
-        var enteredAt: Timestamp?, exitedAt: Timestamp?
+        var enteredAt: Timestamp?
+        var exitedAt: Timestamp?
         while path.now < start + .milliseconds(9_000) {
             if lowerSampleAt == nil && path.now >= start + .milliseconds(3_000) {
-                path.ack(rttSample: .milliseconds(39)) // a new minimum postpones ProbeRTT
+                path.ack(rttSample: .milliseconds(39))  // a new minimum postpones ProbeRTT
                 lowerSampleAt = path.now
             } else {
                 path.ack()
@@ -182,8 +195,9 @@ final class BBRTests: XCTestCase {
             if bbr.state == .probeRTT {
                 if enteredAt == nil { enteredAt = path.now }
                 XCTAssertEqual(bbr.cwndGain, 0.5)
-                XCTAssertLessThanOrEqual(Double(bbr.congestionWindow), max(0.5 * bbr.bdp, 4 * 1200) + 1,
-                                         "ProbeRTT holds cwnd at half the BDP")
+                XCTAssertLessThanOrEqual(
+                    Double(bbr.congestionWindow), max(0.5 * bbr.bdp, 4 * 1200) + 1,
+                    "ProbeRTT holds cwnd at half the BDP")
             } else if enteredAt != nil && exitedAt == nil {
                 exitedAt = path.now
                 XCTAssertEqual(bbr.state, .probeBWCruise, "ProbeRTT returns to cruising once the pipe was full")
@@ -235,8 +249,9 @@ final class BBRTests: XCTestCase {
         scenario.duration = .milliseconds(3_000)
         scenario.measureFrom = .milliseconds(1_000)
         let r = BBRBottleneckModel(scenario).run()
-        print("BBR 50 Mbit/s 40 ms 8-BDP queue: pipe full at \(r.pipeFullAt.map { "\(bbrMs($0)) ms" } ?? "never"), max_bw then "
-              + "\(bbrMbps(r.maxBwWhenPipeFull * 8)) Mbit/s, drops before \(r.queueDropsBeforePipeFull)")
+        print(
+            "BBR 50 Mbit/s 40 ms 8-BDP queue: pipe full at \(r.pipeFullAt.map { "\(bbrMs($0)) ms" } ?? "never"), max_bw then "
+                + "\(bbrMbps(r.maxBwWhenPipeFull * 8)) Mbit/s, drops before \(r.queueDropsBeforePipeFull)")
         XCTAssertNotNil(r.pipeFullAt, "Startup should end on a bandwidth plateau")
         XCTAssertEqual(r.queueDropsBeforePipeFull, 0, "an 8-BDP buffer holds Startup's queue: the exit was not loss-driven")
         XCTAssertEqual(r.maxBwWhenPipeFull * 8 / 50e6, 1, accuracy: 0.1, "max_bw at Startup exit is the link rate")
@@ -304,12 +319,16 @@ private final class BBRDirectAcks {
         snap.delivered = priorDelivered
         snap.bytesInFlight = 20_000
         let sample = RTTSample(latest: rtt, smoothed: rtt, minimum: rtt, variation: .zero)
-        bbr.onPacketAcked(AckedPacketInfo(sentBytes: bytes, timeSent: now - rtt, delivery: snap), rtt: sample,
-                          bytesInFlight: 20_000, now: now)
-        let rs = RateSample(deliveryRate: 1e6, delivered: delivered - priorDelivered, interval: rtt, isAppLimited: false,
-                            priorDelivered: priorDelivered, lost: 0, txInFlight: 20_000, rtt: rtt)
-        bbr.onAckProcessed(AckSummary(now: now, ackedBytes: bytes, priorBytesInFlight: 20_000 + bytes, bytesInFlight: 20_000,
-                                      rtt: sample, hasNewRTTSample: true, rateSample: withRateSample ? rs : nil))
+        bbr.onPacketAcked(
+            AckedPacketInfo(sentBytes: bytes, timeSent: now - rtt, delivery: snap), rtt: sample,
+            bytesInFlight: 20_000, now: now)
+        let rs = RateSample(
+            deliveryRate: 1e6, delivered: delivered - priorDelivered, interval: rtt, isAppLimited: false,
+            priorDelivered: priorDelivered, lost: 0, txInFlight: 20_000, rtt: rtt)
+        bbr.onAckProcessed(
+            AckSummary(
+                now: now, ackedBytes: bytes, priorBytesInFlight: 20_000 + bytes, bytesInFlight: 20_000,
+                rtt: sample, hasNewRTTSample: true, rateSample: withRateSample ? rs : nil))
     }
 }
 
@@ -328,7 +347,10 @@ private final class BBRFluidPath {
     private var historyIndex = 0
 
     init(_ bbr: BBR, rate: Double, rtt: Duration, acksPerRound: Int) {
-        self.bbr = bbr; self.rate = rate; self.rtt = rtt; self.acksPerRound = acksPerRound
+        self.bbr = bbr
+        self.rate = rate
+        self.rtt = rtt
+        self.acksPerRound = acksPerRound
         history = Array(repeating: 0, count: acksPerRound)
     }
 
@@ -348,12 +370,16 @@ private final class BBRFluidPath {
         snap.lost = lost - lostSinceSend
         let sample = RTTSample(latest: r, smoothed: r, minimum: r, variation: .zero)
         let timeSent = sentAfter.map { $0 + .microseconds(1) } ?? now - r
-        bbr.onPacketAcked(AckedPacketInfo(sentBytes: bytes, timeSent: timeSent, delivery: snap), rtt: sample,
-                          bytesInFlight: inf, now: now)
-        let rs = RateSample(deliveryRate: rate, delivered: delivered - prior, interval: r, isAppLimited: false,
-                            priorDelivered: prior, lost: lostSinceSend, txInFlight: inf, rtt: r)
-        bbr.onAckProcessed(AckSummary(now: now, ackedBytes: bytes, priorBytesInFlight: inf + bytes, bytesInFlight: inf,
-                                      rtt: sample, hasNewRTTSample: true, rateSample: rs))
+        bbr.onPacketAcked(
+            AckedPacketInfo(sentBytes: bytes, timeSent: timeSent, delivery: snap), rtt: sample,
+            bytesInFlight: inf, now: now)
+        let rs = RateSample(
+            deliveryRate: rate, delivered: delivered - prior, interval: r, isAppLimited: false,
+            priorDelivered: prior, lost: lostSinceSend, txInFlight: inf, rtt: r)
+        bbr.onAckProcessed(
+            AckSummary(
+                now: now, ackedBytes: bytes, priorBytesInFlight: inf + bytes, bytesInFlight: inf,
+                rtt: sample, hasNewRTTSample: true, rateSample: rs))
     }
 
     /// One packet declared lost now (its own detection instant). `lostBeforeSend` is C.lost when it
@@ -387,7 +413,9 @@ private struct BBRLinkScenario {
     var seed: UInt64 = 0x5EED_BB12
 
     init(rateBitsPerSecond: Double, rtt: Duration, queueBDPs: Double) {
-        self.rateBitsPerSecond = rateBitsPerSecond; self.rtt = rtt; self.queueBDPs = queueBDPs
+        self.rateBitsPerSecond = rateBitsPerSecond
+        self.rtt = rtt
+        self.queueBDPs = queueBDPs
     }
     var bytesPerSecond: Double { rateBitsPerSecond / 8 }
     var queueBytes: Int { Int(queueBDPs * bytesPerSecond * rtt.seconds) }
@@ -433,7 +461,9 @@ private struct BBRTestRandom {
     var state: UInt64
     init(seed: UInt64) { state = seed == 0 ? 1 : seed }
     mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
         return state &* 0x2545_F491_4F6C_DD1D
     }
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
@@ -448,7 +478,9 @@ private struct BBRTestRTTEstimator {
         latest = l
         guard hasSample else {
             hasSample = true
-            minimum = l; smoothed = l; variation = l / 2
+            minimum = l
+            smoothed = l
+            variation = l / 2
             return
         }
         minimum = min(minimum, l)
@@ -472,11 +504,11 @@ private final class BBRBottleneckModel {
         var size: Int
         var sent: Timestamp
         var snapshot: DeliverySnapshot
-        var state: UInt8 // 0 in flight, 1 acknowledged, 2 lost
+        var state: UInt8  // 0 in flight, 1 acknowledged, 2 lost
     }
     private struct Ack {
         var arrival: UInt64
-        var first: Int // range into `ackedNumbers`
+        var first: Int  // range into `ackedNumbers`
         var count: Int
         var largest: Int
         var ackDelay: Duration
@@ -527,18 +559,21 @@ private final class BBRBottleneckModel {
     func run() -> BBRLinkResult {
         let end = scenario.duration.nanoseconds
         var now: UInt64 = 0
-        var lastState = bbr.state, lastStateTime: UInt64 = 0
+        var lastState = bbr.state
+        var lastStateTime: UInt64 = 0
         while true {
             var tSend = UInt64.max
             if bytesInFlight < bbr.congestionWindow {
-                let rate = Pacer.rate(congestionWindow: bbr.congestionWindow, smoothedRTT: rtt.smoothed,
-                                      controllerRate: bbr.pacingRate)
+                let rate = Pacer.rate(
+                    congestionWindow: bbr.congestionWindow, smoothedRTT: rtt.smoothed,
+                    controllerRate: bbr.pacingRate)
                 tSend = pacer.delay(for: scenario.packetSize, rate: rate, now: Timestamp(nanoseconds: now))?.nanoseconds ?? now
             }
             let tAck = ackHead < acks.count ? acks[ackHead].arrival : .max
             let tDelayedAck = pending.isEmpty ? UInt64.max : pendingDeadline
             let tLoss = lossTime ?? .max
-            let tPTO = bytesInFlight > 0 && rtt.hasSample
+            let tPTO =
+                bytesInFlight > 0 && rtt.hasSample
                 ? lastSendTime + rtt.probeTimeout.nanoseconds << UInt64(min(ptoCount, 10)) : .max
             let t = min(tSend, tAck, tDelayedAck, tLoss, tPTO)
             if t >= end { break }
@@ -551,13 +586,14 @@ private final class BBRBottleneckModel {
                 detectLosses(now: now)
             } else if t == tPTO {
                 ptoCount += 1
-                send(now: now) // RFC 9002 §6.2.4: a probe may exceed the window
+                send(now: now)  // RFC 9002 §6.2.4: a probe may exceed the window
             } else {
                 send(now: now)
             }
             if bbr.state != lastState {
                 result.timeInState[lastState, default: 0] += Double(now - lastStateTime) / Double(end)
-                lastState = bbr.state; lastStateTime = now
+                lastState = bbr.state
+                lastStateTime = now
             }
             if result.pipeFullAt == nil && bbr.fullBandwidthReached {
                 result.pipeFullAt = Duration(nanoseconds: now)
@@ -571,7 +607,8 @@ private final class BBRBottleneckModel {
 
     private func finish() -> BBRLinkResult {
         let s = scenario
-        let fromBin = Int(s.measureFrom.nanoseconds / Self.bin), toBin = Int(s.duration.nanoseconds / Self.bin)
+        let fromBin = Int(s.measureFrom.nanoseconds / Self.bin)
+        let toBin = Int(s.duration.nanoseconds / Self.bin)
         let received = binBytes[fromBin..<toBin].reduce(0, +)
         result.utilisation = Double(received) / (s.bytesPerSecond * (s.duration - s.measureFrom).seconds)
         let sorted = queueDelays.sorted()
@@ -634,13 +671,16 @@ private final class BBRBottleneckModel {
             bytesInFlight -= p.size
             ackedBytes += p.size
             estimator.onPacketAcked(p.snapshot, bytes: p.size, timeSent: p.sent, now: ts)
-            bbr.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.sent, delivery: p.snapshot), rtt: rtt.sample,
-                              bytesInFlight: bytesInFlight, now: ts)
+            bbr.onPacketAcked(
+                AckedPacketInfo(sentBytes: p.size, timeSent: p.sent, delivery: p.snapshot), rtt: rtt.sample,
+                bytesInFlight: bytesInFlight, now: ts)
         }
         let sample = estimator.generateSample(minRTT: rtt.minimum)
-        bbr.onAckProcessed(AckSummary(now: ts, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
-                                      bytesInFlight: bytesInFlight, rtt: rtt.sample, hasNewRTTSample: hasNewRTT,
-                                      rateSample: sample))
+        bbr.onAckProcessed(
+            AckSummary(
+                now: ts, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
+                bytesInFlight: bytesInFlight, rtt: rtt.sample, hasNewRTTSample: hasNewRTT,
+                rateSample: sample))
         ptoCount = 0
         detectLosses(now: now)
     }
@@ -661,8 +701,9 @@ private final class BBRBottleneckModel {
                     bytesInFlight -= p.size
                     newestLost = max(newestLost ?? p.sent, p.sent)
                     estimator.onPacketLost(bytes: p.size)
-                    bbr.onPacketLost(LostPacketInfo(sentBytes: p.size, timeSent: p.sent, delivery: p.snapshot),
-                                     bytesInFlight: bytesInFlight, now: ts)
+                    bbr.onPacketLost(
+                        LostPacketInfo(sentBytes: p.size, timeSent: p.sent, delivery: p.snapshot),
+                        bytesInFlight: bytesInFlight, now: ts)
                 } else {
                     let t = (p.sent + delay).nanoseconds
                     lossTime = min(lossTime ?? t, t)
@@ -709,8 +750,10 @@ private final class BBRBottleneckModel {
     private func emitAck(at t: UInt64) {
         let first = ackedNumbers.count
         ackedNumbers.append(contentsOf: pending)
-        acks.append(Ack(arrival: t + oneWay, first: first, count: pending.count, largest: pending.last!,
-                        ackDelay: Duration(nanoseconds: t - min(t, lastPendingArrival))))
+        acks.append(
+            Ack(
+                arrival: t + oneWay, first: first, count: pending.count, largest: pending.last!,
+                ackDelay: Duration(nanoseconds: t - min(t, lastPendingArrival))))
         pending.removeAll(keepingCapacity: true)
     }
 }

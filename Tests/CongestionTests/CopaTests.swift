@@ -1,8 +1,8 @@
+import Congestion
 // Copa (NSDI 2018): the rules of §2.1 (standing RTT, target rate, velocity, slow start) and §2.2
 // (competitive mode) checked one by one, then Copa driven through a packet-level model of a
 // drop-tail bottleneck, alone, against itself and against NewReno.
 import XCTest
-import Congestion
 
 final class CopaTests: XCTestCase {
     private let mss = 1200
@@ -11,15 +11,20 @@ final class CopaTests: XCTestCase {
 
     /// One ACK of `bytes` at `ms` with RTT sample `rttMs`; the smoothed RTT is fixed so the
     /// windows (srtt/2, one RTT, five RTTs) are known.
-    private func ack(_ copa: Copa, atMs ms: Double, rttMs: Double, srttMs: Double = 100, bytes: Int = 1200,
-                     inFlight: Int? = nil) {
+    private func ack(
+        _ copa: Copa, atMs ms: Double, rttMs: Double, srttMs: Double = 100, bytes: Int = 1200,
+        inFlight: Int? = nil
+    ) {
         let now = Timestamp(nanoseconds: UInt64(ms * 1e6))
-        let rtt = RTTSample(latest: .seconds(rttMs / 1000), smoothed: .seconds(srttMs / 1000),
-                            minimum: .seconds(rttMs / 1000), variation: .zero)
+        let rtt = RTTSample(
+            latest: .seconds(rttMs / 1000), smoothed: .seconds(srttMs / 1000),
+            minimum: .seconds(rttMs / 1000), variation: .zero)
         let prior = inFlight ?? copa.congestionWindow
-        copa.onAckProcessed(AckSummary(now: now, ackedBytes: bytes, priorBytesInFlight: prior,
-                                       bytesInFlight: max(0, prior - bytes), rtt: rtt, hasNewRTTSample: true,
-                                       rateSample: nil))
+        copa.onAckProcessed(
+            AckSummary(
+                now: now, ackedBytes: bytes, priorBytesInFlight: prior,
+                bytesInFlight: max(0, prior - bytes), rtt: rtt, hasNewRTTSample: true,
+                rateSample: nil))
     }
 
     /// One ACK per millisecond over [fromMs, toMs) with the RTT `rttMs(t)`.
@@ -57,7 +62,10 @@ final class CopaTests: XCTestCase {
         let copa = Copa(maxDatagramSize: mss)
         ack(copa, atMs: 0, rttMs: 50)
         var t = 100.0
-        while t <= 12_000 { ack(copa, atMs: t, rttMs: 90); t += 100 }
+        while t <= 12_000 {
+            ack(copa, atMs: t, rttMs: 90)
+            t += 100
+        }
         XCTAssertEqual(copa.minRTT?.milliseconds ?? 0, 90, accuracy: 0.001, "a 12 s old minimum must have expired")
     }
 
@@ -78,7 +86,10 @@ final class CopaTests: XCTestCase {
         for round in 1...4 {
             // A window's worth of ACKs per round trip, RTT at its minimum (d_q = 0: λt = ∞).
             let start = copa.congestionWindow
-            for _ in 0..<(start / mss) { ack(copa, atMs: t, rttMs: 100); t += 100.0 / Double(start / mss) }
+            for _ in 0..<(start / mss) {
+                ack(copa, atMs: t, rttMs: 100)
+                t += 100.0 / Double(start / mss)
+            }
             XCTAssertEqual(copa.congestionWindow, 2 * start, "round \(round): slow start doubles the window")
         }
         XCTAssertTrue(copa.inSlowStart)
@@ -92,13 +103,15 @@ final class CopaTests: XCTestCase {
         let before = Double(copa.congestionWindow)
         ack(copa, atMs: 101, rttMs: 150)
         let expectedDrop = Double(mss) * Double(mss) * 1 / (0.5 * before)
-        XCTAssertEqual(before - Double(copa.congestionWindow), expectedDrop, accuracy: 1.0,
-                       "cwnd −= v/(δ·cwnd) packets above the target rate")
+        XCTAssertEqual(
+            before - Double(copa.congestionWindow), expectedDrop, accuracy: 1.0,
+            "cwnd −= v/(δ·cwnd) packets above the target rate")
         // Below target (d_q = 0): the same amount is added.
         let w = Double(copa.congestionWindow)
         ack(copa, atMs: 102, rttMs: 100)
-        XCTAssertEqual(Double(copa.congestionWindow) - w, Double(mss) * Double(mss) / (0.5 * w), accuracy: 1.0,
-                       "cwnd += v/(δ·cwnd) packets below the target rate")
+        XCTAssertEqual(
+            Double(copa.congestionWindow) - w, Double(mss) * Double(mss) / (0.5 * w), accuracy: 1.0,
+            "cwnd += v/(δ·cwnd) packets below the target rate")
     }
 
     func testEveryAckMovesTheWindowTowardTheTargetRate() {
@@ -109,9 +122,11 @@ final class CopaTests: XCTestCase {
         let start = Double(copa.congestionWindow) / Double(mss)
         let target = start - 5
         let rttMin = 0.100
-        let queueing = rttMin / (target * 0.5 - 1) // from target·δ·d_q = RTTmin + d_q
+        let queueing = rttMin / (target * 0.5 - 1)  // from target·δ·d_q = RTTmin + d_q
         let rttMs = (rttMin + queueing) * 1000
-        var wrongWay = 0, below = 0, above = 0
+        var wrongWay = 0
+        var below = 0
+        var above = 0
         for t in 101..<450 {
             let before = Double(copa.congestionWindow) / Double(mss)
             ack(copa, atMs: Double(t), rttMs: rttMs)
@@ -134,8 +149,9 @@ final class CopaTests: XCTestCase {
         XCTAssertEqual(wrongWay, 0, "each ACK moves cwnd up when λ ≤ λt and down otherwise")
         XCTAssertGreaterThan(below, 0, "the window must reach the target from above")
         XCTAssertGreaterThan(above, 0)
-        XCTAssertEqual(Double(copa.congestionWindow) / Double(mss), target, accuracy: 1.5,
-                       "cwnd/RTTstanding settles at 1/(δ·d_q)")
+        XCTAssertEqual(
+            Double(copa.congestionWindow) / Double(mss), target, accuracy: 1.5,
+            "cwnd/RTTstanding settles at 1/(δ·d_q)")
     }
 
     // MARK: §2.1 velocity
@@ -161,9 +177,11 @@ final class CopaTests: XCTestCase {
         // rounds in one direction 2^(n−3) once n > 3.
         let copa = copaPastSlowStart()
         var previousWindow = copa.congestionWindow
-        var direction = -1, rounds = 1 // round [0, 100) went down
+        var direction = -1
+        var rounds = 1  // round [0, 100) went down
         var expected = 1.0
-        var turnsAfterDoubling = 0, doublingsAfterTurn = 0
+        var turnsAfterDoubling = 0
+        var doublingsAfterTurn = 0
         for t in 101..<2_200 {
             if t % 100 == 0 {
                 // Copa closes the round on this ACK before it moves the window: judge the round by
@@ -171,10 +189,15 @@ final class CopaTests: XCTestCase {
                 let moved = copa.congestionWindow > previousWindow ? 1 : (copa.congestionWindow < previousWindow ? -1 : direction)
                 if moved == direction {
                     rounds += 1
-                    if rounds > 3 { expected *= 2; if turnsAfterDoubling > 0 { doublingsAfterTurn += 1 } }
+                    if rounds > 3 {
+                        expected *= 2
+                        if turnsAfterDoubling > 0 { doublingsAfterTurn += 1 }
+                    }
                 } else {
                     if expected >= 8 { turnsAfterDoubling += 1 }
-                    direction = moved; rounds = 1; expected = 1
+                    direction = moved
+                    rounds = 1
+                    expected = 1
                 }
                 previousWindow = copa.congestionWindow
             }
@@ -193,11 +216,17 @@ final class CopaTests: XCTestCase {
         let copa = copaPastSlowStart()
         // The queue swings between 50 and 100 ms and never comes near empty: 50 > 10 % of 100.
         var t = 101
-        while t < 700 { ack(copa, atMs: Double(t), rttMs: t % 40 < 20 ? 150 : 200); t += 1 }
+        while t < 700 {
+            ack(copa, atMs: Double(t), rttMs: t % 40 < 20 ? 150 : 200)
+            t += 1
+        }
         XCTAssertTrue(copa.isCompetitive, "no drain in five RTTs means a buffer-filler is present")
         // 1/δ grows by one per loss-free RTT.
         let before = 1 / copa.delta
-        while t < 1_000 { ack(copa, atMs: Double(t), rttMs: t % 40 < 20 ? 150 : 200); t += 1 }
+        while t < 1_000 {
+            ack(copa, atMs: Double(t), rttMs: t % 40 < 20 ? 150 : 200)
+            t += 1
+        }
         XCTAssertEqual(1 / copa.delta, before + 3, accuracy: 0.001, "1/δ += 1 per RTT without loss")
         // A loss halves 1/δ, at most once per round trip of losses.
         let grown = 1 / copa.delta
@@ -245,9 +274,12 @@ final class CopaTests: XCTestCase {
         let result = model.run(seconds: 20, measureFrom: 5)
         let bdpMs = 40.0
         let packetMs = Double(mss * 8) / 50e6 * 1000
-        print(String(format: "Copa alone: utilisation %.1f %%, queueing delay p50 %.2f ms (%.1f packets; 1/δ = 2) p95 %.2f ms (1 BDP = %.0f ms), drops %d, competitive %.1f %% of ACKs",
-                     result.utilisation * 100, result.queueDelayP50Ms, result.queueDelayP50Ms / packetMs, result.queueDelayP95Ms, bdpMs,
-                     result.drops, result.competitiveFraction[0] * 100))
+        print(
+            String(
+                format:
+                    "Copa alone: utilisation %.1f %%, queueing delay p50 %.2f ms (%.1f packets; 1/δ = 2) p95 %.2f ms (1 BDP = %.0f ms), drops %d, competitive %.1f %% of ACKs",
+                result.utilisation * 100, result.queueDelayP50Ms, result.queueDelayP50Ms / packetMs, result.queueDelayP95Ms, bdpMs,
+                result.drops, result.competitiveFraction[0] * 100))
         XCTAssertGreaterThanOrEqual(result.utilisation, 0.90, "Copa must keep the link busy")
         XCTAssertLessThan(result.queueDelayP50Ms, 0.25 * bdpMs, "Copa keeps the queue far below the buffer")
         XCTAssertLessThan(result.competitiveFraction[0], 0.1, "alone, Copa drains its own queue and stays in the default mode")
@@ -258,8 +290,10 @@ final class CopaTests: XCTestCase {
         var model = CopaBottleneckModel(rateBitsPerSecond: 50e6, baseRTT: .milliseconds(40), queueBDPs: 1, randomLoss: 0.01, seed: 4)
         model.addFlow(Copa(maxDatagramSize: mss))
         let result = model.run(seconds: 20, measureFrom: 5)
-        print(String(format: "Copa alone, 1 %% random loss: utilisation %.1f %%, queueing delay p50 %.2f ms, drops %d",
-                     result.utilisation * 100, result.queueDelayP50Ms, result.drops))
+        print(
+            String(
+                format: "Copa alone, 1 %% random loss: utilisation %.1f %%, queueing delay p50 %.2f ms, drops %d",
+                result.utilisation * 100, result.queueDelayP50Ms, result.drops))
         XCTAssertGreaterThanOrEqual(result.utilisation, 0.90, "random loss must not throttle a delay-based controller")
     }
 
@@ -271,8 +305,10 @@ final class CopaTests: XCTestCase {
         let result = model.run(seconds: 20, measureFrom: 5)
         let x = result.throughputs
         let jain = (x[0] + x[1]) * (x[0] + x[1]) / (2 * (x[0] * x[0] + x[1] * x[1]))
-        print(String(format: "Two Copa flows: %.2f and %.2f Mbit/s, Jain %.4f, utilisation %.1f %%, queueing delay p50 %.2f ms",
-                     x[0] * 8e-6, x[1] * 8e-6, jain, result.utilisation * 100, result.queueDelayP50Ms))
+        print(
+            String(
+                format: "Two Copa flows: %.2f and %.2f Mbit/s, Jain %.4f, utilisation %.1f %%, queueing delay p50 %.2f ms",
+                x[0] * 8e-6, x[1] * 8e-6, jain, result.utilisation * 100, result.queueDelayP50Ms))
         XCTAssertGreaterThanOrEqual(jain, 0.95, "two Copa flows must converge to fair shares")
         XCTAssertGreaterThanOrEqual(result.utilisation, 0.90)
     }
@@ -285,9 +321,12 @@ final class CopaTests: XCTestCase {
         let result = model.run(seconds: 20, measureFrom: 5)
         let x = result.throughputs
         let copaShare = x[0] / (result.rateBytesPerSecond)
-        print(String(format: "Copa vs NewReno: %.2f vs %.2f Mbit/s, Copa/NewReno %.2f, Copa share of link %.1f %%, competitive %.1f %% of ACKs, max 1/δ %.0f, utilisation %.1f %%",
-                     x[0] * 8e-6, x[1] * 8e-6, x[0] / x[1], copaShare * 100, result.competitiveFraction[0] * 100,
-                     result.maxInverseDelta[0], result.utilisation * 100))
+        print(
+            String(
+                format:
+                    "Copa vs NewReno: %.2f vs %.2f Mbit/s, Copa/NewReno %.2f, Copa share of link %.1f %%, competitive %.1f %% of ACKs, max 1/δ %.0f, utilisation %.1f %%",
+                x[0] * 8e-6, x[1] * 8e-6, x[0] / x[1], copaShare * 100, result.competitiveFraction[0] * 100,
+                result.maxInverseDelta[0], result.utilisation * 100))
         XCTAssertGreaterThan(result.competitiveFraction[0], 0.5, "Copa must spend most of the run in competitive mode")
         XCTAssertGreaterThanOrEqual(copaShare, 0.25, "Copa must not be starved by a buffer-filler")
     }
@@ -300,7 +339,9 @@ private struct CopaXorShift {
     var state: UInt64
     init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
     mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
         return state &* 0x2545_F491_4F6C_DD1D
     }
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
@@ -322,9 +363,9 @@ private struct CopaModelResult {
 /// acknowledges every packet at once. Each sender does RFC 9002 RTT estimation and packet/time
 /// threshold loss detection and calls its controller as the QUIC connection does.
 private struct CopaBottleneckModel {
-    let rate: Double            // bytes per second
+    let rate: Double  // bytes per second
     let baseRTT: Duration
-    let queueCapacity: Double   // bytes
+    let queueCapacity: Double  // bytes
     let randomLoss: Double
     var rng: CopaXorShift
     let mss = 1200
@@ -346,7 +387,9 @@ private struct CopaBottleneckModel {
         var acksMeasured = 0, acksCompetitive = 0
         var maxInverseDelta = 0.0
         init(_ c: CongestionController, start: Timestamp, mss: Int) {
-            controller = c; self.start = start; pacer = Pacer(maxDatagramSize: mss)
+            controller = c
+            self.start = start
+            pacer = Pacer(maxDatagramSize: mss)
         }
         var rttSample: RTTSample { RTTSample(latest: latest, smoothed: smoothed, minimum: minimum, variation: variation) }
         var pto: Duration { hasRTT ? smoothed + max(variation * 4, .milliseconds(1)) : .milliseconds(1000) }
@@ -377,8 +420,9 @@ private struct CopaBottleneckModel {
     private func sendTime(_ f: Flow, now: Timestamp) -> Timestamp? {
         if now < f.start { return f.start }
         guard f.bytesInFlight + mss <= f.controller.congestionWindow else { return nil }
-        let r = Pacer.rate(congestionWindow: f.controller.congestionWindow, smoothedRTT: f.hasRTT ? f.smoothed : .milliseconds(100),
-                           controllerRate: f.controller.pacingRate)
+        let r = Pacer.rate(
+            congestionWindow: f.controller.congestionWindow, smoothedRTT: f.hasRTT ? f.smoothed : .milliseconds(100),
+            controllerRate: f.controller.pacingRate)
         return f.pacer.delay(for: mss, rate: r, now: now) ?? now
     }
 
@@ -390,26 +434,38 @@ private struct CopaBottleneckModel {
         while now < end {
             // The next event: an ACK arriving, a flow allowed to send, or a probe timeout.
             var next = end
-            var kind = 0, who = -1
+            var kind = 0
+            var who = -1
             if ackHead < acks.count, acks[ackHead].time < next.nanoseconds {
-                next = Timestamp(nanoseconds: acks[ackHead].time); kind = 1
+                next = Timestamp(nanoseconds: acks[ackHead].time)
+                kind = 1
             }
             for (i, f) in flows.enumerated() {
-                if let w = wake[i], w < next { next = w; kind = 2; who = i }
+                if let w = wake[i], w < next {
+                    next = w
+                    kind = 2
+                    who = i
+                }
                 if f.bytesInFlight > 0, f.lastProgress + f.pto * 3 < next {
-                    next = f.lastProgress + f.pto * 3; kind = 3; who = i
+                    next = f.lastProgress + f.pto * 3
+                    kind = 3
+                    who = i
                 }
             }
             now = next
             switch kind {
             case 1:
-                let a = acks[ackHead]; ackHead += 1
+                let a = acks[ackHead]
+                ackHead += 1
                 onAck(flows[a.flow], pn: a.pn, now: now, measuring: now >= measureStart)
                 wake[a.flow] = sendTime(flows[a.flow], now: now)
             case 2:
                 let f = flows[who]
                 // The pacer may still hold the packet back by a rounding step.
-                if let t = sendTime(f, now: now), t > now { wake[who] = t; continue }
+                if let t = sendTime(f, now: now), t > now {
+                    wake[who] = t
+                    continue
+                }
                 if f.bytesInFlight + mss <= f.controller.congestionWindow, now >= f.start {
                     send(who, now: now, measureStart: measureStart, end: end)
                 }
@@ -420,21 +476,26 @@ private struct CopaBottleneckModel {
             default:
                 break
             }
-            if ackHead > 4096 { acks.removeFirst(ackHead); ackHead = 0 }
+            if ackHead > 4096 {
+                acks.removeFirst(ackHead)
+                ackHead = 0
+            }
         }
         let span = end - measureStart
         let throughputs = flows.map { $0.deliveredInWindow / span.seconds }
         let sorted = queueDelays.sorted()
         func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] }
-        return CopaModelResult(utilisation: throughputs.reduce(0, +) / rate, throughputs: throughputs, rateBytesPerSecond: rate,
-                               queueDelayP50Ms: pct(0.5) * 1000, queueDelayP95Ms: pct(0.95) * 1000, drops: drops,
-                               competitiveFraction: flows.map { $0.acksMeasured == 0 ? 0 : Double($0.acksCompetitive) / Double($0.acksMeasured) },
-                               maxInverseDelta: flows.map { $0.maxInverseDelta })
+        return CopaModelResult(
+            utilisation: throughputs.reduce(0, +) / rate, throughputs: throughputs, rateBytesPerSecond: rate,
+            queueDelayP50Ms: pct(0.5) * 1000, queueDelayP95Ms: pct(0.95) * 1000, drops: drops,
+            competitiveFraction: flows.map { $0.acksMeasured == 0 ? 0 : Double($0.acksCompetitive) / Double($0.acksMeasured) },
+            maxInverseDelta: flows.map { $0.maxInverseDelta })
     }
 
     private mutating func send(_ i: Int, now: Timestamp, measureStart: Timestamp, end: Timestamp) {
         let f = flows[i]
-        let pn = f.nextPN; f.nextPN += 1
+        let pn = f.nextPN
+        f.nextPN += 1
         let snapshot = f.delivery.onPacketSent(bytes: mss, bytesInFlight: f.bytesInFlight, now: now)
         f.bytesInFlight += mss
         f.controller.onPacketSent(bytes: mss, bytesInFlight: f.bytesInFlight, now: now)
@@ -443,10 +504,16 @@ private struct CopaBottleneckModel {
         if f.bytesInFlight == mss { f.lastProgress = now }
 
         // The bottleneck: random loss, then drop-tail on the bytes still waiting.
-        if randomLoss > 0, rng.uniform() < randomLoss { drops += 1; return }
+        if randomLoss > 0, rng.uniform() < randomLoss {
+            drops += 1
+            return
+        }
         let t = now.nanoseconds
         let backlogSeconds = busyUntil > t ? Double(busyUntil - t) / 1e9 : 0
-        guard backlogSeconds * rate + Double(mss) <= queueCapacity else { drops += 1; return }
+        guard backlogSeconds * rate + Double(mss) <= queueCapacity else {
+            drops += 1
+            return
+        }
         let departure = max(t, busyUntil) + UInt64(Double(mss) / rate * 1e9)
         busyUntil = departure
         if now >= measureStart { queueDelays.append(backlogSeconds) }
@@ -456,10 +523,13 @@ private struct CopaBottleneckModel {
 
     /// RFC 9002 §5.3 RTT estimation, then the controller calls in the connection's order.
     private func onAck(_ f: Flow, pn: UInt64, now: Timestamp, measuring: Bool) {
-        guard let p = f.sent.removeValue(forKey: pn) else { return } // already declared lost
+        guard let p = f.sent.removeValue(forKey: pn) else { return }  // already declared lost
         f.latest = now - p.time
         if !f.hasRTT {
-            f.hasRTT = true; f.minimum = f.latest; f.smoothed = f.latest; f.variation = f.latest / 2
+            f.hasRTT = true
+            f.minimum = f.latest
+            f.smoothed = f.latest
+            f.variation = f.latest / 2
         } else {
             f.minimum = min(f.minimum, f.latest)
             let diff = f.smoothed > f.latest ? f.smoothed - f.latest : f.latest - f.smoothed
@@ -470,12 +540,15 @@ private struct CopaBottleneckModel {
         let prior = f.bytesInFlight
         f.bytesInFlight -= p.bytes
         f.delivery.onPacketAcked(p.snapshot, bytes: p.bytes, timeSent: p.time, now: now)
-        f.controller.onPacketAcked(AckedPacketInfo(sentBytes: p.bytes, timeSent: p.time, delivery: p.snapshot),
-                                   rtt: f.rttSample, bytesInFlight: f.bytesInFlight, now: now)
+        f.controller.onPacketAcked(
+            AckedPacketInfo(sentBytes: p.bytes, timeSent: p.time, delivery: p.snapshot),
+            rtt: f.rttSample, bytesInFlight: f.bytesInFlight, now: now)
         let sample = f.delivery.generateSample(minRTT: f.minimum)
-        f.controller.onAckProcessed(AckSummary(now: now, ackedBytes: p.bytes, priorBytesInFlight: prior,
-                                               bytesInFlight: f.bytesInFlight, rtt: f.rttSample, hasNewRTTSample: true,
-                                               rateSample: sample))
+        f.controller.onAckProcessed(
+            AckSummary(
+                now: now, ackedBytes: p.bytes, priorBytesInFlight: prior,
+                bytesInFlight: f.bytesInFlight, rtt: f.rttSample, hasNewRTTSample: true,
+                rateSample: sample))
         if let copa = f.controller as? Copa, measuring {
             f.acksMeasured += 1
             if copa.isCompetitive { f.acksCompetitive += 1 }
@@ -507,15 +580,17 @@ private struct CopaBottleneckModel {
     private func declareLost(_ f: Flow, _ bytes: Int, _ time: Timestamp, _ snapshot: DeliverySnapshot, now: Timestamp) {
         f.bytesInFlight -= bytes
         f.delivery.onPacketLost(bytes: bytes)
-        f.controller.onPacketLost(LostPacketInfo(sentBytes: bytes, timeSent: time, delivery: snapshot),
-                                  bytesInFlight: f.bytesInFlight, now: now)
+        f.controller.onPacketLost(
+            LostPacketInfo(sentBytes: bytes, timeSent: time, delivery: snapshot),
+            bytesInFlight: f.bytesInFlight, now: now)
     }
 
     /// A simplification of RFC 9002 §6.2: after three probe timeouts without an ACK everything
     /// outstanding is lost (as probes would have shown); spanning more than that is persistent
     /// congestion (§7.6).
     private func onProbeTimeout(_ f: Flow, now: Timestamp) {
-        var oldest: Timestamp?, newest: Timestamp?
+        var oldest: Timestamp?
+        var newest: Timestamp?
         for pn in f.lowestOutstanding..<f.nextPN {
             guard let p = f.sent.removeValue(forKey: pn) else { continue }
             declareLost(f, p.bytes, p.time, p.snapshot, now: now)

@@ -4,6 +4,7 @@
 // single-path flow (shared) or owns two links (disjoint).
 
 import XCTest
+
 @testable import Congestion
 
 // MARK: - Setting up a group
@@ -63,8 +64,12 @@ final class CouplingFormulaTests: XCTestCase {
         // Add w = 5 packets at 20 ms: w/rtt = 250, w/rtt² = 12500.
         // Σ w/rtt = 450, max w/rtt² = 12500 → alpha / cwnd_total = 12500 / 450² = 0.0617284 packet.
         // Caps 1/w: 0.1, 0.05, 0.2 → the 20-packet path is held at Reno's 0.05 packet (60 bytes).
-        let m = couplingGroup(.lia, [.init(windowPackets: 10, rttMs: 100), .init(windowPackets: 20, rttMs: 200),
-                                          .init(windowPackets: 5, rttMs: 20)])
+        let m = couplingGroup(
+            .lia,
+            [
+                .init(windowPackets: 10, rttMs: 100), .init(windowPackets: 20, rttMs: 200),
+                .init(windowPackets: 5, rttMs: 20),
+            ])
         let coupled = 12500.0 / (450.0 * 450.0) * 1200
         XCTAssertEqual(coupled, 74.0741, accuracy: 1e-4)
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), coupled, accuracy: 1e-9)
@@ -91,9 +96,13 @@ final class CouplingFormulaTests: XCTestCase {
         //   path 0: 4000/1.21e6 - 1/120 = -0.00502755
         //   path 1: 8000/1.21e6 + 1/60  =  0.02327824 (cap 1/20)
         //   path 2: 3000/1.21e6         =  0.00247934
-        let m = couplingGroup(.olia, [.init(windowPackets: 40, rttMs: 100, interLossBytes: 100_000),
-                                           .init(windowPackets: 20, rttMs: 50, interLossBytes: 120_000),
-                                           .init(windowPackets: 30, rttMs: 100, interLossBytes: 60_000)])
+        let m = couplingGroup(
+            .olia,
+            [
+                .init(windowPackets: 40, rttMs: 100, interLossBytes: 100_000),
+                .init(windowPackets: 20, rttMs: 50, interLossBytes: 120_000),
+                .init(windowPackets: 30, rttMs: 100, interLossBytes: 60_000),
+            ])
         let s2 = 1100.0 * 1100.0
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), (4000 / s2 - 1.0 / 120) * 1200, accuracy: 1e-9)
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), -6.0331, accuracy: 1e-4, "the max-window path yields")
@@ -104,9 +113,13 @@ final class CouplingFormulaTests: XCTestCase {
 
     func testOLIAWithTheBestPathAlsoTheLargestWindowHasNoOpportunisticTerm() {
         // Same windows and RTTs, but the max-window path 0 also has the best l²/rtt → B\M = ∅, α = 0.
-        let m = couplingGroup(.olia, [.init(windowPackets: 40, rttMs: 100, interLossBytes: 300_000),
-                                           .init(windowPackets: 20, rttMs: 50, interLossBytes: 120_000),
-                                           .init(windowPackets: 30, rttMs: 100, interLossBytes: 60_000)])
+        let m = couplingGroup(
+            .olia,
+            [
+                .init(windowPackets: 40, rttMs: 100, interLossBytes: 300_000),
+                .init(windowPackets: 20, rttMs: 50, interLossBytes: 120_000),
+                .init(windowPackets: 30, rttMs: 100, interLossBytes: 60_000),
+            ])
         let s2 = 1100.0 * 1100.0
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), 4000 / s2 * 1200, accuracy: 1e-9)
         XCTAssertEqual(couplingIncreaseForOnePacket(m[1]), 8000 / s2 * 1200, accuracy: 1e-9)
@@ -116,9 +129,13 @@ final class CouplingFormulaTests: XCTestCase {
     func testOLIASplitsAlphaOverTiedMaxWindowPaths() {
         // w = 30, 30, 10 packets, all 100 ms; best l is path 2 → M = {0, 1}, B\M = {2}, |R| = 3.
         // α = -1/(3*2), -1/(3*2), +1/3. Σ w/rtt = 700. Per packet: w/0.01/700² + α/w.
-        let m = couplingGroup(.olia, [.init(windowPackets: 30, rttMs: 100, interLossBytes: 10_000),
-                                           .init(windowPackets: 30, rttMs: 100, interLossBytes: 10_000),
-                                           .init(windowPackets: 10, rttMs: 100, interLossBytes: 50_000)])
+        let m = couplingGroup(
+            .olia,
+            [
+                .init(windowPackets: 30, rttMs: 100, interLossBytes: 10_000),
+                .init(windowPackets: 30, rttMs: 100, interLossBytes: 10_000),
+                .init(windowPackets: 10, rttMs: 100, interLossBytes: 50_000),
+            ])
         let s2 = 700.0 * 700.0
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), (3000 / s2 - 1.0 / 180) * 1200, accuracy: 1e-9)
         XCTAssertEqual(couplingIncreaseForOnePacket(m[1]), (3000 / s2 - 1.0 / 180) * 1200, accuracy: 1e-9)
@@ -128,8 +145,12 @@ final class CouplingFormulaTests: XCTestCase {
     func testOLIAIncreaseIsCappedAtReno() {
         // w = 10 packets at 1 s (M) and 9 packets at 100 ms (best l): Σ w/rtt = 10 + 90 = 100.
         // Path 1: 900/100² + (1/2)/9 = 0.1456 packet > Reno's 1/9 → 1200*1200/10800 = 133.33 bytes.
-        let m = couplingGroup(.olia, [.init(windowPackets: 10, rttMs: 1000, interLossBytes: 10_000),
-                                           .init(windowPackets: 9, rttMs: 100, interLossBytes: 50_000)])
+        let m = couplingGroup(
+            .olia,
+            [
+                .init(windowPackets: 10, rttMs: 1000, interLossBytes: 10_000),
+                .init(windowPackets: 9, rttMs: 100, interLossBytes: 50_000),
+            ])
         XCTAssertGreaterThan(900.0 / 10_000 + 0.5 / 9, 1.0 / 9, "the case must exceed Reno to test the cap")
         XCTAssertEqual(couplingIncreaseForOnePacket(m[1]), 1200.0 / 9, accuracy: 1e-9)
     }
@@ -152,8 +173,12 @@ final class CouplingFormulaTests: XCTestCase {
     func testOLIANegativeStepNeverTakesTheWindowBelowTwoPackets() {
         // Max-window path at 2 packets + 100 bytes yielding to a better path: the step is clamped so
         // the window stays at 2 * MSS.
-        let m = couplingGroup(.olia, [.init(windowPackets: 2, rttMs: 100, interLossBytes: 1000),
-                                           .init(windowPackets: 1, rttMs: 10, interLossBytes: 90_000)])
+        let m = couplingGroup(
+            .olia,
+            [
+                .init(windowPackets: 2, rttMs: 100, interLossBytes: 1000),
+                .init(windowPackets: 1, rttMs: 10, interLossBytes: 90_000),
+            ])
         m[0].update(congestionWindow: 2 * 1200 + 100, smoothedRTT: .zero)
         // Unclamped, per byte: (2500/0.1²)/(2500/0.1 + 1200/0.01)² - (1/2)/2500 = -1.88e-4,
         // times 1200 * 1200 ≈ -271 bytes; clamped to 2400 - 2500 = -100.
@@ -177,8 +202,12 @@ final class CouplingFormulaTests: XCTestCase {
     func testBALIAThreePaths() {
         // Add w = 20 packets at 50 ms: x = 400 (tied max). Σx = 900, α = 1, 4, 1.
         // path 0: 4000/900² * 1 ; path 1: 1000/900² * (5/2)(8/5) ; path 2: (400/0.05)/900² * 1.
-        let m = couplingGroup(.balia, [.init(windowPackets: 40, rttMs: 100), .init(windowPackets: 10, rttMs: 100),
-                                            .init(windowPackets: 20, rttMs: 50)])
+        let m = couplingGroup(
+            .balia,
+            [
+                .init(windowPackets: 40, rttMs: 100), .init(windowPackets: 10, rttMs: 100),
+                .init(windowPackets: 20, rttMs: 50),
+            ])
         let s2 = 900.0 * 900.0
         XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), 4000 / s2 * 1200, accuracy: 1e-9)
         XCTAssertEqual(couplingIncreaseForOnePacket(m[1]), 1000 / s2 * 4 * 1200, accuracy: 1e-9)
@@ -215,7 +244,7 @@ final class CouplingFormulaTests: XCTestCase {
     func testPathWithoutRTTDoesNotCount() {
         for algorithm in CouplingAlgorithm.allCases {
             let m = couplingGroup(algorithm, [.init(windowPackets: 25, rttMs: 30)])
-            _ = m.group.join() // no window or RTT yet
+            _ = m.group.join()  // no window or RTT yet
             XCTAssertEqual(couplingIncreaseForOnePacket(m[0]), 48, accuracy: 1e-9, "\(algorithm)")
             XCTAssertEqual(m[0].decreaseFactor(), 0.5, "\(algorithm)")
         }
@@ -241,16 +270,19 @@ final class CouplingFormulaTests: XCTestCase {
         let group = CongestionCoupling(algorithm: .balia)
         let fast = NewReno(maxDatagramSize: 1200, coupling: group.join())
         let slow = NewReno(maxDatagramSize: 1200, coupling: group.join())
-        let rtt = RTTSample(latest: .milliseconds(50), smoothed: .milliseconds(50), minimum: .milliseconds(50),
-                            variation: .milliseconds(5))
+        let rtt = RTTSample(
+            latest: .milliseconds(50), smoothed: .milliseconds(50), minimum: .milliseconds(50),
+            variation: .milliseconds(5))
         let t0 = Timestamp(nanoseconds: 1_000_000_000)
         // One ACK frame per packet, the window full when it arrives (not application-limited).
         func ack(_ cc: NewReno, packets: Int) {
             for _ in 0..<packets {
                 let prior = cc.congestionWindow
                 cc.onPacketAcked(AckedPacketInfo(sentBytes: 1200, timeSent: t0), rtt: rtt, bytesInFlight: prior - 1200, now: t0)
-                cc.onAckProcessed(AckSummary(now: t0, ackedBytes: 1200, priorBytesInFlight: prior, bytesInFlight: prior - 1200,
-                                             rtt: rtt, hasNewRTTSample: true, rateSample: nil))
+                cc.onAckProcessed(
+                    AckSummary(
+                        now: t0, ackedBytes: 1200, priorBytesInFlight: prior, bytesInFlight: prior - 1200,
+                        rtt: rtt, hasNewRTTSample: true, rateSample: nil))
             }
         }
         // Slow start: +1200 per acknowledged packet from 12000 bytes.
@@ -281,7 +313,9 @@ private struct CouplingSimRandom {
     var state: UInt64
     init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
     mutating func next() -> UInt64 {
-        state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
         return state &* 0x2545_F491_4F6C_DD1D
     }
     /// Uniform in [0, 1).
@@ -329,7 +363,8 @@ private struct CouplingSimQueue {
                 let parent = (i - 1) >> 1
                 let q = h[parent]
                 if q.time < e.time || (q.time == e.time && q.seq < e.seq) { break }
-                h[i] = q; i = parent
+                h[i] = q
+                i = parent
             }
             h[i] = e
         }
@@ -346,12 +381,14 @@ private struct CouplingSimQueue {
                 var c = 2 * i + 1
                 if c >= n { break }
                 if c + 1 < n {
-                    let a = h[c], b = h[c + 1]
+                    let a = h[c]
+                    let b = h[c + 1]
                     if b.time < a.time || (b.time == a.time && b.seq < a.seq) { c += 1 }
                 }
                 let child = h[c]
                 if last.time < child.time || (last.time == child.time && last.seq < child.seq) { break }
-                h[i] = child; i = c
+                h[i] = child
+                i = c
             }
             h[i] = last
         }
@@ -393,7 +430,9 @@ private final class CouplingSimPath {
     var windowReductions = 0
 
     init(controller: CongestionController, link: Int, flow: Int) {
-        self.controller = controller; self.link = link; self.flow = flow
+        self.controller = controller
+        self.link = link
+        self.flow = flow
         slots = Array(repeating: Slot(), count: 1 << 14)
         slotMask = (1 << 14) - 1
     }
@@ -405,7 +444,9 @@ private final class CouplingSimPath {
         latestRTT = sample
         if !hasRTT {
             hasRTT = true
-            minRTT = sample; smoothedRTT = sample; rttVariation = sample / 2
+            minRTT = sample
+            smoothedRTT = sample
+            rttVariation = sample / 2
             return
         }
         minRTT = min(minRTT, sample)
@@ -445,14 +486,17 @@ private struct CouplingBottleneckModel {
     private var measureUntil: UInt64 = 0
 
     init(links: [CouplingSimLink], paths: [CouplingSimPath], seed: UInt64) {
-        self.links = links; self.paths = paths
+        self.links = links
+        self.paths = paths
         self.flows = (paths.map(\.flow).max() ?? 0) + 1
         random = CouplingSimRandom(seed: seed)
     }
 
     mutating func run(seconds: Double, warmupSeconds: Double) -> CouplingSimResult {
-        let end = UInt64(seconds * 1e9), warmup = UInt64(warmupSeconds * 1e9)
-        measureFrom = warmup; measureUntil = end
+        let end = UInt64(seconds * 1e9)
+        let warmup = UInt64(warmupSeconds * 1e9)
+        measureFrom = warmup
+        measureUntil = end
         for i in paths.indices {
             // Staggered starts (0-5 ms) so the paths do not move in lockstep.
             let start = UInt64(random.unit() * 5e6)
@@ -475,7 +519,7 @@ private struct CouplingBottleneckModel {
                 paths[e.path].paceEventPending = false
                 sendAvailable(path: e.path, now: now)
             case .timer:
-                if e.pn == -1 { paths[e.path].lastAckTime = now } // the path starts
+                if e.pn == -1 { paths[e.path].lastAckTime = now }  // the path starts
                 onTimer(path: e.path, now: now)
                 sendAvailable(path: e.path, now: now)
                 queue.push(.timer, at: e.time + Self.timerPeriod, path: e.path)
@@ -496,7 +540,10 @@ private struct CouplingBottleneckModel {
     /// Drop-tail admission; returns when the ACK of an accepted packet reaches the sender.
     private mutating func enqueue(link i: Int, bytes: Int, now: UInt64) -> UInt64? {
         let backlog = links[i].busyUntil > now ? Int(Double(links[i].busyUntil - now) * links[i].rate / 1e9) : 0
-        guard backlog + bytes <= links[i].bufferBytes else { links[i].drops += 1; return nil }
+        guard backlog + bytes <= links[i].bufferBytes else {
+            links[i].drops += 1
+            return nil
+        }
         links[i].maxBacklog = max(links[i].maxBacklog, backlog + bytes)
         let start = max(now, links[i].busyUntil)
         links[i].busyUntil = start + UInt64(Double(bytes) / links[i].rate * 1e9)
@@ -508,8 +555,9 @@ private struct CouplingBottleneckModel {
         let p = paths[i]
         while p.bytesInFlight + Self.packetSize <= p.controller.congestionWindow {
             // RFC 9002 §7.7: the connection paces at the controller's rate or 1.25 × cwnd / srtt.
-            let rate = Pacer.rate(congestionWindow: p.controller.congestionWindow, smoothedRTT: p.smoothedRTT,
-                                  controllerRate: p.controller.pacingRate)
+            let rate = Pacer.rate(
+                congestionWindow: p.controller.congestionWindow, smoothedRTT: p.smoothedRTT,
+                controllerRate: p.controller.pacingRate)
             if let at = p.pacer.delay(for: Self.packetSize, rate: rate, now: now) {
                 if !p.paceEventPending {
                     p.paceEventPending = true
@@ -549,14 +597,17 @@ private struct CouplingBottleneckModel {
         p.slots[pn & p.slotMask].state = .acked
         p.bytesInFlight -= slot.bytes
         p.estimator.onPacketAcked(slot.snapshot, bytes: slot.bytes, timeSent: slot.timeSent, now: now)
-        p.controller.onPacketAcked(AckedPacketInfo(sentBytes: slot.bytes, timeSent: slot.timeSent, delivery: slot.snapshot),
-                                   rtt: p.rtt, bytesInFlight: p.bytesInFlight, now: now)
+        p.controller.onPacketAcked(
+            AckedPacketInfo(sentBytes: slot.bytes, timeSent: slot.timeSent, delivery: slot.snapshot),
+            rtt: p.rtt, bytesInFlight: p.bytesInFlight, now: now)
         if now.nanoseconds >= warmup { p.measuredBytes += slot.bytes }
         advanceLowest(p)
         let sample = p.estimator.generateSample(minRTT: p.minRTT)
-        p.controller.onAckProcessed(AckSummary(now: now, ackedBytes: slot.bytes, priorBytesInFlight: priorInFlight,
-                                               bytesInFlight: p.bytesInFlight, rtt: p.rtt, hasNewRTTSample: true,
-                                               rateSample: sample))
+        p.controller.onAckProcessed(
+            AckSummary(
+                now: now, ackedBytes: slot.bytes, priorBytesInFlight: priorInFlight,
+                bytesInFlight: p.bytesInFlight, rtt: p.rtt, hasNewRTTSample: true,
+                rateSample: sample))
     }
 
     /// RFC 9002 §6.1: lost if kPacketThreshold (3) newer packets were acknowledged or sent more
@@ -589,8 +640,9 @@ private struct CouplingBottleneckModel {
         p.slots[pn & p.slotMask].state = .lost
         p.bytesInFlight -= slot.bytes
         p.estimator.onPacketLost(bytes: slot.bytes)
-        p.controller.onPacketLost(LostPacketInfo(sentBytes: slot.bytes, timeSent: slot.timeSent, delivery: slot.snapshot),
-                                  bytesInFlight: p.bytesInFlight, now: now)
+        p.controller.onPacketLost(
+            LostPacketInfo(sentBytes: slot.bytes, timeSent: slot.timeSent, delivery: slot.snapshot),
+            bytesInFlight: p.bytesInFlight, now: now)
     }
 
     private func advanceLowest(_ p: CouplingSimPath) {
@@ -644,11 +696,12 @@ final class CouplingBottleneckModelTests: XCTestCase {
 
     private func report(_ name: String, _ r: CouplingSimResult) -> Double {
         let ratio = r.flowBitsPerSecond[0] / r.flowBitsPerSecond[1]
-        print("shared 50 Mbit/s, \(name): two-path \(couplingMbps(r.flowBitsPerSecond[0])) "
-              + "(\(couplingMbps(r.pathBitsPerSecond[0])) + \(couplingMbps(r.pathBitsPerSecond[1]))) vs single-path "
-              + "\(couplingMbps(r.flowBitsPerSecond[1])): ratio \((ratio * 1000).rounded() / 1000), "
-              + "utilisation \((r.linkUtilisation[0] * 1000).rounded() / 10) %, drops \(r.linkDrops[0]), "
-              + "max queue \(r.linkMaxBacklog[0]) B, window reductions \(r.pathWindowReductions)")
+        print(
+            "shared 50 Mbit/s, \(name): two-path \(couplingMbps(r.flowBitsPerSecond[0])) "
+                + "(\(couplingMbps(r.pathBitsPerSecond[0])) + \(couplingMbps(r.pathBitsPerSecond[1]))) vs single-path "
+                + "\(couplingMbps(r.flowBitsPerSecond[1])): ratio \((ratio * 1000).rounded() / 1000), "
+                + "utilisation \((r.linkUtilisation[0] * 1000).rounded() / 10) %, drops \(r.linkDrops[0]), "
+                + "max queue \(r.linkMaxBacklog[0]) B, window reductions \(r.pathWindowReductions)")
         return ratio
     }
 
@@ -682,10 +735,11 @@ final class CouplingBottleneckModelTests: XCTestCase {
             var model = CouplingBottleneckModel(links: links, paths: paths, seed: 0xBEEF)
             let r = withExtendedLifetime(group) { model.run(seconds: 70, warmupSeconds: 10) }
             let share = r.flowBitsPerSecond[0] / 20e6
-            print("disjoint 15+5 Mbit/s, \(algorithm): \(couplingMbps(r.pathBitsPerSecond[0])) + "
-                  + "\(couplingMbps(r.pathBitsPerSecond[1])) = \(couplingMbps(r.flowBitsPerSecond[0])), "
-                  + "\((share * 1000).rounded() / 10) % of 20 Mbit/s, link utilisation "
-                  + "\(r.linkUtilisation.map { ($0 * 1000).rounded() / 10 }) %, window reductions \(r.pathWindowReductions)")
+            print(
+                "disjoint 15+5 Mbit/s, \(algorithm): \(couplingMbps(r.pathBitsPerSecond[0])) + "
+                    + "\(couplingMbps(r.pathBitsPerSecond[1])) = \(couplingMbps(r.flowBitsPerSecond[0])), "
+                    + "\((share * 1000).rounded() / 10) % of 20 Mbit/s, link utilisation "
+                    + "\(r.linkUtilisation.map { ($0 * 1000).rounded() / 10 }) %, window reductions \(r.pathWindowReductions)")
             XCTAssertGreaterThanOrEqual(share, 0.85, "\(algorithm): coupled paths left the disjoint links idle")
         }
     }

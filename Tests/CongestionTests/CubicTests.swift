@@ -2,6 +2,7 @@
 // then the controller on a packet-level model of a bottleneck link. The model
 // (`CubicTestBottleneck`, at the end) is shared with WestwoodTests.swift.
 import XCTest
+
 @testable import Congestion
 
 private let mss = 1200
@@ -14,23 +15,29 @@ private func rttSample(_ latest: Duration, smoothed: Duration? = nil, min: Durat
 
 /// One ACK frame acknowledging `packets` MSS-sized packets sent at `sentAt`, with the window
 /// reported full on arrival unless `priorInFlight` says otherwise.
-private func ack(_ cc: CongestionController, packets: Int, sentAt: Timestamp, now: Timestamp, rtt: RTTSample,
-                 priorInFlight: Int? = nil, newRTTSample: Bool = true) {
+private func ack(
+    _ cc: CongestionController, packets: Int, sentAt: Timestamp, now: Timestamp, rtt: RTTSample,
+    priorInFlight: Int? = nil, newRTTSample: Bool = true
+) {
     let prior = priorInFlight ?? max(cc.congestionWindow, packets * mss)
     var inFlight = prior
     for _ in 0..<packets {
         inFlight -= mss
         cc.onPacketAcked(AckedPacketInfo(sentBytes: mss, timeSent: sentAt), rtt: rtt, bytesInFlight: inFlight, now: now)
     }
-    cc.onAckProcessed(AckSummary(now: now, ackedBytes: packets * mss, priorBytesInFlight: prior, bytesInFlight: inFlight,
-                                 rtt: rtt, hasNewRTTSample: newRTTSample, rateSample: nil))
+    cc.onAckProcessed(
+        AckSummary(
+            now: now, ackedBytes: packets * mss, priorBytesInFlight: prior, bytesInFlight: inFlight,
+            rtt: rtt, hasNewRTTSample: newRTTSample, rateSample: nil))
 }
 
 /// A window-limited flow over a fixed RTT: every `tick` ACKs arrive for cwnd × tick / RTT bytes,
 /// each packet sent one RTT earlier. Calls `observe` after each ACK. Returns the end time.
 @discardableResult
-private func runSaturated(_ cc: CongestionController, from start: Timestamp, for span: Duration, rtt: Duration,
-                          tick: Duration = ms(1), observe: (Timestamp) -> Void = { _ in }) -> Timestamp {
+private func runSaturated(
+    _ cc: CongestionController, from start: Timestamp, for span: Duration, rtt: Duration,
+    tick: Duration = ms(1), observe: (Timestamp) -> Void = { _ in }
+) -> Timestamp {
     var now = start
     var due = 0.0
     let end = start + span
@@ -49,8 +56,10 @@ private func runSaturated(_ cc: CongestionController, from start: Timestamp, for
 
 /// Slow start (constant RTT, so HyStart++ stays quiet) until cwnd reaches `segments`, then a
 /// loss at `now`. Returns the window just before the loss.
-private func cubicAfterLoss(segments: Int, at now: Timestamp, rtt: Duration = rtt40,
-                            coupling: CouplingMember? = nil) -> (Cubic, Int) {
+private func cubicAfterLoss(
+    segments: Int, at now: Timestamp, rtt: Duration = rtt40,
+    coupling: CouplingMember? = nil
+) -> (Cubic, Int) {
     let cc = Cubic(maxDatagramSize: mss, coupling: coupling)
     while cc.congestionWindow < segments * mss {
         ack(cc, packets: 1, sentAt: now - rtt, now: now - ms(1), rtt: rttSample(rtt))
@@ -62,7 +71,8 @@ private func cubicAfterLoss(segments: Int, at now: Timestamp, rtt: Duration = rt
 
 /// C·K³ = x solved by bisection, independent of the controller's Newton iteration.
 private func expectedK(_ x: Double) -> Double {
-    var lo = 0.0, hi = 100.0
+    var lo = 0.0
+    var hi = 100.0
     for _ in 0..<200 {
         let mid = (lo + hi) / 2
         if 0.4 * mid * mid * mid < x { lo = mid } else { hi = mid }
@@ -142,14 +152,17 @@ final class CubicTests: XCTestCase {
     func testWindowFollowsTheCubicCurveThroughConcaveAndConvexRegions() {
         let t0 = Timestamp(nanoseconds: 1_000_000_000)
         let (cc, before) = cubicAfterLoss(segments: 1000, at: t0)
-        let wMax = Double(before), epochWindow = Double(cc.congestionWindow), m = Double(mss)
+        let wMax = Double(before)
+        let epochWindow = Double(cc.congestionWindow)
+        let m = Double(mss)
         let k = expectedK((wMax - epochWindow) / m)
         XCTAssertEqual(k, 9.0856, accuracy: 1e-3, "∛(300 / 0.4)")
         func w(_ t: Double) -> Double { 0.4 * m * (t - k) * (t - k) * (t - k) + wMax }
 
         // Recovery lasts one RTT (tick 1 ms): the epoch starts with the first ACK after it.
         let epoch = t0 + rtt40 + ms(1)
-        var checked = 0, worst = 0.0
+        var checked = 0
+        var worst = 0.0
         runSaturated(cc, from: t0, for: .seconds(k + 2.2), rtt: rtt40) { now in
             guard now >= epoch else { return }
             let t = (now - epoch).seconds
@@ -157,7 +170,7 @@ final class CubicTests: XCTestCase {
             // Sample every RTT in the concave half-way region and for 2 s of the convex region.
             let inConcave = t > k / 2 && t < k / 2 + 1
             let inConvex = t > k && t < k + 2
-            guard (inConcave || inConvex), (now - epoch).nanoseconds % rtt40.nanoseconds == 0 else { return }
+            guard inConcave || inConvex, (now - epoch).nanoseconds % rtt40.nanoseconds == 0 else { return }
             checked += 1
             worst = max(worst, abs(cwnd - w(t)))
             // cwnd aims one RTT ahead and reaches it in about one RTT: it tracks W_cubic(t) to
@@ -191,7 +204,8 @@ final class CubicTests: XCTestCase {
         let t0 = Timestamp(nanoseconds: 1_000_000_000)
         let (cc, before) = cubicAfterLoss(segments: 20, at: t0, rtt: rtt)
         let epoch = t0 + rtt + Duration.microseconds(500)
-        let m = Double(mss), wMax = Double(before)
+        let m = Double(mss)
+        let wMax = Double(before)
         let k = expectedK((wMax - Double(cc.congestionWindow)) / m)
         let end = runSaturated(cc, from: t0, for: ms(310), rtt: rtt, tick: .microseconds(500))
         let t = (end - epoch).seconds
@@ -202,9 +216,12 @@ final class CubicTests: XCTestCase {
         let expected = (20 + (rounds - roundsToPrior)) * m
         let curve = 0.4 * m * (t - k) * (t - k) * (t - k) + wMax
         XCTAssertLessThan(curve, 17 * m, "the cubic curve is still below W_max")
-        XCTAssertEqual(Double(cc.congestionWindow), expected, accuracy: m / 4,
-                       "cwnd follows the Reno estimate (\(expected / m) segments)")
-        print("CUBIC Reno-friendly: t = \(t) s, cwnd \(Double(cc.congestionWindow) / m) segments, W_est ≈ \(expected / m), W_cubic \(curve / m)")
+        XCTAssertEqual(
+            Double(cc.congestionWindow), expected, accuracy: m / 4,
+            "cwnd follows the Reno estimate (\(expected / m) segments)")
+        print(
+            "CUBIC Reno-friendly: t = \(t) s, cwnd \(Double(cc.congestionWindow) / m) segments, W_est ≈ \(expected / m), W_cubic \(curve / m)"
+        )
     }
 
     // MARK: Fast convergence (RFC 9438 §4.7)
@@ -264,8 +281,9 @@ final class CubicTests: XCTestCase {
         }
         XCTAssertEqual(paused.congestionWindow, windowBefore, "no growth while app-limited")
         runSaturated(paused, from: now, for: .seconds(1), rtt: rtt40)
-        XCTAssertEqual(paused.congestionWindow, busy.congestionWindow, accuracy: mss,
-                       "the 3 s app-limited must not count in t")
+        XCTAssertEqual(
+            paused.congestionWindow, busy.congestionWindow, accuracy: mss,
+            "the 3 s app-limited must not count in t")
     }
 
     // MARK: HyStart++ (RFC 9406)
@@ -297,8 +315,10 @@ final class CubicTests: XCTestCase {
 
     func testHyStartLeavesSlowStartWhenTheRoundMinimumRTTRises() {
         // RFC 9406 is not CUBIC's alone: NewReno's and Westwood+'s initial slow starts run it too.
-        let controllers: [any HyStartSlowStart] = [Cubic(maxDatagramSize: mss), NewReno(maxDatagramSize: mss),
-                                                   Westwood(maxDatagramSize: mss)]
+        let controllers: [any HyStartSlowStart] = [
+            Cubic(maxDatagramSize: mss), NewReno(maxDatagramSize: mss),
+            Westwood(maxDatagramSize: mss),
+        ]
         for cc in controllers {
             var r = SlowStartRounds(cc)
             r.round(rtt: rtt40)
@@ -328,7 +348,7 @@ final class CubicTests: XCTestCase {
         var r = SlowStartRounds(cc)
         r.round(rtt: rtt40)
         r.round(rtt: .microseconds(44_900))
-        r.round(rtt: .microseconds(49_800)) // +4.9 ms each round: below 5 ms
+        r.round(rtt: .microseconds(49_800))  // +4.9 ms each round: below 5 ms
         XCTAssertEqual(cc.hystartPhase, .slowStart)
 
         // A short RTT uses the 4 ms floor: 10 ms → 14 ms exits, 13.9 ms would not.
@@ -371,7 +391,7 @@ final class CubicTests: XCTestCase {
         let cc = Cubic(maxDatagramSize: mss)
         var r = SlowStartRounds(cc)
         r.round(rtt: rtt40)
-        r.round(rtt: ms(50)) // CSS entered in this round: it counts as the first.
+        r.round(rtt: ms(50))  // CSS entered in this round: it counts as the first.
         XCTAssertEqual(cc.hystartPhase, .conservativeSlowStart)
         for _ in 2...5 { r.round(rtt: ms(50)) }
         XCTAssertEqual(cc.hystartPhase, .conservativeSlowStart, "CSS_ROUNDS = 5 rounds, the partial one included")
@@ -598,19 +618,37 @@ final class CubicTestBottleneck {
         trySend(0)
         while true {
             // The earliest pending event; ties in a fixed order so runs are reproducible.
-            var next = UInt64.max, kind = -1
-            if arrivalHead < arrivals.count, arrivals[arrivalHead].time < next { next = arrivals[arrivalHead].time; kind = 0 }
-            if ackHead < acks.count, acks[ackHead].time < next { next = acks[ackHead].time; kind = 1 }
-            if let t = ackTimer, t < next { next = t; kind = 2 }
-            if let t = sendWake, t < next { next = t; kind = 3 }
-            if let t = ptoTimer, t < next { next = t; kind = 4 }
+            var next = UInt64.max
+            var kind = -1
+            if arrivalHead < arrivals.count, arrivals[arrivalHead].time < next {
+                next = arrivals[arrivalHead].time
+                kind = 0
+            }
+            if ackHead < acks.count, acks[ackHead].time < next {
+                next = acks[ackHead].time
+                kind = 1
+            }
+            if let t = ackTimer, t < next {
+                next = t
+                kind = 2
+            }
+            if let t = sendWake, t < next {
+                next = t
+                kind = 3
+            }
+            if let t = ptoTimer, t < next {
+                next = t
+                kind = 4
+            }
             guard kind >= 0, next <= end else { break }
             switch kind {
             case 0:
-                let a = arrivals[arrivalHead]; arrivalHead += 1
+                let a = arrivals[arrivalHead]
+                arrivalHead += 1
                 receive(a.pn, at: a.time)
             case 1:
-                let a = acks[ackHead]; ackHead += 1
+                let a = acks[ackHead]
+                ackHead += 1
                 onAck(a.pns, at: a.time)
             case 2:
                 ackTimer = nil
@@ -649,7 +687,8 @@ final class CubicTestBottleneck {
     }
 
     private func sendPacket(_ now: UInt64) {
-        let size = config.datagramSize, t = Timestamp(nanoseconds: now)
+        let size = config.datagramSize
+        let t = Timestamp(nanoseconds: now)
         let pn = sent.count
         let snapshot = delivery.onPacketSent(bytes: size, bytesInFlight: bytesInFlight, now: t)
         sent.append(Sent(size: size, timeSent: t, delivery: snapshot))
@@ -683,12 +722,15 @@ final class CubicTestBottleneck {
             bytesInFlight -= p.size
             ackedBytes += p.size
             delivery.onPacketAcked(p.delivery, bytes: p.size, timeSent: p.timeSent, now: t)
-            cc.onPacketAcked(AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
-                             rtt: rttSample, bytesInFlight: bytesInFlight, now: t)
+            cc.onPacketAcked(
+                AckedPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+                rtt: rttSample, bytesInFlight: bytesInFlight, now: t)
         }
         let rate = delivery.generateSample(minRTT: minRTT)
-        cc.onAckProcessed(AckSummary(now: t, ackedBytes: ackedBytes, priorBytesInFlight: prior, bytesInFlight: bytesInFlight,
-                                     rtt: rttSample, hasNewRTTSample: newSample, rateSample: rate))
+        cc.onAckProcessed(
+            AckSummary(
+                now: t, ackedBytes: ackedBytes, priorBytesInFlight: prior, bytesInFlight: bytesInFlight,
+                rtt: rttSample, hasNewRTTSample: newSample, rateSample: rate))
         detectLosses(now)
         ptoCount = 0
         if bytesInFlight > 0 { ptoTimer = ptoDeadline }
@@ -700,7 +742,9 @@ final class CubicTestBottleneck {
         latestRTT = sample
         if !hasRTTSample {
             hasRTTSample = true
-            minRTT = sample; smoothedRTT = sample; rttVar = sample / 2
+            minRTT = sample
+            smoothedRTT = sample
+            rttVar = sample / 2
             return
         }
         minRTT = min(minRTT, sample)
@@ -714,7 +758,9 @@ final class CubicTestBottleneck {
     private func detectLosses(_ now: UInt64) {
         let t = Timestamp(nanoseconds: now)
         let lossDelay = max(Duration(nanoseconds: max(smoothedRTT, latestRTT).nanoseconds * 9 / 8), .milliseconds(1))
-        var firstLost: Timestamp?, newestLost: Timestamp?, count = 0
+        var firstLost: Timestamp?
+        var newestLost: Timestamp?
+        var count = 0
         var pn = lowestOutstanding
         while pn <= largestAcked {
             if sent[pn].outstanding, pn + 3 <= largestAcked || sent[pn].timeSent + lossDelay <= t {
@@ -722,8 +768,9 @@ final class CubicTestBottleneck {
                 let p = sent[pn]
                 bytesInFlight -= p.size
                 delivery.onPacketLost(bytes: p.size)
-                cc.onPacketLost(LostPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
-                                bytesInFlight: bytesInFlight, now: t)
+                cc.onPacketLost(
+                    LostPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+                    bytesInFlight: bytesInFlight, now: t)
                 firstLost = firstLost ?? p.timeSent
                 newestLost = p.timeSent
                 count += 1
@@ -745,7 +792,10 @@ final class CubicTestBottleneck {
     private func onPTOTimer(_ now: UInt64) {
         guard bytesInFlight > 0 else { return }
         let deadline = ptoDeadline
-        if now < deadline { ptoTimer = deadline; return }
+        if now < deadline {
+            ptoTimer = deadline
+            return
+        }
         ptoCount += 1
         sendPacket(now)
         sendPacket(now)
@@ -756,7 +806,10 @@ final class CubicTestBottleneck {
 
     private func enterLink(_ pn: Int, size: Int, at now: UInt64) {
         let backlog = linkFreeAt > now ? Int(Double(linkFreeAt - now) * bytesPerNanosecond) : 0
-        guard backlog + size <= config.queueBytes else { report.queueDrops += 1; return }
+        guard backlog + size <= config.queueBytes else {
+            report.queueDrops += 1
+            return
+        }
         report.maxQueueBytes = max(report.maxQueueBytes, backlog + size)
         if now >= measureFrom {
             queueDelaySum += Double(linkFreeAt > now ? linkFreeAt - now : 0)
@@ -765,7 +818,10 @@ final class CubicTestBottleneck {
         let departs = max(now, linkFreeAt) + UInt64((Double(size) / bytesPerNanosecond).rounded())
         linkFreeAt = departs
         // Random loss on the wire after the bottleneck (a lossy radio hop, say).
-        if config.randomLoss > 0, random.unit() < config.randomLoss { report.randomDrops += 1; return }
+        if config.randomLoss > 0, random.unit() < config.randomLoss {
+            report.randomDrops += 1
+            return
+        }
         arrivals.append((departs + halfRTT, pn))
     }
 

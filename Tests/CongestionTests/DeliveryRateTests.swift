@@ -1,6 +1,7 @@
 // Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation): samples from a known
 // send/ack pattern.
 import XCTest
+
 @testable import Congestion
 
 final class DeliveryRateTests: XCTestCase {

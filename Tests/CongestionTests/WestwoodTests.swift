@@ -2,6 +2,7 @@
 // delivery patterns, then Westwood+ and NewReno on the same lossy model link
 // (`CubicTestBottleneck`, defined in CubicTests.swift).
 import XCTest
+
 @testable import Congestion
 
 private let mss = 1200
@@ -25,8 +26,10 @@ private struct WestwoodAckPattern {
                 inFlight -= mss
                 cc.onPacketAcked(AckedPacketInfo(sentBytes: mss, timeSent: now - rtt), rtt: sample, bytesInFlight: inFlight, now: now)
             }
-            cc.onAckProcessed(AckSummary(now: now, ackedBytes: packets * mss, priorBytesInFlight: prior, bytesInFlight: inFlight,
-                                         rtt: sample, hasNewRTTSample: true, rateSample: nil))
+            cc.onAckProcessed(
+                AckSummary(
+                    now: now, ackedBytes: packets * mss, priorBytesInFlight: prior, bytesInFlight: inFlight,
+                    rtt: sample, hasNewRTTSample: true, rateSample: nil))
         }
     }
 }
@@ -48,14 +51,14 @@ final class WestwoodTests: XCTestCase {
     func testBandwidthEstimateIsOneSamplePerRTTFilteredSevenEighthsOneEighth() {
         let cc = Westwood(maxDatagramSize: mss)
         var p = WestwoodAckPattern(cc: cc)
-        p.run(acks: 41, packets: 3, every: ms(10)) // ten 40 ms intervals at 360 000 B/s
+        p.run(acks: 41, packets: 3, every: ms(10))  // ten 40 ms intervals at 360 000 B/s
         XCTAssertEqual(cc.bandwidthEstimate, 360_000, accuracy: 1e-6)
         // A loss ends slow start; from here the samples are filtered.
         cc.onCongestionEvent(lostPacketSentTime: p.now - ms(5), now: p.now)
         XCTAssertLessThanOrEqual(cc.congestionWindow, cc.ssthresh)
         p.run(acks: 3, packets: 6, every: ms(10))
         XCTAssertEqual(cc.bandwidthEstimate, 360_000, accuracy: 1e-6, "no sample before a whole RTT has passed")
-        p.run(acks: 1, packets: 6, every: ms(10)) // one interval at 720 000 B/s
+        p.run(acks: 1, packets: 6, every: ms(10))  // one interval at 720 000 B/s
         XCTAssertEqual(cc.bandwidthEstimate, 7.0 / 8 * 360_000 + 1.0 / 8 * 720_000, accuracy: 1e-6)
         p.run(acks: 4, packets: 6, every: ms(10))
         XCTAssertEqual(cc.bandwidthEstimate, 7.0 / 8 * 405_000 + 1.0 / 8 * 720_000, accuracy: 1e-6)
@@ -67,7 +70,7 @@ final class WestwoodTests: XCTestCase {
         var p = WestwoodAckPattern(cc: cc)
         p.run(acks: 41, packets: 3, every: ms(10))
         XCTAssertEqual(cc.hystartPhase, .slowStart)
-        p.run(acks: 4, packets: 6, every: ms(10)) // one interval at 720 000 B/s
+        p.run(acks: 4, packets: 6, every: ms(10))  // one interval at 720 000 B/s
         XCTAssertEqual(cc.bandwidthEstimate, 720_000, accuracy: 1e-6)
         XCTAssertLessThan(cc.congestionWindow, cc.ssthresh, "still in slow start")
     }
@@ -133,7 +136,8 @@ final class WestwoodTests: XCTestCase {
         let group = CongestionCoupling(algorithm: .lia)
         let a = Westwood(maxDatagramSize: mss, coupling: group.join())
         let b = Westwood(maxDatagramSize: mss, coupling: group.join())
-        var pa = WestwoodAckPattern(cc: a), pb = WestwoodAckPattern(cc: b)
+        var pa = WestwoodAckPattern(cc: a)
+        var pb = WestwoodAckPattern(cc: b)
         pa.run(acks: 101, packets: 3, every: ms(10))
         pb.run(acks: 101, packets: 3, every: ms(10))
         let beforeLoss = a.congestionWindow
@@ -142,7 +146,8 @@ final class WestwoodTests: XCTestCase {
         // While coupled the decrease is the coupling's (LIA: Reno's half), not BWE × RTT_min.
         XCTAssertEqual(a.congestionWindow, beforeLoss / 2)
         let w0 = a.congestionWindow
-        pa.now = pa.now + ms(40); pb.now = pb.now + ms(40)
+        pa.now = pa.now + ms(40)
+        pb.now = pb.now + ms(40)
         pb.run(acks: 1, packets: 1, every: .microseconds(100))
         XCTAssertEqual(a.coupling?.bytesSinceLastLoss, 0)
         // Two equal paths under LIA: α = 1/2, so a window of ACKs adds a quarter datagram, not one.
@@ -153,8 +158,9 @@ final class WestwoodTests: XCTestCase {
     /// 1 % random loss on a 50 Mbit/s, 40 ms path (1-BDP queue): NewReno halves on every loss and
     /// stays far below the link rate; Westwood+ only falls back to the measured pipe.
     func testWestwoodKeepsALossyLinkFarBusierThanNewReno() {
-        let config = CubicTestBottleneck.Config(rateBitsPerSecond: 50e6, rtt: ms(40), queueBytes: 250_000,
-                                                randomLoss: 0.01, seed: 42)
+        let config = CubicTestBottleneck.Config(
+            rateBitsPerSecond: 50e6, rtt: ms(40), queueBytes: 250_000,
+            randomLoss: 0.01, seed: 42)
         let westwood = CubicTestBottleneck(config: config, controller: Westwood(maxDatagramSize: 1200))
             .run(for: .seconds(20), measuringFrom: .seconds(5))
         let newReno = CubicTestBottleneck(config: config, controller: NewReno(maxDatagramSize: 1200))

@@ -14,7 +14,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let c = try DaemonConfiguration.parse(text, file: "fuzz.conf")
         switch c.role {
         case .router:
-            guard let r = c.router, !r.wans.isEmpty, c.vps == nil, r.wans.contains(where: { !$0.isBackup }) else { fatalError("router without WANs") }
+            guard let r = c.router, !r.wans.isEmpty, c.vps == nil, r.wans.contains(where: { !$0.isBackup }) else {
+                fatalError("router without WANs")
+            }
         case .vps:
             guard let v = c.vps, c.router == nil else { fatalError("vps without [vps]") }
             for (i, a) in v.tenants.enumerated() {

@@ -21,8 +21,9 @@
 // follow from the limits it advertised (streams, buffered bytes, queued frames, paths).
 import Congestion
 @_spi(Testing) import QUIC
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // MARK: - Fixed setup (once per process)
@@ -30,7 +31,7 @@ import Glibc
 private let fixtures: String = {
     if let env = getenv("TQUIC_FUZZ_FIXTURES") { return String(cString: env) }
     var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(2) // Fuzz/ConnectionFuzz.swift
+    parts.removeLast(2)  // Fuzz/ConnectionFuzz.swift
     return parts.joined(separator: "/") + "/QUICTests/Fixtures"
 }()
 
@@ -46,7 +47,7 @@ private let serverTLS: TLSContext = {
 }()
 
 private let clientTLS: TLSContext = {
-    let c = TLSConfiguration(alpnProtocols: ["tquic-fuzz"]) // no verification: the handshake is not under test
+    let c = TLSConfiguration(alpnProtocols: ["tquic-fuzz"])  // no verification: the handshake is not under test
     do {
         let ctx = try TLSContext(configuration: c, isServer: false)
         ctx.testingUseX25519Only()
@@ -123,7 +124,7 @@ private struct Input {
         case 3: return UInt64(byte())
         case 4: return u16()
         case 5: return u32()
-        case 6: return (1 << 60) - 1 + UInt64(byte() % 3) // 2^60 - 1 ... 2^60 + 1
+        case 6: return (1 << 60) - 1 + UInt64(byte() % 3)  // 2^60 - 1 ... 2^60 + 1
         case 7: return (1 << 62) - 1 - UInt64(byte() % 4)
         case 8: return (1 << 32) - 1 + UInt64(byte() % 3)
         default: return UInt64(byte()) << 20
@@ -155,7 +156,14 @@ private final class Session {
     var oracleActive = true
 
     // The shadow of the server's receive state while the packet is built.
-    struct ShadowStream { var recvLimit: UInt64; var highest: UInt64; var finalSize: UInt64?; var reset: Bool; var canReceive: Bool; var canSend: Bool }
+    struct ShadowStream {
+        var recvLimit: UInt64
+        var highest: UInt64
+        var finalSize: UInt64?
+        var reset: Bool
+        var canReceive: Bool
+        var canSend: Bool
+    }
     var streams: [UInt64: ShadowStream] = [:]
     var dataReceived: UInt64 = 0
     var openedBidi: UInt64 = 0
@@ -172,11 +180,13 @@ private final class Session {
 
     init(input: Input) {
         self.input = input
-        endpoint = Endpoint(configuration: Endpoint.Configuration(connection: configuration(serverTLS), tokenKey: [UInt8](repeating: 9, count: 16)),
-                            random: SeededRandom(seed: 1))
+        endpoint = Endpoint(
+            configuration: Endpoint.Configuration(connection: configuration(serverTLS), tokenKey: [UInt8](repeating: 9, count: 16)),
+            random: SeededRandom(seed: 1))
         do {
-            client = try Connection(clientWith: configuration(clientTLS), serverName: "localhost", remote: serverAddress,
-                                    random: SeededRandom(seed: 2), now: now)
+            client = try Connection(
+                clientWith: configuration(clientTLS), serverName: "localhost", remote: serverAddress,
+                random: SeededRandom(seed: 2), now: now)
         } catch { fatalError("client: \(error)") }
         // A real handshake, no loss, 1 ms per step; then until both sides are quiet so the
         // client holds the server's connection IDs for every path ID.
@@ -186,8 +196,14 @@ private final class Session {
             steps += 1
             if steps > 200 { fatalError("handshake did not finish in 200 steps") }
             var moved = false
-            while let t = client.poll(now: now) { moved = true; endpoint.receive(datagram: t.bytes, from: clientAddress, now: now) }
-            while let t = endpoint.poll(now: now) { moved = true; client.receive(datagram: t.bytes, from: serverAddress, now: now) }
+            while let t = client.poll(now: now) {
+                moved = true
+                endpoint.receive(datagram: t.bytes, from: clientAddress, now: now)
+            }
+            while let t = endpoint.poll(now: now) {
+                moved = true
+                client.receive(datagram: t.bytes, from: serverAddress, now: now)
+            }
             let done = client.handshakeConfirmed && endpoint.connections.first?.handshakeConfirmed == true
             quiet = moved || !done ? 0 : quiet + 1
             now = now + .milliseconds(1)
@@ -217,8 +233,12 @@ private final class Session {
                 now = now + .milliseconds(ms)
                 server.handleTimeout(now: now)
                 drainServer(after: "a timeout")
-            case 6: flush(); selectPath(input.byte())
-            default: flush(); application(input.byte())
+            case 6:
+                flush()
+                selectPath(input.byte())
+            default:
+                flush()
+                application(input.byte())
             }
         }
         flush()
@@ -231,9 +251,9 @@ private final class Session {
         packetPath = nextPN[id] == nil ? 0 : id
         switch b >> 4 {
         case 0: packetRemote = clientAddress
-        case 1: packetRemote = SocketAddress(ip: [10, 0, 0, 1], port: 40001) // rebinding
+        case 1: packetRemote = SocketAddress(ip: [10, 0, 0, 1], port: 40001)  // rebinding
         case 2: keyUpdates = min(keyUpdates + 1, 3)
-        case 3: if let pn = nextPN[packetPath] { nextPN[packetPath] = pn + UInt64(b & 7) + 1 } // skip packet numbers
+        case 3: if let pn = nextPN[packetPath] { nextPN[packetPath] = pn + UInt64(b & 7) + 1 }  // skip packet numbers
         default: packetRemote = packetPath == 0 ? clientAddress : SocketAddress(ip: [10, 0, 1, UInt8(packetPath)], port: 40000)
         }
     }
@@ -253,7 +273,10 @@ private final class Session {
         case 3:
             try? server.sendDatagram([UInt8](repeating: 0x62, count: Int(b)), onPath: UInt32(b >> 6))
         default:
-            if let id = snap.streams.keys.sorted().last { server.stopSending(id, errorCode: 7); server.resetStream(id, errorCode: 8) }
+            if let id = snap.streams.keys.sorted().last {
+                server.stopSending(id, errorCode: 7)
+                server.resetStream(id, errorCode: 8)
+            }
         }
         drainServer(after: "an application call")
     }
@@ -266,8 +289,9 @@ private final class Session {
         snapshot = s
         verdict = .valid
         streams = s.streams.mapValues {
-            ShadowStream(recvLimit: $0.recvLimit, highest: $0.highestOffset, finalSize: $0.finalSize, reset: $0.resetReceived,
-                         canReceive: $0.canReceive, canSend: $0.canSend)
+            ShadowStream(
+                recvLimit: $0.recvLimit, highest: $0.highestOffset, finalSize: $0.finalSize, reset: $0.resetReceived,
+                canReceive: $0.canReceive, canSend: $0.canSend)
         }
         dataReceived = s.dataReceived
         openedBidi = s.remoteStreamsOpenedBidi
@@ -301,15 +325,20 @@ private final class Session {
 
     func flush(allowEmpty: Bool = false) {
         guard snapshot != nil else { return }
-        defer { snapshot = nil; payload.removeAll() }
+        defer {
+            snapshot = nil
+            payload.removeAll()
+        }
         if payload.count == 0 {
             // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
             verdict = .mustClose([PV], "empty packet")
         }
         guard let pn = nextPN[packetPath],
-              let dest = client.testingOneRTTDestination(pathID: packetPath),
-              let datagram = client.testingSealOneRTTPacket(payload: payload.bytes, destinationCID: dest.cid, packetNumber: pn,
-                                                             pathID: packetPath, keyUpdates: keyUpdates) else { return }
+            let dest = client.testingOneRTTDestination(pathID: packetPath),
+            let datagram = client.testingSealOneRTTPacket(
+                payload: payload.bytes, destinationCID: dest.cid, packetNumber: pn,
+                pathID: packetPath, keyUpdates: keyUpdates)
+        else { return }
         nextPN[packetPath] = pn + 1
         packetsSent += 1
         let wasOpen = server.state == .established
@@ -348,7 +377,10 @@ private final class Session {
 
     func drainServer(after what: String) {
         var n = 0
-        while server.poll(now: now) != nil { n += 1; if n > 200 { fatalError("poll produced more than 200 datagrams after \(what)") } }
+        while server.poll(now: now) != nil {
+            n += 1
+            if n > 200 { fatalError("poll produced more than 200 datagrams after \(what)") }
+        }
         while server.pollEvent() != nil {}
         if oracleActive && server.state != .established {
             // Packets are judged in `flush`; a transport error from a timer or an API call has
@@ -371,7 +403,9 @@ private final class Session {
         for (id, st) in s.streams {
             // RFC 9000 §4.1: a receiver buffers at most what its flow-control window allows.
             if UInt64(st.bufferedBytes) > st.recvLimit - min(st.recvLimit, st.readOffset) {
-                fail("stream \(id) buffers \(st.bufferedBytes) bytes in \(st.outOfOrderChunks) chunks, window \(st.recvLimit - st.readOffset)")
+                fail(
+                    "stream \(id) buffers \(st.bufferedBytes) bytes in \(st.outOfOrderChunks) chunks, window \(st.recvLimit - st.readOffset)"
+                )
             }
         }
         if s.dataReceived > s.localMaxData { fail("data received \(s.dataReceived) beyond MAX_DATA \(s.localMaxData)") }
@@ -388,7 +422,11 @@ private final class Session {
         // Retirements and announcements wait only for room in a packet; the server polled until
         // it had nothing left, so a long queue means they are never sent.
         let queued = s.peerCIDsToRetire + s.multipathPeerCIDsToRetire + s.localCIDsToAnnounce + s.multipathLocalCIDsToAnnounce
-        if queued > 64 { fail("\(queued) CID frames queued (retire \(s.peerCIDsToRetire)+\(s.multipathPeerCIDsToRetire), announce \(s.localCIDsToAnnounce)+\(s.multipathLocalCIDsToAnnounce))") }
+        if queued > 64 {
+            fail(
+                "\(queued) CID frames queued (retire \(s.peerCIDsToRetire)+\(s.multipathPeerCIDsToRetire), announce \(s.localCIDsToAnnounce)+\(s.multipathLocalCIDsToAnnounce))"
+            )
+        }
         if s.pendingEvents > 0 { fail("\(s.pendingEvents) events left after draining") }
     }
 
@@ -401,8 +439,12 @@ private final class Session {
         if sel < 48 {
             index = UInt64(sel % 8)
         } else {
-            let limit = type == 0 ? snapshot.localMaxStreamsBidi : type == 2 ? snapshot.localMaxStreamsUni
-                : type == 1 ? snapshot.nextLocalBidiIndex : snapshot.nextLocalUniIndex
+            let limit =
+                type == 0
+                ? snapshot.localMaxStreamsBidi
+                : type == 2
+                    ? snapshot.localMaxStreamsUni
+                    : type == 1 ? snapshot.nextLocalBidiIndex : snapshot.nextLocalUniIndex
             switch sel % 4 {
             case 0: index = limit
             case 1: index = limit &+ 1
@@ -432,7 +474,7 @@ private final class Session {
                 if use == .blocked { return (nil, .mayClose([SSE], "\(frame) on unopened stream \(id)")) }
                 return (nil, .mustClose([SSE], "\(frame) on the server's unopened stream \(id)"))
             }
-            return streams[id] != nil ? (id, nil) : (nil, .valid) // forgotten: ignored
+            return streams[id] != nil ? (id, nil) : (nil, .valid)  // forgotten: ignored
         }
         if !bidi && use == .send {
             // §19.5, §19.10: STOP_SENDING / MAX_STREAM_DATA on a receive-only stream.
@@ -440,7 +482,7 @@ private final class Session {
         }
         if streams[id] != nil { return (id, nil) }
         let opened = bidi ? openedBidi : openedUni
-        if index < opened { return (nil, .valid) } // closed and forgotten
+        if index < opened { return (nil, .valid) }  // closed and forgotten
         let limit = bidi ? snapshot.localMaxStreamsBidi : snapshot.localMaxStreamsUni
         if index >= limit {
             // §4.6: a stream ID beyond the limit is STREAM_LIMIT_ERROR (credit may have grown
@@ -458,7 +500,8 @@ private final class Session {
         let index = id >> 2
         var i = bidi ? openedBidi : openedUni
         while i <= index {
-            streams[i << 2 | (id & 3)] = ShadowStream(recvLimit: streamWindow, highest: 0, finalSize: nil, reset: false, canReceive: true, canSend: bidi)
+            streams[i << 2 | (id & 3)] = ShadowStream(
+                recvLimit: streamWindow, highest: 0, finalSize: nil, reset: false, canReceive: true, canSend: bidi)
             i += 1
         }
         if bidi { openedBidi = index + 1 } else { openedUni = index + 1 }
@@ -466,7 +509,10 @@ private final class Session {
 
     func appendFrame(kind: UInt8) {
         beginPacketIfNeeded()
-        if payload.count > 1100 { flush(); beginPacketIfNeeded() }
+        if payload.count > 1100 {
+            flush()
+            beginPacketIfNeeded()
+        }
         switch kind % 34 {
         case 0:
             add([UInt8](repeating: 0, count: Int(input.byte() % 16) + 1), .valid)
@@ -475,14 +521,23 @@ private final class Session {
         case 2:
             ackFrame(pathID: nil)
         case 3:
-            let id = streamID(input.byte()), code = input.value(), finalSize = finalSizeChoice()
+            let id = streamID(input.byte())
+            let code = input.value()
+            let finalSize = finalSizeChoice()
             let bytes = encode(.resetStream(streamID: id, errorCode: varintOK(code), finalSize: varintOK(finalSize)))
             resetStream(id, finalSize: varintOK(finalSize), bytes)
         case 4:
             let id = streamID(input.byte())
             let bytes = encode(.stopSending(streamID: id, errorCode: varintOK(input.value())))
             let (s, v) = resolveStream(id, .send, frame: "STOP_SENDING")
-            if let v { add(bytes, v) } else { add(bytes, .valid) { openInShadow(s!); mayCollect += 1 } }
+            if let v {
+                add(bytes, v)
+            } else {
+                add(bytes, .valid) {
+                    openInShadow(s!)
+                    mayCollect += 1
+                }
+            }
         case 5:
             let offset = varintOK(input.value())
             let data = [UInt8](repeating: 0x16, count: Int(input.byte()))
@@ -497,7 +552,8 @@ private final class Session {
         case 6:
             let n = Int(input.byte() % 4)
             // §19.7: an empty token is a FRAME_ENCODING_ERROR; a server never receives NEW_TOKEN.
-            add([0x07, UInt8(n)] + [UInt8](repeating: 0x77, count: n),
+            add(
+                [0x07, UInt8(n)] + [UInt8](repeating: 0x77, count: n),
                 n == 0 ? .mustClose([FEE], "empty NEW_TOKEN") : .mustClose([PV], "NEW_TOKEN from a client"))
         case 7, 8:
             streamFrame()
@@ -511,7 +567,9 @@ private final class Session {
         case 11, 13:
             let bidi = input.byte() & 1 == 0
             let m = varintOK(input.value())
-            let bytes = kind % 34 == 11 ? encode(.maxStreams(bidirectional: bidi, maximum: m)) : encode(.streamsBlocked(bidirectional: bidi, limit: m))
+            let bytes =
+                kind % 34 == 11
+                ? encode(.maxStreams(bidirectional: bidi, maximum: m)) : encode(.streamsBlocked(bidirectional: bidi, limit: m))
             if m > 1 << 60 {
                 // §19.11 MUST FRAME_ENCODING_ERROR; §19.14 STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR.
                 add(bytes, .mustClose(kind % 34 == 11 ? [FEE] : [FEE, SLE], "MAX_STREAMS/STREAMS_BLOCKED above 2^60"))
@@ -528,8 +586,10 @@ private final class Session {
         case 15:
             let seq = retireChoice()
             // draft-21 §3.2: PATH_RETIRE_CONNECTION_ID with path ID 0 is the same retirement.
-            let bytes = encode(input.byte() & 1 == 0 ? .retireConnectionID(sequenceNumber: seq)
-                                                    : .pathRetireConnectionID(pathID: 0, sequenceNumber: seq))
+            let bytes = encode(
+                input.byte() & 1 == 0
+                    ? .retireConnectionID(sequenceNumber: seq)
+                    : .pathRetireConnectionID(pathID: 0, sequenceNumber: seq))
             let packetSeq = snapshot.localCIDs.first { $0.value == client.testingOneRTTDestination(pathID: 0)?.cid }?.key
             if seq >= snapshot.nextLocalCIDSequence + UInt64(retires) {
                 // §19.16: retiring a sequence number never sent is a PROTOCOL_VIOLATION.
@@ -545,7 +605,10 @@ private final class Session {
             add(encode(.pathResponse(data: input.u32())), .valid)
         case 18:
             let b = input.byte()
-            add(encode(.connectionClose(ConnectionCloseFrame(isApplication: b & 1 == 1, errorCode: UInt64(b >> 1), frameType: 0, reason: [0x62]))),
+            add(
+                encode(
+                    .connectionClose(
+                        ConnectionCloseFrame(isApplication: b & 1 == 1, errorCode: UInt64(b >> 1), frameType: 0, reason: [0x62]))),
                 .peerClosed)
         case 19:
             // §19.20: a server receiving HANDSHAKE_DONE: PROTOCOL_VIOLATION.
@@ -567,15 +630,18 @@ private final class Session {
                 add(bytes, .valid) { mayCollect += 1 }
             }
         case 23:
-            let pid = pathIDChoice(), seq = varintOK(input.value())
-            let bytes = encode(input.byte() & 1 == 0 ? .pathStatusBackup(pathID: pid, sequenceNumber: seq)
-                                                    : .pathStatusAvailable(pathID: pid, sequenceNumber: seq))
+            let pid = pathIDChoice()
+            let seq = varintOK(input.value())
+            let bytes = encode(
+                input.byte() & 1 == 0
+                    ? .pathStatusBackup(pathID: pid, sequenceNumber: seq)
+                    : .pathStatusAvailable(pathID: pid, sequenceNumber: seq))
             add(bytes, pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATH_STATUS for an unknown path ID"))
         case 24:
             newConnectionID(pathID: pathIDChoice())
         case 25:
             var pid = pathIDChoice()
-            if pid == 0 { pid = 1 } // path 0's retirements are case 15
+            if pid == 0 { pid = 1 }  // path 0's retirements are case 15
             let seq = UInt64(input.byte() % 8)
             let bytes = encode(.pathRetireConnectionID(pathID: pid, sequenceNumber: seq))
             let issued = pid <= UInt64(UInt32.max) && snapshot.multipathLocalCIDs[UInt32(pid)]?[seq] != nil
@@ -592,10 +658,13 @@ private final class Session {
             }
         case 27:
             let m = UInt64(input.byte() % 8)
-            add(encode(.pathsBlocked(maximumPathID: m)), m <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATHS_BLOCKED above our maximum"))
+            add(
+                encode(.pathsBlocked(maximumPathID: m)),
+                m <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATHS_BLOCKED above our maximum"))
         case 28:
             let pid = pathIDChoice()
-            add(encode(.pathCIDsBlocked(pathID: pid, nextSequenceNumber: UInt64(input.byte() % 8))),
+            add(
+                encode(.pathCIDsBlocked(pathID: pid, nextSequenceNumber: UInt64(input.byte() % 8))),
                 pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATH_CIDS_BLOCKED above our maximum"))
         case 29:
             // §12.4: a frame of unknown type is a FRAME_ENCODING_ERROR (0x1f, 0x20-0x2f, 0x32-0x3d,
@@ -644,22 +713,36 @@ private final class Session {
         let first = UInt64(input.byte() % 4)
         var w = ByteWriter(capacity: 64)
         let ecn = b & 0x40 != 0
-        if let pathID { w.writeVarInt(ecn ? FrameType.pathAckECN : FrameType.pathAck); w.writeVarInt(pathID) } else { w.writeVarInt(ecn ? 3 : 2) }
+        if let pathID {
+            w.writeVarInt(ecn ? FrameType.pathAckECN : FrameType.pathAck)
+            w.writeVarInt(pathID)
+        } else {
+            w.writeVarInt(ecn ? 3 : 2)
+        }
         let ranges = Int(input.byte() % 3)
-        w.writeVarInt(largest); w.writeVarInt(UInt64(input.byte())); w.writeVarInt(UInt64(ranges)); w.writeVarInt(first)
+        w.writeVarInt(largest)
+        w.writeVarInt(UInt64(input.byte()))
+        w.writeVarInt(UInt64(ranges))
+        w.writeVarInt(first)
         var invalid = first > largest
         var smallest = largest &- first
         for _ in 0..<ranges {
-            let gap = UInt64(input.byte() % 8), len = UInt64(input.byte() % 8)
-            w.writeVarInt(gap); w.writeVarInt(len)
+            let gap = UInt64(input.byte() % 8)
+            let len = UInt64(input.byte() % 8)
+            w.writeVarInt(gap)
+            w.writeVarInt(len)
             if invalid || smallest < gap + 2 || smallest - gap - 2 < len { invalid = true } else { smallest = smallest - gap - 2 - len }
         }
-        if ecn { w.writeVarInt(UInt64(input.byte())); w.writeVarInt(0); w.writeVarInt(UInt64(input.byte() % 4)) }
+        if ecn {
+            w.writeVarInt(UInt64(input.byte()))
+            w.writeVarInt(0)
+            w.writeVarInt(UInt64(input.byte() % 4))
+        }
         if invalid {
             // §19.3.1: a negative packet number in the ranges is a FRAME_ENCODING_ERROR.
             add(w.bytes, .mustClose([FEE], "ACK ranges below packet number 0"))
         } else if !known {
-            add(w.bytes, .valid) // PATH_ACK for a path the server does not have: ignored
+            add(w.bytes, .valid)  // PATH_ACK for a path the server does not have: ignored
         } else if largest >= next {
             // §13.1: acknowledging a packet never sent (the connection says it detects it).
             add(w.bytes, .mustClose([PV], "ACK of unsent packet \(largest) (next \(next))"))
@@ -684,14 +767,21 @@ private final class Session {
         let end = offset + UInt64(length)
         if end > (1 << 62) - 1 {
             // §19.8: FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR.
-            add(bytes, .mustClose([FEE, FCE], "STREAM beyond 2^62-1")); return
+            add(bytes, .mustClose([FEE, FCE], "STREAM beyond 2^62-1"))
+            return
         }
         let (s, v) = resolveStream(id, .receive, frame: "STREAM")
-        if let v { add(bytes, v); return }
+        if let v {
+            add(bytes, v)
+            return
+        }
         guard let s else { return }
         openInShadow(s)
         let st = streams[s]!
-        if st.reset { add(bytes, .mayClose([FSE], "STREAM after RESET_STREAM")); return }
+        if st.reset {
+            add(bytes, .mayClose([FSE], "STREAM after RESET_STREAM"))
+            return
+        }
         var codes: Set<UInt64> = []
         var should: Set<UInt64> = []
         // §4.1: beyond the stream's or the connection's limit is a FLOW_CONTROL_ERROR.
@@ -716,11 +806,17 @@ private final class Session {
 
     func resetStream(_ id: UInt64, finalSize: UInt64, _ bytes: [UInt8]) {
         let (s, v) = resolveStream(id, .receive, frame: "RESET_STREAM")
-        if let v { add(bytes, v); return }
+        if let v {
+            add(bytes, v)
+            return
+        }
         guard let s else { return }
         openInShadow(s)
         let st = streams[s]!
-        if st.reset { add(bytes, .mayClose([FSE], "a second RESET_STREAM")); return }
+        if st.reset {
+            add(bytes, .mayClose([FSE], "a second RESET_STREAM"))
+            return
+        }
         var should: Set<UInt64> = []
         if let fs = st.finalSize, fs != finalSize { should.insert(FSE) }
         if finalSize < st.highest { should.insert(FSE) }
@@ -760,9 +856,10 @@ private final class Session {
         case 0: rpt = 0
         case 1: rpt = pathID == nil ? retirePriorTo : 0
         case 2: rpt = seq >= UInt64(rb >> 2) ? seq - UInt64(rb >> 2) : 0
-        default: rpt = seq + UInt64(rb >> 6) // > seq when rb >> 6 > 0
+        default: rpt = seq + UInt64(rb >> 6)  // > seq when rb >> 6 > 0
         }
-        seq = varintOK(seq); rpt = varintOK(rpt)
+        seq = varintOK(seq)
+        rpt = varintOK(rpt)
         let lb = input.byte()
         let cidLength = lb < 240 ? 8 : [0, 21, 20, 1][Int(lb) % 4]
         let reuse = table[seq]
@@ -771,26 +868,44 @@ private final class Session {
         withUnsafeBytes(of: freshCID.bigEndian) { for (i, x) in $0.enumerated() where i < cidLength { cidBytes[i] ^= x } }
         if let reuse, lb & 1 == 0 { cidBytes = Array(reuse.bytes) }
         var w = ByteWriter(capacity: 64)
-        if let framePathID { w.writeVarInt(FrameType.pathNewConnectionID); w.writeVarInt(framePathID) } else { w.writeVarInt(FrameType.newConnectionID) }
-        w.writeVarInt(seq); w.writeVarInt(rpt); w.writeUInt8(UInt8(cidBytes.count)); w.writeBytes(cidBytes)
+        if let framePathID {
+            w.writeVarInt(FrameType.pathNewConnectionID)
+            w.writeVarInt(framePathID)
+        } else {
+            w.writeVarInt(FrameType.newConnectionID)
+        }
+        w.writeVarInt(seq)
+        w.writeVarInt(rpt)
+        w.writeUInt8(UInt8(cidBytes.count))
+        w.writeBytes(cidBytes)
         w.writeBytes([UInt8](repeating: 0x5e, count: 16))
         let name = framePathID == nil ? "NEW_CONNECTION_ID" : "PATH_NEW_CONNECTION_ID"
         // §19.15: Retire Prior To above the sequence number, or a CID length outside 1...20.
-        if rpt > seq || cidBytes.isEmpty || cidBytes.count > 20 { add(w.bytes, .mustClose([FEE], "\(name) badly encoded")); return }
+        if rpt > seq || cidBytes.isEmpty || cidBytes.count > 20 {
+            add(w.bytes, .mustClose([FEE], "\(name) badly encoded"))
+            return
+        }
         let cid = ConnectionID(cidBytes)
         if let pathID {
             guard pathID <= UInt64(snapshot.localMaxPathID) else {
                 // draft-ietf-quic-multipath §4.6 (as the connection claims): PROTOCOL_VIOLATION.
-                add(w.bytes, .mustClose([PV], "PATH_NEW_CONNECTION_ID for path ID \(pathID) above our maximum")); return
+                add(w.bytes, .mustClose([PV], "PATH_NEW_CONNECTION_ID for path ID \(pathID) above our maximum"))
+                return
             }
             let pid = UInt32(pathID)
-            if snapshot.retiredPathIDs.contains(pid) { add(w.bytes, .valid); return }
+            if snapshot.retiredPathIDs.contains(pid) {
+                add(w.bytes, .valid)
+                return
+            }
             if let reuse {
-                add(w.bytes, reuse == cid ? .mayClose(nil, "repeated PATH_NEW_CONNECTION_ID") : .mayClose([PV], "sequence reused with another CID"))
+                add(
+                    w.bytes,
+                    reuse == cid ? .mayClose(nil, "repeated PATH_NEW_CONNECTION_ID") : .mayClose([PV], "sequence reused with another CID"))
                 return
             }
             if seq < max(rpt, pathRetirePriorTo[pid] ?? 0) || rpt < (pathRetirePriorTo[pid] ?? 0) {
-                add(w.bytes, .mayClose(nil, "PATH_NEW_CONNECTION_ID below an earlier Retire Prior To")); return
+                add(w.bytes, .mayClose(nil, "PATH_NEW_CONNECTION_ID below an earlier Retire Prior To"))
+                return
             }
             var t = table
             t[seq] = cid
@@ -798,16 +913,25 @@ private final class Session {
             if UInt64(t.count) > snapshot.activeConnectionIDLimit {
                 add(w.bytes, .mustClose([CIDLE], "\(t.count) CIDs on path \(pid) over the limit"))
             } else {
-                add(w.bytes, .valid) { pathPeerCIDs[pid] = t; pathRetirePriorTo[pid] = max(pathRetirePriorTo[pid] ?? 0, rpt) }
+                add(w.bytes, .valid) {
+                    pathPeerCIDs[pid] = t
+                    pathRetirePriorTo[pid] = max(pathRetirePriorTo[pid] ?? 0, rpt)
+                }
             }
             return
         }
         if let reuse {
-            if reuse != cid { add(w.bytes, .mayClose([PV], "sequence reused with another CID")); return }
+            if reuse != cid {
+                add(w.bytes, .mayClose([PV], "sequence reused with another CID"))
+                return
+            }
             add(w.bytes, rpt <= retirePriorTo ? .valid : .mayClose(nil, "repeated NEW_CONNECTION_ID with a new Retire Prior To"))
             return
         }
-        if seq < retirePriorTo { add(w.bytes, .valid); return } // retired at once
+        if seq < retirePriorTo {
+            add(w.bytes, .valid)
+            return
+        }  // retired at once
         var t = peerCIDs
         t[seq] = cid
         let newRPT = max(rpt, retirePriorTo)
@@ -816,7 +940,10 @@ private final class Session {
         if UInt64(t.count) > snapshot.activeConnectionIDLimit {
             add(w.bytes, .mustClose([CIDLE], "\(t.count) active CIDs over the limit \(snapshot.activeConnectionIDLimit)"))
         } else {
-            add(w.bytes, .valid) { peerCIDs = t; retirePriorTo = newRPT }
+            add(w.bytes, .valid) {
+                peerCIDs = t
+                retirePriorTo = newRPT
+            }
         }
     }
 
@@ -829,8 +956,10 @@ private final class Session {
             .stopSending(streamID: 4, errorCode: 70000),
             .maxData(1 << 40),
             .maxStreamData(streamID: 0, maximum: 1 << 20),
-            .newConnectionID(NewConnectionIDFrame(sequenceNumber: 9, retirePriorTo: 0, connectionID: ConnectionID([1, 2, 3, 4, 5, 6, 7, 8]),
-                                                  statelessResetToken: StatelessResetToken([UInt8](repeating: 3, count: 16)))),
+            .newConnectionID(
+                NewConnectionIDFrame(
+                    sequenceNumber: 9, retirePriorTo: 0, connectionID: ConnectionID([1, 2, 3, 4, 5, 6, 7, 8]),
+                    statelessResetToken: StatelessResetToken([UInt8](repeating: 3, count: 16)))),
             .pathChallenge(data: 0x0102_0304_0506_0708),
             .connectionClose(ConnectionCloseFrame(isApplication: false, errorCode: 1, frameType: 8, reason: [1, 2, 3])),
             .datagram(data: [1, 2, 3, 4][...], hasLength: true),
@@ -878,28 +1007,37 @@ private final class Session {
         } else {
             let id = UInt64(b >> 1 & 0x0f) << 2
             var w = ByteWriter(capacity: 16)
-            w.writeVarInt(0x0c); w.writeVarInt(id); w.writeVarInt(0) // OFF, no LEN, no FIN
+            w.writeVarInt(0x0c)
+            w.writeVarInt(id)
+            w.writeVarInt(0)  // OFF, no LEN, no FIN
             w.writeBytes([UInt8](repeating: 0x53, count: n))
             let (s, v) = resolveStream(id, .receive, frame: "STREAM")
-            if let v { add(w.bytes, v) } else if let s {
+            if let v {
+                add(w.bytes, v)
+            } else if let s {
                 openInShadow(s)
                 let st = streams[s]!
                 let end = UInt64(n)
                 let over = end > st.recvLimit || dataReceived + (max(st.highest, end) - st.highest) > snapshot.localMaxData
                 let fsBad = st.finalSize.map { end > $0 } ?? false
-                if st.reset { add(w.bytes, .mayClose([FSE], "STREAM after reset")) }
-                else if over { add(w.bytes, .mustClose(fsBad ? [FCE, FSE] : [FCE], "tail STREAM beyond flow control")) }
-                else if fsBad { add(w.bytes, .mayClose([FSE], "tail STREAM beyond final size")) }
-                else { add(w.bytes, .valid) }
+                if st.reset {
+                    add(w.bytes, .mayClose([FSE], "STREAM after reset"))
+                } else if over {
+                    add(w.bytes, .mustClose(fsBad ? [FCE, FSE] : [FCE], "tail STREAM beyond flow control"))
+                } else if fsBad {
+                    add(w.bytes, .mayClose([FSE], "tail STREAM beyond final size"))
+                } else {
+                    add(w.bytes, .valid)
+                }
             }
         }
         flush()
     }
 }
 
-private extension Verdict {
+extension Verdict {
     /// True if this is the verdict `rawRun` just set (so it may be sharpened to a MUST).
-    func isValidOrSame(_ why: String) -> Bool {
+    fileprivate func isValidOrSame(_ why: String) -> Bool {
         if case .mayClose(_, let w) = self { return w == why }
         return false
     }

@@ -12,7 +12,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 1)
     defer { copy.deallocate() }
     copy.copyMemory(from: UnsafeRawBufferPointer(start: data, count: size))
-    let packet = UnsafeRawBufferPointer(rebasing: copy[0 ..< size])
+    let packet = UnsafeRawBufferPointer(rebasing: copy[0..<size])
     let key = FlowKey(packet: packet)
     let lane = FlowKey.lane(of: packet, seed: 0x1234)
     guard lane < TunnelFrame.laneCount else { fatalError("lane \(lane) out of range") }

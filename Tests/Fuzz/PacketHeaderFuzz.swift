@@ -27,7 +27,7 @@ private func walkDatagram(_ datagram: [UInt8]) {
         do {
             h = try PacketHeader.parse(datagram, at: offset, shortHeaderCIDLength: cidLength)
         } catch is WireError {
-            return // dropped, like the receiver does
+            return  // dropped, like the receiver does
         } catch {
             fatalError("parse threw a non-WireError: \(error)")
         }
@@ -41,7 +41,8 @@ private func walkDatagram(_ datagram: [UInt8]) {
         }
         guard h.isLongHeader == (datagram[offset] & 0x80 != 0) else { fatalError("header form mismatch: \(h)") }
         guard h.destinationConnectionID.length <= ConnectionID.maxLength,
-              h.sourceConnectionID.length <= ConnectionID.maxLength else { fatalError("connection ID over 20 bytes") }
+            h.sourceConnectionID.length <= ConnectionID.maxLength
+        else { fatalError("connection ID over 20 bytes") }
         for slice in [h.token, h.retryIntegrityTag] where !slice.isEmpty {
             guard slice.startIndex > h.packetStart, slice.endIndex <= h.packetEnd else {
                 fatalError("token/tag \(slice.indices) outside the packet \(h.packetStart)..<\(h.packetEnd)")
@@ -50,17 +51,20 @@ private func walkDatagram(_ datagram: [UInt8]) {
         switch h.type {
         case .oneRTT:
             guard !h.isLongHeader, h.destinationConnectionID.length == cidLength,
-                  h.packetNumberOffset == offset + 1 + cidLength, h.packetEnd == n else {
+                h.packetNumberOffset == offset + 1 + cidLength, h.packetEnd == n
+            else {
                 fatalError("short header inconsistent: \(h)")
             }
         case .versionNegotiation:
             guard h.version == 0, h.packetEnd == n, h.packetNumberOffset <= n,
-                  h.supportedVersions.count == (n - offset - 7 - h.destinationConnectionID.length - h.sourceConnectionID.length) / 4 else {
+                h.supportedVersions.count == (n - offset - 7 - h.destinationConnectionID.length - h.sourceConnectionID.length) / 4
+            else {
                 fatalError("Version Negotiation inconsistent: \(h)")
             }
         case .retry:
             guard h.version == QUICVersion.v1, h.retryIntegrityTag.count == 16, h.retryIntegrityTag.endIndex == n,
-                  h.packetEnd == n else { fatalError("Retry inconsistent: \(h)") }
+                h.packetEnd == n
+            else { fatalError("Retry inconsistent: \(h)") }
         case .initial, .zeroRTT, .handshake:
             if h.version == QUICVersion.v1 {
                 // RFC 9001 §5.4.2: room for the 4 + 16 byte header protection sample.
@@ -86,19 +90,23 @@ private func checkPacketNumbers(_ input: [UInt8]) {
     guard input.count >= 17 else { return }
     let maxPN: UInt64 = (1 << 62) - 1
     // largest <= 2^62 - 2: after 2^62 - 1 no packet can follow (RFC 9000 §12.3).
-    let a = readUInt64(input, 1) % maxPN, b = readUInt64(input, 9)
+    let a = readUInt64(input, 1) % maxPN
+    let b = readUInt64(input, 9)
     let selector = input[0]
 
     // Decode of arbitrary inputs: the low bits are the truncated number, and the result is the
     // closest value to largest + 1 (A.3) whenever no 0 / 2^62 edge is in reach.
     let bits = 8 * (1 + Int(selector & 0x03))
-    let win: UInt64 = 1 << UInt64(bits), hwin = win / 2
+    let win: UInt64 = 1 << UInt64(bits)
+    let hwin = win / 2
     let truncated = b & (win - 1)
     let largest: UInt64? = selector & 0x04 == 0 ? a : nil
     let decoded = PacketNumberCoding.decode(largest: largest, truncated: truncated, bits: bits)
-    guard decoded & (win - 1) == truncated else { fatalError("decode(\(String(describing: largest)), \(truncated), \(bits)) = \(decoded) lost the low bits") }
+    guard decoded & (win - 1) == truncated else {
+        fatalError("decode(\(String(describing: largest)), \(truncated), \(bits)) = \(decoded) lost the low bits")
+    }
     guard decoded <= maxPN else { fatalError("decode(\(String(describing: largest)), \(truncated), \(bits)) = \(decoded) >= 2^62") }
-    let expected = a + 1 // when largest is a
+    let expected = a + 1  // when largest is a
     if largest == nil {
         // Nothing received yet: the expected packet number is 0.
         guard decoded == truncated else { fatalError("decode with nothing received = \(decoded), not \(truncated)") }
@@ -122,6 +130,8 @@ private func checkPacketNumbers(_ input: [UInt8]) {
     let received: UInt64? = acked.map { $0 + (b & 0xffff_ffff) % gap } ?? (pn == 0 || selector & 0x10 == 0 ? nil : (b & 0xffff_ffff) % pn)
     let roundTrip = PacketNumberCoding.decode(largest: received, truncated: pn & ((1 << UInt64(8 * length)) - 1), bits: 8 * length)
     guard roundTrip == pn else {
-        fatalError("pn \(pn) in \(length) bytes (acked \(String(describing: acked))) decoded as \(roundTrip) after \(String(describing: received))")
+        fatalError(
+            "pn \(pn) in \(length) bytes (acked \(String(describing: acked))) decoded as \(roundTrip) after \(String(describing: received))"
+        )
     }
 }

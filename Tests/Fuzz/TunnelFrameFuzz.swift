@@ -17,7 +17,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         guard viaDecoder == nil else { fatalError("decoder accepted what decode refused") }
     case .success(let frame):
         guard viaDecoder == frame else { fatalError("decoder and decode disagree") }
-        guard frame.payload == TunnelFrame.headerLength ..< size, !frame.payload.isEmpty else {
+        guard frame.payload == TunnelFrame.headerLength..<size, !frame.payload.isEmpty else {
             fatalError("payload \(frame.payload) of a \(size)-byte datagram")
         }
         guard frame.header.lane < TunnelFrame.laneCount else { fatalError("lane \(frame.header.lane) out of range") }
@@ -25,7 +25,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let ok = out.withUnsafeMutableBytes { TunnelFrame.write(frame.header, to: $0, at: 0) }
         guard ok else { fatalError("a decoded header does not write back") }
         // Byte 0: version (2 bits), R bit, one unused bit, lane high nibble.
-        guard out[0] == input[0] & 0xef, Array(out[1...]) == Array(input[1 ..< TunnelFrame.headerLength]) else {
+        guard out[0] == input[0] & 0xef, Array(out[1...]) == Array(input[1..<TunnelFrame.headerLength]) else {
             fatalError("header \(frame.header) does not round-trip")
         }
     }

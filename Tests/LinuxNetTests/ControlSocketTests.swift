@@ -1,10 +1,11 @@
+import CLinuxNet
+import Foundation
+import Glibc
 // tquicd's control socket with tquicctl's client: a request line answered and the connection
 // closed; oversized, silent and unauthorized clients refused without holding the daemon; a stale
 // socket file replaced but a running server's never taken over.
 import XCTest
-import Foundation
-import Glibc
-import CLinuxNet
+
 @testable import LinuxNet
 
 final class ControlSocketTests: XCTestCase {
@@ -26,7 +27,9 @@ final class ControlSocketTests: XCTestCase {
         try loop.add(fd: server.fd, events: .readable, token: 1)
         let start = MonotonicClock.now().nanoseconds
         while !done() {
-            guard MonotonicClock.now().nanoseconds - start < 10_000_000_000 else { return XCTFail("the exchange did not finish within 10 s") }
+            guard MonotonicClock.now().nanoseconds - start < 10_000_000_000 else {
+                return XCTFail("the exchange did not finish within 10 s")
+            }
             try loop.wait(timeoutNanoseconds: 10_000_000) { _, _, _, _ in }
             try server.service()
         }
@@ -140,9 +143,10 @@ final class ControlSocketTests: XCTestCase {
         var silent = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
         defer { if silent >= 0 { close(silent) } }
         var address = try ControlSocketServer.address(path)
-        XCTAssertEqual(withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(silent, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }, 0)
+        XCTAssertEqual(
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(silent, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }, 0)
         try serve(server) { server.openConnections == 1 }
         XCTAssertEqual(try request("ping", server: server), "error: busy\n")
         close(silent)
@@ -156,16 +160,17 @@ final class ControlSocketTests: XCTestCase {
         // A socket file nobody listens on: what a crashed tquicd leaves.
         let stale = socket(AF_UNIX, Int32(CLinuxNet_SOCK_STREAM), 0)
         var address = try ControlSocketServer.address(path)
-        XCTAssertEqual(withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }, 0)
+        XCTAssertEqual(
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }, 0)
         close(stale)
 
         let server = try ControlSocketServer(path: path, group: nil) { _ in "first\n" }
         XCTAssertThrowsError(try ControlSocketServer(path: path, group: nil) { _ in "second\n" }) { error in
             XCTAssertTrue("\(error)".contains("another tquicd is running"), "\(error)")
         }
-        try serve(server) { server.openConnections == 0 } // the probe's connection
+        try serve(server) { server.openConnections == 0 }  // the probe's connection
         XCTAssertEqual(try request("who", server: server), "first\n", "the second server took over the socket")
 
         server.close()
@@ -183,22 +188,27 @@ final class ControlSocketTests: XCTestCase {
         XCTAssertTrue(may(1000, 100, [27, 900], socketGroup: 900), "supplementary group")
         XCTAssertFalse(may(1000, 100, [27], socketGroup: 900))
         XCTAssertFalse(may(1000, 900, [900], socketGroup: nil), "no group: root only")
-        XCTAssertTrue(ControlSocketServer.mayConnect(uid: 998, gid: 998, groups: { [] }, socketGroup: nil, daemonUser: 998),
-                      "the daemon's own user")
+        XCTAssertTrue(
+            ControlSocketServer.mayConnect(uid: 998, gid: 998, groups: { [] }, socketGroup: nil, daemonUser: 998),
+            "the daemon's own user")
     }
 
     func testAnotherUsersConnectionIsRefusedWithAnErrorLine() throws {
         guard geteuid() == 0 else { throw XCTSkip("needs root to connect as another user") }
         // The directory and socket open to all, so that only the credential check stands between.
         XCTAssertEqual(chmod(directory, 0o755), 0)
-        for (group, expected) in [("daemon", "error: permission denied (uid 65534 is not root or in the socket's group)\n"),
-                                  ("nogroup", "ok\n")] {
+        for (group, expected) in [
+            ("daemon", "error: permission denied (uid 65534 is not root or in the socket's group)\n"),
+            ("nogroup", "ok\n"),
+        ] {
             let server = try ControlSocketServer(path: path, group: group) { _ in "ok\n" }
             XCTAssertEqual(chmod(directory + "/run", 0o755), 0)
             XCTAssertEqual(chmod(path, 0o666), 0)
             let client = Process()
             client.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            client.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", """
+            client.arguments = [
+                "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+                """
                 import socket, sys
                 s = socket.socket(socket.AF_UNIX)
                 s.settimeout(5)
@@ -217,7 +227,8 @@ final class ControlSocketTests: XCTestCase {
                         break
                     out += b
                 sys.stdout.write(out.decode())
-                """, path]
+                """, path,
+            ]
             let output = Pipe()
             client.standardOutput = output
             let exited = LockedBox(false)

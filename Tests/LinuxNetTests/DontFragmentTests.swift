@@ -1,8 +1,9 @@
+import Glibc
+import QUIC
 // Tunnel sockets never let the kernel fragment: DF on, the cached path MTU ignored.
 import XCTest
-import Glibc
+
 @testable import LinuxNet
-import QUIC
 
 final class DontFragmentTests: XCTestCase {
     func mode(_ s: UDPSocket, level: Int32, option: Int32) -> Int32 {

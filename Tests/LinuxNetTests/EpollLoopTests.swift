@@ -1,8 +1,9 @@
+import CLinuxNet
+import Glibc
 // The daemon's readiness loop: descriptors reported with their tokens, interest changed and
 // removed, hangups seen, wake-ups from another thread, and timeouts finer than a millisecond.
 import XCTest
-import Glibc
-import CLinuxNet
+
 @testable import LinuxNet
 
 final class EpollLoopTests: XCTestCase {
@@ -20,7 +21,9 @@ final class EpollLoopTests: XCTestCase {
         return (fds[0], fds[1])
     }
 
-    private func ready(_ loop: EpollLoop, timeoutNanoseconds: Int64? = 0) throws -> [(token: Int, readable: Bool, writable: Bool, hangup: Bool)] {
+    private func ready(_ loop: EpollLoop, timeoutNanoseconds: Int64? = 0) throws -> [(
+        token: Int, readable: Bool, writable: Bool, hangup: Bool
+    )] {
         var seen: [(Int, Bool, Bool, Bool)] = []
         let n = try loop.wait(timeoutNanoseconds: timeoutNanoseconds) { seen.append(($0, $1, $2, $3)) }
         XCTAssertEqual(n, seen.count, "wait's count differs from the events it reported")
@@ -80,7 +83,8 @@ final class EpollLoopTests: XCTestCase {
         // Consumed: the next poll finds nothing.
         XCTAssertTrue(try ready(loop).isEmpty)
         // Several wake-ups before a wait collapse into one.
-        loop.wake(); loop.wake()
+        loop.wake()
+        loop.wake()
         XCTAssertTrue(try ready(loop, timeoutNanoseconds: 1_000_000_000).isEmpty)
         XCTAssertTrue(try ready(loop).isEmpty)
     }

@@ -1,9 +1,9 @@
+import CLinuxNet
 // A network namespace of the nftables/sysctl tests' own (`ip netns add tquic-t-<pid>-<n>`) and a thread inside it:
 // the nftables and sysctl tests change only that namespace, never the host's ruleset. setns(2)
 // moves one thread, and libnftables opens its netlink socket in the calling thread's namespace.
 import Foundation
 import Glibc
-import CLinuxNet
 import XCTest
 
 final class FirewallTestNamespace {
@@ -13,7 +13,10 @@ final class FirewallTestNamespace {
     /// Creates the namespace; skips the test when not root.
     init() throws {
         guard geteuid() == 0 else { throw XCTSkip("network namespaces need root") }
-        let n = FirewallTestNamespace.counter.update { $0 += 1; return $0 }
+        let n = FirewallTestNamespace.counter.update {
+            $0 += 1
+            return $0
+        }
         name = "tquic-t-\(getpid())-\(n)"
         let result = try FirewallTestNamespace.command(["ip", "netns", "add", name])
         guard result.status == 0 else { throw TestFailure("ip netns add \(name): \(result.output)") }
@@ -98,11 +101,13 @@ struct NFTablesListing {
 
     init(json: String) throws {
         guard let root = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let items = root["nftables"] as? [[String: Any]] else { throw TestFailure("not nft JSON: \(json.prefix(200))") }
+            let items = root["nftables"] as? [[String: Any]]
+        else { throw TestFailure("not nft JSON: \(json.prefix(200))") }
         for item in items {
             if let table = item["table"] as? [String: Any], let name = table["name"] as? String { tables.append(name) }
             if let chain = item["chain"] as? [String: Any], let name = chain["name"] as? String {
-                chains.append(Chain(name: name, type: chain["type"] as? String, hook: chain["hook"] as? String, policy: chain["policy"] as? String))
+                chains.append(
+                    Chain(name: name, type: chain["type"] as? String, hook: chain["hook"] as? String, policy: chain["policy"] as? String))
             }
             if let rule = item["rule"] as? [String: Any], let chain = rule["chain"] as? String {
                 let expression = try JSONSerialization.data(withJSONObject: rule["expr"] ?? [], options: [.sortedKeys])

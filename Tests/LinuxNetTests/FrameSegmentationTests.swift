@@ -2,6 +2,7 @@
 // frames they stand for, as tquic-netem does before its link model sees them: lengths, IP IDs and
 // header checksums, TCP sequence numbers and flags, and L4 checksums that complete correctly.
 import XCTest
+
 @testable import LinuxNet
 
 final class FrameSegmentationTests: XCTestCase {
@@ -10,16 +11,20 @@ final class FrameSegmentationTests: XCTestCase {
     /// Ethernet + IPv4 (20) + TCP (32, with options) + `payload` bytes counting up.
     func tcp4SuperFrame(payload: Int, flags: UInt8) -> [UInt8] {
         var f = [UInt8](repeating: 0, count: 14 + 20 + 32 + payload)
-        f[12] = 0x08; f[13] = 0x00
+        f[12] = 0x08
+        f[13] = 0x00
         let ip = 14
         f[ip] = 0x45
         put16(&f, ip + 2, UInt16(20 + 32 + payload))
-        put16(&f, ip + 4, 0xFFFE)   // the ID wraps between segments
-        f[ip + 6] = 0x40; f[ip + 8] = 64; f[ip + 9] = 6
+        put16(&f, ip + 4, 0xFFFE)  // the ID wraps between segments
+        f[ip + 6] = 0x40
+        f[ip + 8] = 64
+        f[ip + 9] = 6
         f.replaceSubrange(ip + 12..<ip + 20, with: [10, 77, 0, 1, 10, 77, 0, 2])
         let tcp = ip + 20
-        put16(&f, tcp, 40000); put16(&f, tcp + 2, 5201)
-        f.replaceSubrange(tcp + 4..<tcp + 8, with: [0xFF, 0xFF, 0xFA, 0x00])   // the sequence number wraps
+        put16(&f, tcp, 40000)
+        put16(&f, tcp + 2, 5201)
+        f.replaceSubrange(tcp + 4..<tcp + 8, with: [0xFF, 0xFF, 0xFA, 0x00])  // the sequence number wraps
         f[tcp + 12] = 8 << 4
         f[tcp + 13] = flags
         for i in 0..<payload { f[tcp + 32 + i] = UInt8(truncatingIfNeeded: i) }
@@ -55,11 +60,13 @@ final class FrameSegmentationTests: XCTestCase {
     /// pseudo-header the receiver computes.
     func completedChecksumIsValid(_ segment: [UInt8], header: VirtioNetHeader, ipv6: Bool, proto: UInt8) -> Bool {
         var s = segment
-        let start = Int(header.checksumStart), at = start + Int(header.checksumOffset)
+        let start = Int(header.checksumStart)
+        let at = start + Int(header.checksumOffset)
         let check = ~fold(ones(s[start...]))
         put16(&s, at, check)
         let l4Length = UInt32(s.count - start)
-        let pseudo = ipv6
+        let pseudo =
+            ipv6
             ? ones(s[(14 + 8)..<(14 + 40)]) + (l4Length >> 16) + (l4Length & 0xFFFF) + UInt32(proto)
             : ones(s[(14 + 12)..<(14 + 20)]) + l4Length + UInt32(proto)
         return fold(pseudo + ones(s[start...])) == 0xFFFF
@@ -78,8 +85,9 @@ final class FrameSegmentationTests: XCTestCase {
 
     func testATCPv4SuperFrameBecomesMSSSizedSegmentsWithTheirOwnHeaders() throws {
         let frame = tcp4SuperFrame(payload: 3000, flags: Self.tcpFlagsACK | Self.tcpFlagsPSH | Self.tcpFlagsFIN | Self.tcpFlagsCWR)
-        let header = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.gsoTCPv4 | VirtioNetHeader.gsoECN,
-                                     headerLength: 66, gsoSize: 1448, checksumStart: 34, checksumOffset: 16)
+        let header = VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.gsoTCPv4 | VirtioNetHeader.gsoECN,
+            headerLength: 66, gsoSize: 1448, checksumStart: 34, checksumOffset: 16)
         let out = try segments(frame, header)
         XCTAssertEqual(out.map(\.count), [66 + 1448, 66 + 1448, 66 + 104])
         for (i, s) in out.enumerated() {
@@ -101,13 +109,23 @@ final class FrameSegmentationTests: XCTestCase {
     func testAUDPv6GSOFrameBecomesDatagramsOfTheSegmentSize() throws {
         let payload = 2500
         var f = [UInt8](repeating: 0, count: 14 + 40 + 8 + payload)
-        f[12] = 0x86; f[13] = 0xDD
-        f[14] = 0x60; put16(&f, 14 + 4, UInt16(8 + payload)); f[14 + 6] = 17; f[14 + 7] = 64
-        f[14 + 8] = 0xFD; f[14 + 23] = 1; f[14 + 24] = 0xFD; f[14 + 39] = 2
-        put16(&f, 54, 4433); put16(&f, 56, 443); put16(&f, 58, UInt16(8 + payload))
+        f[12] = 0x86
+        f[13] = 0xDD
+        f[14] = 0x60
+        put16(&f, 14 + 4, UInt16(8 + payload))
+        f[14 + 6] = 17
+        f[14 + 7] = 64
+        f[14 + 8] = 0xFD
+        f[14 + 23] = 1
+        f[14 + 24] = 0xFD
+        f[14 + 39] = 2
+        put16(&f, 54, 4433)
+        put16(&f, 56, 443)
+        put16(&f, 58, UInt16(8 + payload))
         for i in 0..<payload { f[62 + i] = UInt8(truncatingIfNeeded: i * 7) }
-        let header = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.gsoUDPL4,
-                                     gsoSize: 1200, checksumStart: 54, checksumOffset: 6)
+        let header = VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.gsoUDPL4,
+            gsoSize: 1200, checksumStart: 54, checksumOffset: 6)
         let out = try segments(f, header)
         XCTAssertEqual(out.map(\.count), [62 + 1200, 62 + 1200, 62 + 100])
         for (i, s) in out.enumerated() {
@@ -120,18 +138,34 @@ final class FrameSegmentationTests: XCTestCase {
     func testFramesThatCannotBeCutAreRefused() {
         let frame = tcp4SuperFrame(payload: 3000, flags: Self.tcpFlagsACK)
         frame.withUnsafeBytes { raw in
-            XCTAssertNil(GSOFrame(frame: raw, header: VirtioNetHeader(gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448,
-                                                                      checksumStart: 34, checksumOffset: 16)),
-                         "GSO without NEEDS_CSUM")
-            XCTAssertNil(GSOFrame(frame: raw, header: VirtioNetHeader(flags: 1, gsoType: VirtioNetHeader.gsoUDP, gsoSize: 1448,
-                                                                      checksumStart: 34, checksumOffset: 16)),
-                         "UFO (IP fragmentation) is not cut")
-            XCTAssertNil(GSOFrame(frame: raw, header: VirtioNetHeader(flags: 1, gsoType: VirtioNetHeader.gsoTCPv6, gsoSize: 1448,
-                                                                      checksumStart: 34, checksumOffset: 16)),
-                         "a TCPv6 GSO type on an IPv4 frame")
-            XCTAssertNil(GSOFrame(frame: raw, header: VirtioNetHeader(flags: 1, gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448,
-                                                                      checksumStart: 30, checksumOffset: 16)),
-                         "checksum start not at the TCP header")
+            XCTAssertNil(
+                GSOFrame(
+                    frame: raw,
+                    header: VirtioNetHeader(
+                        gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448,
+                        checksumStart: 34, checksumOffset: 16)),
+                "GSO without NEEDS_CSUM")
+            XCTAssertNil(
+                GSOFrame(
+                    frame: raw,
+                    header: VirtioNetHeader(
+                        flags: 1, gsoType: VirtioNetHeader.gsoUDP, gsoSize: 1448,
+                        checksumStart: 34, checksumOffset: 16)),
+                "UFO (IP fragmentation) is not cut")
+            XCTAssertNil(
+                GSOFrame(
+                    frame: raw,
+                    header: VirtioNetHeader(
+                        flags: 1, gsoType: VirtioNetHeader.gsoTCPv6, gsoSize: 1448,
+                        checksumStart: 34, checksumOffset: 16)),
+                "a TCPv6 GSO type on an IPv4 frame")
+            XCTAssertNil(
+                GSOFrame(
+                    frame: raw,
+                    header: VirtioNetHeader(
+                        flags: 1, gsoType: VirtioNetHeader.gsoTCPv4, gsoSize: 1448,
+                        checksumStart: 30, checksumOffset: 16)),
+                "checksum start not at the TCP header")
         }
     }
 

@@ -1,9 +1,10 @@
+import Glibc
+import QUIC
 // tquicd's table installed through libnftables in a network namespace of the test's own: created
 // with its chains and rules, replaced rather than duplicated, removed, with another table in the
 // namespace left as it was and nothing changed when a transaction fails.
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class NFTablesTableTests: XCTestCase {
@@ -31,10 +32,12 @@ final class NFTablesTableTests: XCTestCase {
 
         let listing = try XCTUnwrap(try namespace.listTable(tableName), "no table \(tableName) after install")
         XCTAssertEqual(listing.tables, [tableName])
-        XCTAssertEqual(listing.chains, [
-            .init(name: "tunnel_forward", type: "filter", hook: "forward", policy: "accept"),
-            .init(name: "tunnel_masquerade", type: "nat", hook: "postrouting", policy: "accept"),
-        ])
+        XCTAssertEqual(
+            listing.chains,
+            [
+                .init(name: "tunnel_forward", type: "filter", hook: "forward", policy: "accept"),
+                .init(name: "tunnel_masquerade", type: "nat", hook: "postrouting", policy: "accept"),
+            ])
         XCTAssertEqual(listing.rules(in: "tunnel_forward").count, 5, "2 MSS clamps, the tenant-to-tenant drop, 2 accepts")
         XCTAssertEqual(listing.rules(in: "tunnel_masquerade").count, 2, "IPv4 and IPv6 masquerade")
         XCTAssertTrue(listing.rules(in: "tunnel_forward")[0].contains("maxseg"), listing.rules(in: "tunnel_forward")[0])
@@ -46,8 +49,12 @@ final class NFTablesTableTests: XCTestCase {
 
     func testASecondInstallReplacesTheTableInsteadOfAddingToIt() throws {
         let table = try NFTablesTable(name: tableName)
-        let first = try vpsRuleset(), second = try vpsRuleset(["10.9.0.0/16"])
-        try namespace.run { try table.install(first); try table.install(first) }
+        let first = try vpsRuleset()
+        let second = try vpsRuleset(["10.9.0.0/16"])
+        try namespace.run {
+            try table.install(first)
+            try table.install(first)
+        }
         var listing = try XCTUnwrap(try namespace.listTable(tableName))
         XCTAssertEqual(listing.chains.count, 2)
         XCTAssertEqual(listing.rules.count, 7, "installing the same ruleset twice duplicated rules")
@@ -65,9 +72,11 @@ final class NFTablesTableTests: XCTestCase {
     }
 
     func testRemoveDeletesOurTableAndLeavesAForeignTableUntouched() throws {
-        for command in [["add", "table", "inet", "foreign"],
-                        ["add", "chain", "inet", "foreign", "keep", "{ type filter hook forward priority 0; policy drop; }"],
-                        ["add", "rule", "inet", "foreign", "keep", "iifname", "lo", "counter", "accept"]] {
+        for command in [
+            ["add", "table", "inet", "foreign"],
+            ["add", "chain", "inet", "foreign", "keep", "{ type filter hook forward priority 0; policy drop; }"],
+            ["add", "rule", "inet", "foreign", "keep", "iifname", "lo", "counter", "accept"],
+        ] {
             let result = try namespace.exec(["nft"] + command)
             XCTAssertEqual(result.status, 0, "nft \(command.joined(separator: " ")): \(result.output)")
         }
@@ -79,11 +88,12 @@ final class NFTablesTableTests: XCTestCase {
             try table.install(ruleset)
             try table.install(ruleset)
             try table.remove()
-            try table.remove() // nothing left: still no error
+            try table.remove()  // nothing left: still no error
         }
         XCTAssertNil(try namespace.listTable(tableName), "table \(tableName) still there after remove")
-        XCTAssertEqual(try namespace.exec(["nft", "-j", "list", "table", "inet", "foreign"]).output, before,
-                       "the foreign table changed")
+        XCTAssertEqual(
+            try namespace.exec(["nft", "-j", "list", "table", "inet", "foreign"]).output, before,
+            "the foreign table changed")
     }
 
     func testAFailingInstallReportsNftsErrorAndLeavesTheOldTable() throws {
@@ -94,11 +104,15 @@ final class NFTablesTableTests: XCTestCase {
         bad.chains[0].rules.append("this is not nft")
         let error: Error? = try namespace.run {
             try table.install(good)
-            do { try table.install(bad); return nil } catch { return error }
+            do {
+                try table.install(bad)
+                return nil
+            } catch { return error }
         }
         let nftError = try XCTUnwrap(error as? NFTablesError, "a bad ruleset installed without error")
         XCTAssertTrue(nftError.message.contains("syntax error"), nftError.description)
-        XCTAssertEqual(try XCTUnwrap(try namespace.listTable(tableName)).rules.count, 7,
-                       "the failed transaction changed the installed table")
+        XCTAssertEqual(
+            try XCTUnwrap(try namespace.listTable(tableName)).rules.count, 7,
+            "the failed transaction changed the installed table")
     }
 }

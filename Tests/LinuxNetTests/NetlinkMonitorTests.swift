@@ -1,9 +1,10 @@
+import Glibc
+import QUIC
 // The path manager's view of the machine changing: an interface appears, comes up, gains carrier
 // and addresses, loses them, goes down and disappears, and each step arrives as an event; a
 // monitor that fell behind is told to re-read everything.
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class NetlinkMonitorTests: XCTestCase {
@@ -29,7 +30,8 @@ final class NetlinkMonitorTests: XCTestCase {
             let index = try XCTUnwrap(try netlink.interfaceIndex("tqv0"))
             try netlink.setLinkUp("tqv0", up: true)
             try netlink.setLinkUp("tqv1", up: true)
-            let v4 = IPPrefix("10.77.0.1/24")!, v6 = IPPrefix("fd77::1/64")!
+            let v4 = IPPrefix("10.77.0.1/24")!
+            let v6 = IPPrefix("fd77::1/64")!
             try netlink.addAddress(v4, to: "tqv0")
             try netlink.addAddress(v6, to: "tqv0")
             let address4 = InterfaceAddress(interfaceIndex: index, interfaceName: "tqv0", prefix: v4)
@@ -48,11 +50,24 @@ final class NetlinkMonitorTests: XCTestCase {
             try netlink.deleteAddress(v4, from: "tqv0")
             try netlink.setLinkUp("tqv1", up: false)
             try self.collect(monitor, into: &events) { events in
-                events.contains { if case .linkChanged(let link) = $0 { return link.index == index && link.isUp && !link.hasCarrier } else { return false } }
+                events.contains {
+                    if case .linkChanged(let link) = $0 {
+                        return link.index == index && link.isUp && !link.hasCarrier
+                    } else {
+                        return false
+                    }
+                }
             }
             XCTAssertTrue(events.contains(.addressRemoved(address4)), "\(events)")
-            XCTAssertTrue(events.contains { if case .linkChanged(let link) = $0 { return link.index == index && link.isUp && !link.hasCarrier } else { return false } },
-                          "the peer going down takes tqv0's carrier away while it stays up: \(events)")
+            XCTAssertTrue(
+                events.contains {
+                    if case .linkChanged(let link) = $0 {
+                        return link.index == index && link.isUp && !link.hasCarrier
+                    } else {
+                        return false
+                    }
+                },
+                "the peer going down takes tqv0's carrier away while it stays up: \(events)")
 
             events.removeAll()
             try namespace.ip("link", "del", "tqv0")

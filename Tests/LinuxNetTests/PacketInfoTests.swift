@@ -1,9 +1,10 @@
+import Glibc
+import QUIC
 // IP_PKTINFO / IPV6_PKTINFO on received datagrams: a socket bound to the wildcard address learns
 // which of its addresses each datagram reached and on which interface (how a VPS tells the
 // router's paths apart).
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class PacketInfoTests: XCTestCase {
@@ -20,7 +21,10 @@ final class PacketInfoTests: XCTestCase {
         var infos: [UInt8: PacketInfo] = [:]
         while infos.count < 2 {
             let n = try server.receive(into: batch)
-            if n == 0 { guard server.waitReadable(timeoutMs: 2000) else { break }; continue }
+            if n == 0 {
+                guard server.waitReadable(timeoutMs: 2000) else { break }
+                continue
+            }
             for k in 0..<n { infos[batch[k].bytes[0]] = batch[k].packetInfo }
         }
         let lo = Int32(if_nametoindex("lo"))

@@ -1,10 +1,11 @@
+import CMnl
+import Glibc
+import QUIC
 // The rtnetlink reader on hand-made buffers (no root, no kernel): well-formed link, address and
 // error messages decode; malformed ones (short headers, lying lengths, attributes running past
 // the end, wrong-sized addresses, a misaligned buffer, random bytes) are skipped and never trap.
 import XCTest
-import Glibc
-import CMnl
-import QUIC
+
 @testable import LinuxNet
 
 /// Builds netlink messages byte by byte (host byte order, as netlink uses).
@@ -42,8 +43,12 @@ struct MessageBytes {
 
     static func newLink(index: Int32, name: String, flags: UInt32, mtu: UInt32?) -> [UInt8] {
         message(type: Int(RTM_NEWLINK)) { m in
-            m.u8(UInt8(AF_UNSPEC)); m.u8(0); m.u16(1) // family, pad, ARPHRD_ETHER
-            m.u32(UInt32(bitPattern: index)); m.u32(flags); m.u32(0)
+            m.u8(UInt8(AF_UNSPEC))
+            m.u8(0)
+            m.u16(1)  // family, pad, ARPHRD_ETHER
+            m.u32(UInt32(bitPattern: index))
+            m.u32(flags)
+            m.u32(0)
             m.attribute(Int(IFLA_IFNAME), Array(name.utf8) + [0])
             if let mtu { m.attribute(Int(IFLA_MTU), withUnsafeBytes(of: mtu) { Array($0) }) }
         }
@@ -51,7 +56,11 @@ struct MessageBytes {
 
     static func newAddress(family: Int32, prefixLength: UInt8, index: UInt32, address: [UInt8], flags: UInt8 = 0) -> [UInt8] {
         message(type: Int(RTM_NEWADDR)) { m in
-            m.u8(UInt8(family)); m.u8(prefixLength); m.u8(flags); m.u8(0); m.u32(index)
+            m.u8(UInt8(family))
+            m.u8(prefixLength)
+            m.u8(flags)
+            m.u8(0)
+            m.u32(index)
             m.attribute(Int(IFA_ADDRESS), address)
         }
     }
@@ -67,24 +76,29 @@ final class RouteMessageTests: XCTestCase {
 
     let up = UInt32(IFF_UP) | UInt32(CMnl_IFF_LOWER_UP)
     var wan0Link: [UInt8] { MessageBytes.newLink(index: 7, name: "wan0", flags: up, mtu: 1500) }
-    var wan0Event: NetlinkEvent { .linkChanged(NetworkInterface(index: 7, name: "wan0", isUp: true, hasCarrier: true, mtu: 1500, flags: up)) }
+    var wan0Event: NetlinkEvent {
+        .linkChanged(NetworkInterface(index: 7, name: "wan0", isUp: true, hasCarrier: true, mtu: 1500, flags: up))
+    }
 
     func testWellFormedLinkAndAddressMessagesDecode() {
         let v4 = MessageBytes.newAddress(family: AF_INET, prefixLength: 24, index: 7, address: [192, 0, 2, 10])
         let v6 = MessageBytes.newAddress(family: AF_INET6, prefixLength: 64, index: 7, address: SocketAddress.parseIP("2001:db8::10")!)
-        let tentative = MessageBytes.newAddress(family: AF_INET6, prefixLength: 64, index: 7, address: SocketAddress.parseIP("2001:db8::11")!,
-                                                flags: UInt8(IFA_F_TENTATIVE))
-        XCTAssertEqual(events(wan0Link + v4 + v6 + tentative), [
-            wan0Event,
-            .addressAdded(InterfaceAddress(interfaceIndex: 7, interfaceName: "wan0", prefix: IPPrefix("192.0.2.10/24")!)),
-            .addressAdded(InterfaceAddress(interfaceIndex: 7, interfaceName: "wan0", prefix: IPPrefix("2001:db8::10/64")!)),
-        ], "a tentative IPv6 address is not reported until duplicate address detection is done")
+        let tentative = MessageBytes.newAddress(
+            family: AF_INET6, prefixLength: 64, index: 7, address: SocketAddress.parseIP("2001:db8::11")!,
+            flags: UInt8(IFA_F_TENTATIVE))
+        XCTAssertEqual(
+            events(wan0Link + v4 + v6 + tentative),
+            [
+                wan0Event,
+                .addressAdded(InterfaceAddress(interfaceIndex: 7, interfaceName: "wan0", prefix: IPPrefix("192.0.2.10/24")!)),
+                .addressAdded(InterfaceAddress(interfaceIndex: 7, interfaceName: "wan0", prefix: IPPrefix("2001:db8::10/64")!)),
+            ], "a tentative IPv6 address is not reported until duplicate address detection is done")
     }
 
     func testAKernelErrorWithItsExplanationDecodes() {
         let error = MessageBytes.message(type: Int(NLMSG_ERROR), flags: UInt16(NLM_F_CAPPED | NLM_F_ACK_TLVS)) { m in
             m.u32(UInt32(bitPattern: -EEXIST))
-            m.bytes += [UInt8](repeating: 0, count: 16) // the echoed request's header
+            m.bytes += [UInt8](repeating: 0, count: 16)  // the echoed request's header
             m.attribute(Int(NLMSGERR_ATTR_MSG.rawValue), Array("Address already assigned".utf8) + [0])
         }
         var decoded: [String] = []
@@ -115,21 +129,38 @@ final class RouteMessageTests: XCTestCase {
     }
 
     func testWellFramedButMalformedMessagesAreSkippedAndTheNextOneIsRead() {
-        let shortLink = MessageBytes.message(type: Int(RTM_NEWLINK)) { $0.u32(7) } // 4 bytes of a 16-byte ifinfomsg
-        let noName = MessageBytes.message(type: Int(RTM_NEWLINK)) { m in m.u32(0); m.u32(7); m.u32(1); m.u32(0) }
+        let shortLink = MessageBytes.message(type: Int(RTM_NEWLINK)) { $0.u32(7) }  // 4 bytes of a 16-byte ifinfomsg
+        let noName = MessageBytes.message(type: Int(RTM_NEWLINK)) { m in
+            m.u32(0)
+            m.u32(7)
+            m.u32(1)
+            m.u32(0)
+        }
         let overrunningAttribute = MessageBytes.message(type: Int(RTM_NEWLINK)) { m in
-            m.u32(0); m.u32(7); m.u32(1); m.u32(0)
-            m.u16(200); m.u16(UInt16(IFLA_IFNAME)); m.bytes += Array("eth0".utf8) // says 200 bytes, has 8
+            m.u32(0)
+            m.u32(7)
+            m.u32(1)
+            m.u32(0)
+            m.u16(200)
+            m.u16(UInt16(IFLA_IFNAME))
+            m.bytes += Array("eth0".utf8)  // says 200 bytes, has 8
         }
         let zeroAttribute = MessageBytes.message(type: Int(RTM_NEWLINK)) { m in
-            m.u32(0); m.u32(7); m.u32(1); m.u32(0)
-            m.u16(0); m.u16(UInt16(IFLA_IFNAME))
+            m.u32(0)
+            m.u32(7)
+            m.u32(1)
+            m.u32(0)
+            m.u16(0)
+            m.u16(UInt16(IFLA_IFNAME))
         }
         let negativeIndex = MessageBytes.newLink(index: -3, name: "x", flags: 1, mtu: nil)
         let shortMTU = MessageBytes.message(type: Int(RTM_NEWLINK)) { m in
-            m.u32(0); m.u32(9); m.u32(0); m.u32(0)
-            m.attribute(Int(IFLA_IFNAME), Array("lte0".utf8)) // no NUL: still a name
-            m.attribute(Int(IFLA_MTU), [0xdc, 0x05])          // 2 bytes of a u32: ignored
+            m.u32(0)
+            m.u32(9)
+            m.u32(0)
+            m.u32(0)
+            m.attribute(Int(IFLA_IFNAME), Array("lte0".utf8))  // no NUL: still a name
+            m.attribute(Int(IFLA_MTU), [0xdc, 0x05])  // 2 bytes of a u32: ignored
         }
         let shortAddressHeader = MessageBytes.message(type: Int(RTM_NEWADDR)) { $0.u32(0x0000_1802) }
         let unknownFamily = MessageBytes.newAddress(family: 99, prefixLength: 24, index: 7, address: [1, 2, 3, 4])
@@ -139,12 +170,15 @@ final class RouteMessageTests: XCTestCase {
         let hugeIndex = MessageBytes.newAddress(family: AF_INET, prefixLength: 24, index: 0xffff_ffff, address: [1, 2, 3, 4])
         let shortError = MessageBytes.message(type: Int(NLMSG_ERROR)) { $0.u16(1) }
         let unknownType = MessageBytes.message(type: 0x7777) { $0.u32(1) }
-        let malformed = [shortLink, noName, overrunningAttribute, zeroAttribute, negativeIndex, shortAddressHeader, unknownFamily,
-                         threeByteAddress, v4InV6, longPrefix, hugeIndex, shortError, unknownType]
+        let malformed = [
+            shortLink, noName, overrunningAttribute, zeroAttribute, negativeIndex, shortAddressHeader, unknownFamily,
+            threeByteAddress, v4InV6, longPrefix, hugeIndex, shortError, unknownType,
+        ]
         for (i, bad) in malformed.enumerated() {
             XCTAssertEqual(events(bad + wan0Link), [wan0Event], "malformed message \(i) is skipped and the next one read")
         }
-        XCTAssertEqual(events(shortMTU), [.linkChanged(NetworkInterface(index: 9, name: "lte0", isUp: false, hasCarrier: false, mtu: 0, flags: 0))])
+        XCTAssertEqual(
+            events(shortMTU), [.linkChanged(NetworkInterface(index: 9, name: "lte0", isUp: false, hasCarrier: false, mtu: 0, flags: 0))])
     }
 
     func testAMisalignedBufferIsIgnored() {
@@ -157,9 +191,16 @@ final class RouteMessageTests: XCTestCase {
 
     func testRandomBytesAndMutatedMessagesNeverTrap() {
         var generator = SplitMix64(seed: 0x7175_6963)
-        let valid = wan0Link + MessageBytes.newAddress(family: AF_INET6, prefixLength: 64, index: 7, address: SocketAddress.parseIP("2001:db8::10")!)
+        let valid =
+            wan0Link
+            + MessageBytes.newAddress(family: AF_INET6, prefixLength: 64, index: 7, address: SocketAddress.parseIP("2001:db8::10")!)
             + MessageBytes.message(type: Int(NLMSG_ERROR), flags: UInt16(NLM_F_ACK_TLVS)) { m in
-                m.u32(UInt32(bitPattern: -EINVAL)); m.u32(40); m.u16(0); m.u16(0); m.u32(0); m.u32(0)
+                m.u32(UInt32(bitPattern: -EINVAL))
+                m.u32(40)
+                m.u16(0)
+                m.u16(0)
+                m.u32(0)
+                m.u32(0)
                 m.attribute(Int(NLMSGERR_ATTR_MSG.rawValue), Array("x".utf8))
             }
         var decoded = 0

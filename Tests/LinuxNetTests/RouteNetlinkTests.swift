@@ -1,16 +1,18 @@
+import Glibc
+import QUIC
 // Configuring a TUN over rtnetlink the way the daemon does at start (up, MTU, IPv4 and IPv6
 // addresses, routes into it), checked twice: by our own dumps and by iproute2's view of the
 // namespace. Also: the kernel's refusals arrive as errors naming the request and its errno, and
 // the namespace the work happens in is the worker thread's alone.
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class RouteNetlinkTests: XCTestCase {
     func testTheTUNIsConfiguredAndTheDumpsAndIproute2AgreeOnIt() throws {
         let namespace = try TestNetworkNamespace(for: self)
-        let v4 = IPPrefix("10.99.0.1/24")!, v6 = IPPrefix("fd99::1/64")!
+        let v4 = IPPrefix("10.99.0.1/24")!
+        let v6 = IPPrefix("fd99::1/64")!
         let name: String = try namespace.run {
             let tun = try TUNDevice(name: "tquic%d")
             let netlink = try RouteNetlink()
@@ -20,7 +22,8 @@ final class RouteNetlinkTests: XCTestCase {
             try netlink.addAddress(v6, to: tun.name)
             try netlink.addRoute(IPPrefix("10.98.0.0/24")!, device: tun.name)
             try netlink.addRoute(IPPrefix("fd98::/64")!, device: tun.name, metric: 50)
-            try netlink.addRoute(IPPrefix("10.97.0.0/16")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0), table: 100)
+            try netlink.addRoute(
+                IPPrefix("10.97.0.0/16")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0), table: 100)
 
             let index = try XCTUnwrap(try netlink.interfaceIndex(tun.name))
             XCTAssertNil(try netlink.interfaceIndex("nosuch0"))
@@ -49,12 +52,14 @@ final class RouteNetlinkTests: XCTestCase {
             let routes6 = try namespace.ipJSON("-6", "route", "show", "dev", tun.name)
             XCTAssertTrue(routes6.contains { $0["dst"] as? String == "fd98::/64" && $0["metric"] as? Int == 50 }, "\(routes6)")
             let table100 = try namespace.ipJSON("route", "show", "table", "100")
-            XCTAssertTrue(table100.contains { $0["dst"] as? String == "10.97.0.0/16" && $0["gateway"] as? String == "10.99.0.2" }, "\(table100)")
+            XCTAssertTrue(
+                table100.contains { $0["dst"] as? String == "10.97.0.0/16" && $0["gateway"] as? String == "10.99.0.2" }, "\(table100)")
 
             // And back: routes and addresses removed.
             try netlink.deleteRoute(IPPrefix("10.98.0.0/24")!, device: tun.name)
             try netlink.deleteRoute(IPPrefix("fd98::/64")!, device: tun.name, metric: 50)
-            try netlink.deleteRoute(IPPrefix("10.97.0.0/16")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0), table: 100)
+            try netlink.deleteRoute(
+                IPPrefix("10.97.0.0/16")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0), table: 100)
             try netlink.deleteAddress(v4, from: tun.name)
             try netlink.deleteAddress(v6, from: tun.name)
             let left = try netlink.addresses().filter { $0.interfaceIndex == index }.map(\.prefix)
@@ -76,7 +81,7 @@ final class RouteNetlinkTests: XCTestCase {
             try netlink.setLinkUp("tqv0", up: true)
             let ours = IPPrefix("fd77::1/64")!
             try netlink.addAddress(ours, to: "tqv0")
-            try namespace.ip("addr", "add", "fd77::2/64", "dev", "tqv0") // iproute2's default: with DAD
+            try namespace.ip("addr", "add", "fd77::2/64", "dev", "tqv0")  // iproute2's default: with DAD
             let listed = try netlink.addresses().map(\.prefix)
             XCTAssertTrue(listed.contains(ours), "IFA_F_NODAD: not tentative, so listed: \(listed)")
             XCTAssertFalse(listed.contains(IPPrefix("fd77::2/64")!), "a tentative address is left out: \(listed)")
@@ -92,7 +97,10 @@ final class RouteNetlinkTests: XCTestCase {
             let netlink = try RouteNetlink()
             let v4 = IPPrefix("10.99.0.1/24")!
             func errno(_ body: () throws -> Void) -> SystemError? {
-                do { try body(); return nil } catch { return error as? SystemError }
+                do {
+                    try body()
+                    return nil
+                } catch { return error as? SystemError }
             }
             // IPv4: a route out of a down interface is refused (the kernel explains it).
             let down = errno { try netlink.addRoute(IPPrefix("10.98.0.0/24")!, device: tun.name) }
@@ -109,7 +117,9 @@ final class RouteNetlinkTests: XCTestCase {
             // The kernel's extended ack (Linux 4.12+) says why: "...: mtu less than device minimum".
             XCTAssertTrue(tooSmall?.operation.hasPrefix("RTM_SETLINK \(tun.name) mtu 10: ") ?? false, "\(String(describing: tooSmall))")
             XCTAssertEqual(errno { try netlink.setLinkUp("nosuch0", up: true) }?.errno, ENODEV)
-            let mixed = errno { try netlink.addRoute(IPPrefix("fd98::/64")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0)) }
+            let mixed = errno {
+                try netlink.addRoute(IPPrefix("fd98::/64")!, device: tun.name, gateway: SocketAddress(ip: [10, 99, 0, 2], port: 0))
+            }
             XCTAssertEqual(mixed?.errno, EINVAL, "an IPv4 gateway for an IPv6 route")
             // After all these refusals the socket still works.
             XCTAssertEqual(try netlink.links().count, 2)
@@ -129,7 +139,8 @@ final class RouteNetlinkTests: XCTestCase {
         XCTAssertNotEqual(workerIndex, 0, "the worker thread sees its TUN")
         XCTAssertEqual(try namespaceInode(), hostNamespace, "the test's own thread stayed in the host namespace")
         XCTAssertEqual(if_nametoindex(name), 0, "the test's own thread does not see the TUN")
-        XCTAssertFalse(try RouteNetlink().links().contains { $0.name == name }, "a RouteNetlink made on this thread lists the host's interfaces")
+        XCTAssertFalse(
+            try RouteNetlink().links().contains { $0.name == name }, "a RouteNetlink made on this thread lists the host's interfaces")
         // The TUN outlived the worker thread, and stayed in the test namespace.
         XCTAssertTrue(try namespace.ipJSON("link", "show").contains { $0["ifname"] as? String == name })
         tun.close()

@@ -1,7 +1,8 @@
+import Glibc
 // SIGHUP and friends as a readable descriptor: blocked in the thread's mask, pending signals read
 // back as numbers, the descriptor readable in the epoll loop.
 import XCTest
-import Glibc
+
 @testable import LinuxNet
 
 final class SignalDescriptorTests: XCTestCase {

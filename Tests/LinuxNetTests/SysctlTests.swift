@@ -1,6 +1,7 @@
 // /proc/sys through Sysctl: the VPS's forwarding switches, set inside a test namespace (net/ keys
 // belong to the calling thread's network namespace).
 import XCTest
+
 @testable import LinuxNet
 
 final class SysctlTests: XCTestCase {

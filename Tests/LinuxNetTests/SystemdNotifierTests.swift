@@ -1,8 +1,9 @@
+import CLinuxNet
+import Glibc
 // sd_notify as systemd receives it: a datagram socket at NOTIFY_SOCKET gets READY=1, STATUS=…,
 // RELOADING=1 with MONOTONIC_USEC; without NOTIFY_SOCKET every call does nothing.
 import XCTest
-import Glibc
-import CLinuxNet
+
 @testable import LinuxNet
 
 final class SystemdNotifierTests: XCTestCase {

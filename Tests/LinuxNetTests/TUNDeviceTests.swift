@@ -1,9 +1,10 @@
+import Glibc
+import QUIC
 // The TUN device in a network namespace of its own: a datagram a local socket sends to the TUN's
 // subnet comes out of the TUN as an IPv4 (or IPv6) packet, and a packet written into the TUN is
 // delivered to a local socket: the router's and the VPS's halves of the data path.
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class TUNDeviceTests: XCTestCase {
@@ -27,7 +28,10 @@ final class TUNDeviceTests: XCTestCase {
         let deadline = Date().addingTimeInterval(2)
         while Date() < deadline {
             let n = try buffer.withUnsafeMutableBytes { try tun.read(into: $0) }
-            guard let n else { _ = waitReadable(tun.fd, milliseconds: 100); continue }
+            guard let n else {
+                _ = waitReadable(tun.fd, milliseconds: 100)
+                continue
+            }
             let packet = Array(buffer[..<n])
             if match(packet) { return packet }
         }
@@ -41,14 +45,17 @@ final class TUNDeviceTests: XCTestCase {
             XCTAssertEqual(fresh.name, "tquic0", "the kernel numbers a requested \"tquic%d\" from 0")
             // Before it is up (after, the kernel sends IPv6 router solicitations into it).
             var empty = [UInt8](repeating: 0, count: 64)
-            XCTAssertNil(try empty.withUnsafeMutableBytes { try fresh.read(into: $0) }, "nothing sent yet: a read finds no packet and does not block")
+            XCTAssertNil(
+                try empty.withUnsafeMutableBytes { try fresh.read(into: $0) }, "nothing sent yet: a read finds no packet and does not block"
+            )
             let (tun, _) = try self.makeTUN(fresh)
 
             // Router direction: the kernel routes a local datagram into the TUN.
             let socket = try UDPSocket(bindTo: SocketAddress(ip: [10, 99, 0, 1], port: 0))
             XCTAssertTrue(try socket.send(Array("hello".utf8), to: self.peer))
-            let packet = try XCTUnwrap(try self.readPacket(tun) { $0.count >= 20 && $0[0] >> 4 == 4 && Array($0[16..<20]) == [10, 99, 0, 2] },
-                                       "the datagram to 10.99.0.2 did not come out of the TUN")
+            let packet = try XCTUnwrap(
+                try self.readPacket(tun) { $0.count >= 20 && $0[0] >> 4 == 4 && Array($0[16..<20]) == [10, 99, 0, 2] },
+                "the datagram to 10.99.0.2 did not come out of the TUN")
             XCTAssertEqual(packet[0], 0x45, "IPv4 without options")
             XCTAssertEqual(Int(packet[2]) << 8 | Int(packet[3]), packet.count, "total length is the packet read")
             XCTAssertEqual(packet[9], 17, "protocol UDP")
@@ -59,7 +66,8 @@ final class TUNDeviceTests: XCTestCase {
             XCTAssertEqual(Array(packet[28...]), Array("hello".utf8))
 
             // VPS direction: a packet written into the TUN reaches the local socket.
-            let reply = IPv4.udpPacket(from: self.peer, to: SocketAddress(ip: [10, 99, 0, 1], port: socket.localPort), payload: Array("world".utf8))
+            let reply = IPv4.udpPacket(
+                from: self.peer, to: SocketAddress(ip: [10, 99, 0, 1], port: socket.localPort), payload: Array("world".utf8))
             XCTAssertTrue(try reply.withUnsafeBytes { try tun.write($0) })
             XCTAssertTrue(socket.waitReadable(timeoutMs: 2000), "the packet written into the TUN was not delivered to the socket")
             var received = [UInt8](repeating: 0, count: 64)
@@ -78,8 +86,9 @@ final class TUNDeviceTests: XCTestCase {
             let socket = try UDPSocket(bindTo: SocketAddress("[fd99::1]:0")!)
             XCTAssertTrue(try socket.send([1, 2, 3], to: SocketAddress("[fd99::2]:7777")!))
             let destination = SocketAddress("[fd99::2]:0")!.ip
-            let packet = try XCTUnwrap(try self.readPacket(tun) { $0.count >= 48 && $0[0] >> 4 == 6 && $0[6] == 17 && Array($0[24..<40]) == destination },
-                                       "the datagram to fd99::2 did not come out of the TUN")
+            let packet = try XCTUnwrap(
+                try self.readPacket(tun) { $0.count >= 48 && $0[0] >> 4 == 6 && $0[6] == 17 && Array($0[24..<40]) == destination },
+                "the datagram to fd99::2 did not come out of the TUN")
             XCTAssertEqual(Array(packet[8..<24]), SocketAddress("[fd99::1]:0")!.ip, "source is the TUN's IPv6 address")
             XCTAssertEqual(Array(packet[48...]), [1, 2, 3])
         }
@@ -95,7 +104,7 @@ final class TUNDeviceTests: XCTestCase {
             let packet = IPv4.udpPacket(from: self.peer, to: SocketAddress(ip: [10, 99, 0, 1], port: 9), payload: [0])
             XCTAssertFalse(try packet.withUnsafeBytes { try tun.write($0) }, "interface down (EIO): refused, not thrown")
             tun.close()
-            tun.close() // a second close does nothing (and deinit's neither)
+            tun.close()  // a second close does nothing (and deinit's neither)
             XCTAssertNil(try netlink.interfaceIndex(tun.name), "closing the device removes the interface")
         }
     }
@@ -134,8 +143,10 @@ enum IPv4 {
         p[10] = UInt8(sum >> 8)
         p[11] = UInt8(sum & 0xff)
         let udpLength = 8 + payload.count
-        p += [UInt8(source.port >> 8), UInt8(source.port & 0xff), UInt8(destination.port >> 8), UInt8(destination.port & 0xff),
-              UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0]
+        p += [
+            UInt8(source.port >> 8), UInt8(source.port & 0xff), UInt8(destination.port >> 8), UInt8(destination.port & 0xff),
+            UInt8(udpLength >> 8), UInt8(udpLength & 0xff), 0, 0,
+        ]
         return p + payload
     }
 }

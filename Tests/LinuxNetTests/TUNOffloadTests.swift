@@ -1,12 +1,13 @@
+import Foundation
+import Glibc
+import QUIC
+import Synchronization
 // TUN offloads: the fast Internet checksum against RFC 1071's byte-by-byte definition; a TSO
 // packet cut into segments whose checksums verify, then joined back by TCPCoalescer into the very
 // packet it was; what the coalescer must refuse; and, through the kernel, a TCP transfer between
 // two namespaces whose only link is a userspace relay between two offloading TUNs.
 import XCTest
-import Foundation
-import Glibc
-import Synchronization
-import QUIC
+
 @testable import LinuxNet
 
 final class TUNOffloadTests: XCTestCase {
@@ -35,18 +36,22 @@ final class TUNOffloadTests: XCTestCase {
     /// of headers, the TCP checksum field holding the pseudo-header sum (NEEDS_CSUM).
     func superPacket(ipv6: Bool, payload: [UInt8], mss: Int, flags: UInt8 = 0x18) -> ([UInt8], VirtioNetHeader) {
         let tcp = TCPHeader(flags: flags)
-        var p = ipv6 ? IPv6Header(payloadLength: tcp.bytes.count + payload.count).bytes
-                     : IPv4Header(totalLength: 20 + tcp.bytes.count + payload.count).bytes
+        var p =
+            ipv6
+            ? IPv6Header(payloadLength: tcp.bytes.count + payload.count).bytes
+            : IPv4Header(totalLength: 20 + tcp.bytes.count + payload.count).bytes
         let l4 = p.count
         p += tcp.bytes + payload
         let pseudo = p.withUnsafeBytes {
-            InternetChecksum.pseudoHeaderSum(addresses: $0.baseAddress! + (ipv6 ? 8 : 12), addressBytes: ipv6 ? 32 : 8,
-                                             protocolNumber: 6, length: p.count - l4)
+            InternetChecksum.pseudoHeaderSum(
+                addresses: $0.baseAddress! + (ipv6 ? 8 : 12), addressBytes: ipv6 ? 32 : 8,
+                protocolNumber: 6, length: p.count - l4)
         }
         p[l4 + 16] = UInt8(pseudo >> 8)
         p[l4 + 17] = UInt8(pseudo & 0xFF)
-        let header = VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
-                                     headerLength: UInt16(l4 + 32), gsoSize: UInt16(mss), checksumStart: UInt16(l4), checksumOffset: 16)
+        let header = VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, gsoType: ipv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
+            headerLength: UInt16(l4 + 32), gsoSize: UInt16(mss), checksumStart: UInt16(l4), checksumOffset: 16)
         return (p, header)
     }
 
@@ -105,7 +110,10 @@ final class TUNOffloadTests: XCTestCase {
             if !ipv6 {
                 // The IPv4 ID is the first segment's (the kernel counts up from it again).
                 XCTAssertEqual(IPv4.checksum(rebuilt[0..<20]), 0, "the joined packet's IPv4 header checksum")
-                rebuilt[10] = 0; rebuilt[11] = 0; original[10] = 0; original[11] = 0
+                rebuilt[10] = 0
+                rebuilt[11] = 0
+                original[10] = 0
+                original[11] = 0
             }
             XCTAssertEqual(rebuilt, original, "IPv\(ipv6 ? 6 : 4): joined back byte for byte, pseudo-header sum included")
         }
@@ -113,7 +121,7 @@ final class TUNOffloadTests: XCTestCase {
 
     func testTheCoalescerJoinsOnlyWhatTheKernelsGROWould() throws {
         let (packet, header) = superPacket(ipv6: false, payload: [UInt8](repeating: 1, count: 4000), mss: 1000)
-        let segments = try cut(packet, header)   // four of 1000 bytes, PSH on the last
+        let segments = try cut(packet, header)  // four of 1000 bytes, PSH on the last
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: TCPCoalescer.capacity, alignment: 16)
         defer { buffer.deallocate() }
         func joins(_ first: [UInt8], _ second: [UInt8], _ why: String) -> Bool {
@@ -125,19 +133,26 @@ final class TUNOffloadTests: XCTestCase {
         XCTAssertFalse(joins(segments[0], segments[2], "a gap"), "a gap in the sequence numbers ends the run")
         XCTAssertFalse(joins(segments[1], segments[0], "out of order"), "a segment from before does not join")
         XCTAssertFalse(joins(segments[3], segments[0], "after PSH"), "nothing joins after a PSH segment")
-        var otherAck = segments[1]; otherAck[20 + 11] &+= 1
+        var otherAck = segments[1]
+        otherAck[20 + 11] &+= 1
         XCTAssertFalse(joins(segments[0], otherAck, "another ack"))
-        var otherWindow = segments[1]; otherWindow[20 + 15] &+= 1
+        var otherWindow = segments[1]
+        otherWindow[20 + 15] &+= 1
         XCTAssertFalse(joins(segments[0], otherWindow, "another window"))
-        var otherOption = segments[1]; otherOption[20 + 25] &+= 1   // a timestamp byte
+        var otherOption = segments[1]
+        otherOption[20 + 25] &+= 1  // a timestamp byte
         XCTAssertFalse(joins(segments[0], otherOption, "other options"))
-        var ce = segments[1]; ce[1] |= 0x03
+        var ce = segments[1]
+        ce[1] |= 0x03
         XCTAssertFalse(joins(segments[0], ce, "a CE mark"), "ECN marks differ: both must reach the receiver as they are")
-        var fin = segments[1]; fin[20 + 13] |= 0x01
+        var fin = segments[1]
+        fin[20 + 13] |= 0x01
         XCTAssertFalse(joins(segments[0], fin, "FIN"), "FIN is not coalesced")
-        var fragmentable = segments[0]; fragmentable[6] = 0
+        var fragmentable = segments[0]
+        fragmentable[6] = 0
         XCTAssertFalse(fragmentable.withUnsafeBytes { TCPCoalescer.isCandidate($0) }, "without DF nothing is taken")
-        let udp = IPv4.udpPacket(from: SocketAddress(ip: [10, 0, 0, 1], port: 1), to: SocketAddress(ip: [10, 0, 0, 2], port: 2), payload: [1, 2, 3])
+        let udp = IPv4.udpPacket(
+            from: SocketAddress(ip: [10, 0, 0, 1], port: 1), to: SocketAddress(ip: [10, 0, 0, 2], port: 2), payload: [1, 2, 3])
         XCTAssertFalse(udp.withUnsafeBytes { TCPCoalescer.isCandidate($0) }, "UDP is written as it is")
 
         // A short segment is the last one: it joins, and nothing joins after it.
@@ -146,9 +161,11 @@ final class TUNOffloadTests: XCTestCase {
         let three = try cut(shortPacket, shortHeader)
         XCTAssertTrue(three.allSatisfy { s in s.withUnsafeBytes { c.append($0) } }, "1000 + 1000 + 500 join")
         // The segment that would come next (sequence 2500, 500 bytes), cut from another packet.
-        let fourth = try cut(superPacket(ipv6: false, payload: [UInt8](repeating: 2, count: 3500), mss: 500, flags: 0x10).0,
-                             VirtioNetHeader(flags: 1, gsoType: VirtioNetHeader.gsoTCPv4, headerLength: 52, gsoSize: 500,
-                                             checksumStart: 20, checksumOffset: 16))[5]
+        let fourth = try cut(
+            superPacket(ipv6: false, payload: [UInt8](repeating: 2, count: 3500), mss: 500, flags: 0x10).0,
+            VirtioNetHeader(
+                flags: 1, gsoType: VirtioNetHeader.gsoTCPv4, headerLength: 52, gsoSize: 500,
+                checksumStart: 20, checksumOffset: 16))[5]
         XCTAssertFalse(fourth.withUnsafeBytes { c.append($0) }, "after a short segment the run is over")
         XCTAssertEqual(c.segments, 3)
     }
@@ -158,7 +175,8 @@ final class TUNOffloadTests: XCTestCase {
     /// Two namespaces whose only link is this process copying packets between their TUNs (each
     /// with or without offloads); a TCP transfer from one to the other must arrive whole.
     func relayedTransfer(senderOffloads: Bool, receiverOffloads: Bool, bytes: Int) throws -> (sent: TUNDevice, received: TUNDevice) {
-        let a = try TestNetworkNamespace(for: self), b = try TestNetworkNamespace(for: self)
+        let a = try TestNetworkNamespace(for: self)
+        let b = try TestNetworkNamespace(for: self)
         func tun(_ ns: TestNetworkNamespace, _ address: String, offloads: Bool) throws -> TUNDevice {
             try ns.run {
                 let t = try TUNDevice(name: "tquic%d", offloads: offloads)
@@ -192,12 +210,17 @@ final class TUNOffloadTests: XCTestCase {
             }
         }
         relay.start()
-        defer { stop.value.store(true, ordering: .relaxed); _ = finished.wait(timeout: .now() + 5) }
+        defer {
+            stop.value.store(true, ordering: .relaxed)
+            _ = finished.wait(timeout: .now() + 5)
+        }
 
         let receiver = Process()
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         receiver.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-        receiver.arguments = ["ip", "netns", "exec", b.name, "timeout", "30", "python3", "-c", """
+        receiver.arguments = [
+            "ip", "netns", "exec", b.name, "timeout", "30", "python3", "-c",
+            """
             import hashlib, socket, sys
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("10.77.0.2", 5201)); s.listen(1); s.settimeout(20)
@@ -207,12 +230,15 @@ final class TUNOffloadTests: XCTestCase {
                 if not d: break
                 h.update(d); n += len(d)
             print(n, h.hexdigest())
-            """]
+            """,
+        ]
         let out = Pipe()
         receiver.standardOutput = out
         try receiver.run()
         usleep(300_000)
-        let sender = try TestNetworkNamespace.run(["ip", "netns", "exec", a.name, "timeout", "30", "python3", "-c", """
+        let sender = try TestNetworkNamespace.run([
+            "ip", "netns", "exec", a.name, "timeout", "30", "python3", "-c",
+            """
             import hashlib, socket, time
             data = bytes((i * 7 + 3) & 255 for i in range(1 << 20))
             for _ in range(50):
@@ -223,13 +249,15 @@ final class TUNOffloadTests: XCTestCase {
             while left:
                 d = data[:min(left, len(data))]; s.sendall(d); h.update(d); left -= len(d)
             s.shutdown(socket.SHUT_WR); s.recv(1); print(\(bytes), h.hexdigest())
-            """])
+            """,
+        ])
         let deadline = Date().addingTimeInterval(20)
         while receiver.isRunning && Date() < deadline { usleep(10_000) }
         if receiver.isRunning { receiver.terminate() }
         let received = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(received.trimmingCharacters(in: .whitespacesAndNewlines), sender.trimmingCharacters(in: .whitespacesAndNewlines),
-                       "the receiver got every byte the sender sent, in order (count and SHA-256)")
+        XCTAssertEqual(
+            received.trimmingCharacters(in: .whitespacesAndNewlines), sender.trimmingCharacters(in: .whitespacesAndNewlines),
+            "the receiver got every byte the sender sent, in order (count and SHA-256)")
         return (ta, tb)
     }
 
@@ -267,8 +295,10 @@ final class StopFlag: Sendable {
 struct IPv4Header {
     var totalLength: Int
     var bytes: [UInt8] {
-        var p: [UInt8] = [0x45, 0, UInt8(totalLength >> 8), UInt8(totalLength & 0xFF), 0x30, 0x39, 0x40, 0, 64, 6, 0, 0,
-                          10, 77, 0, 1, 10, 77, 0, 2]
+        var p: [UInt8] = [
+            0x45, 0, UInt8(totalLength >> 8), UInt8(totalLength & 0xFF), 0x30, 0x39, 0x40, 0, 64, 6, 0, 0,
+            10, 77, 0, 1, 10, 77, 0, 2,
+        ]
         let c = IPv4.checksum(p)
         p[10] = UInt8(c >> 8)
         p[11] = UInt8(c & 0xFF)
@@ -288,12 +318,14 @@ struct IPv6Header {
 
 /// TCP 40000 → 5201 with a timestamp option (32 bytes, as Linux sends), checksum field zero.
 struct TCPHeader {
-    static let firstSequence: UInt32 = 0xFFFF_F000   // wraps inside the packet
+    static let firstSequence: UInt32 = 0xFFFF_F000  // wraps inside the packet
     var flags: UInt8
     var bytes: [UInt8] {
         let s = TCPHeader.firstSequence
-        return [0x9C, 0x40, 0x14, 0x51, UInt8(s >> 24), UInt8(s >> 16 & 0xFF), UInt8(s >> 8 & 0xFF), UInt8(s & 0xFF),
-                0, 0, 0x10, 0x00, 0x80, flags, 0x01, 0xF5, 0, 0, 0, 0,
-                1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78]
+        return [
+            0x9C, 0x40, 0x14, 0x51, UInt8(s >> 24), UInt8(s >> 16 & 0xFF), UInt8(s >> 8 & 0xFF), UInt8(s & 0xFF),
+            0, 0, 0x10, 0x00, 0x80, flags, 0x01, 0xF5, 0, 0, 0, 0,
+            1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78,
+        ]
     }
 }

@@ -1,11 +1,12 @@
+import Foundation
+import Glibc
 // A throw-away network namespace for the TUN and rtnetlink tests: made with `ip netns add`, used
 // by a dedicated thread that entered it (setns is per thread, so the test runner's other
 // threads, and the host's interfaces, are never touched), and deleted when the test ends,
 // however it ends. Names are "tquic-t-<pid>-<n>"; ones a crashed earlier run left behind (their
 // pid gone) are deleted by the next run.
 import XCTest
-import Foundation
-import Glibc
+
 @testable import LinuxNet
 
 final class TestNetworkNamespace {
@@ -94,7 +95,8 @@ final class TestNetworkNamespace {
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
         process.environment = environment
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -107,7 +109,8 @@ final class TestNetworkNamespace {
             throw TestError("\(command.joined(separator: " ")) did not finish within 10 s")
         }
         guard process.terminationStatus == 0 else {
-            throw TestError("\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: errors, as: UTF8.self))")
+            throw TestError(
+                "\(command.joined(separator: " ")) failed (\(process.terminationStatus)): \(String(decoding: errors, as: UTF8.self))")
         }
         return String(decoding: output, as: UTF8.self)
     }

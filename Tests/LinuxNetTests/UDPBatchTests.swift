@@ -1,9 +1,10 @@
+import Glibc
+import QUIC
 // The batched UDP data path over real loopback sockets: GSO sends arriving as separate datagrams
 // or as one GRO buffer split back into them, recvmmsg batches with each datagram's source and ECN
 // codepoint, and the fallback to one datagram per message when the kernel refuses GSO.
 import XCTest
-import Glibc
-import QUIC
+
 @testable import LinuxNet
 
 final class UDPBatchTests: XCTestCase {
@@ -26,7 +27,9 @@ final class UDPBatchTests: XCTestCase {
 
     /// Receives until `expected` datagrams arrived (or 2 s without any); returns them and the
     /// datagram count of each receive call.
-    func receive(_ socket: UDPSocket, _ batch: UDPReceiveBatch, expected: Int) throws -> (datagrams: [Received], calls: [Int], messages: [Int]) {
+    func receive(_ socket: UDPSocket, _ batch: UDPReceiveBatch, expected: Int) throws -> (
+        datagrams: [Received], calls: [Int], messages: [Int]
+    ) {
         var out: [Received] = []
         var calls: [Int] = []
         var messages: [Int] = []
@@ -81,8 +84,9 @@ final class UDPBatchTests: XCTestCase {
         try batch.flush()
         XCTAssertEqual(batch.statistics.segmentedMessages, 1)
         let got = try receive(receiver, UDPReceiveBatch(messages: 4), expected: lengths.count)
-        XCTAssertEqual(got.datagrams.map { $0.bytes }, lengths.enumerated().map { payload($0.offset, length: $0.element) },
-                       "the GRO buffer should split at the segment size into the datagrams that were sent")
+        XCTAssertEqual(
+            got.datagrams.map { $0.bytes }, lengths.enumerated().map { payload($0.offset, length: $0.element) },
+            "the GRO buffer should split at the segment size into the datagrams that were sent")
         XCTAssertLessThan(got.messages.reduce(0, +), lengths.count, "loopback should have delivered the GSO send coalesced")
         XCTAssertTrue(got.datagrams.allSatisfy { $0.source == from && $0.ecn == .ect0 })
         XCTAssertTrue(got.datagrams.contains { $0.segmentSize == 1350 })
@@ -103,7 +107,7 @@ final class UDPBatchTests: XCTestCase {
             try batch.append(payload(i, length: p.3), to: to, ecn: p.2)
             try batch.flush()
         }
-        usleep(20_000) // let loopback delivery finish, so that one call finds all six
+        usleep(20_000)  // let loopback delivery finish, so that one call finds all six
         let receiveBatch = UDPReceiveBatch(messages: 8)
         let got = try receive(receiver, receiveBatch, expected: plan.count)
         XCTAssertEqual(got.calls.first, plan.count, "one recvmmsg should have taken every waiting datagram")
@@ -256,7 +260,8 @@ final class UDPBatchTests: XCTestCase {
     func testIPv6BatchCarriesTrafficClass() throws {
         let any6 = SocketAddress(ip: [UInt8](repeating: 0, count: 15) + [1], port: 0)
         guard let sender = try? UDPSocket(bindTo: any6), let receiver = try? UDPSocket(bindTo: any6),
-              let from = sender.localAddress, let to = receiver.localAddress else { throw XCTSkip("no IPv6 loopback") }
+            let from = sender.localAddress, let to = receiver.localAddress
+        else { throw XCTSkip("no IPv6 loopback") }
         let batch = UDPSendBatch(socket: sender)
         for i in 0..<4 { try batch.append(payload(i, length: 1100), to: to, ecn: .ect0) }
         try batch.flush()

@@ -100,10 +100,17 @@ final class EmulatedLinkTests: XCTestCase {
     func testBurstLossComesInRuns() throws {
         let l = try link("a=unlimited,0,burst=5%:10", seed: 3)
         let slots = Slots(count: 1, size: 100)
-        var runs = 0, lost = 0, previousLost = false
+        var runs = 0
+        var lost = 0
+        var previousLost = false
         for i in 0..<20_000 {
             let dropped = slots.receive(l, slot: 0, at: us(UInt64(i))) == .dropped(.burstLoss)
-            if dropped { lost += 1; if !previousLost { runs += 1 } } else { _ = due(l, by: us(UInt64(i))) }
+            if dropped {
+                lost += 1
+                if !previousLost { runs += 1 }
+            } else {
+                _ = due(l, by: us(UInt64(i)))
+            }
             previousLost = dropped
         }
         XCTAssertEqual(l.counters.dropped(.burstLoss), lost)
@@ -135,7 +142,7 @@ final class EmulatedLinkTests: XCTestCase {
         let slots = Slots(count: 200, size: 100)
         var releases: [Timestamp] = []
         for i in 0..<200 {
-            guard case let .scheduled(release) = slots.receive(l, slot: i, at: us(UInt64(i) * 100)) else { return XCTFail() }
+            guard case .scheduled(let release) = slots.receive(l, slot: i, at: us(UInt64(i) * 100)) else { return XCTFail() }
             XCTAssertGreaterThanOrEqual(release, us(UInt64(i) * 100 + 10_000))
             XCTAssertLessThanOrEqual(release, us(UInt64(i) * 100 + 30_000 + 20_000))
             releases.append(release)
@@ -149,7 +156,7 @@ final class EmulatedLinkTests: XCTestCase {
         let slots = Slots(count: 200, size: 100)
         var release: [Int32: Timestamp] = [:]
         for i in 0..<200 {
-            guard case let .scheduled(r) = slots.receive(l, slot: i, at: us(UInt64(i) * 100)) else { return XCTFail() }
+            guard case .scheduled(let r) = slots.receive(l, slot: i, at: us(UInt64(i) * 100)) else { return XCTFail() }
             XCTAssertEqual(Double((r - us(UInt64(i) * 100)).nanoseconds), 20e6, accuracy: 10e6)
             release[Int32(i)] = r
         }
@@ -175,8 +182,10 @@ final class EmulatedLinkTests: XCTestCase {
 
     /// A 20-byte IPv4 header with a valid checksum and the given ECN bits.
     func ipv4Header(ecn: UInt8) -> [UInt8] {
-        var h: [UInt8] = [0x45, 0xB8 | ecn, 0x05, 0xDC, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0, 0,
-                          10, 0, 0, 1, 10, 0, 0, 2]
+        var h: [UInt8] = [
+            0x45, 0xB8 | ecn, 0x05, 0xDC, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0, 0,
+            10, 0, 0, 1, 10, 0, 0, 2,
+        ]
         let sum = Self.onesComplementSum(h)
         h[10] = UInt8(~sum >> 8)
         h[11] = UInt8(~sum & 0xFF)
@@ -207,7 +216,7 @@ final class EmulatedLinkTests: XCTestCase {
     func testCEMarkingOfIPv6SetsTheTrafficClassBits() {
         var packet = [UInt8](repeating: 0, count: 40)
         packet[0] = 0x60
-        packet[1] = 0x20   // traffic class low bits 10: ECT(0)
+        packet[1] = 0x20  // traffic class low bits 10: ECT(0)
         packet.withUnsafeBytes { XCTAssertEqual(EmulatedLink.ecn(of: $0), .ect0) }
         packet.withUnsafeMutableBytes { EmulatedLink.markCE($0) }
         packet.withUnsafeBytes { XCTAssertEqual(EmulatedLink.ecn(of: $0), .ce) }

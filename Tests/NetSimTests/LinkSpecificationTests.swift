@@ -63,8 +63,11 @@ final class LinkSpecificationTests: XCTestCase {
 
     func testJitterModifiers() throws {
         let m = try parse("a=10mbit,20ms,jitter=5ms,jitter-hold=10ms,jitter-dist=positive,reorder").model
-        XCTAssertEqual(m.jitter, Jitter(amplitude: .milliseconds(5), distribution: .positive, ordering: .reordering,
-                                        holdTime: .milliseconds(10)))
+        XCTAssertEqual(
+            m.jitter,
+            Jitter(
+                amplitude: .milliseconds(5), distribution: .positive, ordering: .reordering,
+                holdTime: .milliseconds(10)))
     }
 
     func testQueueUnits() throws {
@@ -87,15 +90,20 @@ final class LinkSpecificationTests: XCTestCase {
 
     func testGeGivesTheFourGilbertElliottParameters() throws {
         XCTAssertEqual(try parse("a=10mbit,0,ge=1%/30%").model.burstLoss, GilbertElliott(goodToBad: 0.01, badToGood: 0.3))
-        XCTAssertEqual(try parse("a=10mbit,0,ge=1%/30%/50%/0.5%").model.burstLoss,
-                       GilbertElliott(goodToBad: 0.01, badToGood: 0.3, lossInBad: 0.5, lossInGood: 0.005))
+        XCTAssertEqual(
+            try parse("a=10mbit,0,ge=1%/30%/50%/0.5%").model.burstLoss,
+            GilbertElliott(goodToBad: 0.01, badToGood: 0.3, lossInBad: 0.5, lossInGood: 0.005))
     }
 
     func testOutagesAndRateChangesAreRepeatableAndCountFromTheStart() throws {
         let m = try parse("lte=50mbit,20ms,outage=5s-10s,outage=20s-,rate@3s=5mbit,rate@1500ms=20mbit").model
         XCTAssertEqual(m.outages, [Outage(from: .zero + .seconds(5), to: .zero + .seconds(10)), Outage(from: .zero + .seconds(20))])
-        XCTAssertEqual(m.rateChanges, [RateChange(at: .zero + .milliseconds(1500), rateBitsPerSecond: 20_000_000),
-                                       RateChange(at: .zero + .seconds(3), rateBitsPerSecond: 5_000_000)])
+        XCTAssertEqual(
+            m.rateChanges,
+            [
+                RateChange(at: .zero + .milliseconds(1500), rateBitsPerSecond: 20_000_000),
+                RateChange(at: .zero + .seconds(3), rateBitsPerSecond: 5_000_000),
+            ])
         XCTAssertTrue(m.isUp(at: .zero + .seconds(4)))
         XCTAssertFalse(m.isUp(at: .zero + .seconds(5)))
         XCTAssertFalse(m.isUp(at: .zero + .seconds(100)))
@@ -107,34 +115,43 @@ final class LinkSpecificationTests: XCTestCase {
         XCTAssertEqual(spec.model.ecnMarkingThreshold, .milliseconds(5))
         XCTAssertEqual(spec.model.overheadBytes, 8)
         XCTAssertTrue(spec.isBackup)
-        XCTAssertEqual(spec.model(perPacketOverhead: LinkModel.ipv4UDPOverhead).overheadBytes, 36,
-                       "the simulator adds the IPv4 + UDP header its datagrams lack")
+        XCTAssertEqual(
+            spec.model(perPacketOverhead: LinkModel.ipv4UDPOverhead).overheadBytes, 36,
+            "the simulator adds the IPv4 + UDP header its datagrams lack")
     }
 
     // MARK: Canonical form
 
     func testTheCanonicalFormParsesBackToTheSameModel() throws {
-        for text in ["fibre=100mbit,5ms", "lte=30mbit,20ms,jitter=7500us,jitter-hold=10ms,loss=1%,queue=187500b",
-                     "x=1.5mbit,0,jitter=1ms,jitter-dist=positive,reorder,ge=1%/30%/50%,corrupt=0.5%,outage=1s-2s,outage=3s-,rate@2s=unlimited,ecn=2ms,overhead=4,backup",
-                     "unlimited,0"] {
+        for text in [
+            "fibre=100mbit,5ms", "lte=30mbit,20ms,jitter=7500us,jitter-hold=10ms,loss=1%,queue=187500b",
+            "x=1.5mbit,0,jitter=1ms,jitter-dist=positive,reorder,ge=1%/30%/50%,corrupt=0.5%,outage=1s-2s,outage=3s-,rate@2s=unlimited,ecn=2ms,overhead=4,backup",
+            "unlimited,0",
+        ] {
             let spec = try parse(text)
             let again = try parse(spec.description)
             XCTAssertEqual(again, spec, "\(text) → \(spec.description)")
         }
-        XCTAssertEqual(try parse("lte=30mbit,40ms,jitter=15ms,loss=1%").description,
-                       "lte=30mbit,40ms,jitter=15ms,loss=1%,queue=300000b")
+        XCTAssertEqual(
+            try parse("lte=30mbit,40ms,jitter=15ms,loss=1%").description,
+            "lte=30mbit,40ms,jitter=15ms,loss=1%,queue=300000b")
     }
 
     // MARK: Errors a user sees
 
     func testAMisspelledOptionNamesTheLinkTheKnownOptionsAndTheLikelyOne() {
-        XCTAssertEqual(error("lte=30mbit,40ms,jiter=15ms"),
-                       "--link lte: `jiter` is not a link option (known: jitter, jitter-hold, jitter-dist, reorder, loss, burst, ge, queue, corrupt, outage, rate@T, ecn, overhead, backup); did you mean `jitter`?")
+        XCTAssertEqual(
+            error("lte=30mbit,40ms,jiter=15ms"),
+            "--link lte: `jiter` is not a link option (known: jitter, jitter-hold, jitter-dist, reorder, loss, burst, ge, queue, corrupt, outage, rate@T, ecn, overhead, backup); did you mean `jitter`?"
+        )
     }
 
     func testMissingDelay() {
-        XCTAssertEqual(error("lte=30mbit"), "--link lte: `lte=30mbit` needs [NAME=]RATE,DELAY[,OPTION...], e.g. lte=30mbit,40ms,jitter=15ms,loss=1%")
-        XCTAssertEqual(error("lte=30mbit,loss=1%"), "--link lte: `lte=30mbit,loss=1%` needs [NAME=]RATE,DELAY[,OPTION...], e.g. lte=30mbit,40ms,jitter=15ms,loss=1%")
+        XCTAssertEqual(
+            error("lte=30mbit"), "--link lte: `lte=30mbit` needs [NAME=]RATE,DELAY[,OPTION...], e.g. lte=30mbit,40ms,jitter=15ms,loss=1%")
+        XCTAssertEqual(
+            error("lte=30mbit,loss=1%"),
+            "--link lte: `lte=30mbit,loss=1%` needs [NAME=]RATE,DELAY[,OPTION...], e.g. lte=30mbit,40ms,jitter=15ms,loss=1%")
     }
 
     func testBadValues() {
@@ -147,10 +164,12 @@ final class LinkSpecificationTests: XCTestCase {
         XCTAssertEqual(error("a=1mbit,1ms,loss=120%"), "--link a: loss=120%: a percentage from 0% to 100% (e.g. loss=1%)")
         XCTAssertEqual(error("a=1mbit,1ms,outage=10s-5s"), "--link a: outage=10s-5s ends before it starts")
         XCTAssertEqual(error("a=1mbit,1ms,outage=5s"), "--link a: outage=5s: FROM-TO or FROM- (for good), e.g. outage=5s-10s")
-        XCTAssertEqual(error("a=1mbit,1ms,burst=2%"),
-                       "--link a: burst=2%: MEAN_LOSS%:MEAN_BURST_PACKETS, e.g. burst=2%:5 (loss below 100%, length at least 1)")
-        XCTAssertEqual(error("a=1mbit,1ms,queue=lots"),
-                       "--link a: queue=lots: bytes (65536, 64kb, 1mib), packets (40pkt), a time at the initial rate (50ms), or unlimited")
+        XCTAssertEqual(
+            error("a=1mbit,1ms,burst=2%"),
+            "--link a: burst=2%: MEAN_LOSS%:MEAN_BURST_PACKETS, e.g. burst=2%:5 (loss below 100%, length at least 1)")
+        XCTAssertEqual(
+            error("a=1mbit,1ms,queue=lots"),
+            "--link a: queue=lots: bytes (65536, 64kb, 1mib), packets (40pkt), a time at the initial rate (50ms), or unlimited")
         XCTAssertEqual(error("a=unlimited,1ms,queue=5ms"), "--link a: queue=5ms: a queue in time needs a rate (this link is unlimited)")
         XCTAssertEqual(error("a=1mbit,1ms,rate@x=2mbit"), "--link a: rate change time `x`: a number and one of ns, us, ms, s (e.g. 40ms)")
         XCTAssertEqual(error("a=1mbit,1ms,jitter-dist=normal"), "--link a: jitter-dist=normal: known: symmetric, positive")
@@ -164,15 +183,18 @@ final class LinkSpecificationTests: XCTestCase {
         XCTAssertEqual(error("a=1mbit,1ms,burst=1%:3,ge=1%/30%"), "--link a: `burst` and `ge` both set the burst-loss model: give one")
         XCTAssertEqual(error("a=1mbit,1ms,,loss=1%"), "--link a: empty option (two commas in a row, or one at the end)")
         XCTAssertEqual(error("my link=1mbit,1ms"), "--link my link: `my link` is not a link name (1 to 32 of A-Z a-z 0-9 _ . -)")
-        XCTAssertEqual(error("1mbit,1ms,jiter=1ms", option: "--link-back"),
-                       "--link-back: `jiter` is not a link option (known: jitter, jitter-hold, jitter-dist, reorder, loss, burst, ge, queue, corrupt, outage, rate@T, ecn, overhead, backup); did you mean `jitter`?")
+        XCTAssertEqual(
+            error("1mbit,1ms,jiter=1ms", option: "--link-back"),
+            "--link-back: `jiter` is not a link option (known: jitter, jitter-hold, jitter-dist, reorder, loss, burst, ge, queue, corrupt, outage, rate@T, ecn, overhead, backup); did you mean `jitter`?"
+        )
     }
 
     // MARK: Scenarios from links (tquic-sim --link)
 
     func testLinksMakeAScenarioWhosePathsCountIPBytesLikeTheEmulator() throws {
-        let s = try Scenario.fromLinks([parse("fibre=100mbit,5ms"), parse("lte=30mbit,20ms,loss=1%,outage=5s-8s")],
-                                       back: [parse("lte=10mbit,20ms")])
+        let s = try Scenario.fromLinks(
+            [parse("fibre=100mbit,5ms"), parse("lte=30mbit,20ms,loss=1%,outage=5s-8s")],
+            back: [parse("lte=10mbit,20ms")])
         XCTAssertEqual(s.paths.map(\.name), ["fibre", "lte"])
         XCTAssertEqual(s.paths[0].up.overheadBytes, LinkModel.ipv4UDPOverhead)
         XCTAssertEqual(s.paths[0].up, s.paths[0].down, "without --link-back both directions are the same")

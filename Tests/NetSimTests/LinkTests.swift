@@ -14,8 +14,9 @@ final class LinkTests: XCTestCase {
         sim.every(.microseconds(500), until: seconds(10)) { _ in router.send(1250) }
         try sim.run(until: seconds(10) + .milliseconds(10))
         let delivered = vps.receivedBytes
-        XCTAssertEqual(Double(delivered), 12_500_000, accuracy: 1250,
-                       "10 Mbit/s for 10 s is 12.5 MB, give or take the packet in service")
+        XCTAssertEqual(
+            Double(delivered), 12_500_000, accuracy: 1250,
+            "10 Mbit/s for 10 s is 12.5 MB, give or take the packet in service")
         XCTAssertEqual(delivered, 12_500_000, "serialisation starts at t=0 and never idles: exactly 10000 packets")
         let stats = sim.link(LinkID(path: 0, direction: .up)).statistics
         XCTAssertGreaterThan(stats.dropped(.queueFull).packets, 0, "the excess offered load is dropped at the tail")
@@ -57,8 +58,9 @@ final class LinkTests: XCTestCase {
         // 1000 B at 8 Mbit/s = 1 ms each; room for 5 waiting packets.
         let link = Link(model: LinkModel(rateBitsPerSecond: LinkModel.mbps(8), queueCapacityBytes: 5_000), seed: 1)
         let verdicts = (0..<10).map { _ in link.offer(bytes: 1000, at: .zero) }
-        XCTAssertEqual(verdicts.prefix(6), (1...6).map { LinkVerdict.accepted(arrival: ms(UInt64($0))) }[...],
-                       "one in service plus five waiting")
+        XCTAssertEqual(
+            verdicts.prefix(6), (1...6).map { LinkVerdict.accepted(arrival: ms(UInt64($0))) }[...],
+            "one in service plus five waiting")
         XCTAssertEqual(Array(verdicts.suffix(4)), Array(repeating: .dropped(.queueFull), count: 4))
         XCTAssertEqual(link.statistics.dropped(.queueFull), .init(packets: 4, bytes: 4000))
         XCTAssertEqual(link.statistics.maxQueuedBytes, 5_000)
@@ -104,7 +106,10 @@ final class LinkTests: XCTestCase {
         var previousLost = false
         for _ in 0..<n {
             let isLost = link.offer(bytes: 100, at: .zero) == .dropped(.burstLoss)
-            if isLost { lost += 1; if !previousLost { bursts += 1 } }
+            if isLost {
+                lost += 1
+                if !previousLost { bursts += 1 }
+            }
             previousLost = isLost
         }
         XCTAssertEqual(Double(lost) / Double(n), model.meanLossRate, accuracy: 0.003)
@@ -132,8 +137,9 @@ final class LinkTests: XCTestCase {
         }
         try sim.run(until: seconds(4))
         let arrivals = vps.received
-        XCTAssertFalse(arrivals.contains { $0.time >= seconds(1) && $0.time < seconds(2) },
-                       "nothing reaches the far end while the link is cut")
+        XCTAssertFalse(
+            arrivals.contains { $0.time >= seconds(1) && $0.time < seconds(2) },
+            "nothing reaches the far end while the link is cut")
         let sentTimes = Set(arrivals.map { tag(of: $0.bytes) })
         // A packet sent at t ms arrives at t + 0.8 + 50 ms: those sent from 950 ms on were in flight at 1 s.
         XCTAssertTrue(sentTimes.contains(949))
@@ -153,10 +159,12 @@ final class LinkTests: XCTestCase {
         // 50 packets of 1 ms each at t=0: the queue holds 49 ms of work when the cut comes at 10 ms.
         for _ in 0..<50 { _ = link.offer(bytes: 1000, at: .zero) }
         XCTAssertEqual(link.offer(bytes: 1000, at: ms(15)), .dropped(.outage))
-        XCTAssertEqual(link.offer(bytes: 1000, at: ms(20)), .accepted(arrival: ms(21)),
-                       "after the outage the link is idle: no queue left over")
-        XCTAssertEqual(link.statistics.utilisation(from: .zero, to: ms(20)), 0.5, accuracy: 1e-9,
-                       "busy time cut short by the outage is not counted")
+        XCTAssertEqual(
+            link.offer(bytes: 1000, at: ms(20)), .accepted(arrival: ms(21)),
+            "after the outage the link is idle: no queue left over")
+        XCTAssertEqual(
+            link.statistics.utilisation(from: .zero, to: ms(20)), 0.5, accuracy: 1e-9,
+            "busy time cut short by the outage is not counted")
         // The 40 packets that were still queued or in service at 10 ms are lost when they would arrive.
         let delivered = (1...50).filter { link.complete(bytes: 1000, enteredAt: .zero, at: ms(UInt64($0))) }.count
         XCTAssertEqual(delivered, 9, "packets arriving at 1...9 ms made it; from 10 ms on they are lost")
@@ -210,7 +218,7 @@ final class LinkTests: XCTestCase {
         var arrivals: [Timestamp] = []
         for i in 0..<10_000 {
             let sent = us(UInt64(i) * 100)
-            guard case let .accepted(arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail("no loss configured") }
+            guard case .accepted(let arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail("no loss configured") }
             delays.append((arrival - sent).nanoseconds)
             arrivals.append(arrival)
         }
@@ -228,7 +236,7 @@ final class LinkTests: XCTestCase {
         var previous = Timestamp.zero
         for i in 0..<10_000 {
             let sent = us(UInt64(i) * 100)
-            guard case let .accepted(arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
+            guard case .accepted(let arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
             XCTAssertGreaterThanOrEqual(arrival, previous, "preserved order is the default")
             XCTAssertGreaterThanOrEqual(arrival - sent, .milliseconds(15))
             XCTAssertLessThanOrEqual(arrival - sent, .milliseconds(25))
@@ -241,15 +249,16 @@ final class LinkTests: XCTestCase {
         let link = Link(model: LinkModel(delay: .milliseconds(10), jitter: jitter), seed: 5)
         for i in 0..<5_000 {
             let sent = ms(UInt64(i))
-            guard case let .accepted(arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
+            guard case .accepted(let arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
             XCTAssertTrue((arrival - sent) >= .milliseconds(10) && (arrival - sent) <= .milliseconds(14))
         }
     }
 
     func testJitterLargerThanTheDelayNeverMakesItNegative() {
-        let link = Link(model: LinkModel(delay: .milliseconds(1), jitter: Jitter(amplitude: .milliseconds(5), ordering: .reordering)), seed: 5)
+        let link = Link(
+            model: LinkModel(delay: .milliseconds(1), jitter: Jitter(amplitude: .milliseconds(5), ordering: .reordering)), seed: 5)
         for i in 0..<1_000 {
-            guard case let .accepted(arrival) = link.offer(bytes: 100, at: ms(UInt64(i))) else { return XCTFail() }
+            guard case .accepted(let arrival) = link.offer(bytes: 100, at: ms(UInt64(i))) else { return XCTFail() }
             XCTAssertGreaterThanOrEqual(arrival, ms(UInt64(i)))
         }
     }
@@ -261,7 +270,7 @@ final class LinkTests: XCTestCase {
         var previousDelay: Duration?
         for i in 0..<1_000 {
             let sent = ms(UInt64(i))
-            guard case let .accepted(arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
+            guard case .accepted(let arrival) = link.offer(bytes: 100, at: sent) else { return XCTFail() }
             if let p = previousDelay, p != arrival - sent { changes += 1 }
             previousDelay = arrival - sent
         }
@@ -291,7 +300,7 @@ final class LinkTests: XCTestCase {
 
     func testUtilisationOfAHalfLoadedLink() throws {
         let (sim, router, _) = onePathSimulator(LinkModel(rateBitsPerSecond: LinkModel.mbps(10)))
-        sim.every(.milliseconds(2)) { _ in router.send(1250) }   // 5 Mbit/s
+        sim.every(.milliseconds(2)) { _ in router.send(1250) }  // 5 Mbit/s
         try sim.run(until: seconds(2))
         let stats = sim.link(LinkID(path: 0, direction: .up)).statistics
         XCTAssertEqual(stats.utilisation(from: seconds(0.5), to: seconds(1.5)), 0.5, accuracy: 1e-9)

@@ -1,7 +1,8 @@
-// The real multipath QUIC connection driven through the simulated WAN links.
-import XCTest
 import Congestion
 import QUIC
+// The real multipath QUIC connection driven through the simulated WAN links.
+import XCTest
+
 @testable import NetSim
 
 final class QUICOverSimulatorTests: XCTestCase {

@@ -6,10 +6,12 @@ import XCTest
 
 final class ScenarioTests: XCTestCase {
     func testEveryScenarioTheIssueNamesExists() {
-        XCTAssertEqual(Scenario.names, [
-            "equal", "mptcp-10-10", "mptcp-10-10-1-25", "mptcp-15-5", "mptcp-15-5-1-25", "mptcp-15-5-25-1",
-            "fibre-satellite", "lte-jitter", "failover", "backup", "rate-change", "mixed-flows",
-        ])
+        XCTAssertEqual(
+            Scenario.names,
+            [
+                "equal", "mptcp-10-10", "mptcp-10-10-1-25", "mptcp-15-5", "mptcp-15-5-1-25", "mptcp-15-5-25-1",
+                "fibre-satellite", "lte-jitter", "failover", "backup", "rate-change", "mixed-flows",
+            ])
         XCTAssertNil(Scenario.named("no-such-scenario"))
         XCTAssertEqual(Scenario.named("failover")?.duration, .seconds(15))
     }

@@ -98,8 +98,9 @@ final class SimulatorTests: XCTestCase {
                 queueCapacityBytes: 30_000, overheadBytes: 28)
             let router = RecordingEndpoint()
             let vps = RecordingEndpoint()
-            let sim = Simulator(topology: Topology(router: router, vps: vps, paths: [.symmetric(lossy), .symmetric(lossy)]),
-                                seed: seed)
+            let sim = Simulator(
+                topology: Topology(router: router, vps: vps, paths: [.symmetric(lossy), .symmetric(lossy)]),
+                seed: seed)
             var events: [SimulatorEvent] = []
             sim.observer = { events.append($0) }
             // Random sizes and paths from the simulator's own stream, both ways: ~30 Mbit/s per 20 Mbit/s link.
@@ -114,14 +115,23 @@ final class SimulatorTests: XCTestCase {
         let second = try trace(seed: 42)
         XCTAssertEqual(first.count, second.count)
         XCTAssertTrue(first == second, "the same seed must replay the same run event for event")
-        XCTAssertTrue(first.contains { if case .dropped(_, _, .burstLoss, _) = $0 { return true }; return false })
-        XCTAssertTrue(first.contains { if case .dropped(_, _, .queueFull, _) = $0 { return true }; return false })
+        XCTAssertTrue(
+            first.contains {
+                if case .dropped(_, _, .burstLoss, _) = $0 { return true }
+                return false
+            })
+        XCTAssertTrue(
+            first.contains {
+                if case .dropped(_, _, .queueFull, _) = $0 { return true }
+                return false
+            })
         XCTAssertFalse(try trace(seed: 43) == first, "another seed gives another run")
     }
 
     func testObserverAgreesWithLinkStatistics() throws {
-        let model = LinkModel(rateBitsPerSecond: LinkModel.mbps(5), delay: .milliseconds(10), lossProbability: 0.05,
-                              queueCapacityBytes: 10_000)
+        let model = LinkModel(
+            rateBitsPerSecond: LinkModel.mbps(5), delay: .milliseconds(10), lossProbability: 0.05,
+            queueCapacityBytes: 10_000)
         let (sim, router, _) = onePathSimulator(model)
         var delivered = 0
         var dropped = 0
@@ -154,8 +164,9 @@ final class SimulatorTests: XCTestCase {
 
     func testATimeoutInThePastFiresOnceAndTheRunMovesOn() throws {
         let stale = StaleTimerEndpoint()
-        let sim = Simulator(topology: Topology(router: stale, vps: RecordingEndpoint(), paths: [.symmetric(LinkModel())]),
-                            seed: 1)
+        let sim = Simulator(
+            topology: Topology(router: stale, vps: RecordingEndpoint(), paths: [.symmetric(LinkModel())]),
+            seed: 1)
         try sim.run(until: ms(5))
         XCTAssertEqual(stale.fired, 1, "fired once at the start, then left alone while nothing else happens")
         var ticks = 0
@@ -188,8 +199,10 @@ final class SimulatorTests: XCTestCase {
     }
 
     func testAnEndpointThatNeverStopsSendingIsReported() {
-        let sim = Simulator(topology: Topology(router: FloodingEndpoint(), vps: RecordingEndpoint(),
-                                               paths: [.symmetric(LinkModel())]), seed: 1)
+        let sim = Simulator(
+            topology: Topology(
+                router: FloodingEndpoint(), vps: RecordingEndpoint(),
+                paths: [.symmetric(LinkModel())]), seed: 1)
         sim.maxDatagramsPerPoll = 100
         XCTAssertThrowsError(try sim.run(until: seconds(1))) { error in
             XCTAssertEqual(error as? SimulatorError, .runawayEndpoint(.router, at: .zero, datagrams: 101))
@@ -209,8 +222,10 @@ final class SimulatorTests: XCTestCase {
         func path0Losses(alsoUsePath1: Bool) throws -> Int {
             let lossy = LinkModel(lossProbability: 0.1)
             let router = RecordingEndpoint()
-            let sim = Simulator(topology: Topology(router: router, vps: RecordingEndpoint(),
-                                                   paths: [.symmetric(lossy), .symmetric(lossy)]), seed: 8)
+            let sim = Simulator(
+                topology: Topology(
+                    router: router, vps: RecordingEndpoint(),
+                    paths: [.symmetric(lossy), .symmetric(lossy)]), seed: 8)
             sim.every(.milliseconds(1), until: seconds(1)) { _ in
                 router.send(10, path: 0)
                 if alsoUsePath1 { router.send(10, path: 1) }

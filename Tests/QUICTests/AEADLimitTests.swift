@@ -1,10 +1,11 @@
+import Congestion
 // RFC 9001 §6.6: the AEAD limits. A key's confidentiality limit (packets sealed) makes the
 // endpoint update keys well before it is reached; its integrity limit (packets that failed
 // authentication) ends the connection with AEAD_LIMIT_REACHED. The limits (2^23 and 2^52 for
 // AES-GCM) are far beyond a test's reach, so the counters are set close to them.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class AEADLimitTests: XCTestCase {
     private func establishedNetwork() throws -> (SimulatedNetwork, Connection) {
@@ -22,7 +23,7 @@ final class AEADLimitTests: XCTestCase {
             try net.client.sendDatagram([UInt8(i), 2, 3])
             let t = try XCTUnwrap(net.client.poll(now: net.now))
             var forged = t.bytes
-            forged[forged.count - 1] ^= 0x01 // the AEAD tag no longer matches
+            forged[forged.count - 1] ^= 0x01  // the AEAD tag no longer matches
             server.receive(datagram: &forged, from: net.clientAddress, now: net.now)
             if i == 0 {
                 XCTAssertNil(server.closeReason, "one failure below the limit is only counted")

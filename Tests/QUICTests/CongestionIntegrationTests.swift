@@ -1,8 +1,9 @@
+import Congestion
 // ECN (RFC 9000 §13.4, RFC 9002 §7.1) and runtime congestion-control selection, end to end
 // through two connections on the test network.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class CongestionIntegrationTests: XCTestCase {
     /// Sends `bytes` of stream data client → server and waits until the server has read it all.
@@ -11,10 +12,14 @@ final class CongestionIntegrationTests: XCTestCase {
         try net.client.writeStream(id, pattern(bytes), fin: true)
         var got = 0
         var fin = false
-        XCTAssertTrue(net.run(for: .seconds(60)) {
-            if let sc = net.serverConnection, let r = sc.readStream(id) { got += r.data.count; if r.fin { fin = true } }
-            return fin
-        }, "transfer of \(bytes) bytes did not finish (got \(got))", file: file, line: line)
+        XCTAssertTrue(
+            net.run(for: .seconds(60)) {
+                if let sc = net.serverConnection, let r = sc.readStream(id) {
+                    got += r.data.count
+                    if r.fin { fin = true }
+                }
+                return fin
+            }, "transfer of \(bytes) bytes did not finish (got \(got))", file: file, line: line)
         XCTAssertEqual(got, bytes, file: file, line: line)
     }
 
@@ -42,8 +47,12 @@ final class CongestionIntegrationTests: XCTestCase {
         // RFC 9000 §13.4.2.2: after a failed validation the endpoint stops marking.
         let id = try XCTUnwrap(net.client.openStream())
         try net.client.writeStream(id, pattern(5000), fin: true)
-        var marked = 0, sent = 0
-        while let t = net.client.poll(now: net.now) { sent += 1; if t.ecn != .notECT { marked += 1 } }
+        var marked = 0
+        var sent = 0
+        while let t = net.client.poll(now: net.now) {
+            sent += 1
+            if t.ecn != .notECT { marked += 1 }
+        }
         XCTAssertGreaterThan(sent, 0)
         XCTAssertEqual(marked, 0)
     }
@@ -63,8 +72,9 @@ final class CongestionIntegrationTests: XCTestCase {
         XCTAssertEqual(after.packetsLost, 0)
         // NewReno halves on the CE round (RFC 9002 §7.1, §7.3.2) and regrows by at most one
         // packet per window of the 200 kB that follows.
-        XCTAssertLessThan(after.congestionWindow, before.congestionWindow * 3 / 4,
-                          "cwnd \(before.congestionWindow) -> \(after.congestionWindow)")
+        XCTAssertLessThan(
+            after.congestionWindow, before.congestionWindow * 3 / 4,
+            "cwnd \(before.congestionWindow) -> \(after.congestionWindow)")
     }
 
     func testECNCanBeTurnedOff() throws {

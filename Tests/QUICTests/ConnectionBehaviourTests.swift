@@ -1,17 +1,21 @@
+import Congestion
 // RFC 9000/9001 connection behaviours end to end in memory: key update, Retry, Version
 // Negotiation, stateless reset, idle timeout, NAT rebinding, anti-amplification, closing,
 // flow control and stream limits.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class ConnectionBehaviourTests: XCTestCase {
-    private func established(seed: UInt64 = 7, loss: Double = 0,
-                             client: ((inout ConnectionConfiguration) -> Void)? = nil,
-                             server: ((inout Endpoint.Configuration) -> Void)? = nil) throws -> SimulatedNetwork {
+    private func established(
+        seed: UInt64 = 7, loss: Double = 0,
+        client: ((inout ConnectionConfiguration) -> Void)? = nil,
+        server: ((inout Endpoint.Configuration) -> Void)? = nil
+    ) throws -> SimulatedNetwork {
         let net = try SimulatedNetwork(seed: seed, loss: loss, clientConfig: client, serverConfig: server)
-        XCTAssertTrue(net.run(for: .seconds(20)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
-                      "handshake did not complete")
+        XCTAssertTrue(
+            net.run(for: .seconds(20)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
+            "handshake did not complete")
         return net
     }
 
@@ -23,7 +27,10 @@ final class ConnectionBehaviourTests: XCTestCase {
         var done = Set<UInt64>()
         let ok = net.run(for: limit) {
             echoServerStep(net, finished: &done)
-            if let r = net.client.readStream(id) { got += r.data; return r.fin }
+            if let r = net.client.readStream(id) {
+                got += r.data
+                return r.fin
+            }
             return false
         }
         return ok && got == payload
@@ -63,8 +70,9 @@ final class ConnectionBehaviourTests: XCTestCase {
         // answered with a Retry; the client accepts only the first (RFC 9000 §17.2.5.2).
         XCTAssertGreaterThanOrEqual(net.server.retriesSent, 1, "a Retry must be sent")
         XCTAssertTrue(net.client.receivedRetry)
-        XCTAssertEqual(net.serverConnection?.retrySourceCID, net.client.retrySourceCID,
-                       "retry_source_connection_id must match the Retry's SCID (RFC 9000 §7.3)")
+        XCTAssertEqual(
+            net.serverConnection?.retrySourceCID, net.client.retrySourceCID,
+            "retry_source_connection_id must match the Retry's SCID (RFC 9000 §7.3)")
         XCTAssertTrue(try echoBytes(net, 10_000))
     }
 
@@ -74,8 +82,10 @@ final class ConnectionBehaviourTests: XCTestCase {
         var w = ByteWriter()
         w.writeUInt8(0xC0)
         w.writeUInt32(0x0a0a_0a0a)
-        w.writeUInt8(8); w.writeBytes([UInt8](repeating: 1, count: 8))
-        w.writeUInt8(4); w.writeBytes([9, 9, 9, 9])
+        w.writeUInt8(8)
+        w.writeBytes([UInt8](repeating: 1, count: 8))
+        w.writeUInt8(4)
+        w.writeBytes([9, 9, 9, 9])
         w.writeBytes([UInt8](repeating: 0, count: 1200 - w.count))
         net.server.receive(datagram: w.bytes, from: net.clientAddress, now: net.now)
         let vn = try XCTUnwrap(net.server.poll(now: net.now))
@@ -94,9 +104,12 @@ final class ConnectionBehaviourTests: XCTestCase {
         let net = try SimulatedNetwork(seed: 2)
         _ = net.client.poll(now: net.now)
         var w = ByteWriter()
-        w.writeUInt8(0x80); w.writeUInt32(0)
-        w.writeUInt8(UInt8(net.client.sourceCID.length)); net.client.sourceCID.write(to: &w)
-        w.writeUInt8(UInt8(net.client.originalDestinationCID.length)); net.client.originalDestinationCID.write(to: &w)
+        w.writeUInt8(0x80)
+        w.writeUInt32(0)
+        w.writeUInt8(UInt8(net.client.sourceCID.length))
+        net.client.sourceCID.write(to: &w)
+        w.writeUInt8(UInt8(net.client.originalDestinationCID.length))
+        net.client.originalDestinationCID.write(to: &w)
         w.writeUInt32(0xff00_001d)
         net.client.receive(datagram: w.bytes, from: net.serverAddress, now: net.now)
         XCTAssertTrue(net.client.isClosed)
@@ -114,7 +127,9 @@ final class ConnectionBehaviourTests: XCTestCase {
         try net.client.writeStream(id, [1, 2, 3], fin: true)
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.isClosed })
         XCTAssertEqual(net.server.statelessResetsSent, 1)
-        XCTAssertTrue(net.clientEvents.contains(.closed(.statelessReset)), "events: \(net.clientEvents.filter { if case .closed = $0 { return true } else { return false } })")
+        XCTAssertTrue(
+            net.clientEvents.contains(.closed(.statelessReset)),
+            "events: \(net.clientEvents.filter { if case .closed = $0 { return true } else { return false } })")
     }
 
     // RFC 9000 §10.1: silence longer than the idle timeout closes both sides without packets.
@@ -175,7 +190,10 @@ final class ConnectionBehaviourTests: XCTestCase {
     func testApplicationCloseCarriesCodeAndReason() throws {
         let net = try established()
         net.client.close(errorCode: 42, reason: "bye", now: net.now)
-        XCTAssertTrue(net.run(for: .seconds(5)) { net.serverEvents.contains(.closed(.peerApplication(code: 42, reason: "bye"))) || net.serverConnection?.isClosed == true })
+        XCTAssertTrue(
+            net.run(for: .seconds(5)) {
+                net.serverEvents.contains(.closed(.peerApplication(code: 42, reason: "bye"))) || net.serverConnection?.isClosed == true
+            })
         net.run(for: .seconds(5)) { net.client.isClosed }
         XCTAssertTrue(net.client.isClosed, "closing ends after three PTOs")
         XCTAssertEqual(net.serverConnection.map { $0.state == .draining || $0.state == .closed }, true)
@@ -183,7 +201,10 @@ final class ConnectionBehaviourTests: XCTestCase {
 
     // RFC 9000 §4: small windows force MAX_DATA / MAX_STREAM_DATA updates; the data still arrives.
     func testSmallFlowControlWindowsStillDeliverEverything() throws {
-        let small: (inout ConnectionConfiguration) -> Void = { $0.initialMaxData = 20_000; $0.initialMaxStreamData = 8_000 }
+        let small: (inout ConnectionConfiguration) -> Void = {
+            $0.initialMaxData = 20_000
+            $0.initialMaxStreamData = 8_000
+        }
         let net = try established(client: small, server: { small(&$0.connection) })
         XCTAssertTrue(try echoBytes(net, 500_000), "flow-controlled transfer")
     }
@@ -196,11 +217,12 @@ final class ConnectionBehaviourTests: XCTestCase {
         XCTAssertEqual(ids.count, 3, "peer allowed 3 bidirectional streams")
         for id in ids { try net.client.writeStream(id, [1], fin: true) }
         var done = Set<UInt64>()
-        XCTAssertTrue(net.run(for: .seconds(10)) {
-            echoServerStep(net, finished: &done)
-            for id in ids { _ = net.client.readStream(id) }
-            return net.client.availableStreams(bidirectional: true) > 0
-        }, "MAX_STREAMS must raise the limit once streams close")
+        XCTAssertTrue(
+            net.run(for: .seconds(10)) {
+                echoServerStep(net, finished: &done)
+                for id in ids { _ = net.client.readStream(id) }
+                return net.client.availableStreams(bidirectional: true) > 0
+            }, "MAX_STREAMS must raise the limit once streams close")
     }
 
     // RFC 9000 §3.2/§19.4: a reset stream's receiver sees RESET_STREAM with the code.
@@ -210,7 +232,9 @@ final class ConnectionBehaviourTests: XCTestCase {
         try net.client.writeStream(id, pattern(10_000))
         net.run(for: .milliseconds(100)) { false }
         net.client.resetStream(id, errorCode: 7)
-        XCTAssertTrue(net.run(for: .seconds(5)) { net.serverEvents.contains(.streamReset(id: id, errorCode: 7)) }, "server events: \(net.serverEvents.suffix(4))")
+        XCTAssertTrue(
+            net.run(for: .seconds(5)) { net.serverEvents.contains(.streamReset(id: id, errorCode: 7)) },
+            "server events: \(net.serverEvents.suffix(4))")
     }
 
     // RFC 9000 §5.1.1: each side issues connection IDs up to the peer's limit.
@@ -237,8 +261,9 @@ final class ConnectionErrorTests: XCTestCase {
         w.writeUInt(pn, bytes: 4)
         w.writeBytes(payload)
         var bytes = w.bytes
-        let end = PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
-                                        packetNumber: pn, keys: keys)
+        let end = PacketProtection.seal(
+            &bytes, start: 0, pnOffset: pnOffset, pnLength: 4, payloadEnd: bytes.count,
+            packetNumber: pn, keys: keys)
         net.server.receive(datagram: Array(bytes[0..<end]), from: net.clientAddress, now: net.now)
     }
 
@@ -252,9 +277,15 @@ final class ConnectionErrorTests: XCTestCase {
         let server = try XCTUnwrap(net.serverConnection)
         XCTAssertEqual(server.state, .closing)
         XCTAssertEqual(server.stats.closeError?.code, .frameEncodingError)
-        XCTAssertTrue(net.run(for: .seconds(5)) {
-            net.clientEvents.contains { if case .closed(.peerTransport(code: .frameEncodingError, _, _)) = $0 { return true }; return false }
-        }, "client must learn FRAME_ENCODING_ERROR: \(net.clientEvents.suffix(1)) client state \(net.client.state) server state \(server.state) sent \(server.stats.packetsSent) client rcv \(net.client.stats)")
+        XCTAssertTrue(
+            net.run(for: .seconds(5)) {
+                net.clientEvents.contains {
+                    if case .closed(.peerTransport(code: .frameEncodingError, _, _)) = $0 { return true }
+                    return false
+                }
+            },
+            "client must learn FRAME_ENCODING_ERROR: \(net.clientEvents.suffix(1)) client state \(net.client.state) server state \(server.state) sent \(server.stats.packetsSent) client rcv \(net.client.stats)"
+        )
     }
 
     // RFC 9000 §4.1: more data than the advertised stream limit is a FLOW_CONTROL_ERROR.
@@ -270,11 +301,13 @@ final class ConnectionErrorTests: XCTestCase {
     func testPinnedPublicKey() throws {
         let pin = hex("a78c64ec271e09f9a84acd09cd42dc351e8b4199747d21ca1fb55a2c1859dfe2")
         func connect(pins: [[UInt8]]) throws -> SimulatedNetwork {
-            let net = try SimulatedNetwork(seed: 43, clientConfig: { conf in
-                var tls = conf.tls.configuration
-                tls.verification = .pinnedPublicKeySHA256(pins)
-                conf.tls = try! TLSContext(configuration: tls, isServer: false)
-            })
+            let net = try SimulatedNetwork(
+                seed: 43,
+                clientConfig: { conf in
+                    var tls = conf.tls.configuration
+                    tls.verification = .pinnedPublicKeySHA256(pins)
+                    conf.tls = try! TLSContext(configuration: tls, isServer: false)
+                })
             return net
         }
         // The client connection is created before the closure can swap its TLS context, so
@@ -284,8 +317,9 @@ final class ConnectionErrorTests: XCTestCase {
             var tls = TLSConfiguration(alpnProtocols: ["tquic-test"])
             tls.verification = .pinnedPublicKeySHA256(pins)
             let conf = ConnectionConfiguration(tls: try TLSContext(configuration: tls, isServer: false))
-            let client = try Connection(clientWith: conf, serverName: "localhost", remote: net.serverAddress,
-                                        random: SeededRandom(seed: 5), now: net.now)
+            let client = try Connection(
+                clientWith: conf, serverName: "localhost", remote: net.serverAddress,
+                random: SeededRandom(seed: 5), now: net.now)
             var t = net.now
             for _ in 0..<200 where !client.isClosed && !client.handshakeComplete {
                 while let out = client.poll(now: t) { net.server.receive(datagram: out.bytes, from: net.clientAddress, now: t) }
@@ -294,10 +328,12 @@ final class ConnectionErrorTests: XCTestCase {
                 client.handleTimeout(now: t)
                 net.server.handleTimeout(now: t)
             }
-            XCTAssertEqual(client.handshakeComplete, shouldSucceed, "pin \(pins[0].prefix(4)) should \(shouldSucceed ? "" : "not ")be accepted")
+            XCTAssertEqual(
+                client.handshakeComplete, shouldSucceed, "pin \(pins[0].prefix(4)) should \(shouldSucceed ? "" : "not ")be accepted")
             if !shouldSucceed {
-                XCTAssertEqual(client.stats.closeError?.code.rawValue, TransportErrorCode.cryptoError(alert: 42).rawValue,
-                               "bad_certificate alert (42) as CRYPTO_ERROR 0x12a")
+                XCTAssertEqual(
+                    client.stats.closeError?.code.rawValue, TransportErrorCode.cryptoError(alert: 42).rawValue,
+                    "bad_certificate alert (42) as CRYPTO_ERROR 0x12a")
             }
         }
     }

@@ -1,20 +1,23 @@
+import Congestion
 // Reproductions of what the whole-connection fuzz target (Tests/Fuzz/ConnectionFuzz.swift) found:
 // a server past its handshake receives one 1-RTT packet sealed with the client's keys and must
 // close with the transport error RFC 9000 / draft-ietf-quic-multipath names (or not trap), and a
 // receive buffer must not hold more than the offsets it covers.
 import XCTest
+
 @_spi(Testing) @testable import QUIC
-import Congestion
 
 final class ConnectionFuzzFindingsTests: XCTestCase {
     private func establishedPair(multipath: Bool = false, serverStreamWindow: UInt64? = nil) throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: 11, clientConfig: { if multipath { $0.maxPathID = 3 } },
-                                       serverConfig: {
-                                           if multipath { $0.connection.maxPathID = 3 }
-                                           if let w = serverStreamWindow { $0.connection.initialMaxStreamData = w }
-                                       })
-        XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
-                      "handshake did not complete")
+        let net = try SimulatedNetwork(
+            seed: 11, clientConfig: { if multipath { $0.maxPathID = 3 } },
+            serverConfig: {
+                if multipath { $0.connection.maxPathID = 3 }
+                if let w = serverStreamWindow { $0.connection.initialMaxStreamData = w }
+            })
+        XCTAssertTrue(
+            net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
+            "handshake did not complete")
         return net
     }
 
@@ -25,8 +28,10 @@ final class ConnectionFuzzFindingsTests: XCTestCase {
         var w = ByteWriter()
         for f in frames { f.encode(to: &w) }
         let d = try XCTUnwrap(net.client.testingOneRTTDestination())
-        let datagram = try XCTUnwrap(net.client.testingSealOneRTTPacket(payload: w.bytes, destinationCID: d.cid,
-                                                                         packetNumber: d.nextPacketNumber + later))
+        let datagram = try XCTUnwrap(
+            net.client.testingSealOneRTTPacket(
+                payload: w.bytes, destinationCID: d.cid,
+                packetNumber: d.nextPacketNumber + later))
         let before = server.stats.packetsReceived
         server.receive(datagram: datagram, from: net.clientAddress, now: net.now)
         XCTAssertEqual(server.stats.packetsReceived, before + 1, "the sealed packet was not accepted")

@@ -1,17 +1,22 @@
+import Congestion
 // Connection IDs under multipath (draft-ietf-quic-multipath-21 §3.2): path 0 has one set of
 // connection IDs whichever frame carries them (NEW_CONNECTION_ID or PATH_NEW_CONNECTION_ID with
 // path ID 0), and the DCID of long-header packets never changes after the server's first Initial
 // (RFC 9000 §7.2). Also the QUIC-LB connection IDs (draft-ietf-quic-load-balancers) on every path.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class ConnectionIDTests: XCTestCase {
-    private func multipathNetwork(seed: UInt64 = 61, serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil) throws -> SimulatedNetwork {
-        try SimulatedNetwork(seed: seed, clientConfig: { $0.maxPathID = 4 }, serverConfig: {
-            $0.connection.maxPathID = 4
-            serverConfig?(&$0)
-        })
+    private func multipathNetwork(seed: UInt64 = 61, serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil) throws
+        -> SimulatedNetwork
+    {
+        try SimulatedNetwork(
+            seed: seed, clientConfig: { $0.maxPathID = 4 },
+            serverConfig: {
+                $0.connection.maxPathID = 4
+                serverConfig?(&$0)
+            })
     }
 
     /// Long-header DCIDs in everything the client sent.
@@ -48,8 +53,9 @@ final class ConnectionIDTests: XCTestCase {
         XCTAssertNil(net.client.multipath.peerCIDs[0], "no second table for path 0")
         XCTAssertEqual(net.client.destinationCID, sc.sourceCID, "path 0 keeps the CID it uses (sequence 0 is not retired)")
         let used = longHeaderDestinationCIDs(try XCTUnwrap(net.clientDatagramLog))
-        XCTAssertEqual(used, [net.client.originalDestinationCID, sc.sourceCID],
-                       "Initial and Handshake packets use only the first random DCID, then the server's SCID (RFC 9000 §7.2)")
+        XCTAssertEqual(
+            used, [net.client.originalDestinationCID, sc.sourceCID],
+            "Initial and Handshake packets use only the first random DCID, then the server's SCID (RFC 9000 §7.2)")
     }
 
     func testPathRetireConnectionIDForPathZeroRetiresFromTheHandshakeSet() throws {
@@ -62,11 +68,13 @@ final class ConnectionIDTests: XCTestCase {
         // The client retires it with PATH_RETIRE_CONNECTION_ID(path 0).
         net.client.peerCIDs[1] = nil
         net.client.multipath.peerCIDsToRetire.append((0, 1))
-        XCTAssertTrue(net.run(for: .seconds(2)) { net.serverEvents.contains(.connectionIDRetired(retired)) },
-                      "PATH_RETIRE_CONNECTION_ID with path ID 0 retires from path 0's set")
+        XCTAssertTrue(
+            net.run(for: .seconds(2)) { net.serverEvents.contains(.connectionIDRetired(retired)) },
+            "PATH_RETIRE_CONNECTION_ID with path ID 0 retires from path 0's set")
         XCTAssertNil(sc.localCIDs[1])
-        XCTAssertTrue(net.run(for: .seconds(1)) { net.client.peerCIDs.count == sc.localCIDs.count && sc.localCIDs.count >= 2 },
-                      "a replacement is issued")
+        XCTAssertTrue(
+            net.run(for: .seconds(1)) { net.client.peerCIDs.count == sc.localCIDs.count && sc.localCIDs.count >= 2 },
+            "a replacement is issued")
     }
 
     func testRetiringAPathZeroSequenceNeverIssuedIsAProtocolViolation() throws {

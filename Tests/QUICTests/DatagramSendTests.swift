@@ -1,15 +1,22 @@
+import Congestion
 // The datagram send API a data plane uses (RFC 9221): the zero-copy send, where the owner writes
 // each payload into a slot the connection owns, and the typed errors (`DatagramError`,
 // `PathError`) an owner switches on instead of reading messages.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class DatagramSendTests: XCTestCase {
     private func connected(seed: UInt64 = 71, loss: Double = 0, clientConfig: ((inout ConnectionConfiguration) -> Void)? = nil)
-        throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: seed, loss: loss, clientConfig: { $0.maxPathID = 4; clientConfig?(&$0) },
-                                       serverConfig: { $0.connection.maxPathID = 4 })
+        throws -> SimulatedNetwork
+    {
+        let net = try SimulatedNetwork(
+            seed: seed, loss: loss,
+            clientConfig: {
+                $0.maxPathID = 4
+                clientConfig?(&$0)
+            },
+            serverConfig: { $0.connection.maxPathID = 4 })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
         return net
     }
@@ -86,7 +93,10 @@ final class DatagramSendTests: XCTestCase {
     }
 
     func testQueueOverflowDropsTheOldestAndFreesItsSlot() throws {
-        let net = try connected(clientConfig: { $0.datagramSendQueueLimit = 3; $0.datagramSlotCount = 8 })
+        let net = try connected(clientConfig: {
+            $0.datagramSendQueueLimit = 3
+            $0.datagramSlotCount = 8
+        })
         for i in 0..<5 { try net.client.sendDatagram(write([UInt8(i)])) }
         XCTAssertEqual(net.client.queuedDatagrams, 3)
         XCTAssertEqual(net.client.stats.datagramsDropped, 2, "RFC 9221 §5: the two oldest were dropped")
@@ -115,6 +125,8 @@ final class DatagramSendTests: XCTestCase {
         XCTAssertNoThrow(try net.client.sendDatagram(onPath: id, write([1])))
         net.client.abandonPath(id, now: net.now)
         XCTAssertThrowsError(try net.client.sendDatagram([1], onPath: id)) { XCTAssertEqual($0 as? DatagramError, .pathNotUsable(id)) }
-        XCTAssertThrowsError(try net.client.sendDatagram(onPath: id, write([1]))) { XCTAssertEqual($0 as? DatagramError, .pathNotUsable(id)) }
+        XCTAssertThrowsError(try net.client.sendDatagram(onPath: id, write([1]))) {
+            XCTAssertEqual($0 as? DatagramError, .pathNotUsable(id))
+        }
     }
 }

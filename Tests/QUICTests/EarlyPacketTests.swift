@@ -1,8 +1,9 @@
+import Congestion
 // RFC 9001 §5.7: packets that arrive before their keys are kept (a few per level) and opened once
 // the keys are installed, instead of being dropped and waiting for the peer's retransmission.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class EarlyPacketTests: XCTestCase {
     func testHandshakePacketsThatOvertakeTheServerInitialAreKeptAndOpened() throws {
@@ -17,8 +18,9 @@ final class EarlyPacketTests: XCTestCase {
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeComplete })
         XCTAssertGreaterThan(net.client.stats.packetsKeptForKeys, 0, "Handshake packets were kept until their keys arrived")
         XCTAssertEqual(net.client.stats.packetsDroppedAwaitingKeys, 0)
-        XCTAssertLessThan(net.now - start, .milliseconds(150),
-                          "no wait for a retransmission: ~1 RTT (20 ms) + 30 ms, far below the 1 s initial PTO")
+        XCTAssertLessThan(
+            net.now - start, .milliseconds(150),
+            "no wait for a retransmission: ~1 RTT (20 ms) + 30 ms, far below the 1 s initial PTO")
         XCTAssertTrue(net.client.packetsAwaitingKeys.isEmpty)
     }
 
@@ -35,10 +37,12 @@ final class EarlyPacketTests: XCTestCase {
         // Handshake-looking packet (long header type 2 with its own DCID).
         let c = net.client
         var w = ByteWriter(capacity: 200)
-        w.writeUInt8(0xe0 | 0x01)           // long header, Handshake, 2-byte packet number
+        w.writeUInt8(0xe0 | 0x01)  // long header, Handshake, 2-byte packet number
         w.writeUInt32(QUICVersion.v1)
-        w.writeUInt8(UInt8(c.sourceCID.length)); c.sourceCID.write(to: &w)
-        w.writeUInt8(8); ConnectionID([1, 2, 3, 4, 5, 6, 7, 8]).write(to: &w)
+        w.writeUInt8(UInt8(c.sourceCID.length))
+        c.sourceCID.write(to: &w)
+        w.writeUInt8(8)
+        ConnectionID([1, 2, 3, 4, 5, 6, 7, 8]).write(to: &w)
         w.writeVarInt(100, length: 2)
         w.writeBytes([UInt8](repeating: 0x42, count: 100))
         let packet = w.bytes

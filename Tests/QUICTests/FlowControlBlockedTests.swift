@@ -1,18 +1,21 @@
+import Congestion
 // RFC 9000 §4.1: a sender blocked by flow control says so with DATA_BLOCKED (connection limit) or
 // STREAM_DATA_BLOCKED (stream limit), once per limit, and a blocked sender goes quiet instead of
 // sending packets that carry nothing new.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class FlowControlBlockedTests: XCTestCase {
     /// A server that lets the client send `maxData` bytes in all and `maxStreamData` per stream, and
     /// never reads until told to.
     private func network(maxData: UInt64, maxStreamData: UInt64) throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: 7, serverConfig: {
-            $0.connection.initialMaxData = maxData
-            $0.connection.initialMaxStreamData = maxStreamData
-        })
+        let net = try SimulatedNetwork(
+            seed: 7,
+            serverConfig: {
+                $0.connection.initialMaxData = maxData
+                $0.connection.initialMaxStreamData = maxStreamData
+            })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed })
         return net
     }
@@ -26,8 +29,9 @@ final class FlowControlBlockedTests: XCTestCase {
         let sc = try XCTUnwrap(net.serverConnection)
         XCTAssertEqual(sc.stats.dataBlockedReceived, 1, "one DATA_BLOCKED for the 40 000-byte limit")
         XCTAssertEqual(sc.stats.lastDataBlockedLimit, 40_000)
-        XCTAssertLessThan(net.client.stats.packetsSent - sentBefore, 200,
-                          "blocked at the limit, the client stops sending (it sent \(net.client.stats.packetsSent - sentBefore) packets)")
+        XCTAssertLessThan(
+            net.client.stats.packetsSent - sentBefore, 200,
+            "blocked at the limit, the client stops sending (it sent \(net.client.stats.packetsSent - sentBefore) packets)")
 
         // The application reads: MAX_DATA raises the limit, the client goes on and is blocked again.
         var got = 0

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QUIC
 
 /// RFC 9000 §12.4 and §19, RFC 9221 §4, draft-ietf-quic-multipath §4: frame encoding and decoding.
@@ -37,7 +38,8 @@ final class FrameCodecTests: XCTestCase {
             .streamsBlocked(bidirectional: true, limit: 0),
             .streamsBlocked(bidirectional: false, limit: 1 << 60),
             .newConnectionID(NewConnectionIDFrame(sequenceNumber: 5, retirePriorTo: 2, connectionID: cid8, statelessResetToken: token)),
-            .newConnectionID(NewConnectionIDFrame(sequenceNumber: 1 << 20, retirePriorTo: 1 << 20, connectionID: cid20, statelessResetToken: token)),
+            .newConnectionID(
+                NewConnectionIDFrame(sequenceNumber: 1 << 20, retirePriorTo: 1 << 20, connectionID: cid20, statelessResetToken: token)),
             .retireConnectionID(sequenceNumber: 9),
             .pathChallenge(data: 0x0102_0304_0506_0708),
             .pathResponse(data: 0xffff_ffff_ffff_ffff),
@@ -52,7 +54,8 @@ final class FrameCodecTests: XCTestCase {
             .pathAbandon(pathID: 1, errorCode: 0x3e75),
             .pathStatusBackup(pathID: 2, sequenceNumber: 1),
             .pathStatusAvailable(pathID: 2, sequenceNumber: 2),
-            .pathNewConnectionID(pathID: 4, NewConnectionIDFrame(sequenceNumber: 0, retirePriorTo: 0, connectionID: cid8, statelessResetToken: token)),
+            .pathNewConnectionID(
+                pathID: 4, NewConnectionIDFrame(sequenceNumber: 0, retirePriorTo: 0, connectionID: cid8, statelessResetToken: token)),
             .pathRetireConnectionID(pathID: 4, sequenceNumber: 3),
             .maxPathID(0xffff_ffff),
             .pathsBlocked(maximumPathID: 8),
@@ -98,17 +101,20 @@ final class FrameCodecTests: XCTestCase {
 
     private static let allPacketTypes: [PacketType] = [.initial, .zeroRTT, .handshake, .retry, .versionNegotiation, .oneRTT]
 
-    private func assertTransportError<T>(_ expression: @autoclosure () throws -> T, _ code: TransportErrorCode,
-                                         frameType: UInt64? = nil, _ message: String,
-                                         file: StaticString = #filePath, line: UInt = #line) {
+    private func assertTransportError<T>(
+        _ expression: @autoclosure () throws -> T, _ code: TransportErrorCode,
+        frameType: UInt64? = nil, _ message: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try expression(), message, file: file, line: line) { error in
             guard let e = error as? TransportError else {
                 return XCTFail("\(message): threw \(error), not a TransportError", file: file, line: line)
             }
             XCTAssertEqual(e.code, code, "\(message): got \(e)", file: file, line: line)
             if let frameType {
-                XCTAssertEqual(e.frameType, frameType, "\(message): error must carry frame type 0x\(String(frameType, radix: 16))",
-                               file: file, line: line)
+                XCTAssertEqual(
+                    e.frameType, frameType, "\(message): error must carry frame type 0x\(String(frameType, radix: 16))",
+                    file: file, line: line)
             }
         }
     }
@@ -137,7 +143,8 @@ final class FrameCodecTests: XCTestCase {
             XCTAssertEqual(decoded, frame, "decode(encode(f)) == f")
             XCTAssertTrue(r.isAtEnd, "decoding \(frame) must consume exactly its encoding")
             var tr = ByteReader(w.bytes)
-            if case .padding = frame {} else {
+            if case .padding = frame {
+            } else {
                 XCTAssertEqual(try tr.readVarInt(), frame.frameType, "frameType must be the type encode writes for \(frame)")
             }
         }
@@ -146,7 +153,10 @@ final class FrameCodecTests: XCTestCase {
     func testEncodingIntoAnExistingWriterAppends() throws {
         var w = ByteWriter()
         w.writeBytes([0xaa, 0xbb])
-        let frames = Self.samples.filter { if case .datagram(_, false) = $0 { return false }; return true }
+        let frames = Self.samples.filter {
+            if case .datagram(_, false) = $0 { return false }
+            return true
+        }
         for f in frames { f.encode(to: &w) }
         XCTAssertEqual(w.count, 2 + frames.reduce(0) { $0 + $1.encodedLength })
         var r = ByteReader(w.bytes, from: 2, to: w.count)
@@ -191,14 +201,16 @@ final class FrameCodecTests: XCTestCase {
         // Type 0x0d = STREAM | OFF | FIN, no LEN.
         let packet: [UInt8] = [0x0d, 0x04, 0x40, 0x64, 9, 8, 7, 6]
         let frames = try Frame.decodeAll(packet, packetType: .oneRTT)
-        XCTAssertEqual(frames, [.stream(StreamFrame(streamID: 4, offset: 100, data: [9, 8, 7, 6], fin: true))],
-                       "RFC 9000 §19.8: without LEN the data consumes the rest of the packet")
+        XCTAssertEqual(
+            frames, [.stream(StreamFrame(streamID: 4, offset: 100, data: [9, 8, 7, 6], fin: true))],
+            "RFC 9000 §19.8: without LEN the data consumes the rest of the packet")
     }
 
     func testStreamFrameWithoutOffsetBitHasOffsetZero() throws {
-        XCTAssertEqual(try decodeOne([0x0a, 0x01, 0x02, 0xaa, 0xbb]),
-                       .stream(StreamFrame(streamID: 1, offset: 0, data: [0xaa, 0xbb], fin: false)),
-                       "RFC 9000 §19.8: when OFF is clear the offset is 0")
+        XCTAssertEqual(
+            try decodeOne([0x0a, 0x01, 0x02, 0xaa, 0xbb]),
+            .stream(StreamFrame(streamID: 1, offset: 0, data: [0xaa, 0xbb], fin: false)),
+            "RFC 9000 §19.8: when OFF is clear the offset is 0")
         XCTAssertEqual(try decodeOne([0x08, 0x01]), .stream(StreamFrame(streamID: 1, offset: 0, data: [], fin: false)))
     }
 
@@ -208,17 +220,21 @@ final class FrameCodecTests: XCTestCase {
     }
 
     func testDatagram0x30RunsToEndAnd0x31CarriesALength() throws {
-        XCTAssertEqual(try Frame.decodeAll([0x30, 1, 2, 3], packetType: .oneRTT), [.datagram(data: [1, 2, 3], hasLength: false)],
-                       "RFC 9221 §4: type 0x30 has no Length field and extends to the end of the packet")
-        XCTAssertEqual(try Frame.decodeAll([0x31, 2, 1, 2, 0x01], packetType: .oneRTT),
-                       [.datagram(data: [1, 2], hasLength: true), .ping], "RFC 9221 §4: type 0x31 is length-prefixed")
+        XCTAssertEqual(
+            try Frame.decodeAll([0x30, 1, 2, 3], packetType: .oneRTT), [.datagram(data: [1, 2, 3], hasLength: false)],
+            "RFC 9221 §4: type 0x30 has no Length field and extends to the end of the packet")
+        XCTAssertEqual(
+            try Frame.decodeAll([0x31, 2, 1, 2, 0x01], packetType: .oneRTT),
+            [.datagram(data: [1, 2], hasLength: true), .ping], "RFC 9221 §4: type 0x31 is length-prefixed")
     }
 
     func testConnectionCloseTransportCarriesFrameTypeAndApplicationDoesNot() throws {
-        XCTAssertEqual(try decodeOne([0x1c, 0x07, 0x06, 0x02, 0x68, 0x69], .initial),
-                       .connectionClose(ConnectionCloseFrame(isApplication: false, errorCode: 7, frameType: 6, reason: [0x68, 0x69])))
-        XCTAssertEqual(try decodeOne([0x1d, 0x05, 0x00]),
-                       .connectionClose(ConnectionCloseFrame(isApplication: true, errorCode: 5, reason: [])))
+        XCTAssertEqual(
+            try decodeOne([0x1c, 0x07, 0x06, 0x02, 0x68, 0x69], .initial),
+            .connectionClose(ConnectionCloseFrame(isApplication: false, errorCode: 7, frameType: 6, reason: [0x68, 0x69])))
+        XCTAssertEqual(
+            try decodeOne([0x1d, 0x05, 0x00]),
+            .connectionClose(ConnectionCloseFrame(isApplication: true, errorCode: 5, reason: [])))
     }
 
     // MARK: - Malformed input
@@ -227,39 +243,44 @@ final class FrameCodecTests: XCTestCase {
         for frame in Self.samples {
             switch frame {
             case .padding, .datagram(_, hasLength: false):
-                continue // these run to the end of the packet, so every prefix is itself a valid frame
+                continue  // these run to the end of the packet, so every prefix is itself a valid frame
             default: break
             }
             let bytes = frame.encoded
             let typeLength = VarInt.encodedLength(frame.frameType)
             for cut in 0..<bytes.count {
-                assertTransportError(try decodeOne(Array(bytes[0..<cut])), .frameEncodingError,
-                                     frameType: cut >= typeLength ? frame.frameType : nil,
-                                     "RFC 9000 §12.4: \(frame) cut to \(cut) of \(bytes.count) bytes is a FRAME_ENCODING_ERROR")
+                assertTransportError(
+                    try decodeOne(Array(bytes[0..<cut])), .frameEncodingError,
+                    frameType: cut >= typeLength ? frame.frameType : nil,
+                    "RFC 9000 §12.4: \(frame) cut to \(cut) of \(bytes.count) bytes is a FRAME_ENCODING_ERROR")
             }
         }
     }
 
     func testEmptyPacketPayloadIsProtocolViolation() {
-        assertTransportError(try Frame.decodeAll([], packetType: .oneRTT), .protocolViolation,
-                             "RFC 9000 §12.4: a packet containing no frames is a PROTOCOL_VIOLATION")
+        assertTransportError(
+            try Frame.decodeAll([], packetType: .oneRTT), .protocolViolation,
+            "RFC 9000 §12.4: a packet containing no frames is a PROTOCOL_VIOLATION")
     }
 
     func testUnknownFrameTypeIsFrameEncodingError() {
         for type: [UInt8] in [[0x1f], [0x20], [0x2f], [0x32], [0x3d], [0x7e, 0x74], [0x7e, 0x7d], [0x80, 0x01, 0x00, 0x00]] {
             var r = ByteReader(type)
             let value = try! r.readVarInt()
-            assertTransportError(try Frame.decodeAll(type + [0, 0, 0, 0], packetType: .oneRTT), .frameEncodingError,
-                                 frameType: value,
-                                 "RFC 9000 §12.4: unknown frame type 0x\(String(value, radix: 16)) is a FRAME_ENCODING_ERROR")
+            assertTransportError(
+                try Frame.decodeAll(type + [0, 0, 0, 0], packetType: .oneRTT), .frameEncodingError,
+                frameType: value,
+                "RFC 9000 §12.4: unknown frame type 0x\(String(value, radix: 16)) is a FRAME_ENCODING_ERROR")
         }
     }
 
     func testNonMinimalFrameTypeEncodingIsProtocolViolation() {
-        assertTransportError(try decodeOne([0x40, 0x01]), .protocolViolation, frameType: 0x01,
-                             "RFC 9000 §12.4: a frame type MUST use the shortest encoding (PING as 0x4001)")
-        assertTransportError(try decodeOne([0x80, 0x00, 0x3e, 0x75, 0, 0]), .protocolViolation, frameType: 0x3e75,
-                             "RFC 9000 §12.4: PATH_ABANDON in four bytes is not minimal")
+        assertTransportError(
+            try decodeOne([0x40, 0x01]), .protocolViolation, frameType: 0x01,
+            "RFC 9000 §12.4: a frame type MUST use the shortest encoding (PING as 0x4001)")
+        assertTransportError(
+            try decodeOne([0x80, 0x00, 0x3e, 0x75, 0, 0]), .protocolViolation, frameType: 0x3e75,
+            "RFC 9000 §12.4: PATH_ABANDON in four bytes is not minimal")
     }
 
     func testLengthFieldsLongerThanThePacketAreFrameEncodingErrors() {
@@ -279,84 +300,103 @@ final class FrameCodecTests: XCTestCase {
 
     func testStreamOffsetPlusLengthBeyond2To62MinusOneIsFrameEncodingError() throws {
         let maxOffset: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
-        assertTransportError(try decodeOne([0x0e, 0x00] + maxOffset + [0x01, 0xaa]), .frameEncodingError, frameType: 0x0e,
-                             "RFC 9000 §19.8: offset + length above 2^62-1 is a FRAME_ENCODING_ERROR (our choice over FLOW_CONTROL_ERROR)")
-        assertTransportError(try decodeOne([0x0c, 0x00] + maxOffset + [0xaa]), .frameEncodingError, frameType: 0x0c,
-                             "RFC 9000 §19.8: the limit also applies to a STREAM frame without LEN")
-        XCTAssertEqual(try decodeOne([0x0f, 0x00] + maxOffset + [0x00]),
-                       .stream(StreamFrame(streamID: 0, offset: VarInt.max, data: [], fin: true)),
-                       "RFC 9000 §19.8: a final size of exactly 2^62-1 is allowed")
+        assertTransportError(
+            try decodeOne([0x0e, 0x00] + maxOffset + [0x01, 0xaa]), .frameEncodingError, frameType: 0x0e,
+            "RFC 9000 §19.8: offset + length above 2^62-1 is a FRAME_ENCODING_ERROR (our choice over FLOW_CONTROL_ERROR)")
+        assertTransportError(
+            try decodeOne([0x0c, 0x00] + maxOffset + [0xaa]), .frameEncodingError, frameType: 0x0c,
+            "RFC 9000 §19.8: the limit also applies to a STREAM frame without LEN")
+        XCTAssertEqual(
+            try decodeOne([0x0f, 0x00] + maxOffset + [0x00]),
+            .stream(StreamFrame(streamID: 0, offset: VarInt.max, data: [], fin: true)),
+            "RFC 9000 §19.8: a final size of exactly 2^62-1 is allowed")
     }
 
     func testCryptoOffsetPlusLengthBeyond2To62MinusOneIsFrameEncodingError() throws {
         let maxOffset: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
-        assertTransportError(try decodeOne([0x06] + maxOffset + [0x01, 0xaa]), .frameEncodingError, frameType: 0x06,
-                             "RFC 9000 §19.6: CRYPTO offset + length above 2^62-1 is a FRAME_ENCODING_ERROR (our choice over CRYPTO_BUFFER_EXCEEDED)")
+        assertTransportError(
+            try decodeOne([0x06] + maxOffset + [0x01, 0xaa]), .frameEncodingError, frameType: 0x06,
+            "RFC 9000 §19.6: CRYPTO offset + length above 2^62-1 is a FRAME_ENCODING_ERROR (our choice over CRYPTO_BUFFER_EXCEEDED)")
         XCTAssertEqual(try decodeOne([0x06] + maxOffset + [0x00]), .crypto(offset: VarInt.max, data: []))
     }
 
     func testNewConnectionIDLengthOutside1To20IsFrameEncodingError() {
         let token = [UInt8](repeating: 0x11, count: 16)
-        assertTransportError(try decodeOne([0x18, 0x01, 0x00, 0x00] + token), .frameEncodingError, frameType: 0x18,
-                             "RFC 9000 §19.15: a connection ID Length of 0 is a FRAME_ENCODING_ERROR")
-        assertTransportError(try decodeOne([0x18, 0x01, 0x00, 21] + [UInt8](repeating: 1, count: 21) + token),
-                             .frameEncodingError, frameType: 0x18,
-                             "RFC 9000 §19.15: a connection ID Length of 21 is a FRAME_ENCODING_ERROR")
-        assertTransportError(try decodeOne([0x7e, 0x78, 0x01, 0x01, 0x00, 0x00] + token), .frameEncodingError, frameType: 0x3e78,
-                             "PATH_NEW_CONNECTION_ID inherits the RFC 9000 §19.15 length rule")
+        assertTransportError(
+            try decodeOne([0x18, 0x01, 0x00, 0x00] + token), .frameEncodingError, frameType: 0x18,
+            "RFC 9000 §19.15: a connection ID Length of 0 is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x18, 0x01, 0x00, 21] + [UInt8](repeating: 1, count: 21) + token),
+            .frameEncodingError, frameType: 0x18,
+            "RFC 9000 §19.15: a connection ID Length of 21 is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x7e, 0x78, 0x01, 0x01, 0x00, 0x00] + token), .frameEncodingError, frameType: 0x3e78,
+            "PATH_NEW_CONNECTION_ID inherits the RFC 9000 §19.15 length rule")
     }
 
     func testRetirePriorToGreaterThanSequenceNumberIsFrameEncodingError() {
         let token = [UInt8](repeating: 0x11, count: 16)
-        assertTransportError(try decodeOne([0x18, 0x03, 0x04, 0x01, 0x09] + token), .frameEncodingError, frameType: 0x18,
-                             "RFC 9000 §19.15: Retire Prior To greater than Sequence Number is a FRAME_ENCODING_ERROR")
-        assertTransportError(try decodeOne([0x7e, 0x78, 0x00, 0x03, 0x04, 0x01, 0x09] + token), .frameEncodingError,
-                             frameType: 0x3e78, "PATH_NEW_CONNECTION_ID inherits the Retire Prior To rule")
+        assertTransportError(
+            try decodeOne([0x18, 0x03, 0x04, 0x01, 0x09] + token), .frameEncodingError, frameType: 0x18,
+            "RFC 9000 §19.15: Retire Prior To greater than Sequence Number is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x7e, 0x78, 0x00, 0x03, 0x04, 0x01, 0x09] + token), .frameEncodingError,
+            frameType: 0x3e78, "PATH_NEW_CONNECTION_ID inherits the Retire Prior To rule")
     }
 
     func testMaxStreamsAndStreamsBlockedAbove2To60AreFrameEncodingErrors() throws {
         let over: [UInt8] = VarInt.encode((1 << 60) + 1)
         for type: UInt8 in [0x12, 0x13] {
-            assertTransportError(try decodeOne([type] + over), .frameEncodingError, frameType: UInt64(type),
-                                 "RFC 9000 §19.11: MAX_STREAMS above 2^60 is a FRAME_ENCODING_ERROR")
+            assertTransportError(
+                try decodeOne([type] + over), .frameEncodingError, frameType: UInt64(type),
+                "RFC 9000 §19.11: MAX_STREAMS above 2^60 is a FRAME_ENCODING_ERROR")
         }
         for type: UInt8 in [0x16, 0x17] {
-            assertTransportError(try decodeOne([type] + over), .frameEncodingError, frameType: UInt64(type),
-                                 "RFC 9000 §19.14: STREAMS_BLOCKED above 2^60 is a FRAME_ENCODING_ERROR")
+            assertTransportError(
+                try decodeOne([type] + over), .frameEncodingError, frameType: UInt64(type),
+                "RFC 9000 §19.14: STREAMS_BLOCKED above 2^60 is a FRAME_ENCODING_ERROR")
         }
-        XCTAssertEqual(try decodeOne([0x12] + VarInt.encode(1 << 60)), .maxStreams(bidirectional: true, maximum: 1 << 60),
-                       "RFC 9000 §19.11: exactly 2^60 is allowed")
+        XCTAssertEqual(
+            try decodeOne([0x12] + VarInt.encode(1 << 60)), .maxStreams(bidirectional: true, maximum: 1 << 60),
+            "RFC 9000 §19.11: exactly 2^60 is allowed")
     }
 
     func testEmptyNewTokenIsFrameEncodingError() {
-        assertTransportError(try decodeOne([0x07, 0x00]), .frameEncodingError, frameType: 0x07,
-                             "RFC 9000 §19.7: a NEW_TOKEN with an empty Token is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x07, 0x00]), .frameEncodingError, frameType: 0x07,
+            "RFC 9000 §19.7: a NEW_TOKEN with an empty Token is a FRAME_ENCODING_ERROR")
     }
 
     func testMaxPathIDAbove2To32MinusOneIsProtocolViolation() {
-        assertTransportError(try decodeOne([0x7e, 0x7a] + VarInt.encode(1 << 32)), .protocolViolation, frameType: 0x3e7a,
-                             "draft-ietf-quic-multipath §4.7: a Maximum Path Identifier above 2^32-1 is a PROTOCOL_VIOLATION")
+        assertTransportError(
+            try decodeOne([0x7e, 0x7a] + VarInt.encode(1 << 32)), .protocolViolation, frameType: 0x3e7a,
+            "draft-ietf-quic-multipath §4.7: a Maximum Path Identifier above 2^32-1 is a PROTOCOL_VIOLATION")
     }
 
     func testAckRangeArithmeticUnderflowIsFrameEncodingError() throws {
-        assertTransportError(try decodeOne([0x02, 5, 0, 0, 6]), .frameEncodingError, frameType: 0x02,
-                             "RFC 9000 §19.3.1: First ACK Range larger than Largest Acknowledged is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x02, 5, 0, 0, 6]), .frameEncodingError, frameType: 0x02,
+            "RFC 9000 §19.3.1: First ACK Range larger than Largest Acknowledged is a FRAME_ENCODING_ERROR")
         // Largest 10, first range 2 → smallest 8; gap 7 → next largest 8 - 7 - 2 = -1.
-        assertTransportError(try decodeOne([0x02, 10, 0, 1, 2, 7, 0]), .frameEncodingError, frameType: 0x02,
-                             "RFC 9000 §19.3.1: a Gap that takes the next Largest below 0 is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x02, 10, 0, 1, 2, 7, 0]), .frameEncodingError, frameType: 0x02,
+            "RFC 9000 §19.3.1: a Gap that takes the next Largest below 0 is a FRAME_ENCODING_ERROR")
         // Largest 10, first range 2 → smallest 8; gap 1 → next largest 5; length 6 → smallest -1.
-        assertTransportError(try decodeOne([0x02, 10, 0, 1, 2, 1, 6]), .frameEncodingError, frameType: 0x02,
-                             "RFC 9000 §19.3.1: an ACK Range Length that takes Smallest below 0 is a FRAME_ENCODING_ERROR")
-        assertTransportError(try decodeOne([0x3e, 1, 10, 0, 1, 2, 1, 6]), .frameEncodingError, frameType: 0x3e,
-                             "PATH_ACK inherits the RFC 9000 §19.3.1 underflow rule")
+        assertTransportError(
+            try decodeOne([0x02, 10, 0, 1, 2, 1, 6]), .frameEncodingError, frameType: 0x02,
+            "RFC 9000 §19.3.1: an ACK Range Length that takes Smallest below 0 is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x3e, 1, 10, 0, 1, 2, 1, 6]), .frameEncodingError, frameType: 0x3e,
+            "PATH_ACK inherits the RFC 9000 §19.3.1 underflow rule")
         // The same frame with length 5 reaches packet 0 exactly and is valid.
         XCTAssertEqual(try decodeOne([0x02, 10, 0, 1, 2, 1, 5]), .ack(AckFrame(ranges: [8...10, 0...5], ackDelay: 0)))
     }
 
     func testHugeAckRangeCountWithoutRangesIsFrameEncodingError() {
-        assertTransportError(try decodeOne([0x02, 10, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0]),
-                             .frameEncodingError, frameType: 0x02,
-                             "RFC 9000 §19.3: an ACK Range Count larger than the ranges present is a FRAME_ENCODING_ERROR")
+        assertTransportError(
+            try decodeOne([0x02, 10, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0]),
+            .frameEncodingError, frameType: 0x02,
+            "RFC 9000 §19.3: an ACK Range Count larger than the ranges present is a FRAME_ENCODING_ERROR")
     }
 
     // MARK: - Frames per packet type
@@ -391,8 +431,9 @@ final class FrameCodecTests: XCTestCase {
                 if Self.expectedPermitted(type, packetType) {
                     XCTAssertEqual(try decodeOne(bytes, packetType), frame, "\(frame) is permitted in \(packetType) packets")
                 } else {
-                    assertTransportError(try decodeOne(bytes, packetType), .protocolViolation, frameType: type,
-                                         "RFC 9000 §12.4: \(frame) in a \(packetType) packet is a PROTOCOL_VIOLATION")
+                    assertTransportError(
+                        try decodeOne(bytes, packetType), .protocolViolation, frameType: type,
+                        "RFC 9000 §12.4: \(frame) in a \(packetType) packet is a PROTOCOL_VIOLATION")
                 }
                 XCTAssertEqual(Frame.isPermitted(frameType: type, in: packetType), Self.expectedPermitted(type, packetType))
             }
@@ -401,15 +442,17 @@ final class FrameCodecTests: XCTestCase {
 
     func testApplicationConnectionCloseIsNotPermittedInInitialOrHandshake() {
         for packetType: PacketType in [.initial, .handshake] {
-            assertTransportError(try decodeOne([0x1d, 0x00, 0x00], packetType), .protocolViolation, frameType: 0x1d,
-                                 "RFC 9000 §12.4: CONNECTION_CLOSE 0x1d in \(packetType) is a PROTOCOL_VIOLATION")
+            assertTransportError(
+                try decodeOne([0x1d, 0x00, 0x00], packetType), .protocolViolation, frameType: 0x1d,
+                "RFC 9000 §12.4: CONNECTION_CLOSE 0x1d in \(packetType) is a PROTOCOL_VIOLATION")
         }
     }
 
     func testStreamFramesWithEveryFlagCombinationAreRefusedInInitial() {
         for type: UInt8 in 0x08...0x0f {
-            assertTransportError(try decodeOne([type, 0, 0, 0, 0], .initial), .protocolViolation, frameType: UInt64(type),
-                                 "RFC 9000 §12.4: STREAM 0x\(String(type, radix: 16)) in Initial is a PROTOCOL_VIOLATION")
+            assertTransportError(
+                try decodeOne([type, 0, 0, 0, 0], .initial), .protocolViolation, frameType: UInt64(type),
+                "RFC 9000 §12.4: STREAM 0x\(String(type, radix: 16)) in Initial is a PROTOCOL_VIOLATION")
         }
     }
 
@@ -422,12 +465,14 @@ final class FrameCodecTests: XCTestCase {
             case .ack, .padding, .connectionClose, .pathAck: expectedEliciting = false
             default: expectedEliciting = true
             }
-            XCTAssertEqual(frame.isAckEliciting, expectedEliciting,
-                           "RFC 9002 §2: all frames except ACK, PADDING and CONNECTION_CLOSE are ack-eliciting (\(frame))")
+            XCTAssertEqual(
+                frame.isAckEliciting, expectedEliciting,
+                "RFC 9002 §2: all frames except ACK, PADDING and CONNECTION_CLOSE are ack-eliciting (\(frame))")
             var isPadding = false
             if case .padding = frame { isPadding = true }
-            XCTAssertEqual(frame.countsInFlight, expectedEliciting || isPadding,
-                           "RFC 9002 §2: in flight = ack-eliciting or PADDING (\(frame))")
+            XCTAssertEqual(
+                frame.countsInFlight, expectedEliciting || isPadding,
+                "RFC 9002 §2: in flight = ack-eliciting or PADDING (\(frame))")
         }
     }
 
@@ -439,15 +484,20 @@ final class FrameCodecTests: XCTestCase {
                 for length in [0, 63, 64, 16384] {
                     for hasLength in [false, true] {
                         var w = ByteWriter()
-                        Frame.encodeStreamHeader(streamID: streamID, offset: offset, length: length, fin: true,
-                                                 hasLength: hasLength, to: &w)
-                        XCTAssertEqual(w.count, Frame.streamHeaderLength(streamID: streamID, offset: offset,
-                                                                         length: length, hasLength: hasLength))
+                        Frame.encodeStreamHeader(
+                            streamID: streamID, offset: offset, length: length, fin: true,
+                            hasLength: hasLength, to: &w)
+                        XCTAssertEqual(
+                            w.count,
+                            Frame.streamHeaderLength(
+                                streamID: streamID, offset: offset,
+                                length: length, hasLength: hasLength))
                         if offset + UInt64(length) <= VarInt.max {
                             let data = [UInt8](repeating: 7, count: length)
                             w.writeBytes(data)
-                            XCTAssertEqual(try decodeOne(w.bytes),
-                                           .stream(StreamFrame(streamID: streamID, offset: offset, data: data[...], fin: true)))
+                            XCTAssertEqual(
+                                try decodeOne(w.bytes),
+                                .stream(StreamFrame(streamID: streamID, offset: offset, data: data[...], fin: true)))
                         }
                     }
                 }

@@ -1,22 +1,26 @@
+import Congestion
 // Keep-alives (RFC 9000 §10.1.2), per path: an idle connection with `keepAliveInterval` below
 // the idle timeout sends a PING every interval and stays open, one without it times out, and a
 // busy path keeps no other path's NAT binding alive: the idle one sends its own PINGs.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class KeepAliveTests: XCTestCase {
     let secondAddress = SocketAddress(ip: [10, 0, 0, 3], port: 40001)
 
     private func network(keepAlive: Duration?, idle: Duration = .seconds(10), multipath: Bool = false) throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: 91, clientConfig: {
-            $0.keepAliveInterval = keepAlive
-            $0.maxIdleTimeout = idle
-            if multipath { $0.maxPathID = 4 }
-        }, serverConfig: {
-            $0.connection.maxIdleTimeout = idle
-            if multipath { $0.connection.maxPathID = 4 }
-        })
+        let net = try SimulatedNetwork(
+            seed: 91,
+            clientConfig: {
+                $0.keepAliveInterval = keepAlive
+                $0.maxIdleTimeout = idle
+                if multipath { $0.maxPathID = 4 }
+            },
+            serverConfig: {
+                $0.connection.maxIdleTimeout = idle
+                if multipath { $0.connection.maxPathID = 4 }
+            })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
         return net
     }
@@ -28,7 +32,10 @@ final class KeepAliveTests: XCTestCase {
         var last: UInt64 = 0
         net.run(for: .seconds(60)) {
             let sent = net.client.pathStatistics(0)?.keepAlivesSent ?? 0
-            if sent != last { pingTimes.append(net.now); last = sent }
+            if sent != last {
+                pingTimes.append(net.now)
+                last = sent
+            }
             return net.client.isClosed
         }
         XCTAssertFalse(net.client.isClosed, "keep-alives below the 10 s idle timeout keep the connection open")
@@ -59,14 +66,14 @@ final class KeepAliveTests: XCTestCase {
 
     func testABusyPathKeepsNoOtherPathsBindingAlive() throws {
         let net = try network(keepAlive: .seconds(1), idle: .seconds(30), multipath: true)
-        net.run(for: .milliseconds(100)) { false } // let PATH_NEW_CONNECTION_ID arrive
+        net.run(for: .milliseconds(100)) { false }  // let PATH_NEW_CONNECTION_ID arrive
         let id = try XCTUnwrap(net.client.openPath(local: secondAddress, now: net.now))
         XCTAssertTrue(net.run(for: .seconds(3)) { net.client.pathStatistics(id)?.state == .active })
         var next = net.now
         var sent = 0
         let before = net.deliveredPerAddress[secondAddress] ?? 0
         net.run(for: .seconds(20)) {
-            if net.now >= next { // path 0 carries a datagram every 100 ms
+            if net.now >= next {  // path 0 carries a datagram every 100 ms
                 try? net.client.sendDatagram(pattern(200, seed: sent), onPath: 0)
                 sent += 1
                 next = net.now + .milliseconds(100)

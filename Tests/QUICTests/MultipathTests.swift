@@ -1,26 +1,29 @@
+import Congestion
 // draft-ietf-quic-multipath end to end in memory: negotiation and fallback, opening a second
 // path from a new local address with validation, per-path packet number spaces and PATH_ACK,
 // datagrams steered per path, backup status, abandoning a path mid-transfer, key update.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class MultipathTests: XCTestCase {
     let secondAddress = SocketAddress(ip: [10, 0, 0, 3], port: 40001)
 
     private func network(client: UInt32? = 4, server: UInt32? = 4, seed: UInt64 = 51) throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: seed, clientConfig: { $0.maxPathID = client },
-                                       serverConfig: { $0.connection.maxPathID = server })
+        let net = try SimulatedNetwork(
+            seed: seed, clientConfig: { $0.maxPathID = client },
+            serverConfig: { $0.connection.maxPathID = server })
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
         return net
     }
 
     private func openSecondPath(_ net: SimulatedNetwork, backup: Bool = false) throws -> UInt32 {
-        net.run(for: .milliseconds(100)) { false } // let PATH_NEW_CONNECTION_ID arrive
+        net.run(for: .milliseconds(100)) { false }  // let PATH_NEW_CONNECTION_ID arrive
         let id = try XCTUnwrap(net.client.openPath(local: secondAddress, backup: backup, now: net.now), "openPath")
-        XCTAssertTrue(net.run(for: .seconds(3)) {
-            net.client.pathStatistics(id)?.state == .active && net.serverConnection?.pathStatistics(id)?.state == .active
-        }, "path \(id) must be validated on both sides")
+        XCTAssertTrue(
+            net.run(for: .seconds(3)) {
+                net.client.pathStatistics(id)?.state == .active && net.serverConnection?.pathStatistics(id)?.state == .active
+            }, "path \(id) must be validated on both sides")
         return id
     }
 
@@ -38,11 +41,15 @@ final class MultipathTests: XCTestCase {
         let id = try XCTUnwrap(net.client.openStream())
         try net.client.writeStream(id, pattern(100_000), fin: true)
         var got: [UInt8] = []
-        XCTAssertTrue(net.run(for: .seconds(10)) {
-            echoServerStep(net, finished: &done)
-            if let r = net.client.readStream(id) { got += r.data; return r.fin }
-            return false
-        })
+        XCTAssertTrue(
+            net.run(for: .seconds(10)) {
+                echoServerStep(net, finished: &done)
+                if let r = net.client.readStream(id) {
+                    got += r.data
+                    return r.fin
+                }
+                return false
+            })
         XCTAssertEqual(got, pattern(100_000))
     }
 
@@ -60,7 +67,7 @@ final class MultipathTests: XCTestCase {
             return received == 100
         }
         XCTAssertEqual(received, 100, "datagrams sent on path 1 must arrive")
-        net.run(for: .milliseconds(500)) { false } // let the last PATH_ACKs come back
+        net.run(for: .milliseconds(500)) { false }  // let the last PATH_ACKs come back
         XCTAssertGreaterThanOrEqual((net.deliveredPerAddress[secondAddress] ?? 0) - before, 100, "they travelled on the second address")
         let stats = try XCTUnwrap(net.client.pathStatistics(id))
         XCTAssertGreaterThan(stats.bytesAcked, 80_000, "PATH_ACK frames acknowledged path 1's own packet numbers")
@@ -87,16 +94,17 @@ final class MultipathTests: XCTestCase {
         var got: [UInt8] = []
         var done = Set<UInt64>()
         var abandoned = false
-        XCTAssertTrue(net.run(for: .seconds(30)) {
-            echoServerStep(net, finished: &done)
-            if let r = net.client.readStream(sid) { got += r.data }
-            if !abandoned && got.count > 500_000 {
-                abandoned = true
-                net.deadAddresses.insert(self.secondAddress) // the WAN link dies...
-                net.client.abandonPath(id, now: net.now)     // ...and the daemon notices
-            }
-            return got.count == payload.count
-        }, "transfer must finish on the remaining path (got \(got.count))")
+        XCTAssertTrue(
+            net.run(for: .seconds(30)) {
+                echoServerStep(net, finished: &done)
+                if let r = net.client.readStream(sid) { got += r.data }
+                if !abandoned && got.count > 500_000 {
+                    abandoned = true
+                    net.deadAddresses.insert(self.secondAddress)  // the WAN link dies...
+                    net.client.abandonPath(id, now: net.now)  // ...and the daemon notices
+                }
+                return got.count == payload.count
+            }, "transfer must finish on the remaining path (got \(got.count))")
         XCTAssertTrue(got == payload)
         XCTAssertTrue(net.clientEvents.contains(.pathClosed(pathID: id)))
         XCTAssertGreaterThan(try XCTUnwrap(net.client.pathStatistics(0)).packetsSent, 100)
@@ -126,8 +134,9 @@ extension MultipathTests {
         let net = try network()
         net.run(for: .milliseconds(100)) { false }
         let c = net.client
-        XCTAssertEqual(c.multipath.pathIDsPeerCanAnswer, Set(c.multipath.localCIDs.keys),
-                       "every path ID whose PATH_NEW_CONNECTION_ID was acknowledged")
+        XCTAssertEqual(
+            c.multipath.pathIDsPeerCanAnswer, Set(c.multipath.localCIDs.keys),
+            "every path ID whose PATH_NEW_CONNECTION_ID was acknowledged")
         XCTAssertTrue(c.multipath.pathIDsPeerCanAnswer.contains(1))
         // Path ID 1's connection IDs not acknowledged yet: the next path ID that is.
         c.multipath.pathIDsPeerCanAnswer.remove(1)
@@ -146,11 +155,12 @@ extension MultipathTests {
     func testALostPathChallengeIsSentAgain() throws {
         let net = try network()
         net.run(for: .milliseconds(100)) { false }
-        net.deadAddresses.insert(secondAddress) // the WAN is still down when the path is opened
+        net.deadAddresses.insert(secondAddress)  // the WAN is still down when the path is opened
         let id = try XCTUnwrap(net.client.openPath(local: secondAddress, now: net.now))
         net.run(for: .milliseconds(300)) { false }
         net.deadAddresses.remove(secondAddress)
-        XCTAssertTrue(net.run(for: .seconds(2)) { net.client.pathStatistics(id)?.state == .active },
-                      "validated by a repeated PATH_CHALLENGE (state \(String(describing: net.client.pathStatistics(id)?.state)))")
+        XCTAssertTrue(
+            net.run(for: .seconds(2)) { net.client.pathStatistics(id)?.state == .active },
+            "validated by a repeated PATH_CHALLENGE (state \(String(describing: net.client.pathStatistics(id)?.state)))")
     }
 }

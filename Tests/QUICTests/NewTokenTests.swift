@@ -1,9 +1,10 @@
+import Congestion
 // RFC 9000 §8.1.3: after the handshake the server gives the client a NEW_TOKEN token; a client that
 // comes back (a router after a reboot or a WAN change) presents it and skips the Retry round trip.
 // The token is bound to the client's IP address (not its port) and has its own lifetime.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class NewTokenTests: XCTestCase {
     private func connect(_ net: SimulatedNetwork) -> Bool {
@@ -30,7 +31,12 @@ final class NewTokenTests: XCTestCase {
     }
 
     func testATokenFromAnotherAddressOrTooOldMeansRetry() throws {
-        let net = try SimulatedNetwork(seed: 82, serverConfig: { $0.requireRetry = true; $0.newTokenLifetime = .seconds(3600) })
+        let net = try SimulatedNetwork(
+            seed: 82,
+            serverConfig: {
+                $0.requireRetry = true
+                $0.newTokenLifetime = .seconds(3600)
+            })
         XCTAssertTrue(connect(net))
         XCTAssertTrue(net.run(for: .seconds(1)) { net.client.newTokenReceived != nil })
         let token = try XCTUnwrap(net.client.newTokenReceived)

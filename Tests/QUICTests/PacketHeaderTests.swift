@@ -3,6 +3,7 @@
 // the RFC 8999 invariants for unknown versions, and packet number encoding/decoding (§17.1,
 // Appendix A.2/A.3).
 import XCTest
+
 @testable import QUIC
 
 /// Hex to bytes (local name: the test target also has a module-level `hex`).
@@ -13,8 +14,10 @@ private func bytesFromHex(_ s: String) -> [UInt8] {
 
 /// Builds a long header packet: first byte, version, DCID, SCID, then (when given) a token with its
 /// length prefix, a Length varint and `lengthCovers` bytes of packet number + payload (0x5a).
-private func longPacket(first: UInt8, version: UInt32 = QUICVersion.v1, dcid: [UInt8], scid: [UInt8],
-                        token: [UInt8]? = nil, length: UInt64?, lengthCovers: Int? = nil) -> [UInt8] {
+private func longPacket(
+    first: UInt8, version: UInt32 = QUICVersion.v1, dcid: [UInt8], scid: [UInt8],
+    token: [UInt8]? = nil, length: UInt64?, lengthCovers: Int? = nil
+) -> [UInt8] {
     var w = ByteWriter()
     w.writeUInt8(first)
     w.writeUInt32(version)
@@ -108,13 +111,16 @@ final class PacketHeaderTests: XCTestCase {
         let header = bytesFromHex("f0000000010008f067a5502a4262b5")
         for tail in 0..<16 {
             let packet = header + [UInt8](repeating: 0xaa, count: tail)
-            XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
-                                 "a Retry with \(tail) bytes after SCID has no room for its integrity tag") { error in
+            XCTAssertThrowsError(
+                try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
+                "a Retry with \(tail) bytes after SCID has no room for its integrity tag"
+            ) { error in
                 XCTAssertEqual(error as? WireError, .truncated)
             }
         }
-        XCTAssertNoThrow(try PacketHeader.parse(header + [UInt8](repeating: 0xaa, count: 16), shortHeaderCIDLength: 8),
-                         "an empty Retry token is a receiver decision (RFC 9000 §17.2.5.2), not a parse error")
+        XCTAssertNoThrow(
+            try PacketHeader.parse(header + [UInt8](repeating: 0xaa, count: 16), shortHeaderCIDLength: 8),
+            "an empty Retry token is a receiver decision (RFC 9000 §17.2.5.2), not a parse error")
     }
 
     func testVersionNegotiation_listsEverySupportedVersionAndIgnoresTheUnusedFirstByteBits() throws {
@@ -147,7 +153,8 @@ final class PacketHeaderTests: XCTestCase {
         // Version-specific bytes after SCID (including what would be an absurd v1 Length) are not parsed,
         // and the version-specific first-byte bits (fixed bit included) are not checked.
         for first: UInt8 in [0xc0, 0x80, 0xff] {
-            let packet = longPacket(first: first, version: 0x1a2a_3a4a, dcid: dcid8, scid: scid5, length: nil)
+            let packet =
+                longPacket(first: first, version: 0x1a2a_3a4a, dcid: dcid8, scid: scid5, length: nil)
                 + [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
             let h = try PacketHeader.parse(packet, shortHeaderCIDLength: 8)
             XCTAssertTrue(h.isLongHeader)
@@ -165,8 +172,10 @@ final class PacketHeaderTests: XCTestCase {
     func testUnknownVersion_connectionIDsLongerThan20BytesCannotBeEchoedAndAreRejected() {
         // RFC 8999 allows up to 255 bytes; ConnectionID holds at most 20, so such a packet gets no
         // Version Negotiation (RFC 9000 §17.2 only says servers SHOULD be able to read them).
-        let packet = longPacket(first: 0xc0, version: 0x1a2a_3a4a, dcid: [UInt8](repeating: 1, count: 21), scid: [],
-                                length: nil) + [UInt8](repeating: 0, count: 1200)
+        let packet =
+            longPacket(
+                first: 0xc0, version: 0x1a2a_3a4a, dcid: [UInt8](repeating: 1, count: 21), scid: [],
+                length: nil) + [UInt8](repeating: 0, count: 1200)
         XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8))
     }
 
@@ -196,8 +205,9 @@ final class PacketHeaderTests: XCTestCase {
 
     func testShortHeader_withTheFixedBitClearIsDiscarded() {
         let packet: [UInt8] = [0x01] + [UInt8](repeating: 0x11, count: 30)
-        XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
-                             "RFC 9000 §17.3.1: packets with the fixed bit 0 are discarded")
+        XCTAssertThrowsError(
+            try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
+            "RFC 9000 §17.3.1: packets with the fixed bit 0 are discarded")
     }
 
     // MARK: - Coalesced packets (RFC 9000 §12.2)
@@ -236,20 +246,24 @@ final class PacketHeaderTests: XCTestCase {
         let datagram = rfc9001ClientInitial
         for cut in 0..<datagram.count {
             let prefix = Array(datagram[..<cut])
-            XCTAssertThrowsError(try PacketHeader.parse(prefix, shortHeaderCIDLength: 8),
-                                 "an Initial cut to \(cut) of \(datagram.count) bytes must be rejected") { error in
+            XCTAssertThrowsError(
+                try PacketHeader.parse(prefix, shortHeaderCIDLength: 8),
+                "an Initial cut to \(cut) of \(datagram.count) bytes must be rejected"
+            ) { error in
                 XCTAssertEqual(error as? WireError, .truncated, "cut at \(cut)")
             }
         }
     }
 
     func testTruncatedInitial_everyPrefixOfAnInitialWithTokenThrows() {
-        let packet = longPacket(first: 0xc0, dcid: dcid8, scid: scid5, token: [UInt8](repeating: 0xee, count: 70),
-                                length: 1000)
+        let packet = longPacket(
+            first: 0xc0, dcid: dcid8, scid: scid5, token: [UInt8](repeating: 0xee, count: 70),
+            length: 1000)
         XCTAssertNoThrow(try PacketHeader.parse(packet, shortHeaderCIDLength: 8))
         for cut in 0..<packet.count {
-            XCTAssertThrowsError(try PacketHeader.parse(Array(packet[..<cut]), shortHeaderCIDLength: 8),
-                                 "cut at \(cut) of \(packet.count)")
+            XCTAssertThrowsError(
+                try PacketHeader.parse(Array(packet[..<cut]), shortHeaderCIDLength: 8),
+                "cut at \(cut) of \(packet.count)")
         }
     }
 
@@ -267,8 +281,10 @@ final class PacketHeaderTests: XCTestCase {
         XCTAssertThrowsError(try PacketHeader.parse(dcid255, shortHeaderCIDLength: 8))
 
         let max20 = [UInt8](repeating: 0xab, count: 20)
-        XCTAssertNoThrow(try PacketHeader.parse(longPacket(first: 0xc0, dcid: max20, scid: max20, token: [], length: 30),
-                                                shortHeaderCIDLength: 8), "20 bytes is the v1 maximum and allowed")
+        XCTAssertNoThrow(
+            try PacketHeader.parse(
+                longPacket(first: 0xc0, dcid: max20, scid: max20, token: [], length: 30),
+                shortHeaderCIDLength: 8), "20 bytes is the v1 maximum and allowed")
     }
 
     func testLength_pointingBeyondTheDatagramIsTruncatedNotAPacketEndPastTheBuffer() {
@@ -297,7 +313,7 @@ final class PacketHeaderTests: XCTestCase {
     func testTokenLength_pointingBeyondTheDatagramIsTruncated() {
         var packet = longPacket(first: 0xc0, dcid: dcid8, scid: [], token: [1, 2, 3], length: 20)
         let tokenLengthIndex = 1 + 4 + 1 + 8 + 1
-        packet[tokenLengthIndex] = 0x3f // 63 bytes of token, but only 3 + Length + 20 follow
+        packet[tokenLengthIndex] = 0x3f  // 63 bytes of token, but only 3 + Length + 20 follow
         XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8)) { error in
             XCTAssertEqual(error as? WireError, .truncated)
         }
@@ -306,10 +322,11 @@ final class PacketHeaderTests: XCTestCase {
     func testFixedBit_v1LongHeaderWithTheFixedBitClearIsDiscarded() {
         // RFC 9000 §17.2: Fixed Bit "MUST be set to 1 ... Packets containing a zero value for this
         // bit are not valid packets in this version and MUST be discarded."
-        for first: UInt8 in [0x80, 0x90, 0xa0, 0xb0] { // Initial, 0-RTT, Handshake, Retry
+        for first: UInt8 in [0x80, 0x90, 0xa0, 0xb0] {  // Initial, 0-RTT, Handshake, Retry
             let packet = longPacket(first: first, dcid: dcid8, scid: [], token: first == 0x80 ? [] : nil, length: 30)
-            XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
-                                 "first byte 0x\(String(first, radix: 16))")
+            XCTAssertThrowsError(
+                try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
+                "first byte 0x\(String(first, radix: 16))")
             XCTAssertNoThrow(try PacketHeader.parse([first | 0x40] + packet.dropFirst(), shortHeaderCIDLength: 8))
         }
     }
@@ -319,10 +336,12 @@ final class PacketHeaderTests: XCTestCase {
         // so Length (packet number + payload) must be at least 20.
         for type: UInt8 in [0xc0, 0xd0, 0xe0] {
             for length: UInt64 in [0, 1, 4, 19] {
-                let packet = longPacket(first: type, dcid: dcid8, scid: [], token: type == 0xc0 ? [] : nil,
-                                        length: length, lengthCovers: 40)
-                XCTAssertThrowsError(try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
-                                     "type 0x\(String(type, radix: 16)) Length \(length) leaves no room for the sample")
+                let packet = longPacket(
+                    first: type, dcid: dcid8, scid: [], token: type == 0xc0 ? [] : nil,
+                    length: length, lengthCovers: 40)
+                XCTAssertThrowsError(
+                    try PacketHeader.parse(packet, shortHeaderCIDLength: 8),
+                    "type 0x\(String(type, radix: 16)) Length \(length) leaves no room for the sample")
             }
             let ok = longPacket(first: type, dcid: dcid8, scid: [], token: type == 0xc0 ? [] : nil, length: 20)
             XCTAssertEqual(try PacketHeader.parse(ok, shortHeaderCIDLength: 8).packetEnd, ok.count)
@@ -362,7 +381,7 @@ final class PacketHeaderTests: XCTestCase {
     }
 
     func testAppendixA3_9B32With16BitsAfterA82F30EADecodesToA82F9B32() {
-        XCTAssertEqual(PacketNumberCoding.decode(largest: 0xa82f30ea, truncated: 0x9b32, bits: 16), 0xa82f9b32)
+        XCTAssertEqual(PacketNumberCoding.decode(largest: 0xa82f_30ea, truncated: 0x9b32, bits: 16), 0xa82f_9b32)
     }
 
     func testEncodedLength_representsMoreThanTwiceTheUnacknowledgedRange() {
@@ -397,8 +416,10 @@ final class PacketHeaderTests: XCTestCase {
         var rng = SplitMix64(seed: 0xa2a3)
         for i in 0..<50_000 {
             let gapBits = rng.next() % 32
-            let gap = 1 + (rng.next() & ((1 << gapBits) - 1)) % ((1 << 31) - 1) // 1...2^31-1 fits 4 bytes
-            let largestAcked: UInt64?, pn: UInt64, largestReceived: UInt64?
+            let gap = 1 + (rng.next() & ((1 << gapBits) - 1)) % ((1 << 31) - 1)  // 1...2^31-1 fits 4 bytes
+            let largestAcked: UInt64?
+            let pn: UInt64
+            let largestReceived: UInt64?
             if i % 5 == 0 {
                 // Nothing acknowledged yet: the range counts from packet number 0.
                 largestAcked = nil
@@ -412,8 +433,10 @@ final class PacketHeaderTests: XCTestCase {
             let n = PacketNumberCoding.encodedLength(packetNumber: pn, largestAcked: largestAcked)
             let truncated = pn & ((1 << UInt64(8 * n)) - 1)
             let decoded = PacketNumberCoding.decode(largest: largestReceived, truncated: truncated, bits: 8 * n)
-            XCTAssertEqual(decoded, pn, "pn \(pn) sent in \(n) bytes (largest acked \(String(describing: largestAcked))) "
-                + "decoded after largest received \(String(describing: largestReceived))")
+            XCTAssertEqual(
+                decoded, pn,
+                "pn \(pn) sent in \(n) bytes (largest acked \(String(describing: largestAcked))) "
+                    + "decoded after largest received \(String(describing: largestReceived))")
             if decoded != pn { return }
         }
     }
@@ -424,10 +447,11 @@ final class PacketHeaderTests: XCTestCase {
         var rng = SplitMix64(seed: 0x17)
         for _ in 0..<50_000 {
             let bits = 8 * Int(1 + rng.next() % 4)
-            let win = UInt64(1) << UInt64(bits), hwin = win / 2
+            let win = UInt64(1) << UInt64(bits)
+            let hwin = win / 2
             let largest = hwin + rng.next() % ((1 << 62) - 2 * win - hwin)
             let expected = largest + 1
-            let pn = expected - hwin + 1 + rng.next() % win // (expected - hwin, expected + hwin]
+            let pn = expected - hwin + 1 + rng.next() % win  // (expected - hwin, expected + hwin]
             let decoded = PacketNumberCoding.decode(largest: largest, truncated: pn & (win - 1), bits: bits)
             XCTAssertEqual(decoded, pn, "\(bits)-bit pn \(pn) after largest \(largest)")
             if decoded != pn { return }

@@ -1,3 +1,4 @@
+import Congestion
 // Path MTU discovery per path (DPLPMTUD: RFC 8899 with RFC 9000 §14.3/§14.4's PING + PADDING
 // probes): the search state machine on its own, then end to end in the simulated network, where
 // a link's MTU is the largest UDP payload it carries: two paths of one connection find their own
@@ -5,8 +6,8 @@
 // hole, falls back to 1200 and finds the new size while its traffic goes on, and nothing of it
 // happens with the feature off.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class PathMTUDiscoveryTests: XCTestCase {
     let secondAddress = SocketAddress(ip: [10, 0, 0, 3], port: 40001)
@@ -22,8 +23,11 @@ final class PathMTUDiscoveryTests: XCTestCase {
             sizes.append(size)
             d.onProbeSent(packetNumber: pn, size: size, deadline: now)
             XCTAssertNil(d.nextProbeSize, "one probe in flight at a time")
-            if size <= mtu { _ = d.onProbeAcknowledged(packetNumber: pn, timeSent: now, now: now) }
-            else { d.onProbeLost(packetNumber: pn, now: now) }
+            if size <= mtu {
+                _ = d.onProbeAcknowledged(packetNumber: pn, timeSent: now, now: now)
+            } else {
+                d.onProbeLost(packetNumber: pn, now: now)
+            }
             pn += 1
         }
         return sizes
@@ -40,7 +44,8 @@ final class PathMTUDiscoveryTests: XCTestCase {
         XCTAssertGreaterThan(d.current, 1400 - PathMTUDiscovery.searchGranularity, "within the search granularity of the real MTU")
         XCTAssertNotNil(d.raiseAt, "RFC 8899 §5.1.1: PMTU_RAISE_TIMER armed after a search below the maximum")
         for size in Set(sizes) where size > 1400 {
-            XCTAssertEqual(sizes.filter { $0 == size }.count, PathMTUDiscovery.maxProbes, "a failing size \(size) is tried MAX_PROBES times")
+            XCTAssertEqual(
+                sizes.filter { $0 == size }.count, PathMTUDiscovery.maxProbes, "a failing size \(size) is tried MAX_PROBES times")
         }
     }
 
@@ -73,12 +78,14 @@ final class PathMTUDiscoveryTests: XCTestCase {
         XCTAssertFalse(d.onSuspiciousLoss(smallest: 1500, earliest: t))
         XCTAssertFalse(d.onSuspiciousLoss(smallest: 1500, earliest: t))
         d.onPacketAcknowledged(size: 1500, timeSent: t + .milliseconds(1))
-        XCTAssertFalse(d.onSuspiciousLoss(smallest: 1500, earliest: t + .milliseconds(2)),
-                       "a full-size packet got through: those were congestion losses")
+        XCTAssertFalse(
+            d.onSuspiciousLoss(smallest: 1500, earliest: t + .milliseconds(2)),
+            "a full-size packet got through: those were congestion losses")
         d.onPacketAcknowledged(size: 1250, timeSent: t + .milliseconds(3))
         d.onPacketAcknowledged(size: 1500, timeSent: t)
-        XCTAssertFalse(d.onSuspiciousLoss(smallest: 1500, earliest: t + .milliseconds(4)),
-                       "smaller packets, or large ones sent before the losses, prove nothing")
+        XCTAssertFalse(
+            d.onSuspiciousLoss(smallest: 1500, earliest: t + .milliseconds(4)),
+            "smaller packets, or large ones sent before the losses, prove nothing")
         XCTAssertTrue(d.onSuspiciousLoss(smallest: 1500, earliest: t + .milliseconds(5)), "the third event in a row is a black hole")
         d.onBlackHole(now: t)
         XCTAssertEqual(d.current, 1200, "RFC 8899 §4.3: back to BASE_PLPMTU")
@@ -89,29 +96,35 @@ final class PathMTUDiscoveryTests: XCTestCase {
 
     // MARK: - End to end
 
-    private func network(seed: UInt64 = 81, multipath: Bool = false, pmtu: Bool = true, maxUDPPayload: Int = 1500,
-                         configure: ((inout ConnectionConfiguration) -> Void)? = nil) throws -> SimulatedNetwork {
-        let net = try SimulatedNetwork(seed: seed, clientConfig: {
-            $0.pmtuDiscovery = pmtu
-            $0.maxUDPPayloadSize = maxUDPPayload
-            if multipath { $0.maxPathID = 4 }
-            configure?(&$0)
-        }, serverConfig: {
-            $0.connection.pmtuDiscovery = pmtu
-            $0.connection.maxUDPPayloadSize = maxUDPPayload
-            if multipath { $0.connection.maxPathID = 4 }
-        })
+    private func network(
+        seed: UInt64 = 81, multipath: Bool = false, pmtu: Bool = true, maxUDPPayload: Int = 1500,
+        configure: ((inout ConnectionConfiguration) -> Void)? = nil
+    ) throws -> SimulatedNetwork {
+        let net = try SimulatedNetwork(
+            seed: seed,
+            clientConfig: {
+                $0.pmtuDiscovery = pmtu
+                $0.maxUDPPayloadSize = maxUDPPayload
+                if multipath { $0.maxPathID = 4 }
+                configure?(&$0)
+            },
+            serverConfig: {
+                $0.connection.pmtuDiscovery = pmtu
+                $0.connection.maxUDPPayloadSize = maxUDPPayload
+                if multipath { $0.connection.maxPathID = 4 }
+            })
         net.clientDatagramLog = []
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true })
         return net
     }
 
     private func openSecondPath(_ net: SimulatedNetwork) throws -> UInt32 {
-        net.run(for: .milliseconds(100)) { false } // let PATH_NEW_CONNECTION_ID arrive
+        net.run(for: .milliseconds(100)) { false }  // let PATH_NEW_CONNECTION_ID arrive
         let id = try XCTUnwrap(net.client.openPath(local: secondAddress, now: net.now), "openPath")
-        XCTAssertTrue(net.run(for: .seconds(3)) {
-            net.client.pathStatistics(id)?.state == .active && net.serverConnection?.pathStatistics(id)?.state == .active
-        }, "path \(id) must be validated on both sides")
+        XCTAssertTrue(
+            net.run(for: .seconds(3)) {
+                net.client.pathStatistics(id)?.state == .active && net.serverConnection?.pathStatistics(id)?.state == .active
+            }, "path \(id) must be validated on both sides")
         return id
     }
 
@@ -130,13 +143,14 @@ final class PathMTUDiscoveryTests: XCTestCase {
 
     func testEachPathOfAConnectionDiscoversItsOwnMTU() throws {
         let net = try network(multipath: true)
-        net.pathMaxDatagramSize[secondAddress] = 1400 // an LTE link; path 0 carries the configured 1500
+        net.pathMaxDatagramSize[secondAddress] = 1400  // an LTE link; path 0 carries the configured 1500
         let id = try openSecondPath(net)
         XCTAssertEqual(net.client.pathMTU(id), 1200, "a new path starts at the base PLPMTU")
-        XCTAssertTrue(net.run(for: .seconds(60)) {
-            self.searchDone(net.client, 0) && self.searchDone(net.client, id)
-                && self.searchDone(net.serverConnection, 0) && self.searchDone(net.serverConnection, id)
-        }, "both sides finish the search on both paths")
+        XCTAssertTrue(
+            net.run(for: .seconds(60)) {
+                self.searchDone(net.client, 0) && self.searchDone(net.client, id)
+                    && self.searchDone(net.serverConnection, 0) && self.searchDone(net.serverConnection, id)
+            }, "both sides finish the search on both paths")
         XCTAssertEqual(net.client.pathMTU(0), 1500, "path 0 reaches the configured maximum")
         let second = try XCTUnwrap(net.client.pathMTU(id))
         XCTAssertTrue((1400 - PathMTUDiscovery.searchGranularity)...1400 ~= second, "path 1 finds its 1400 bytes, got \(second)")
@@ -146,8 +160,9 @@ final class PathMTUDiscoveryTests: XCTestCase {
         net.collectEvents()
         XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: 0, mtu: 1500)))
         XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: id, mtu: second)))
-        XCTAssertEqual(net.client.maxDatagramPayloadSize(onPath: id), (net.client.maxDatagramPayloadSize(onPath: 0) ?? 0) - (1500 - second),
-                       "the DATAGRAM room follows each path's MTU")
+        XCTAssertEqual(
+            net.client.maxDatagramPayloadSize(onPath: id), (net.client.maxDatagramPayloadSize(onPath: 0) ?? 0) - (1500 - second),
+            "the DATAGRAM room follows each path's MTU")
         // RFC 8899 §3 item 1: nothing but probes larger than the path's PLPMTU.
         let stats = try XCTUnwrap(net.client.pathStatistics(id))
         XCTAssertGreaterThanOrEqual(stats.pmtuProbesLost, 3, "sizes above 1400 were probed and lost")
@@ -156,10 +171,18 @@ final class PathMTUDiscoveryTests: XCTestCase {
     }
 
     func testAPathSendsAtMost1200BytesUntilItsMTUIsDiscovered() throws {
-        let net = try SimulatedNetwork(seed: 82, clientConfig: { $0.pmtuDiscovery = true; $0.maxUDPPayloadSize = 1500 },
-                                       serverConfig: { $0.connection.pmtuDiscovery = true; $0.connection.maxUDPPayloadSize = 1500 })
+        let net = try SimulatedNetwork(
+            seed: 82,
+            clientConfig: {
+                $0.pmtuDiscovery = true
+                $0.maxUDPPayloadSize = 1500
+            },
+            serverConfig: {
+                $0.connection.pmtuDiscovery = true
+                $0.connection.maxUDPPayloadSize = 1500
+            })
         net.clientDatagramLog = []
-        net.maxDatagramSize = 1200 // a path that carries only QUIC's minimum, from the handshake on
+        net.maxDatagramSize = 1200  // a path that carries only QUIC's minimum, from the handshake on
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed })
         var received = 0
         net.serverConnection?.onDatagram = { _, _ in received += 1 }
@@ -179,13 +202,14 @@ final class PathMTUDiscoveryTests: XCTestCase {
         let traffic = Traffic()
         var smallestWindowSeen = Int.max
         var shrank = false
-        XCTAssertTrue(net.run(for: .seconds(30)) {
-            traffic.pump(net, onPath: 0)
-            let w = net.client.pathCondition(0)?.congestionWindow ?? 0
-            if w < smallestWindowSeen && smallestWindowSeen != Int.max { shrank = true }
-            smallestWindowSeen = min(smallestWindowSeen, w)
-            return self.searchDone(net.client, 0)
-        })
+        XCTAssertTrue(
+            net.run(for: .seconds(30)) {
+                traffic.pump(net, onPath: 0)
+                let w = net.client.pathCondition(0)?.congestionWindow ?? 0
+                if w < smallestWindowSeen && smallestWindowSeen != Int.max { shrank = true }
+                smallestWindowSeen = min(smallestWindowSeen, w)
+                return self.searchDone(net.client, 0)
+            })
         let stats = try XCTUnwrap(net.client.pathStatistics(0))
         XCTAssertGreaterThanOrEqual(stats.pmtuProbesLost, 3)
         XCTAssertFalse(shrank, "RFC 9000 §14.4: a lost probe triggers no congestion response")
@@ -199,24 +223,39 @@ final class PathMTUDiscoveryTests: XCTestCase {
         var received = 0
         net.serverConnection?.onDatagram = { _, _ in received += 1 }
         let traffic = Traffic()
-        XCTAssertTrue(net.run(for: .seconds(10)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        XCTAssertTrue(
+            net.run(for: .seconds(10)) {
+                traffic.pump(net, onPath: 0)
+                return self.searchDone(net.client, 0)
+            })
         XCTAssertEqual(net.client.pathMTU(0), 1500)
         // `ip link set mtu` on the WAN: full-size packets vanish from now on, without an ICMP.
         net.maxDatagramSize = 1380
         net.clientEvents.removeAll()
-        XCTAssertTrue(net.run(for: .seconds(10)) { traffic.pump(net, onPath: 0); return net.client.pathMTU(0) == 1200 },
-                      "the black hole is detected and the path falls back to the base size")
+        XCTAssertTrue(
+            net.run(for: .seconds(10)) {
+                traffic.pump(net, onPath: 0)
+                return net.client.pathMTU(0) == 1200
+            },
+            "the black hole is detected and the path falls back to the base size")
         XCTAssertEqual(net.client.stats.pmtuBlackHolesDetected, 1)
         net.collectEvents()
         XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: 0, mtu: 1200)))
         let afterFallback = received
-        XCTAssertTrue(net.run(for: .seconds(60)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        XCTAssertTrue(
+            net.run(for: .seconds(60)) {
+                traffic.pump(net, onPath: 0)
+                return self.searchDone(net.client, 0)
+            })
         let mtu = try XCTUnwrap(net.client.pathMTU(0))
         XCTAssertTrue((1380 - PathMTUDiscovery.searchGranularity)...1380 ~= mtu, "the lower MTU is found again, got \(mtu)")
         net.collectEvents()
         XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: 0, mtu: mtu)))
         let beforeEnd = received
-        net.run(for: .seconds(2)) { traffic.pump(net, onPath: 0); return false }
+        net.run(for: .seconds(2)) {
+            traffic.pump(net, onPath: 0)
+            return false
+        }
         XCTAssertGreaterThan(beforeEnd, afterFallback, "datagrams kept arriving while the path searched again")
         XCTAssertGreaterThan(received, beforeEnd + 100, "and at the new size")
         XCTAssertFalse(net.client.isClosed)
@@ -245,14 +284,18 @@ final class PathMTUDiscoveryTests: XCTestCase {
         XCTAssertNil(d.probe, "the probe never left")
         let next = try! XCTUnwrap(d.nextProbeSize, "the search goes on at once")
         XCTAssertLessThan(next, size)
-        d.onProbeLost(packetNumber: 7, now: .zero) // its loss, later, changes nothing
+        d.onProbeLost(packetNumber: 7, now: .zero)  // its loss, later, changes nothing
         XCTAssertEqual(d.nextProbeSize, next)
     }
 
     func testAConnectionToldOfALocalRefusalStopsSendingThatSizeAtOnce() throws {
         let net = try network()
         let traffic = Traffic()
-        XCTAssertTrue(net.run(for: .seconds(10)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        XCTAssertTrue(
+            net.run(for: .seconds(10)) {
+                traffic.pump(net, onPath: 0)
+                return self.searchDone(net.client, 0)
+            })
         XCTAssertEqual(net.client.pathMTU(0), 1500)
         net.maxDatagramSize = 1380
         net.clientEvents.removeAll()
@@ -261,7 +304,11 @@ final class PathMTUDiscoveryTests: XCTestCase {
         XCTAssertEqual(net.client.stats.pmtuBlackHolesDetected, 1)
         net.collectEvents()
         XCTAssertTrue(net.clientEvents.contains(.pathMTUChanged(pathID: 0, mtu: 1200)))
-        XCTAssertTrue(net.run(for: .seconds(60)) { traffic.pump(net, onPath: 0); return self.searchDone(net.client, 0) })
+        XCTAssertTrue(
+            net.run(for: .seconds(60)) {
+                traffic.pump(net, onPath: 0)
+                return self.searchDone(net.client, 0)
+            })
         let mtu = try XCTUnwrap(net.client.pathMTU(0))
         XCTAssertTrue((1380 - PathMTUDiscovery.searchGranularity)...1380 ~= mtu, "the lower MTU is found, got \(mtu)")
         XCTAssertFalse(net.client.isClosed)
@@ -272,7 +319,7 @@ final class PathMTUDiscoveryTests: XCTestCase {
         net.maxDatagramSize = 1300
         XCTAssertTrue(net.run(for: .seconds(30)) { self.searchDone(net.client, 0) })
         XCTAssertLessThanOrEqual(net.client.pathMTU(0) ?? 0, 1300)
-        net.maxDatagramSize = nil // the route changed: the path carries 1500 again
+        net.maxDatagramSize = nil  // the route changed: the path carries 1500 again
         let before = net.now
         XCTAssertTrue(net.run(for: .seconds(60)) { net.client.pathMTU(0) == 1500 }, "RFC 8899 §5.1.1: PMTU_RAISE_TIMER")
         XCTAssertGreaterThanOrEqual(net.now - before, .seconds(10), "not before the raise interval")
@@ -281,13 +328,20 @@ final class PathMTUDiscoveryTests: XCTestCase {
     func testWithoutTheFeatureNoProbesAndTheConfiguredSize() throws {
         let net = try network(pmtu: false, maxUDPPayload: 1350)
         let traffic = Traffic()
-        net.run(for: .seconds(5)) { traffic.pump(net, onPath: 0); return false }
+        net.run(for: .seconds(5)) {
+            traffic.pump(net, onPath: 0)
+            return false
+        }
         XCTAssertEqual(net.client.stats.pmtuProbesSent, 0)
         XCTAssertEqual(net.serverConnection?.stats.pmtuProbesSent, 0)
         XCTAssertEqual(net.client.pathMTU(0), 1350, "every path sends the configured size from the start")
         let largest = try XCTUnwrap(net.clientDatagramLog?.map(\.count).max())
         XCTAssertTrue(1340...1350 ~= largest, "datagrams fill the configured 1350 bytes, got \(largest)")
-        XCTAssertFalse(net.clientEvents.contains { if case .pathMTUChanged = $0 { return true }; return false })
+        XCTAssertFalse(
+            net.clientEvents.contains {
+                if case .pathMTUChanged = $0 { return true }
+                return false
+            })
     }
 
     func testADatagramLargerThanItsPathTakesIsRefused() throws {

@@ -1,6 +1,7 @@
 // RFC 9001 Appendix A: Initial secrets, client/server Initial packets, Retry integrity, ChaCha20
 // short header; and the multipath nonce example of draft-ietf-quic-multipath.
 import XCTest
+
 @testable import QUIC
 
 func hex(_ s: String) -> [UInt8] {
@@ -30,13 +31,16 @@ final class RFC9001VectorTests: XCTestCase {
     }
 
     /// Seals `header + payload` and checks the exact protected bytes, then opens them again.
-    private func checkRoundTrip(header: [UInt8], payload: [UInt8], pn: UInt64, pnOffset: Int, keys: PacketKeys,
-                                readKeys: PacketKeys, expected: [UInt8], shortCIDLength: Int = 0,
-                                file: StaticString = #filePath, line: UInt = #line) {
+    private func checkRoundTrip(
+        header: [UInt8], payload: [UInt8], pn: UInt64, pnOffset: Int, keys: PacketKeys,
+        readKeys: PacketKeys, expected: [UInt8], shortCIDLength: Int = 0,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         var buf = header + payload
         let pnLength = Int(header[0] & 0x03) + 1
-        let end = PacketProtection.seal(&buf, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: buf.count,
-                                        packetNumber: pn, keys: keys)
+        let end = PacketProtection.seal(
+            &buf, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: buf.count,
+            packetNumber: pn, keys: keys)
         XCTAssertEqual(Array(buf[0..<end]), expected, "protected packet differs from the RFC", file: file, line: line)
 
         var rx = expected
@@ -49,7 +53,8 @@ final class RFC9001VectorTests: XCTestCase {
         }
         let fullPN = PacketNumberCoding.decode(largest: pn > 0 ? pn - 1 : nil, truncated: hp.truncatedPN, bits: hp.pnLength * 8)
         XCTAssertEqual(fullPN, pn, file: file, line: line)
-        guard let payloadEnd = PacketProtection.openPayload(&rx, header: h, pnLength: hp.pnLength, packetNumber: fullPN, keys: readKeys) else {
+        guard let payloadEnd = PacketProtection.openPayload(&rx, header: h, pnLength: hp.pnLength, packetNumber: fullPN, keys: readKeys)
+        else {
             return XCTFail("AEAD open failed", file: file, line: line)
         }
         XCTAssertEqual(Array(rx[0..<(pnOffset + hp.pnLength)]), header, "unprotected header", file: file, line: line)
@@ -61,8 +66,9 @@ final class RFC9001VectorTests: XCTestCase {
         let payload = hex(RFCVectors.clientInitialPayload) + [UInt8](repeating: 0, count: 917)
         let client = PacketKeys.initial(destinationConnectionID: dcid, isServer: false)
         let server = PacketKeys.initial(destinationConnectionID: dcid, isServer: true)
-        checkRoundTrip(header: header, payload: payload, pn: 2, pnOffset: 18, keys: client.write, readKeys: server.read,
-                       expected: hex(RFCVectors.clientInitialProtected))
+        checkRoundTrip(
+            header: header, payload: payload, pn: 2, pnOffset: 18, keys: client.write, readKeys: server.read,
+            expected: hex(RFCVectors.clientInitialProtected))
     }
 
     func testA3ServerInitial() {
@@ -70,8 +76,9 @@ final class RFC9001VectorTests: XCTestCase {
         let payload = hex(RFCVectors.serverInitialPayload)
         let client = PacketKeys.initial(destinationConnectionID: dcid, isServer: false)
         let server = PacketKeys.initial(destinationConnectionID: dcid, isServer: true)
-        checkRoundTrip(header: header, payload: payload, pn: 1, pnOffset: 18, keys: server.write, readKeys: client.read,
-                       expected: hex(RFCVectors.serverInitialProtected))
+        checkRoundTrip(
+            header: header, payload: payload, pn: 1, pnOffset: 18, keys: server.write, readKeys: client.read,
+            expected: hex(RFCVectors.serverInitialProtected))
     }
 
     func testA4RetryIntegrityTag() throws {
@@ -94,12 +101,14 @@ final class RFC9001VectorTests: XCTestCase {
         XCTAssertEqual(m.key, hex("c6d98ff3441c3fe1b2182094f69caa2ed4b716b65488960a7a984979fb23e1c8"))
         XCTAssertEqual(m.iv, hex("e0459b3474bdd0e44a41c144"))
         XCTAssertEqual(m.hp, hex("25a282b9e82f06f21f488917a4fc8f1b73573685608597d0efcb076b0ab7a7a4"))
-        XCTAssertEqual(KeySchedule.nextGenerationSecret(secret, suite: .chacha20Poly1305SHA256),
-                       hex("1223504755036d556342ee9361d253421a826c9ecdf3c7148684b36b714881f9"), "quic ku")
+        XCTAssertEqual(
+            KeySchedule.nextGenerationSecret(secret, suite: .chacha20Poly1305SHA256),
+            hex("1223504755036d556342ee9361d253421a826c9ecdf3c7148684b36b714881f9"), "quic ku")
         let keys = PacketKeys(secret: secret, suite: .chacha20Poly1305SHA256)
         let pn: UInt64 = 654_360_564
-        checkRoundTrip(header: hex("4200bff4"), payload: [0x01], pn: pn, pnOffset: 1, keys: keys, readKeys: keys,
-                       expected: hex("4cfe4189655e5cd55c41f69080575d7999c25a5bfb"))
+        checkRoundTrip(
+            header: hex("4200bff4"), payload: [0x01], pn: pn, pnOffset: 1, keys: keys, readKeys: keys,
+            expected: hex("4cfe4189655e5cd55c41f69080575d7999c25a5bfb"))
     }
 
     func testMultipathNonceIncludesPathID() {
@@ -120,13 +129,14 @@ final class RFC9001VectorTests: XCTestCase {
         let hp1 = PacketProtection.removeHeaderProtection(&good, header: h, hp: keys.headerProtection)!
         XCTAssertNotNil(PacketProtection.openPayload(&good, header: h, pnLength: hp1.pnLength, packetNumber: 5, keys: keys))
         let hp2 = PacketProtection.removeHeaderProtection(&bad, header: h, hp: keys.headerProtection)!
-        XCTAssertNil(PacketProtection.openPayload(&bad, header: h, pnLength: hp2.pnLength, packetNumber: 5, keys: keys),
-                     "a flipped ciphertext bit must fail authentication")
+        XCTAssertNil(
+            PacketProtection.openPayload(&bad, header: h, pnLength: hp2.pnLength, packetNumber: 5, keys: keys),
+            "a flipped ciphertext bit must fail authentication")
     }
 
     func testPacketNumberDecodingAppendixA3() {
         // RFC 9000 Appendix A.3 example: largest 0xa82f30ea, truncated 0x9b32 (16 bits) → 0xa82f9b32.
-        XCTAssertEqual(PacketNumberCoding.decode(largest: 0xa82f30ea, truncated: 0x9b32, bits: 16), 0xa82f9b32)
+        XCTAssertEqual(PacketNumberCoding.decode(largest: 0xa82f_30ea, truncated: 0x9b32, bits: 16), 0xa82f_9b32)
         // RFC 9000 Appendix A.2 example: largest acked 0xabe8b3, sending 0xac5c02 needs 16 bits.
         XCTAssertEqual(PacketNumberCoding.encodedLength(packetNumber: 0xac5c02, largestAcked: 0xabe8b3), 2)
         XCTAssertEqual(PacketNumberCoding.encodedLength(packetNumber: 0xace8fe, largestAcked: 0xabe8b3), 3)

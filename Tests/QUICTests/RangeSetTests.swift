@@ -2,6 +2,7 @@
 // random inserts and removals keep the same members, and the ranges stay sorted, disjoint and
 // not adjacent. remove works in place (it runs for every ACK of an ACK).
 import XCTest
+
 @testable import QUIC
 
 final class RangeSetTests: XCTestCase {
@@ -11,7 +12,8 @@ final class RangeSetTests: XCTestCase {
             var set = RangeSet()
             var model = Set<UInt64>()
             for _ in 0..<60 {
-                let lo = UInt64(rng.next(below: 200)), len = UInt64(rng.next(below: 12))
+                let lo = UInt64(rng.next(below: 200))
+                let len = UInt64(rng.next(below: 12))
                 let r = lo...(lo + len)
                 if rng.next(below: 3) == 0 {
                     set.remove(r)
@@ -32,7 +34,9 @@ final class RangeSetTests: XCTestCase {
 
     func testRemoveBelowTrimsTheLowRanges() {
         var set = RangeSet()
-        set.insert(1...3); set.insert(6...9); set.insert(12...12)
+        set.insert(1...3)
+        set.insert(6...9)
+        set.insert(12...12)
         set.removeBelow(7)
         XCTAssertEqual(set.ranges, [7...9, 12...12])
         set.removeBelow(100)

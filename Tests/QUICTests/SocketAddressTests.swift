@@ -1,6 +1,7 @@
 // SocketAddress keeps its address bytes inline (no array per received datagram); it must still
 // round-trip, compare and hash as the address it holds, and parse and print the usual forms.
 import XCTest
+
 @testable import QUIC
 
 final class SocketAddressTests: XCTestCase {

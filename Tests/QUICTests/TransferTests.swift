@@ -1,8 +1,9 @@
+import Congestion
 // Several-MB streams and datagrams through the simulated link with 0 %, 2 % and 30 % loss and
 // reordering: everything must arrive intact and in order (RFC 9000 §2.2, §13.3; RFC 9221).
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 /// Runs an echo server on the simulated network's server connection.
 func echoServerStep(_ net: SimulatedNetwork, finished: inout Set<UInt64>) {
@@ -20,10 +21,13 @@ func echoServerStep(_ net: SimulatedNetwork, finished: inout Set<UInt64>) {
 func pattern(_ n: Int, seed: Int = 0) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: ($0 &+ seed) % 251) } }
 
 final class TransferTests: XCTestCase {
-    func echo(bytes: Int, loss: Double, seed: UInt64, jitter: Duration = .milliseconds(4),
-              limit: Duration = .seconds(120), file: StaticString = #filePath, line: UInt = #line) throws {
+    func echo(
+        bytes: Int, loss: Double, seed: UInt64, jitter: Duration = .milliseconds(4),
+        limit: Duration = .seconds(120), file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let net = try SimulatedNetwork(seed: seed, delay: .milliseconds(15), jitter: jitter, loss: loss, rateMbps: 200)
-        XCTAssertTrue(net.run(for: .seconds(60)) { net.client.handshakeComplete }, "handshake under \(loss * 100)% loss", file: file, line: line)
+        XCTAssertTrue(
+            net.run(for: .seconds(60)) { net.client.handshakeComplete }, "handshake under \(loss * 100)% loss", file: file, line: line)
         let id = try XCTUnwrap(net.client.openStream())
         let payload = pattern(bytes)
         try net.client.writeStream(id, payload, fin: true)
@@ -33,10 +37,16 @@ final class TransferTests: XCTestCase {
         var serverDone = Set<UInt64>()
         let ok = net.run(for: limit) {
             echoServerStep(net, finished: &serverDone)
-            if let r = net.client.readStream(id) { got += r.data; if r.fin { fin = true } }
+            if let r = net.client.readStream(id) {
+                got += r.data
+                if r.fin { fin = true }
+            }
             return fin
         }
-        XCTAssertTrue(ok, "echo of \(bytes) bytes did not finish with \(loss * 100)% loss (got \(got.count)); client: \(net.client.state) \(net.clientEvents.suffix(3)) stats \(net.client.stats) t=\(net.now) server: \(String(describing: net.serverConnection?.state)) \(String(describing: net.serverConnection?.stats)) srvEvents \(net.serverEvents.suffix(2)) conf \(net.client.handshakeConfirmed) \(String(describing: net.serverConnection?.pathStatistics))", file: file, line: line)
+        XCTAssertTrue(
+            ok,
+            "echo of \(bytes) bytes did not finish with \(loss * 100)% loss (got \(got.count)); client: \(net.client.state) \(net.clientEvents.suffix(3)) stats \(net.client.stats) t=\(net.now) server: \(String(describing: net.serverConnection?.state)) \(String(describing: net.serverConnection?.stats)) srvEvents \(net.serverEvents.suffix(2)) conf \(net.client.handshakeConfirmed) \(String(describing: net.serverConnection?.pathStatistics))",
+            file: file, line: line)
         XCTAssertEqual(got.count, bytes, file: file, line: line)
         XCTAssertTrue(got == payload, "echoed bytes differ from what was sent", file: file, line: line)
         XCTAssertNil(net.client.stats.closeError, file: file, line: line)
@@ -58,8 +68,9 @@ final class TransferTests: XCTestCase {
     func testHandshakeCompletesUnderThirtyPercentLossManySeeds() throws {
         for seed in UInt64(100)..<UInt64(110) {
             let net = try SimulatedNetwork(seed: seed, loss: 0.30)
-            XCTAssertTrue(net.run(for: .seconds(60)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
-                          "seed \(seed): handshake did not complete under 30% loss")
+            XCTAssertTrue(
+                net.run(for: .seconds(60)) { net.client.handshakeConfirmed && net.serverConnection?.handshakeConfirmed == true },
+                "seed \(seed): handshake did not complete under 30% loss")
         }
     }
 
@@ -82,8 +93,9 @@ final class TransferTests: XCTestCase {
                     }
                 }
                 net.clientEvents.removeAll()
-                return echoed.count == n || (net.client.queuedDatagrams == 0 && (net.serverConnection?.queuedDatagrams ?? 0) == 0
-                                             && net.client.pathStatistics.bytesInFlight == 0 && net.now.nanoseconds > 20_000_000_000)
+                return echoed.count == n
+                    || (net.client.queuedDatagrams == 0 && (net.serverConnection?.queuedDatagrams ?? 0) == 0
+                        && net.client.pathStatistics.bytesInFlight == 0 && net.now.nanoseconds > 20_000_000_000)
             }
             XCTAssertEqual(corrupted, 0, "a datagram arrived altered")
             if loss == 0 {
@@ -91,7 +103,10 @@ final class TransferTests: XCTestCase {
             } else {
                 // Round trip survives with (1-loss)^2; allow slack for the seeded draw.
                 let expected = Double(n) * (1 - loss) * (1 - loss)
-                XCTAssertGreaterThan(Double(echoed.count), expected * 0.8, "loss \(loss): \(echoed.count) of \(n) echoed; client \(net.client.stats) server \(String(describing: net.serverConnection?.stats)) link dropped \(net.dropped) delivered \(net.delivered) t=\(net.now) q=\(net.client.queuedDatagrams),\(String(describing: net.serverConnection?.queuedDatagrams)) srvpath=\(String(describing: net.serverConnection?.pathStatistics))")
+                XCTAssertGreaterThan(
+                    Double(echoed.count), expected * 0.8,
+                    "loss \(loss): \(echoed.count) of \(n) echoed; client \(net.client.stats) server \(String(describing: net.serverConnection?.stats)) link dropped \(net.dropped) delivered \(net.delivered) t=\(net.now) q=\(net.client.queuedDatagrams),\(String(describing: net.serverConnection?.queuedDatagrams)) srvpath=\(String(describing: net.serverConnection?.pathStatistics))"
+                )
                 XCTAssertLessThan(echoed.count, n, "loss \(loss): datagrams must not be retransmitted (RFC 9221 §5.2)")
             }
         }

@@ -1,6 +1,7 @@
 // Tunnel identities: Ed25519 keys in base64, self-signed certificates made from them, and mutual
 // TLS where each side pins the other's key (the router pins the VPS, the VPS asks its tenants).
 import XCTest
+
 @testable import QUIC
 
 final class TunnelKeyTests: XCTestCase {
@@ -36,22 +37,26 @@ final class TunnelKeyTests: XCTestCase {
     }
 
     func testMutualPinnedHandshakeIdentifiesTheTenant() throws {
-        let vps = TunnelKey.generate(), router = TunnelKey.generate()
+        let vps = TunnelKey.generate()
+        let router = TunnelKey.generate()
         let routerPin = router.pin
-        let net = try SimulatedNetwork(seed: 5,
-                                       serverTLS: tls(vps, verification: .pinnedBy { $0 == routerPin }),
-                                       clientTLS: tls(router, verification: .pinnedPublicKeySHA256([vps.pin])))
+        let net = try SimulatedNetwork(
+            seed: 5,
+            serverTLS: tls(vps, verification: .pinnedBy { $0 == routerPin }),
+            clientTLS: tls(router, verification: .pinnedPublicKeySHA256([vps.pin])))
         XCTAssertTrue(net.run(for: .seconds(5)) { net.client.handshakeConfirmed })
         XCTAssertEqual(net.serverConnection?.peerPublicKeySHA256, router.pin)
         XCTAssertEqual(net.client.peerPublicKeySHA256, vps.pin)
     }
 
     func testServerRefusesAnUnknownKey() throws {
-        let vps = TunnelKey.generate(), stranger = TunnelKey.generate()
+        let vps = TunnelKey.generate()
+        let stranger = TunnelKey.generate()
         let tenant = TunnelKey.generate().pin
-        let net = try SimulatedNetwork(seed: 6,
-                                       serverTLS: tls(vps, verification: .pinnedBy { $0 == tenant }),
-                                       clientTLS: tls(stranger, verification: .pinnedPublicKeySHA256([vps.pin])))
+        let net = try SimulatedNetwork(
+            seed: 6,
+            serverTLS: tls(vps, verification: .pinnedBy { $0 == tenant }),
+            clientTLS: tls(stranger, verification: .pinnedPublicKeySHA256([vps.pin])))
         _ = net.run(for: .seconds(5)) { net.client.isClosed }
         XCTAssertFalse(net.client.handshakeConfirmed)
         XCTAssertTrue(net.client.isClosed, "the client learns it was refused")
@@ -67,10 +72,13 @@ final class TunnelKeyTests: XCTestCase {
     }
 
     func testClientRefusesAServerWithAnotherKey() throws {
-        let vps = TunnelKey.generate(), impostor = TunnelKey.generate(), router = TunnelKey.generate()
-        let net = try SimulatedNetwork(seed: 8,
-                                       serverTLS: tls(impostor, verification: .pinnedBy { _ in true }),
-                                       clientTLS: tls(router, verification: .pinnedPublicKeySHA256([vps.pin])))
+        let vps = TunnelKey.generate()
+        let impostor = TunnelKey.generate()
+        let router = TunnelKey.generate()
+        let net = try SimulatedNetwork(
+            seed: 8,
+            serverTLS: tls(impostor, verification: .pinnedBy { _ in true }),
+            clientTLS: tls(router, verification: .pinnedPublicKeySHA256([vps.pin])))
         _ = net.run(for: .seconds(5)) { net.client.isClosed }
         XCTAssertFalse(net.client.handshakeConfirmed)
         XCTAssertTrue(net.client.isClosed)
@@ -79,7 +87,11 @@ final class TunnelKeyTests: XCTestCase {
     private func hex(_ s: String) -> [UInt8] {
         var out: [UInt8] = []
         var i = s.startIndex
-        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
         return out
     }
 }

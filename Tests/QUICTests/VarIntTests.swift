@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QUIC
 
 /// RFC 9000 §16 variable-length integers and Appendix A.1 sample encodings.

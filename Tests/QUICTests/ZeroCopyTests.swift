@@ -1,11 +1,12 @@
+import Congestion
 // The allocation-free per-packet path (DESIGN.md "Data plane performance"): the inline
 // containers that replaced per-packet arrays, and the zero-copy receive API a data plane uses
 // (`receive(datagram: inout ...)` opens packets in the caller's buffer; `onDatagram` hands each
 // DATAGRAM payload over where it lies). Allocation counts themselves are measured by
 // `tquic-bench` section 3, not asserted here.
 import XCTest
+
 @testable import QUIC
-import Congestion
 
 final class ZeroCopyTests: XCTestCase {
     func testAckRangesKeepTwoInlineAndSpillTheRestInOrder() {
@@ -43,12 +44,18 @@ final class ZeroCopyTests: XCTestCase {
 
     func testSentFramesKeepFourInlineAndSpillTheRestInOrder() {
         var f = SentFrames()
-        let frames: [SentFrame] = [.ack(largest: 7), .datagram(tag: 1), .datagram(tag: nil), .ping,
-                                   .stream(id: 4, offset: 100, length: 50, fin: true), .maxData]
+        let frames: [SentFrame] = [
+            .ack(largest: 7), .datagram(tag: 1), .datagram(tag: nil), .ping,
+            .stream(id: 4, offset: 100, length: 50, fin: true), .maxData,
+        ]
         for x in frames { f.append(x) }
         XCTAssertEqual(f.count, 6)
         XCTAssertEqual(f.map { "\($0)" }, frames.map { "\($0)" })
-        XCTAssertTrue(f.contains { if case .stream(4, 100, 50, true) = $0 { return true }; return false })
+        XCTAssertTrue(
+            f.contains {
+                if case .stream(4, 100, 50, true) = $0 { return true }
+                return false
+            })
         XCTAssertEqual(SentFrames(Array(frames.prefix(2))).count, 2)
     }
 
@@ -59,9 +66,13 @@ final class ZeroCopyTests: XCTestCase {
         f.appendDatagram(tag: 30)
         f.appendDatagram(tag: nil)
         f.appendDatagram(tag: 31)
-        XCTAssertEqual(f.map { "\($0)" }, ["ack(largest: 3)", "datagrams(firstTag: 10, count: 8)", "datagram(tag: Optional(30))",
-                                          "datagram(tag: nil)", "datagram(tag: Optional(31))"],
-                       "eight small datagrams in one packet: one entry, nothing spilled to the heap")
+        XCTAssertEqual(
+            f.map { "\($0)" },
+            [
+                "ack(largest: 3)", "datagrams(firstTag: 10, count: 8)", "datagram(tag: Optional(30))",
+                "datagram(tag: nil)", "datagram(tag: Optional(31))",
+            ],
+            "eight small datagrams in one packet: one entry, nothing spilled to the heap")
     }
 
     /// DATAGRAM payloads delivered through `onDatagram`, under loss and reordering, with packets
@@ -79,14 +90,20 @@ final class ZeroCopyTests: XCTestCase {
         }
         let n = 200
         for i in 0..<n { try net.client.sendDatagram(pattern(900, seed: i) + [UInt8(i % 256)]) }
-        net.run(for: .seconds(30)) { received.count == n || (net.client.queuedDatagrams == 0 && net.client.pathStatistics.bytesInFlight == 0) }
+        net.run(for: .seconds(30)) {
+            received.count == n || (net.client.queuedDatagrams == 0 && net.client.pathStatistics.bytesInFlight == 0)
+        }
         XCTAssertGreaterThan(received.count, n * 9 / 10, "2 % loss: almost every datagram arrives (DATAGRAM is not retransmitted)")
         for d in received {
             XCTAssertEqual(d.count, 901)
             XCTAssertEqual(d, pattern(900, seed: Int(d[900])) + [d[900]], "a payload arrived altered")
         }
         XCTAssertEqual(paths, [0])
-        XCTAssertFalse(net.serverEvents.contains { if case .datagramReceived = $0 { return true }; return false },
-                       "with a handler set, no datagram is copied into an event")
+        XCTAssertFalse(
+            net.serverEvents.contains {
+                if case .datagramReceived = $0 { return true }
+                return false
+            },
+            "with a handler set, no datagram is copied into an event")
     }
 }

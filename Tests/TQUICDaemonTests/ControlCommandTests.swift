@@ -1,6 +1,7 @@
 // The control socket's request lines: each command tquicctl sends parses to what it says, and a
 // malformed one gets an error line naming what is wrong.
 import XCTest
+
 @testable import TQUICDaemon
 
 final class ControlCommandTests: XCTestCase {
@@ -29,11 +30,14 @@ final class ControlCommandTests: XCTestCase {
     }
 
     func testErrors() {
-        XCTAssertEqual(error("scheduler set fastest"), "unknown scheduler `fastest` (known: aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant)")
+        XCTAssertEqual(
+            error("scheduler set fastest"),
+            "unknown scheduler `fastest` (known: aggregate, minrtt, roundrobin, weighted, blest, ecf, redundant)")
         XCTAssertEqual(error("congestion set vegas"), "unknown congestion controller `vegas` (known: newreno, cubic, bbr, copa, westwood)")
         XCTAssertEqual(error("paths add eth0 weight 0"), "paths add: unexpected `weight` (backup, weight 1-100)")
         XCTAssertEqual(error("paths add ../etc"), "`../etc` is not an interface name")
-        XCTAssertEqual(error("paths set eth0 maybe"), "usage: paths [add IFACE [backup] [weight N] | del IFACE | set IFACE backup|available]")
+        XCTAssertEqual(
+            error("paths set eth0 maybe"), "usage: paths [add IFACE [backup] [weight N] | del IFACE | set IFACE backup|available]")
         XCTAssertNotNil(error("reboot"))
         XCTAssertNotNil(error(""))
         XCTAssertNotNil(error("status now"))

@@ -1,28 +1,32 @@
+import Bonding
+import Congestion
+import Foundation
+import Glibc
 // /metrics and the dashboard's listener: the status figures become Prometheus series with the
 // documented names, counters follow the engine's totals (and restart when a total goes down),
 // series of vanished paths go away, and the HTTP server answers the three documents and nothing
 // else, over a real loopback socket.
 import XCTest
-import Glibc
-import Foundation
-import Bonding
-import Congestion
+
 @testable import TQUICDaemon
 
 final class MetricsTests: XCTestCase {
     func router(bytesSent: UInt64, paths: [String] = ["wan1", "wan2"]) -> RouterStatusJSON {
-        RouterStatusJSON(server: "192.0.2.1:4433", connected: true, scheduler: "aggregate", congestion: "bbr",
-                         tunnelInterface: "tquic0", tunnelMTU: 1400, connectionsOpened: 1, connectionsLost: 0, lastCloseReason: nil,
-                         paths: paths.enumerated().map { i, name in
-                             PathJSON(interface: name, pathID: UInt32(i), state: "active", up: true, backup: i == 1, dead: false,
-                                      remote: "192.0.2.1:4433", rttMs: 12.5, minRttMs: 10, rttVarianceMs: 1.5, congestionWindow: 64_000,
-                                      bytesInFlight: 3000, deliveryRateBitsPerSecond: 8e6, lossRate: 0.01, mtu: 1452, packetsSent: 100,
-                                      packetsLost: 1, bytesSent: bytesSent, packetsReceived: 90, pacingRateBitsPerSecond: 16e6,
-                                      ecnCongestionExperienced: 0, congestionControl: "bbr")
-                         },
-                         tunnel: TunnelCountersJSON(innerPacketsSent: 10, innerBytesSent: 1000, reinjected: 0, droppedQueueFull: 0,
-                                                    droppedCoDel: 2, droppedTooLarge: 0, delivered: 9, deliveredBytes: 900, receivedMalformed: 0,
-                                                    reorderHeld: 3, duplicatesDropped: 1, lateDropped: 0, gapsSkipped: 0))
+        RouterStatusJSON(
+            server: "192.0.2.1:4433", connected: true, scheduler: "aggregate", congestion: "bbr",
+            tunnelInterface: "tquic0", tunnelMTU: 1400, connectionsOpened: 1, connectionsLost: 0, lastCloseReason: nil,
+            paths: paths.enumerated().map { i, name in
+                PathJSON(
+                    interface: name, pathID: UInt32(i), state: "active", up: true, backup: i == 1, dead: false,
+                    remote: "192.0.2.1:4433", rttMs: 12.5, minRttMs: 10, rttVarianceMs: 1.5, congestionWindow: 64_000,
+                    bytesInFlight: 3000, deliveryRateBitsPerSecond: 8e6, lossRate: 0.01, mtu: 1452, packetsSent: 100,
+                    packetsLost: 1, bytesSent: bytesSent, packetsReceived: 90, pacingRateBitsPerSecond: 16e6,
+                    ecnCongestionExperienced: 0, congestionControl: "bbr")
+            },
+            tunnel: TunnelCountersJSON(
+                innerPacketsSent: 10, innerBytesSent: 1000, reinjected: 0, droppedQueueFull: 0,
+                droppedCoDel: 2, droppedTooLarge: 0, delivered: 9, deliveredBytes: 900, receivedMalformed: 0,
+                reorderHeld: 3, duplicatesDropped: 1, lateDropped: 0, gapsSkipped: 0))
     }
 
     func text(_ e: MetricsExporter) -> String { String(decoding: e.text(), as: UTF8.self) }
@@ -71,7 +75,8 @@ final class MetricsTests: XCTestCase {
     }
 
     func testTheListenerServesMetricsTheDashboardAndStatus_AndNothingElse() throws {
-        let exporter = MetricsExporter(), board = ObservationBoard()
+        let exporter = MetricsExporter()
+        let board = ObservationBoard()
         exporter.update(TunnelMetrics.samples(router: router(bytesSent: 42)))
         board.publish(Observation.router(router(bytesSent: 21)).json(sampledAt: 1))
         board.publish(Observation.router(router(bytesSent: 42)).json(sampledAt: 2))
@@ -137,7 +142,9 @@ final class MetricsTests: XCTestCase {
         a.sin_family = sa_family_t(AF_INET)
         a.sin_port = UInt16(port).bigEndian
         a.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let ok = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
         let request = Array("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
@@ -151,4 +158,3 @@ final class MetricsTests: XCTestCase {
         return String(decoding: reply, as: UTF8.self)
     }
 }
-

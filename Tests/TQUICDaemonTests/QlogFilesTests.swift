@@ -1,8 +1,9 @@
+import Congestion
+import QUIC
 // qlog-dir: files are rotated at their size bound, each part starting with the qlog header, and
 // the directory keeps a bounded number of files.
 import XCTest
-import Congestion
-import QUIC
+
 @testable import TQUICDaemon
 
 final class QlogFilesTests: XCTestCase {

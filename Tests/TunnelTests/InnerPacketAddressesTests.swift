@@ -1,13 +1,16 @@
+import QUIC
 // Reading an inner packet's addresses in place, and which packets never leave their link.
 import XCTest
+
 @testable import Tunnel
-import QUIC
 
 final class InnerPacketAddressesTests: XCTestCase {
     func v4(dst: [UInt8]) -> [UInt8] { TunnelHarness.ipv4(from: [192, 168, 1, 10], to: dst) }
     func v6(dst: String) -> [UInt8] {
         var p = [UInt8](repeating: 0, count: 60)
-        p[0] = 0x60; p[6] = 17; p[7] = 64
+        p[0] = 0x60
+        p[6] = 17
+        p[7] = 64
         p.replaceSubrange(8..<24, with: SocketAddress("[fd01::2]:0")!.ip)
         p.replaceSubrange(24..<40, with: SocketAddress("[\(dst)]:0")!.ip)
         return p
@@ -22,7 +25,9 @@ final class InnerPacketAddressesTests: XCTestCase {
             XCTAssertEqual(InnerPacketAddresses.source(of: p).map(Array.init), SocketAddress("[fd01::2]:0")!.ip)
             XCTAssertEqual(InnerPacketAddresses.destination(of: p).map(Array.init), SocketAddress("[2001:db8::1]:0")!.ip)
         }
-        for bad: [UInt8] in [[], [0x45], [0x46] + [UInt8](repeating: 0, count: 20), [0x60] + [UInt8](repeating: 0, count: 30), [0x20, 0, 0]] {
+        for bad: [UInt8] in [
+            [], [0x45], [0x46] + [UInt8](repeating: 0, count: 20), [0x60] + [UInt8](repeating: 0, count: 30), [0x20, 0, 0],
+        ] {
             bad.withUnsafeBytes { XCTAssertNil(InnerPacketAddresses.source(of: $0), "\(bad.prefix(2))") }
         }
     }

@@ -1,11 +1,12 @@
+import Bonding
+import Congestion
 // The tunnel engine (what tquicd runs) through a short failover in NetSim: a WAN link is cut in
 // the middle of a saturating transfer, its packets are reinjected on the other link, the link is
 // revived under a new path ID when it comes back, and nothing handed over before the cut is lost.
 import XCTest
+
 @testable import NetSim
 @testable import Tunnel
-import Bonding
-import Congestion
 
 final class TunnelFailoverTests: XCTestCase {
     /// 2 × 50 Mbit/s, 10 ms RTT; wan0 (the handshake's path) cut from 2.5 s to 4.5 s; 8 s of a
@@ -14,8 +15,10 @@ final class TunnelFailoverTests: XCTestCase {
         name: "short-failover",
         summary: "2 × 50 Mbit/s, 10 ms RTT; wan0 cut from 2.5 s to 4.5 s",
         duration: .seconds(8),
-        paths: [.symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan0"),
-                .symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan1")],
+        paths: [
+            .symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan0"),
+            .symmetric(Scenario.wanLink(mbps: 50, oneWay: .milliseconds(5)), name: "wan1"),
+        ],
         events: [.outage(path: 0, Outage(from: .zero + .milliseconds(2500), to: .zero + .milliseconds(4500)))]
     )
 
@@ -56,8 +59,10 @@ final class TunnelFailoverTests: XCTestCase {
         let told = try run.execute()
         let timed = try TunnelRun(configuration()).execute()
         XCTAssertEqual(told.lostHandedBeforeOutage, 0)
-        XCTAssertLessThan(told.maxDeliveryGapMs, timed.maxDeliveryGapMs,
-                          "a link reported down fails over sooner (\(told.maxDeliveryGapMs) ms) than one found dead by timeouts (\(timed.maxDeliveryGapMs) ms)")
+        XCTAssertLessThan(
+            told.maxDeliveryGapMs, timed.maxDeliveryGapMs,
+            "a link reported down fails over sooner (\(told.maxDeliveryGapMs) ms) than one found dead by timeouts (\(timed.maxDeliveryGapMs) ms)"
+        )
         XCTAssertFalse(run.routerEngine.paths.links[0].isDead, "revived once its interface is back")
     }
 

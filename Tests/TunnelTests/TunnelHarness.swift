@@ -1,13 +1,19 @@
+import Congestion
+import QUIC
 // An in-memory network for the router and VPS halves of the tunnel (TunnelClient, TunnelServer):
 // each router's WANs are addresses with a fixed one-way delay to the VPS; datagrams are delivered
 // in order, a WAN can be cut. Time is simulated, so runs are exact.
 import XCTest
+
 @testable import Tunnel
-import QUIC
-import Congestion
 
 final class TunnelHarness {
-    struct InFlight { var at: Timestamp; var bytes: [UInt8]; var from: SocketAddress; var to: SocketAddress }
+    struct InFlight {
+        var at: Timestamp
+        var bytes: [UInt8]
+        var from: SocketAddress
+        var to: SocketAddress
+    }
 
     final class Router {
         let key: TunnelKey
@@ -15,7 +21,9 @@ final class TunnelHarness {
         let addresses: [SocketAddress]
         var delivered: [[UInt8]] = []
         init(key: TunnelKey, client: TunnelClient, addresses: [SocketAddress]) {
-            self.key = key; self.client = client; self.addresses = addresses
+            self.key = key
+            self.client = client
+            self.addresses = addresses
         }
     }
 
@@ -42,8 +50,10 @@ final class TunnelHarness {
     static func makeServer(key: TunnelKey, tenants: TenantTable, pins: TenantPins, seed: UInt64) throws -> TunnelServer {
         let tls = try TLSContext(configuration: TunnelTransport.vpsTLS(key: key, isTenant: { pins.contains($0) }), isServer: true)
         let random = SeededRandom(seed: seed)
-        let endpoint = Endpoint(configuration: Endpoint.Configuration(connection: TunnelTransport.connectionConfiguration(tls: tls),
-                                                                      tokenKey: random.bytes(16)), random: random)
+        let endpoint = Endpoint(
+            configuration: Endpoint.Configuration(
+                connection: TunnelTransport.connectionConfiguration(tls: tls),
+                tokenKey: random.bytes(16)), random: random)
         return TunnelServer(endpoint: endpoint, configuration: TunnelConfiguration(), tenants: tenants)
     }
 
@@ -56,10 +66,13 @@ final class TunnelHarness {
         seed += 1
         let s = seed
         let server = serverAddress
-        let client = TunnelClient(configuration: TunnelConfiguration(),
-                                  wans: addresses.enumerated().map { TunnelLink(name: "wan\($0.offset)", local: $0.element) }) { now in
-            try Connection(clientWith: TunnelTransport.connectionConfiguration(tls: tls), serverName: nil, remote: server,
-                           random: SeededRandom(seed: s), now: now)
+        let client = TunnelClient(
+            configuration: TunnelConfiguration(),
+            wans: addresses.enumerated().map { TunnelLink(name: "wan\($0.offset)", local: $0.element) }
+        ) { now in
+            try Connection(
+                clientWith: TunnelTransport.connectionConfiguration(tls: tls), serverName: nil, remote: server,
+                random: SeededRandom(seed: s), now: now)
         }
         let router = Router(key: key, client: client, addresses: addresses)
         routers.append(router)
@@ -121,12 +134,18 @@ final class TunnelHarness {
     static func ipv4(from src: [UInt8], to dst: [UInt8], counter: UInt32 = 0, size: Int = 100) -> [UInt8] {
         var p = [UInt8](repeating: 0, count: size)
         p[0] = 0x45
-        p[2] = UInt8(size >> 8); p[3] = UInt8(size & 0xff)
-        p[8] = 64; p[9] = 17
+        p[2] = UInt8(size >> 8)
+        p[3] = UInt8(size & 0xff)
+        p[8] = 64
+        p[9] = 17
         p.replaceSubrange(12..<16, with: src)
         p.replaceSubrange(16..<20, with: dst)
-        p[20] = 0x30; p[21] = 0x39; p[22] = 0x13; p[23] = 0x89 // ports 12345 → 5001
-        p[24] = UInt8((size - 20) >> 8); p[25] = UInt8((size - 20) & 0xff)
+        p[20] = 0x30
+        p[21] = 0x39
+        p[22] = 0x13
+        p[23] = 0x89  // ports 12345 → 5001
+        p[24] = UInt8((size - 20) >> 8)
+        p[25] = UInt8((size - 20) & 0xff)
         withUnsafeBytes(of: counter.bigEndian) { p.replaceSubrange(28..<32, with: $0) }
         return p
     }

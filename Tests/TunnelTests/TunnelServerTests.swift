@@ -1,19 +1,22 @@
+import Congestion
+import QUIC
 // The VPS half with several tenants, and the router half's reconnection, in memory: a tenant is
 // known by its key; it may send only from its own prefixes; it receives only what is addressed
 // to its prefixes; a key no tenant has gets no tunnel; a router that comes back replaces its old
 // connection; a router whose VPS restarted connects again.
 import XCTest
+
 @testable import Tunnel
-import QUIC
-import Congestion
 
 final class TunnelServerTests: XCTestCase {
     let keyA = TunnelKey(seed: [UInt8](repeating: 1, count: 32))!
     let keyB = TunnelKey(seed: [UInt8](repeating: 2, count: 32))!
 
     var table: TenantTable {
-        TenantTable([Tenant(name: "a", pin: keyA.pin, allowed: [IPPrefix("10.8.0.2/32")!, IPPrefix("192.168.1.0/24")!]),
-                     Tenant(name: "b", pin: keyB.pin, allowed: [IPPrefix("10.8.0.3/32")!, IPPrefix("192.168.2.0/24")!])])
+        TenantTable([
+            Tenant(name: "a", pin: keyA.pin, allowed: [IPPrefix("10.8.0.2/32")!, IPPrefix("192.168.1.0/24")!]),
+            Tenant(name: "b", pin: keyB.pin, allowed: [IPPrefix("10.8.0.3/32")!, IPPrefix("192.168.2.0/24")!]),
+        ])
     }
 
     func connected(_ h: TunnelHarness) -> Bool {
@@ -22,7 +25,8 @@ final class TunnelServerTests: XCTestCase {
 
     func testTenantsAreIsolated() throws {
         let h = try TunnelHarness(tenants: table)
-        let a = try h.addRouter(key: keyA), b = try h.addRouter(key: keyB)
+        let a = try h.addRouter(key: keyA)
+        let b = try h.addRouter(key: keyB)
         XCTAssertTrue(h.run(for: .seconds(3)) { connected(h) })
         XCTAssertEqual(h.server.sessions[0]?.connection.peerPublicKeySHA256, keyA.pin, "session 0 is tenant a's key")
         XCTAssertEqual(h.server.sessions[1]?.connection.peerPublicKeySHA256, keyB.pin)
@@ -63,7 +67,8 @@ final class TunnelServerTests: XCTestCase {
         h.run(for: .seconds(2))
         XCTAssertTrue(h.server.sessions.allSatisfy { $0 == nil })
         XCTAssertFalse(s.client.isConnected)
-        XCTAssertGreaterThan(s.client.statistics.connectionsLost, 0, "refused in the handshake: \(s.client.statistics.lastCloseReason ?? "-")")
+        XCTAssertGreaterThan(
+            s.client.statistics.connectionsLost, 0, "refused in the handshake: \(s.client.statistics.lastCloseReason ?? "-")")
         XCTAssertEqual(h.server.endpoint.connections.filter { !$0.isClosed && $0.handshakeComplete }.count, 0)
     }
 
@@ -87,7 +92,7 @@ final class TunnelServerTests: XCTestCase {
         let first = try h.addRouter(key: keyA)
         XCTAssertTrue(h.run(for: .seconds(3)) { h.server.sessions[0] != nil })
         let old = try XCTUnwrap(h.server.sessions[0]?.connection)
-        h.cut.formUnion(first.addresses) // the old router is gone without a word
+        h.cut.formUnion(first.addresses)  // the old router is gone without a word
         let second = try h.addRouter(key: keyA)
         XCTAssertTrue(h.run(for: .seconds(3)) { h.server.sessions[0].map { $0.connection !== old } ?? false })
         XCTAssertEqual(h.server.tenantStatistics[0].connectionsReplaced, 1)
@@ -101,8 +106,9 @@ final class TunnelServerTests: XCTestCase {
         XCTAssertTrue(h.run(for: .seconds(3)) { a.client.isConnected })
         // The VPS process restarts: a new endpoint with no memory of the connection.
         h.server = try TunnelHarness.makeServer(key: h.vpsKey, tenants: table, pins: h.pins, seed: 2)
-        XCTAssertTrue(h.run(for: .seconds(60)) { h.server.sessions[0] != nil && a.client.isConnected },
-                      "reconnected (\(a.client.statistics))")
+        XCTAssertTrue(
+            h.run(for: .seconds(60)) { h.server.sessions[0] != nil && a.client.isConnected },
+            "reconnected (\(a.client.statistics))")
         XCTAssertEqual(a.client.statistics.connectionsOpened, 2)
         let p = TunnelHarness.ipv4(from: [192, 168, 1, 10], to: [203, 0, 113, 9], counter: 7)
         XCTAssertTrue(h.run(for: .seconds(2)) { a.client.engine?.connection.isMultipathEnabled == true })
@@ -116,14 +122,15 @@ final class TunnelServerTests: XCTestCase {
         let keyAddresses = (0..<2).map { SocketAddress(ip: [10, 1, UInt8($0), 2], port: 40000) }
         h.cut.insert(keyAddresses[0])
         let a = try h.addRouter(key: keyA, start: false)
-        a.client.wanDown(0, now: h.now) // the path manager found wan0 down before the start
+        a.client.wanDown(0, now: h.now)  // the path manager found wan0 down before the start
         a.client.start(now: h.now)
         XCTAssertTrue(h.run(for: .seconds(3)) { a.client.isConnected }, "the handshake went over wan1")
         a.client.wanUp(0, now: h.now)
         h.cut.remove(keyAddresses[0])
-        XCTAssertTrue(h.run(for: .seconds(5)) {
-            (a.client.engine?.connection.pathIDs.count ?? 0) >= 2 && a.client.engine!.paths.links.allSatisfy { !$0.isDead }
-        }, "wan0 became a path once up")
+        XCTAssertTrue(
+            h.run(for: .seconds(5)) {
+                (a.client.engine?.connection.pathIDs.count ?? 0) >= 2 && a.client.engine!.paths.links.allSatisfy { !$0.isDead }
+            }, "wan0 became a path once up")
     }
 
     /// A CGNAT gives wan1's flow a new outside port (a rebinding): the VPS validates the new

@@ -8,8 +8,10 @@ extension Connection {
     }
 
     /// A fresh controller for a path; loss-based ones join the coupled group if there is one.
-    static func makeController(_ algorithm: CongestionAlgorithm, maxDatagramSize: Int,
-                               coupling: CongestionCoupling?, random: RandomSource) -> CongestionController {
+    static func makeController(
+        _ algorithm: CongestionAlgorithm, maxDatagramSize: Int,
+        coupling: CongestionCoupling?, random: RandomSource
+    ) -> CongestionController {
         let member = algorithm.isLossBased ? coupling?.join() : nil
         return algorithm.makeController(maxDatagramSize: maxDatagramSize, coupling: member, randomSeed: random.nextUInt64())
     }

@@ -19,7 +19,7 @@ extension Connection {
     func datagramRoom(_ p: Path) -> Int {
         guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { return 0 }
         // 1-RTT short header: 1 + DCID + up to 4 PN bytes; AEAD tag 16; DATAGRAM frame header.
-        let overhead = 1 + p.destinationCID.length + 4 + 16 + 3 // DATAGRAM 0x31 + 2-byte length
+        let overhead = 1 + p.destinationCID.length + 4 + 16 + 3  // DATAGRAM 0x31 + 2-byte length
         return max(0, min(Int(peerMax) - 1, p.maxDatagramSize - overhead))
     }
 
@@ -62,8 +62,10 @@ extension Connection {
     ///   every slot (`ConnectionConfiguration.datagramSlotCount`) holds a waiting datagram.
     /// - Precondition: `write` returns a length within the buffer.
     @discardableResult
-    public func sendDatagram(onPath id: UInt32? = nil, tag: UInt64? = nil,
-                             _ write: (UnsafeMutableRawBufferPointer) -> Int) throws(DatagramError) -> Int {
+    public func sendDatagram(
+        onPath id: UInt32? = nil, tag: UInt64? = nil,
+        _ write: (UnsafeMutableRawBufferPointer) -> Int
+    ) throws(DatagramError) -> Int {
         guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { throw .notSupportedByPeer }
         let room: Int
         if let id { room = datagramRoom(try checkDatagramPath(id)) } else { room = datagramRoom(path) }

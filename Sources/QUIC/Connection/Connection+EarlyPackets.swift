@@ -19,8 +19,10 @@ extension Connection {
 
     /// Called for a packet whose space exists but whose read keys do not (yet). Keeps a copy of
     /// the packet if its level has room.
-    func keepUntilKeysArrive(_ buf: [UInt8], header: PacketHeader, level: EncryptionLevel, remote: SocketAddress,
-                             ecn: ECNCodepoint) {
+    func keepUntilKeysArrive(
+        _ buf: [UInt8], header: PacketHeader, level: EncryptionLevel, remote: SocketAddress,
+        ecn: ECNCodepoint
+    ) {
         // Once the handshake is complete, a level still without keys never gets them (0-RTT
         // rejected or not offered); the application keys themselves exist by then.
         let kept = packetsAwaitingKeys.reduce(0) { $0 + ($1.level == level ? 1 : 0) }
@@ -29,8 +31,10 @@ extension Connection {
             stats.packetsDropped += 1
             return
         }
-        packetsAwaitingKeys.append(PacketAwaitingKeys(bytes: Array(buf[header.packetStart..<header.packetEnd]), level: level,
-                                                      remote: remote, ecn: ecn))
+        packetsAwaitingKeys.append(
+            PacketAwaitingKeys(
+                bytes: Array(buf[header.packetStart..<header.packetEnd]), level: level,
+                remote: remote, ecn: ecn))
         stats.packetsKeptForKeys += 1
     }
 
@@ -43,7 +47,8 @@ extension Connection {
             for i in packetsAwaitingKeys.indices where readKeys[packetsAwaitingKeys[i].level.rawValue] != nil {
                 var p = packetsAwaitingKeys.remove(at: i)
                 if let header = try? PacketHeader.parse(p.bytes, at: 0, shortHeaderCIDLength: sourceCID.length),
-                   header.packetEnd <= p.bytes.count {
+                    header.packetEnd <= p.bytes.count
+                {
                     _ = processPacket(&p.bytes, header: header, remote: p.remote, datagramSize: p.bytes.count, ecn: p.ecn, now: now)
                 } else {
                     stats.packetsDropped += 1

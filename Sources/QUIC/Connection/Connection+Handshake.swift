@@ -72,9 +72,10 @@ extension Connection {
     func applyPeerParameters(_ raw: [UInt8], now: Timestamp) throws {
         let p = try TransportParameters.decode(raw, isServer: !isServer)
         // RFC 9000 §7.3: authenticate the connection IDs used during the handshake.
-        try p.validateConnectionIDs(sentByServer: !isServer, expectedInitialSource: handshakeDestinationCID,
-                                    expectedOriginalDestination: isServer ? nil : originalDestinationCID,
-                                    expectedRetrySource: isServer ? nil : (receivedRetry ? retrySourceCID : nil))
+        try p.validateConnectionIDs(
+            sentByServer: !isServer, expectedInitialSource: handshakeDestinationCID,
+            expectedOriginalDestination: isServer ? nil : originalDestinationCID,
+            expectedRetrySource: isServer ? nil : (receivedRetry ? retrySourceCID : nil))
         peerParameters = p
         peerMaxData = p.initialMaxData
         peerMaxStreamsBidi = p.initialMaxStreamsBidi

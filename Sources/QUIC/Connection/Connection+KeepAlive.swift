@@ -18,7 +18,8 @@ extension Connection {
     /// `poll` can always send the PING once this is due, so the deadline never spins the owner.
     func keepAliveDeadline(_ p: Path) -> Timestamp? {
         guard let interval = keepAliveInterval, state == .established, handshakeComplete, p.state == .active,
-              p.addressValidated, let last = p.lastAckElicitingSent else { return nil }
+            p.addressValidated, let last = p.lastAckElicitingSent
+        else { return nil }
         return last + interval
     }
 

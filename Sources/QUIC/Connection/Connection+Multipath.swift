@@ -62,17 +62,22 @@ extension Connection {
     /// (draft-ietf-quic-multipath §3.1, RFC 9000 §8.2). `congestion` picks the path's own
     /// controller (default: the connection's).
     @discardableResult
-    public func openPath(local: SocketAddress?, remote: SocketAddress? = nil, interface: String? = nil, backup: Bool = false,
-                         congestion: CongestionAlgorithm? = nil, now: Timestamp) -> UInt32? {
+    public func openPath(
+        local: SocketAddress?, remote: SocketAddress? = nil, interface: String? = nil, backup: Bool = false,
+        congestion: CongestionAlgorithm? = nil, now: Timestamp
+    ) -> UInt32? {
         guard multipath.enabled, handshakeConfirmed, state == .established else { return nil }
         let limit = min(multipath.localMaxPathID, multipath.peerMaxPathID)
         guard limit >= 1 else { return nil }
         // Candidates: path IDs the peer gave connection IDs for, lowest first.
-        for id in multipath.peerCIDs.keys.sorted() where id >= 1 && id <= limit && paths[id] == nil
-            && !multipath.retiredPathIDs.contains(id) && multipath.pathIDsPeerCanAnswer.contains(id) {
+        for id in multipath.peerCIDs.keys.sorted()
+        where id >= 1 && id <= limit && paths[id] == nil
+            && !multipath.retiredPathIDs.contains(id) && multipath.pathIDsPeerCanAnswer.contains(id)
+        {
             guard let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { continue }
-            let p = addValidatingPath(id: id, remote: remote ?? path.remote, local: local, interface: interface,
-                                      destination: entry.cid, sequence: seq, now: now)
+            let p = addValidatingPath(
+                id: id, remote: remote ?? path.remote, local: local, interface: interface,
+                destination: entry.cid, sequence: seq, now: now)
             if let congestion, congestion != p.congestionAlgorithm {
                 leaveCoupling(p.congestion)
                 p.congestion = makeController(congestion, maxDatagramSize: controllerDatagramSize(p.maxDatagramSize))
@@ -116,23 +121,28 @@ extension Connection {
     /// The peer sent on a path ID we have not seen: it is opening a path (draft §3.1).
     func peerOpenedPath(_ id: UInt32, remote: SocketAddress, now: Timestamp) -> Path? {
         guard multipath.enabled, id != 0, id <= multipath.localMaxPathID, !multipath.retiredPathIDs.contains(id),
-              let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key }) else { return nil }
+            let (seq, entry) = multipath.peerCIDs[id]?.min(by: { $0.key < $1.key })
+        else { return nil }
         return addValidatingPath(id: id, remote: remote, local: nil, interface: nil, destination: entry.cid, sequence: seq, now: now)
     }
 
     /// A new path that is validated (PATH_CHALLENGE, RFC 9000 §8.2; draft §3.1) before it carries data.
-    private func addValidatingPath(id: UInt32, remote: SocketAddress, local: SocketAddress?, interface: String?,
-                                   destination: ConnectionID, sequence: UInt64, now: Timestamp) -> Path {
-        let p = Path(id: id, remote: remote, local: local, interface: interface, state: .validating,
-                     addressValidated: false, maxDatagramSize: initialPathMTU, mtu: makePathMTUDiscovery(),
-                     congestion: makeController(congestionDefault, maxDatagramSize: controllerDatagramSize(initialPathMTU)),
-                     congestionAlgorithm: congestionDefault, ecnEnabled: config.ecn,
-                     destinationCID: destination, destinationCIDSequence: sequence)
+    private func addValidatingPath(
+        id: UInt32, remote: SocketAddress, local: SocketAddress?, interface: String?,
+        destination: ConnectionID, sequence: UInt64, now: Timestamp
+    ) -> Path {
+        let p = Path(
+            id: id, remote: remote, local: local, interface: interface, state: .validating,
+            addressValidated: false, maxDatagramSize: initialPathMTU, mtu: makePathMTUDiscovery(),
+            congestion: makeController(congestionDefault, maxDatagramSize: controllerDatagramSize(initialPathMTU)),
+            congestionAlgorithm: congestionDefault, ecnEnabled: config.ecn,
+            destinationCID: destination, destinationCIDSequence: sequence)
         p.challenge = random.nextUInt64()
         p.challengeNeedsSending = true
         paths[id] = p
-        qlog?.record(time: now, name: "quic:path_assigned",
-                     data: "{\"path_id\":\(id),\"path_remote\":\(QlogWriter.quote(remote.description))}")
+        qlog?.record(
+            time: now, name: "quic:path_assigned",
+            data: "{\"path_id\":\(id),\"path_remote\":\(QlogWriter.quote(remote.description))}")
         return p
     }
 
@@ -146,7 +156,7 @@ extension Connection {
     func onPathValidationFailed(_ p: Path, now: Timestamp) {
         p.challenge = nil
         p.challengeNeedsSending = false
-        if p.id == 0 { return } // a rebinding that did not validate: keep sending as before
+        if p.id == 0 { return }  // a rebinding that did not validate: keep sending as before
         p.abandonToSend = 0
         abandon(p, now: now)
     }
@@ -200,7 +210,7 @@ extension Connection {
             guard id <= UInt64(UInt32.max) else {
                 throw TransportError(.protocolViolation, frameType: FrameType.pathAck, "path ID out of range")
             }
-            guard let p = paths[UInt32(id)] else { return } // already forgotten
+            guard let p = paths[UInt32(id)] else { return }  // already forgotten
             try onAckReceived(ack, space: p.space, path: p, now: now)
         case .pathAbandon(let id, _):
             guard id <= UInt64(multipath.localMaxPathID) || (id <= UInt64(UInt32.max) && paths[UInt32(id)] != nil) else {
@@ -279,20 +289,27 @@ extension Connection {
             multipath.pathsBlockedToSend = nil
         }
         while let (pid, seq) = multipath.localCIDsToAnnounce.first {
-            guard let cid = multipath.localCIDs[pid]?[seq] else { multipath.localCIDsToAnnounce.removeFirst(); continue }
-            let f = NewConnectionIDFrame(sequenceNumber: seq, retirePriorTo: 0, connectionID: cid,
-                                         statelessResetToken: StatelessResetTokens.token(for: cid, key: config.statelessResetKey))
+            guard let cid = multipath.localCIDs[pid]?[seq] else {
+                multipath.localCIDsToAnnounce.removeFirst()
+                continue
+            }
+            let f = NewConnectionIDFrame(
+                sequenceNumber: seq, retirePriorTo: 0, connectionID: cid,
+                statelessResetToken: StatelessResetTokens.token(for: cid, key: config.statelessResetKey))
             guard put(.pathNewConnectionID(pathID: UInt64(pid), f), .pathNewConnectionID(pathID: pid, sequence: seq)) else { break }
             multipath.localCIDsToAnnounce.removeFirst()
         }
         while let (pid, seq) = multipath.peerCIDsToRetire.first,
-              put(.pathRetireConnectionID(pathID: UInt64(pid), sequenceNumber: seq), .pathRetireConnectionID(pathID: pid, sequence: seq)) {
+            put(.pathRetireConnectionID(pathID: UInt64(pid), sequenceNumber: seq), .pathRetireConnectionID(pathID: pid, sequence: seq))
+        {
             multipath.peerCIDsToRetire.removeFirst()
         }
         for p in pathList {
             if p.statusToSend {
-                let f: Frame = p.isBackup ? .pathStatusBackup(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
-                                          : .pathStatusAvailable(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
+                let f: Frame =
+                    p.isBackup
+                    ? .pathStatusBackup(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
+                    : .pathStatusAvailable(pathID: UInt64(p.id), sequenceNumber: p.statusSequence)
                 if put(f, .pathStatus(pathID: p.id)) { p.statusToSend = false }
             }
             if let code = p.abandonToSend, put(.pathAbandon(pathID: UInt64(p.id), errorCode: code), .pathAbandon(pathID: p.id)) {

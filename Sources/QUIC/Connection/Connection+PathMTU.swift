@@ -68,8 +68,9 @@ extension Connection {
         // controllers only rescale what they count in packets (RFC 9002's minimum window).
         p.congestion.onMaxDatagramSizeChanged(size)
         emit(.pathMTUChanged(pathID: p.id, mtu: size))
-        qlog?.record(time: now, name: "quic:mtu_updated",
-                     data: "{\"path_id\":\(p.id),\"new\":\(size),\"done\":\(p.mtu.phase == .searchComplete)}")
+        qlog?.record(
+            time: now, name: "quic:mtu_updated",
+            data: "{\"path_id\":\(p.id),\"new\":\(size),\"done\":\(p.mtu.phase == .searchComplete)}")
     }
 
     // MARK: - Probes (built by `poll`)
@@ -81,11 +82,13 @@ extension Connection {
     /// probe is owed.
     func pmtuProbeSize(path: Path, now: Timestamp) -> Int? {
         guard config.pmtuDiscovery, state == .established, handshakeConfirmed, path.state == .active,
-              path.addressValidated else { return nil }
+            path.addressValidated
+        else { return nil }
         if path.mtu.phase == .disabled { path.mtu.start(now: now) }
         guard let size = path.mtu.nextProbeSize, size > path.maxDatagramSize, path.space.probes == 0,
-              path.bytesInFlight < path.congestion.congestionWindow,
-              writeKeys[EncryptionLevel.application.rawValue] != nil else { return nil }
+            path.bytesInFlight < path.congestion.congestionWindow,
+            writeKeys[EncryptionLevel.application.rawValue] != nil
+        else { return nil }
         return size
     }
 
@@ -118,9 +121,11 @@ extension Connection {
         frames.append(.ping)
         var sent = SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: true, inFlight: true, frames: frames)
         sent.isPMTUProbe = true
-        packets.append(PendingPacket(start: start, lengthFieldOffset: nil, pnOffset: pnOffset, pnLength: pnLength,
-                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn,
-                                     level: .application, sent: sent, packetType: .oneRTT))
+        packets.append(
+            PendingPacket(
+                start: start, lengthFieldOffset: nil, pnOffset: pnOffset, pnLength: pnLength,
+                payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn,
+                level: .application, sent: sent, packetType: .oneRTT))
         // RFC 8899 §5.1.1: the PROBE_TIMER MUST NOT be below 1 s. QUIC's loss detection usually decides
         // first (RFC 9000 §14.3); the timer is for a probe with no later packet to be lost against.
         let timer = max(Duration.seconds(1), path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)

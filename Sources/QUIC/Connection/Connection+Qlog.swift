@@ -18,14 +18,19 @@ extension Connection {
     func qlogMetrics(path: Path, now: Timestamp) {
         guard let qlog else { return }
         let r = path.rtt
-        qlog.record(time: now, name: "recovery:metrics_updated",
-                    data: "{\"smoothed_rtt\":\(r.smoothed.milliseconds),\"min_rtt\":\(r.minimum.milliseconds),"
-                        + "\"latest_rtt\":\(r.latest.milliseconds),\"rtt_variance\":\(r.variation.milliseconds),"
-                        + "\"congestion_window\":\(path.congestion.congestionWindow),\"bytes_in_flight\":\(path.bytesInFlight),\"path_id\":\(path.id)}")
+        qlog.record(
+            time: now, name: "recovery:metrics_updated",
+            data: "{\"smoothed_rtt\":\(r.smoothed.milliseconds),\"min_rtt\":\(r.minimum.milliseconds),"
+                + "\"latest_rtt\":\(r.latest.milliseconds),\"rtt_variance\":\(r.variation.milliseconds),"
+                + "\"congestion_window\":\(path.congestion.congestionWindow),\"bytes_in_flight\":\(path.bytesInFlight),\"path_id\":\(path.id)}"
+        )
     }
 
     func qlogPacket(_ name: String, type: String, pn: UInt64, size: Int, frames: Int, now: Timestamp) {
-        qlog?.record(time: now, name: name,
-                     data: "{\"header\":{\"packet_type\":\"\(type)\",\"packet_number\":\(pn)},\"raw\":{\"length\":\(size)},\"frames_count\":\(frames)}")
+        qlog?.record(
+            time: now, name: name,
+            data:
+                "{\"header\":{\"packet_type\":\"\(type)\",\"packet_number\":\(pn)},\"raw\":{\"length\":\(size)},\"frames_count\":\(frames)}"
+        )
     }
 }

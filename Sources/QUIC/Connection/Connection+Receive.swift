@@ -18,8 +18,10 @@ extension Connection {
 
     /// As above; `firstHeader` is the first packet's header when the caller (the endpoint, which
     /// routes on it) has parsed it already with this connection's connection ID length.
-    func receive(datagram buf: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint,
-                 firstHeader: PacketHeader?) {
+    func receive(
+        datagram buf: inout [UInt8], from remote: SocketAddress, now: Timestamp, ecn: ECNCodepoint,
+        firstHeader: PacketHeader?
+    ) {
         guard state != .closed, state != .draining else { return }
         if remote == path.remote { path.bytesReceived += buf.count }
         let datagramSize = buf.count
@@ -30,9 +32,11 @@ extension Connection {
         var firstDCID: ConnectionID?
         var anyProcessed = false
         while offset < buf.count {
-            guard let header = offset == 0 && firstHeader != nil
+            guard
+                let header = offset == 0 && firstHeader != nil
                     ? firstHeader : try? PacketHeader.parse(buf, at: offset, shortHeaderCIDLength: sourceCID.length),
-                  header.packetEnd <= buf.count else {
+                header.packetEnd <= buf.count
+            else {
                 stats.packetsDropped += 1
                 break
             }
@@ -69,8 +73,10 @@ extension Connection {
     }
 
     /// Returns true if the packet was authenticated and processed.
-    func processPacket(_ buf: inout [UInt8], header: PacketHeader, remote: SocketAddress, datagramSize: Int,
-                               ecn: ECNCodepoint, now: Timestamp) -> Bool {
+    func processPacket(
+        _ buf: inout [UInt8], header: PacketHeader, remote: SocketAddress, datagramSize: Int,
+        ecn: ECNCodepoint, now: Timestamp
+    ) -> Bool {
         switch header.type {
         case .versionNegotiation:
             handleVersionNegotiation(header, now: now)
@@ -80,7 +86,10 @@ extension Connection {
             return false
         default: break
         }
-        guard header.version == QUICVersion.v1 else { stats.packetsDropped += 1; return false }
+        guard header.version == QUICVersion.v1 else {
+            stats.packetsDropped += 1
+            return false
+        }
         // RFC 9000 §7.2: once the client has a valid Initial from the server, it discards long-header
         // packets with another Source Connection ID.
         if !isServer, receivedFirstServerPacket, header.isLongHeader, header.sourceConnectionID != handshakeDestinationCID {
@@ -92,7 +101,10 @@ extension Connection {
         case .initial: level = .initial
         case .handshake: level = .handshake
         case .zeroRTT:
-            guard isServer else { stats.packetsDropped += 1; return false }
+            guard isServer else {
+                stats.packetsDropped += 1
+                return false
+            }
             level = .earlyData
         default: level = .application
         }
@@ -105,21 +117,25 @@ extension Connection {
         // Path 0 is `path` for the connection's whole life (never removed from `paths`): passed
         // straight from the `let`, it needs no retain (chosen among the paths, it would).
         if pathID == 0 {
-            return processPacket(&buf, header: header, level: level, pathID: 0, on: path, remote: remote,
-                                 datagramSize: datagramSize, ecn: ecn, now: now)
+            return processPacket(
+                &buf, header: header, level: level, pathID: 0, on: path, remote: remote,
+                datagramSize: datagramSize, ecn: ecn, now: now)
         }
         guard let packetPath = paths[pathID] ?? peerOpenedPath(pathID, remote: remote, now: now) else {
             stats.packetsDropped += 1
             return false
         }
-        return processPacket(&buf, header: header, level: level, pathID: pathID, on: packetPath, remote: remote,
-                             datagramSize: datagramSize, ecn: ecn, now: now)
+        return processPacket(
+            &buf, header: header, level: level, pathID: pathID, on: packetPath, remote: remote,
+            datagramSize: datagramSize, ecn: ecn, now: now)
     }
 
     /// The rest of `processPacket`, once the packet's path is known.
-    private func processPacket(_ buf: inout [UInt8], header: PacketHeader, level: EncryptionLevel, pathID: UInt32,
-                               on packetPath: Path, remote: SocketAddress, datagramSize: Int, ecn: ECNCodepoint,
-                               now: Timestamp) -> Bool {
+    private func processPacket(
+        _ buf: inout [UInt8], header: PacketHeader, level: EncryptionLevel, pathID: UInt32,
+        on packetPath: Path, remote: SocketAddress, datagramSize: Int, ecn: ECNCodepoint,
+        now: Timestamp
+    ) -> Bool {
         let space = level == .initial ? initialSpace : level == .handshake ? handshakeSpace : packetPath.space
         guard !space.discarded else {
             stats.packetsDropped += 1
@@ -151,8 +167,11 @@ extension Connection {
         } else {
             keys = currentKeys
         }
-        guard let payloadEnd = PacketProtection.openPayload(&buf, header: header, pnLength: hp.pnLength, packetNumber: pn,
-                                                            keys: keys, pathID: pathID) else {
+        guard
+            let payloadEnd = PacketProtection.openPayload(
+                &buf, header: header, pnLength: hp.pnLength, packetNumber: pn,
+                keys: keys, pathID: pathID)
+        else {
             stats.decryptionFailures += 1
             keys.usageCount += 1
             // RFC 9001 §6.6: too many forged packets under one key ends the connection.
@@ -195,7 +214,9 @@ extension Connection {
         if packetPath.id != 0 && remote == packetPath.remote { packetPath.bytesReceived += datagramSize }
         let payloadStart = header.packetNumberOffset + hp.pnLength
         let packetType: PacketType = header.type
-        qlogPacket("quic:packet_received", type: qlogPacketType(space.id), pn: pn, size: header.packetEnd - header.packetStart, frames: 0, now: now)
+        qlogPacket(
+            "quic:packet_received", type: qlogPacketType(space.id), pn: pn, size: header.packetEnd - header.packetStart, frames: 0, now: now
+        )
 
         var reader = ByteReader(buf, from: payloadStart, to: payloadEnd)
         var ackEliciting = false
@@ -293,8 +314,9 @@ extension Connection {
         // IP address is likely a new network path, whose MTU is unknown (RFC 8899 §3).
         if remote.ip != previous.ip { restartPathMTUDiscovery(path, now: now) }
         emit(.peerAddressChanged(remote))
-        qlog?.record(time: now, name: "quic:path_assigned",
-                     data: "{\"path_id\":\(path.id),\"path_remote\":\(QlogWriter.quote(remote.description))}")
+        qlog?.record(
+            time: now, name: "quic:path_assigned",
+            data: "{\"path_id\":\(path.id),\"path_remote\":\(QlogWriter.quote(remote.description))}")
     }
 
     private func handleVersionNegotiation(_ header: PacketHeader, now: Timestamp) {
@@ -332,8 +354,10 @@ extension Connection {
 
     // MARK: - Frames
 
-    private func handleFrame(_ frame: Frame, space: PacketNumberSpace, level: EncryptionLevel, path packetPath: Path,
-                             remote: SocketAddress, now: Timestamp) throws {
+    private func handleFrame(
+        _ frame: Frame, space: PacketNumberSpace, level: EncryptionLevel, path packetPath: Path,
+        remote: SocketAddress, now: Timestamp
+    ) throws {
         switch frame {
         case .padding, .ping:
             break
@@ -361,14 +385,22 @@ extension Connection {
             try handleStreamFrame(f)
         case .resetStream(let id, let code, let finalSize):
             guard let s = try streamForReceivedFrame(id, frameType: FrameType.resetStream, sending: false) else { return }
-            guard s.canReceive else { throw TransportError(.streamStateError, frameType: FrameType.resetStream, "RESET_STREAM on send-only stream") }
+            guard s.canReceive else {
+                throw TransportError(.streamStateError, frameType: FrameType.resetStream, "RESET_STREAM on send-only stream")
+            }
             // RFC 9000 §4.5: the final size must be consistent with data received.
-            if let fs = s.recv.finalSize, fs != finalSize { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size changed") }
-            if finalSize < s.recv.highestOffset { throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size below received data") }
+            if let fs = s.recv.finalSize, fs != finalSize {
+                throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size changed")
+            }
+            if finalSize < s.recv.highestOffset {
+                throw TransportError(.finalSizeError, frameType: FrameType.resetStream, "final size below received data")
+            }
             if s.resetReceived == nil {
                 // RFC 9000 §4.5: the final size is the credit the stream consumed, so it obeys the
                 // stream's limit too (§4.1: FLOW_CONTROL_ERROR).
-                if finalSize > s.recvLimit { throw TransportError(.flowControlError, frameType: FrameType.resetStream, "final size beyond the stream limit") }
+                if finalSize > s.recvLimit {
+                    throw TransportError(.flowControlError, frameType: FrameType.resetStream, "final size beyond the stream limit")
+                }
                 try chargeFlowControl(s, newHighest: finalSize, frameType: FrameType.resetStream)
                 s.resetReceived = (code, finalSize)
                 emit(.streamReset(id: id, errorCode: code))
@@ -376,7 +408,9 @@ extension Connection {
             }
         case .stopSending(let id, let code):
             guard let s = try streamForReceivedFrame(id, frameType: FrameType.stopSending, sending: true) else { return }
-            guard s.canSend else { throw TransportError(.streamStateError, frameType: FrameType.stopSending, "STOP_SENDING on receive-only stream") }
+            guard s.canSend else {
+                throw TransportError(.streamStateError, frameType: FrameType.stopSending, "STOP_SENDING on receive-only stream")
+            }
             // RFC 9000 §3.5: respond with RESET_STREAM.
             emit(.stopSending(id: id, errorCode: code))
             resetStream(id, errorCode: code)
@@ -384,7 +418,9 @@ extension Connection {
             if m > peerMaxData { peerMaxData = m }
         case .maxStreamData(let id, let m):
             guard let s = try streamForReceivedFrame(id, frameType: FrameType.maxStreamData, sending: true) else { return }
-            guard s.canSend else { throw TransportError(.streamStateError, frameType: FrameType.maxStreamData, "MAX_STREAM_DATA on receive-only stream") }
+            guard s.canSend else {
+                throw TransportError(.streamStateError, frameType: FrameType.maxStreamData, "MAX_STREAM_DATA on receive-only stream")
+            }
             if m > s.sendLimit {
                 s.sendLimit = m
                 scheduleSend(id)
@@ -427,11 +463,15 @@ extension Connection {
             if f.isApplication {
                 enterDraining(reason: .peerApplication(code: f.errorCode, reason: reason), now: now)
             } else {
-                enterDraining(reason: .peerTransport(code: TransportErrorCode(rawValue: f.errorCode), frameType: f.frameType, reason: reason), now: now)
+                enterDraining(
+                    reason: .peerTransport(code: TransportErrorCode(rawValue: f.errorCode), frameType: f.frameType, reason: reason),
+                    now: now)
             }
         case .handshakeDone:
             // RFC 9000 §19.20: a server receiving HANDSHAKE_DONE treats it as PROTOCOL_VIOLATION.
-            guard !isServer else { throw TransportError(.protocolViolation, frameType: FrameType.handshakeDone, "HANDSHAKE_DONE from client") }
+            guard !isServer else {
+                throw TransportError(.protocolViolation, frameType: FrameType.handshakeDone, "HANDSHAKE_DONE from client")
+            }
             if !handshakeConfirmed {
                 handshakeConfirmed = true
                 // RFC 9001 §4.9.2: the client discards Handshake keys once confirmed.
@@ -449,7 +489,7 @@ extension Connection {
                 emit(.datagramReceived(Array(data)))
             }
         case .pathAck, .pathAbandon, .pathStatusBackup, .pathStatusAvailable, .pathNewConnectionID,
-             .pathRetireConnectionID, .maxPathID, .pathsBlocked, .pathCIDsBlocked:
+            .pathRetireConnectionID, .maxPathID, .pathsBlocked, .pathCIDsBlocked:
             // Multipath frames are only valid once negotiated (draft-ietf-quic-multipath §2.1).
             guard multipath.enabled else {
                 throw TransportError(.protocolViolation, frameType: frame.frameType, "multipath frame without negotiation")
@@ -465,7 +505,9 @@ extension Connection {
         if s.resetReceived != nil { return }
         let end = f.offset + UInt64(f.data.count)
         // RFC 9000 §4.1: data beyond the advertised limit is a FLOW_CONTROL_ERROR.
-        if end > s.recvLimit { throw TransportError(.flowControlError, frameType: FrameType.streamBase, "stream \(f.streamID) limit exceeded") }
+        if end > s.recvLimit {
+            throw TransportError(.flowControlError, frameType: FrameType.streamBase, "stream \(f.streamID) limit exceeded")
+        }
         try chargeFlowControl(s, newHighest: end, frameType: FrameType.streamBase)
         let before = s.recv.contiguousEnd
         let hadFin = s.recv.finalSize != nil

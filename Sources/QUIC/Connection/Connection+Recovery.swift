@@ -55,14 +55,16 @@ extension Connection {
         var ackedBytes = 0
         // Ascending packet-number order: controllers that count rounds see packets as sent.
         for i in newlyAcked.indices {
-            let size = newlyAcked[i].size, timeSent = newlyAcked[i].timeSent
+            let size = newlyAcked[i].size
+            let timeSent = newlyAcked[i].timeSent
             if newlyAcked[i].inFlight {
                 path.bytesInFlight -= size
                 ackedBytes += size
                 let delivery = newlyAcked[i].delivery
                 path.delivery.onPacketAcked(delivery, bytes: size, timeSent: timeSent, now: now)
-                path.congestion.onPacketAcked(AckedPacketInfo(sentBytes: size, timeSent: timeSent, delivery: delivery),
-                                              rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
+                path.congestion.onPacketAcked(
+                    AckedPacketInfo(sentBytes: size, timeSent: timeSent, delivery: delivery),
+                    rtt: path.rtt.sample, bytesInFlight: path.bytesInFlight, now: now)
             }
             path.bytesAcked += UInt64(size)
             if config.pmtuDiscovery && space.id == .applicationData { onPMTUPacketAcknowledged(newlyAcked[i], path: path, now: now) }
@@ -73,9 +75,11 @@ extension Connection {
         if ackedBytes > 0 {
             let rate = path.delivery.generateSample(minRTT: path.rtt.minimum)
             if let rate { updateDeliveryRate(path: path, sample: rate) }
-            path.congestion.onAckProcessed(AckSummary(now: now, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
-                                                      bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
-                                                      hasNewRTTSample: newRTTSample, rateSample: rate))
+            path.congestion.onAckProcessed(
+                AckSummary(
+                    now: now, ackedBytes: ackedBytes, priorBytesInFlight: priorInFlight,
+                    bytesInFlight: path.bytesInFlight, rtt: path.rtt.sample,
+                    hasNewRTTSample: newRTTSample, rateSample: rate))
         }
         if space.id == .applicationData, path.ecn.isValidating, !newlyAcked.isEmpty {
             // RFC 9000 §13.4.2 validation; RFC 9002 §7.1: a CE increase is a congestion signal.
@@ -83,8 +87,9 @@ extension Connection {
             for i in newlyAcked.indices where newlyAcked[i].ecnMarked { marked += 1 }
             if path.ecn.onAck(ack.ecn, newlyAckedMarked: marked) {
                 path.congestion.onECNCongestionEvent(sentTime: newlyAcked[newlyAcked.count - 1].timeSent, now: now)
-                qlog?.record(time: now, name: "recovery:ecn_state_updated",
-                             data: "{\"state\":\"\(path.ecn.state.rawValue)\",\"path_id\":\(path.id),\"trigger\":\"ce\"}")
+                qlog?.record(
+                    time: now, name: "recovery:ecn_state_updated",
+                    data: "{\"state\":\"\(path.ecn.state.rawValue)\",\"path_id\":\(path.id),\"trigger\":\"ce\"}")
             }
         }
 
@@ -107,8 +112,11 @@ extension Connection {
     /// minimum are the norm, and counting its application-limited samples as queued drove the
     /// rate of an LTE path held back by the tunnel's queue guard from 25 to 0.5 Mbit/s.
     func updateDeliveryRate(path: Path, sample: RateSample) {
-        guard Connection.countsForDeliveryRate(sample, current: path.deliveryRate, minRTT: path.rtt.minimum,
-                                               rttVariation: path.rtt.variation) else { return }
+        guard
+            Connection.countsForDeliveryRate(
+                sample, current: path.deliveryRate, minRTT: path.rtt.minimum,
+                rttVariation: path.rtt.variation)
+        else { return }
         path.deliveryRate = path.deliveryRate == 0 ? sample.deliveryRate : path.deliveryRate * 0.875 + sample.deliveryRate * 0.125
     }
 
@@ -157,14 +165,18 @@ extension Connection {
                 newestLostSentTime = max(newestLostSentTime ?? p.timeSent, p.timeSent)
                 path.delivery.onPacketLost(bytes: p.size)
                 if p.ecnMarked { path.ecn.onMarkedPacketLost() }
-                path.congestion.onPacketLost(LostPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
-                                             bytesInFlight: path.bytesInFlight, now: now)
+                path.congestion.onPacketLost(
+                    LostPacketInfo(sentBytes: p.size, timeSent: p.timeSent, delivery: p.delivery),
+                    bytesInFlight: path.bytesInFlight, now: now)
             }
             path.packetsLost += 1
             stats.packetsLost += 1
             for f in p.frames { onFrameLost(f, space: space) }
-            qlog?.record(time: now, name: "quic:packet_lost",
-                         data: "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber),\"path_id\":\(path.id)}}")
+            qlog?.record(
+                time: now, name: "quic:packet_lost",
+                data:
+                    "{\"header\":{\"packet_type\":\"\(qlogPacketType(space.id))\",\"packet_number\":\(p.packetNumber),\"path_id\":\(path.id)}}"
+            )
         }
         if config.pmtuDiscovery && space.id == .applicationData && smallestLarge != Int.max {
             onPMTUSuspiciousLoss(path: path, smallest: smallestLarge, earliest: earliestLarge, now: now)
@@ -175,8 +187,9 @@ extension Connection {
             // (smoothed_rtt + max(4 rttvar, granularity) + max_ack_delay) * 3 with an RTT sample.
             let ackEliciting = lost.filter { $0.ackEliciting && !$0.isPMTUProbe }
             if path.rtt.hasSample, let first = ackEliciting.first, let last = ackEliciting.last,
-               last.timeSent - first.timeSent > path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3,
-               ackEliciting.count >= 2 {
+                last.timeSent - first.timeSent > path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3,
+                ackEliciting.count >= 2
+            {
                 path.congestion.onPersistentCongestion(now: now)
             }
         }
@@ -192,7 +205,10 @@ extension Connection {
             if fin { s.finAcked = true }
             maybeCollectStream(s)
         case .resetStream(let id):
-            if let s = streams[id] { s.resetAcked = true; maybeCollectStream(s) }
+            if let s = streams[id] {
+                s.resetAcked = true
+                maybeCollectStream(s)
+            }
         case .ack(let largest):
             space.onPeerAcknowledgedAck(largest: largest)
         case .datagram(let tag):
@@ -206,9 +222,9 @@ extension Connection {
             newTokenAcknowledged = true
             newTokenToSend = false
         case .handshakeDone, .newConnectionID, .retireConnectionID, .maxData, .maxStreamData, .maxStreams,
-             .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .ping,
-             .pathChallenge, .pathResponse, .connectionClose, .pathRetireConnectionID,
-             .pathStatus, .pathAbandon, .maxPathID:
+            .dataBlocked, .streamDataBlocked, .streamsBlocked, .stopSending, .ping,
+            .pathChallenge, .pathResponse, .connectionClose, .pathRetireConnectionID,
+            .pathStatus, .pathAbandon, .maxPathID:
             break
         }
     }
@@ -224,7 +240,10 @@ extension Connection {
             if fin && !s.finAcked { s.finSent = false }
             scheduleSend(id)
         case .resetStream(let id):
-            if let s = streams[id], !s.resetAcked { s.resetSentFinalSize = nil; scheduleSend(id) }
+            if let s = streams[id], !s.resetAcked {
+                s.resetSentFinalSize = nil
+                scheduleSend(id)
+            }
         case .stopSending(let id):
             if let s = streams[id], !s.recv.isFinished, s.resetReceived == nil, s.stopSendingToSend == nil {
                 s.stopSendingToSend = s.lastStopSendingCode
@@ -239,7 +258,8 @@ extension Connection {
             if dataBlockedSentAt == peerMaxData && dataSent >= peerMaxData { dataBlockedToSend = peerMaxData }
         case .streamDataBlocked(let id):
             if let s = streams[id], s.streamDataBlockedSentAt == s.sendLimit, s.send.nextNewOffset >= s.sendLimit,
-               s.send.unsentNewBytes > 0 {
+                s.send.unsentNewBytes > 0
+            {
                 s.streamDataBlockedToSend = s.sendLimit
             }
         case .streamsBlocked: break
@@ -379,8 +399,9 @@ extension Connection {
                 }
             }
         }
-        qlog?.record(time: now, name: "recovery:loss_timer_updated",
-                     data: "{\"event_type\":\"expired\",\"timer_type\":\"pto\",\"path_id\":\(path.id)}")
+        qlog?.record(
+            time: now, name: "recovery:loss_timer_updated",
+            data: "{\"event_type\":\"expired\",\"timer_type\":\"pto\",\"path_id\":\(path.id)}")
         setLossDetectionTimer(path: path, now: now)
     }
 }

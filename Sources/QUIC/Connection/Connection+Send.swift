@@ -9,7 +9,7 @@ extension Connection {
     /// A packet written into `datagramWriter` but not sealed yet.
     struct PendingPacket {
         var start: Int
-        var lengthFieldOffset: Int? // long header Length (2-byte varint)
+        var lengthFieldOffset: Int?  // long header Length (2-byte varint)
         var pnOffset: Int
         var pnLength: Int
         var payloadStart: Int
@@ -30,7 +30,8 @@ extension Connection {
         // RFC 9001 §6.6: update keys well before the confidentiality limit.
         // (Read through optional chaining: binding the keys would retain and release them per poll.)
         if let used = writeKeys[EncryptionLevel.application.rawValue]?.usageCount,
-           let limit = writeKeys[EncryptionLevel.application.rawValue]?.suite.confidentialityLimit, used >= limit / 2 {
+            let limit = writeKeys[EncryptionLevel.application.rawValue]?.suite.confidentialityLimit, used >= limit / 2
+        {
             keyUpdate.updateRequested = true
             _ = tryStartKeyUpdate()
         }
@@ -39,7 +40,7 @@ extension Connection {
         // One path: it is `path` (no array to walk and retain).
         if pathList.count == 1 {
             guard let t = poll(path: path, now: now) else { return nil }
-            pollCursor = 0 // as the loop below would leave it
+            pollCursor = 0  // as the loop below would leave it
             return t
         }
         let list = pathList
@@ -89,8 +90,10 @@ extension Connection {
                 let budget = datagramLimit - datagramWriter.count
                 guard budget > 48 else { break }
                 // Built straight into the array: a large struct returned by value is copied twice.
-                if buildPacket(level: level, space: sendSpace(level, path: path), budget: budget, path: path, now: now,
-                               into: &pendingScratch) {
+                if buildPacket(
+                    level: level, space: sendSpace(level, path: path), budget: budget, path: path, now: now,
+                    into: &pendingScratch)
+                {
                     let last = pendingScratch.count - 1
                     if pendingScratch[last].level == .initial {
                         containsInitial = true
@@ -101,8 +104,9 @@ extension Connection {
         } else if !probing && datagramLimit - datagramWriter.count > 48 {
             // 1-RTT only, in the path's own space: passed straight from the `let`, it needs no
             // retain (chosen among the spaces, it would, on every poll).
-            _ = buildPacket(level: .application, space: path.space, budget: datagramLimit - datagramWriter.count, path: path,
-                            now: now, into: &pendingScratch)
+            _ = buildPacket(
+                level: .application, space: path.space, budget: datagramLimit - datagramWriter.count, path: path,
+                now: now, into: &pendingScratch)
         }
         guard !pendingScratch.isEmpty else { return nil }
 
@@ -128,8 +132,11 @@ extension Connection {
         // Seal every packet in place, then record it as sent.
         for i in pendingScratch.indices {
             let level = pendingScratch[i].level
-            let keys = writeKeys[level.rawValue]!, space = sendSpace(level, path: path)
-            let start = pendingScratch[i].start, pnOffset = pendingScratch[i].pnOffset, payloadEnd = pendingScratch[i].payloadEnd
+            let keys = writeKeys[level.rawValue]!
+            let space = sendSpace(level, path: path)
+            let start = pendingScratch[i].start
+            let pnOffset = pendingScratch[i].pnOffset
+            let payloadEnd = pendingScratch[i].payloadEnd
             let pn = pendingScratch[i].packetNumber
             let tagLength = keys.suite.tagLength
             if let lengthOffset = pendingScratch[i].lengthFieldOffset {
@@ -139,16 +146,18 @@ extension Connection {
             }
             // draft-ietf-quic-multipath §2.4: the path ID goes into the nonce of 1-RTT packets.
             let noncePathID: UInt32 = level == .application ? path.id : 0
-            PacketProtection.seal(&datagramWriter.bytes, start: start, pnOffset: pnOffset, pnLength: pendingScratch[i].pnLength,
-                                  payloadEnd: payloadEnd, packetNumber: pn, keys: keys, pathID: noncePathID)
+            PacketProtection.seal(
+                &datagramWriter.bytes, start: start, pnOffset: pnOffset, pnLength: pendingScratch[i].pnLength,
+                payloadEnd: payloadEnd, packetNumber: pn, keys: keys, pathID: noncePathID)
             pendingScratch[i].sent.size = payloadEnd + tagLength - start
             pendingScratch[i].sent.ecnMarked = marked
             if marked { path.ecn.onMarkedPacketSent() }
             onPacketSent(&pendingScratch[i].sent, space: space, path: path, now: now)
             if qlog != nil {
                 let type = pendingScratch[i].packetType == .zeroRTT ? "0RTT" : qlogPacketType(space.id)
-                qlogPacket("quic:packet_sent", type: type, pn: pn, size: pendingScratch[i].sent.size,
-                           frames: pendingScratch[i].sent.frames.count, now: now)
+                qlogPacket(
+                    "quic:packet_sent", type: type, pn: pn, size: pendingScratch[i].sent.size,
+                    frames: pendingScratch[i].sent.frames.count, now: now)
             }
             // RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             if !isServer && level == .handshake { discardKeys(.initial, now: now) }
@@ -157,8 +166,9 @@ extension Connection {
         path.bytesSent += datagramWriter.count
         path.bytesSentTotal += UInt64(datagramWriter.count)
         stats.packetsSent += UInt64(pendingScratch.count)
-        return Transmit(bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local,
-                        ecn: marked ? .ect0 : .notECT)
+        return Transmit(
+            bytes: datagramWriter.bytes, destination: destination, pathID: path.id, source: path.local,
+            ecn: marked ? .ect0 : .notECT)
     }
 
     private func onPacketSent(_ p: inout SentPacket, space: PacketNumberSpace, path: Path, now: Timestamp) {
@@ -190,13 +200,16 @@ extension Connection {
     /// Writes one packet of `level` into the datagram if there is anything to send in it, and
     /// appends it to `packets` (returns true then).
     /// - Precondition: `space` is `sendSpace(requested, path: path)`.
-    private func buildPacket(level requested: EncryptionLevel, space: PacketNumberSpace, budget: Int, path: Path,
-                             now: Timestamp, into packets: inout [PendingPacket]) -> Bool {
+    private func buildPacket(
+        level requested: EncryptionLevel, space: PacketNumberSpace, budget: Int, path: Path,
+        now: Timestamp, into packets: inout [PendingPacket]
+    ) -> Bool {
         guard !space.discarded else { return false }
         // Which keys, tested without taking them: most polls find nothing to send, and holding the
         // keys would cost each of those a retain and a release. (`let`s, not an optional `var`
         // rebound: each rebinding costs a retain and a release.)
-        let level: EncryptionLevel, packetType: PacketType
+        let level: EncryptionLevel
+        let packetType: PacketType
         if writeKeys[requested.rawValue] != nil {
             level = requested
             packetType = level == .initial ? .initial : level == .handshake ? .handshake : .oneRTT
@@ -216,8 +229,9 @@ extension Connection {
         var cwndAvailable = path.bytesInFlight < congestion.congestionWindow || probe || space.id != .applicationData
         if cwndAvailable && space.id == .applicationData && !probe {
             // RFC 9002 §7.7: pace ack-eliciting data; ACK-only packets are not held back.
-            let rate = Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
-                                  controllerRate: congestion.pacingRate)
+            let rate = Pacer.rate(
+                congestionWindow: congestion.congestionWindow, smoothedRTT: path.rtt.smoothed,
+                controllerRate: congestion.pacingRate)
             if let wait = path.pacer.delay(for: path.maxDatagramSize, rate: rate, now: now) {
                 path.pacingDeadline = wait
                 cwndAvailable = false
@@ -288,7 +302,8 @@ extension Connection {
             }
             var include = ackLength <= remaining
             if include && !ackDue && !space.ackPending && space.id == .applicationData,
-               let headLength = path.datagrams.firstLength ?? datagramsToSend.firstLength {
+                let headLength = path.datagrams.firstLength ?? datagramsToSend.firstLength
+            {
                 // A refresh-only ACK must not push a full-size datagram out of the packet: the
                 // datagram would wait forever, since every packet would carry the refresh again.
                 let need = Frame.datagramHeaderLength(length: headLength, hasLength: true) + headLength
@@ -320,8 +335,9 @@ extension Connection {
             Frame.connectionClose(f).encode(to: &datagramWriter)
             frames.append(.connectionClose)
         } else if hasData || probe {
-            writeFrames(space: space, level: level, path: path, payloadLimit: payloadLimit, frames: &frames,
-                        ackEliciting: &ackEliciting, now: now)
+            writeFrames(
+                space: space, level: level, path: path, payloadLimit: payloadLimit, frames: &frames,
+                ackEliciting: &ackEliciting, now: now)
             if probe && !ackEliciting {
                 // RFC 9002 §6.2.4: a probe must be ack-eliciting.
                 Frame.ping.encode(to: &datagramWriter)
@@ -348,11 +364,14 @@ extension Connection {
         datagramWriter.bytes.append(contentsOf: repeatElement(0, count: tag))
         space.nextPacketNumber += 1
 
-        packets.append(PendingPacket(start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
-                                     payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, level: level,
-                                     sent: SentPacket(packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
-                                                      inFlight: ackEliciting, frames: frames),
-                                     packetType: packetType))
+        packets.append(
+            PendingPacket(
+                start: start, lengthFieldOffset: lengthFieldOffset, pnOffset: pnOffset, pnLength: pnLength,
+                payloadStart: payloadStart, payloadEnd: payloadEnd, packetNumber: pn, level: level,
+                sent: SentPacket(
+                    packetNumber: pn, timeSent: now, size: 0, ackEliciting: ackEliciting,
+                    inFlight: ackEliciting, frames: frames),
+                packetType: packetType))
         return true
     }
 
@@ -405,8 +424,10 @@ extension Connection {
     }
 
     /// Appends frames in priority order until the packet is full.
-    private func writeFrames(space: PacketNumberSpace, level: EncryptionLevel, path: Path, payloadLimit: Int,
-                             frames: inout SentFrames, ackEliciting: inout Bool, now: Timestamp) {
+    private func writeFrames(
+        space: PacketNumberSpace, level: EncryptionLevel, path: Path, payloadLimit: Int,
+        frames: inout SentFrames, ackEliciting: inout Bool, now: Timestamp
+    ) {
         var remaining: Int { payloadLimit - datagramWriter.count }
         func put(_ f: Frame, _ record: SentFrame) -> Bool {
             guard f.encodedLength <= remaining else { return false }
@@ -451,9 +472,13 @@ extension Connection {
                 maxStreamsUniToSend = false
             }
             while let seq = localCIDsToAnnounce.first {
-                guard let cid = localCIDs[seq] else { localCIDsToAnnounce.removeFirst(); continue }
-                let f = NewConnectionIDFrame(sequenceNumber: seq, retirePriorTo: 0, connectionID: cid,
-                                             statelessResetToken: StatelessResetTokens.token(for: cid, key: config.statelessResetKey))
+                guard let cid = localCIDs[seq] else {
+                    localCIDsToAnnounce.removeFirst()
+                    continue
+                }
+                let f = NewConnectionIDFrame(
+                    sequenceNumber: seq, retirePriorTo: 0, connectionID: cid,
+                    statelessResetToken: StatelessResetTokens.token(for: cid, key: config.statelessResetKey))
                 guard put(.newConnectionID(f), .newConnectionID(sequence: seq)) else { break }
                 localCIDsToAnnounce.removeFirst()
             }
@@ -467,7 +492,8 @@ extension Connection {
             writeMultipathControlFrames(put)
             for s in streams.values {
                 if let limit = s.streamDataBlockedToSend,
-                   put(.streamDataBlocked(streamID: s.id, limit: limit), .streamDataBlocked(id: s.id)) {
+                    put(.streamDataBlocked(streamID: s.id, limit: limit), .streamDataBlocked(id: s.id))
+                {
                     s.streamDataBlockedToSend = nil
                     s.streamDataBlockedSentAt = limit
                 }
@@ -483,11 +509,13 @@ extension Connection {
         guard path.isUsable else { return }
         // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
         // own queue first (the bonding scheduler's choice), then the connection's shared queue.
-        writeDatagrams(from: &path.datagrams, shared: false, path: path, payloadLimit: payloadLimit, frames: &frames,
-                       ackEliciting: &ackEliciting)
+        writeDatagrams(
+            from: &path.datagrams, shared: false, path: path, payloadLimit: payloadLimit, frames: &frames,
+            ackEliciting: &ackEliciting)
         guard carriesData(path) else { return }
-        writeDatagrams(from: &datagramsToSend, shared: true, path: path, payloadLimit: payloadLimit, frames: &frames,
-                       ackEliciting: &ackEliciting)
+        writeDatagrams(
+            from: &datagramsToSend, shared: true, path: path, payloadLimit: payloadLimit, frames: &frames,
+            ackEliciting: &ackEliciting)
 
         // Stream frames, round-robin across streams with something to send.
         var rounds = sendQueue.count
@@ -502,7 +530,9 @@ extension Connection {
                 if put(.resetStream(streamID: id, errorCode: code, finalSize: finalSize), .resetStream(id: id)) {
                     s.resetSentFinalSize = finalSize
                     s.send.discardAll()
-                } else { sendQueue.append(id) }
+                } else {
+                    sendQueue.append(id)
+                }
                 continue
             }
             guard s.resetToSend == nil else { continue }
@@ -512,8 +542,10 @@ extension Connection {
         }
     }
 
-    private func writeDatagrams(from queue: inout DatagramQueue, shared: Bool, path: Path, payloadLimit: Int,
-                                frames: inout SentFrames, ackEliciting: inout Bool) {
+    private func writeDatagrams(
+        from queue: inout DatagramQueue, shared: Bool, path: Path, payloadLimit: Int,
+        frames: inout SentFrames, ackEliciting: inout Bool
+    ) {
         // The room of an empty 1-RTT packet on this path: a datagram larger than that never fits
         // (RFC 9221 §5: no fragmentation) and is dropped (the path's MTU fell since it was queued);
         // a smaller one waits for the next packet. One in the shared queue is dropped only when it
@@ -524,9 +556,13 @@ extension Connection {
             let need = Frame.datagramHeaderLength(length: length, hasLength: true) + length
             if need > payloadLimit - datagramWriter.count {
                 guard need > emptyPacketRoom else { return }
-                if shared && pathList.count > 1 && pathList.contains(where: {
-                    $0.isUsable && need <= $0.maxDatagramSize - (1 + $0.destinationCID.length + 4) - tagLength
-                }) { return }
+                if shared && pathList.count > 1
+                    && pathList.contains(where: {
+                        $0.isUsable && need <= $0.maxDatagramSize - (1 + $0.destinationCID.length + 4) - tagLength
+                    })
+                {
+                    return
+                }
                 releaseSlot(of: queue.removeFirst())
                 stats.datagramsDropped += 1
                 continue
@@ -563,8 +599,9 @@ extension Connection {
             if let chunk = s.send.nextChunk(maxLength: maxLen, limit: newLimit) {
                 let end = chunk.offset + UInt64(chunk.data.count)
                 let fin = s.finWritten && end == s.send.endOffset
-                Frame.encodeStreamHeader(streamID: s.id, offset: chunk.offset, length: chunk.data.count, fin: fin,
-                                         hasLength: true, to: &datagramWriter)
+                Frame.encodeStreamHeader(
+                    streamID: s.id, offset: chunk.offset, length: chunk.data.count, fin: fin,
+                    hasLength: true, to: &datagramWriter)
                 datagramWriter.writeBytes(chunk.data)
                 if !chunk.isRetransmission { dataSent += UInt64(chunk.data.count) }
                 if fin { s.finSent = true }

@@ -25,8 +25,9 @@ extension Connection {
 
     /// Number of streams the peer still lets us open.
     public func availableStreams(bidirectional: Bool) -> UInt64 {
-        bidirectional ? peerMaxStreamsBidi - min(peerMaxStreamsBidi, nextLocalBidiIndex)
-                      : peerMaxStreamsUni - min(peerMaxStreamsUni, nextLocalUniIndex)
+        bidirectional
+            ? peerMaxStreamsBidi - min(peerMaxStreamsBidi, nextLocalBidiIndex)
+            : peerMaxStreamsUni - min(peerMaxStreamsUni, nextLocalUniIndex)
     }
 
     /// Returns the stream, creating peer-initiated streams (and all lower-numbered ones of the
@@ -44,7 +45,7 @@ extension Connection {
             // RFC 9000 §19.8/§19.10: a frame for a local stream we have not opened is STREAM_STATE_ERROR.
             let next = bidi ? nextLocalBidiIndex : nextLocalUniIndex
             if id >> 2 >= next { throw TransportError(.streamStateError, frameType: frameType, "stream \(id) not opened") }
-            return nil // already closed and forgotten
+            return nil  // already closed and forgotten
         }
         // RFC 9000 §19.8: receiving STREAM on a peer's unidirectional stream we can't... (fine);
         // RFC 9000 §19.10/§19.4: MAX_STREAM_DATA/STOP_SENDING for a receive-only stream is an error.
@@ -53,7 +54,7 @@ extension Connection {
         }
         let index = id >> 2
         let opened = bidi ? remoteStreamsOpenedBidi : remoteStreamsOpenedUni
-        if index < opened { return nil } // closed already
+        if index < opened { return nil }  // closed already
         let limit = bidi ? localMaxStreamsBidi : localMaxStreamsUni
         // RFC 9000 §4.6: a stream beyond the advertised limit is a STREAM_LIMIT_ERROR.
         guard index < limit else { throw TransportError(.streamLimitError, frameType: frameType, "stream \(id) exceeds limit \(limit)") }
@@ -128,7 +129,6 @@ extension Connection {
     /// The IDs of streams that exist (open or not yet collected).
     public var openStreamIDs: [UInt64] { Array(streams.keys).sorted() }
 
-
     // MARK: - Internals
 
     func scheduleSend(_ id: UInt64) {
@@ -162,8 +162,9 @@ extension Connection {
 
     func tryStartKeyUpdate() -> Bool {
         guard keyUpdate.updateRequested, handshakeConfirmed, keyUpdate.currentPhaseAcked,
-              let current = writeKeys[EncryptionLevel.application.rawValue], keyUpdate.nextRead != nil,
-              keyUpdate.readPhase == keyUpdate.writePhase else { return false }
+            let current = writeKeys[EncryptionLevel.application.rawValue], keyUpdate.nextRead != nil,
+            keyUpdate.readPhase == keyUpdate.writePhase
+        else { return false }
         writeKeys[EncryptionLevel.application.rawValue] = current.nextGeneration()
         keyUpdate.writePhase.toggle()
         for p in paths.values { p.keyPhaseStartPN = p.space.nextPacketNumber }

@@ -32,8 +32,10 @@ extension Connection {
     /// with the key phase bit to match (RFC 9001 §6). The connection's own packet numbers,
     /// sent-packet records and key usage counters are left alone.
     /// - Returns: the datagram, or nil without 1-RTT write keys.
-    @_spi(Testing) public func testingSealOneRTTPacket(payload: [UInt8], destinationCID: ConnectionID, packetNumber: UInt64,
-                                                       pathID: UInt32 = 0, keyUpdates: Int = 0) -> [UInt8]? {
+    @_spi(Testing) public func testingSealOneRTTPacket(
+        payload: [UInt8], destinationCID: ConnectionID, packetNumber: UInt64,
+        pathID: UInt32 = 0, keyUpdates: Int = 0
+    ) -> [UInt8]? {
         guard var keys = writeKeys[EncryptionLevel.application.rawValue] else { return nil }
         for _ in 0..<max(0, keyUpdates) { keys = keys.nextGeneration() }
         let phase = keyUpdate.writePhase != (keyUpdates % 2 == 1)
@@ -46,8 +48,9 @@ extension Connection {
         w.writeBytes(payload)
         var bytes = w.bytes
         let usage = keys.usageCount
-        PacketProtection.seal(&bytes, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: bytes.count,
-                              packetNumber: packetNumber, keys: keys, pathID: pathID)
+        PacketProtection.seal(
+            &bytes, start: 0, pnOffset: pnOffset, pnLength: pnLength, payloadEnd: bytes.count,
+            packetNumber: packetNumber, keys: keys, pathID: pathID)
         keys.usageCount = usage
         return bytes
     }
@@ -113,10 +116,11 @@ extension Connection {
     @_spi(Testing) public func testingSnapshot() -> TestingSnapshot {
         var s = TestingSnapshot()
         for (id, st) in streams {
-            s.streams[id] = .init(canSend: st.canSend, canReceive: st.canReceive, recvLimit: st.recvLimit, recvWindow: st.recvWindow,
-                                  readOffset: st.recv.readOffset, highestOffset: st.recv.highestOffset,
-                                  finalSize: st.recv.finalSize, resetReceived: st.resetReceived != nil,
-                                  bufferedBytes: st.recv.bufferedBytes, outOfOrderChunks: st.recv.outOfOrderChunks)
+            s.streams[id] = .init(
+                canSend: st.canSend, canReceive: st.canReceive, recvLimit: st.recvLimit, recvWindow: st.recvWindow,
+                readOffset: st.recv.readOffset, highestOffset: st.recv.highestOffset,
+                finalSize: st.recv.finalSize, resetReceived: st.resetReceived != nil,
+                bufferedBytes: st.recv.bufferedBytes, outOfOrderChunks: st.recv.outOfOrderChunks)
         }
         s.localMaxData = localMaxData
         s.dataReceived = dataReceived
@@ -132,8 +136,9 @@ extension Connection {
         s.localCIDs = localCIDs
         s.nextLocalCIDSequence = nextLocalCIDSequence
         for (id, p) in paths {
-            s.paths[id] = .init(nextPacketNumber: p.space.nextPacketNumber, state: p.state.rawValue,
-                                responsesToSend: p.responsesToSend.count, queuedDatagrams: p.datagrams.count)
+            s.paths[id] = .init(
+                nextPacketNumber: p.space.nextPacketNumber, state: p.state.rawValue,
+                responsesToSend: p.responsesToSend.count, queuedDatagrams: p.datagrams.count)
         }
         s.multipathEnabled = multipath.enabled
         s.localMaxPathID = multipath.localMaxPathID

@@ -197,9 +197,11 @@ public final class Connection {
     ///   - token: a NEW_TOKEN value from an earlier connection to the same server.
     ///   - rememberedParameters: the server's transport parameters saved with the ticket; 0-RTT
     ///     data obeys their limits (RFC 9000 §7.4.1).
-    public init(clientWith config: ConnectionConfiguration, serverName: String?, remote: SocketAddress,
-                random: RandomSource, now: Timestamp, session: [UInt8]? = nil, token: [UInt8]? = nil,
-                rememberedParameters: [UInt8]? = nil) throws {
+    public init(
+        clientWith config: ConnectionConfiguration, serverName: String?, remote: SocketAddress,
+        random: RandomSource, now: Timestamp, session: [UInt8]? = nil, token: [UInt8]? = nil,
+        rememberedParameters: [UInt8]? = nil
+    ) throws {
         self.role = .client
         self.config = config
         let coupling = Connection.makeCoupling(config.coupling)
@@ -216,29 +218,34 @@ public final class Connection {
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
         datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
-        path = Path(id: 0, remote: remote, state: .active, addressValidated: true,
-                    maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
-                                                           coupling: coupling, random: random),
-                    congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
+        path = Path(
+            id: 0, remote: remote, state: .active, addressValidated: true,
+            maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
+            congestion: Connection.makeController(
+                config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
+                coupling: coupling, random: random),
+            congestionAlgorithm: config.congestion, ecnEnabled: config.ecn, destinationCID: odcid)
         initialSpace = PacketNumberSpace(id: .initial)
         handshakeSpace = PacketNumberSpace(id: .handshake)
         spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
-        pathOrder = [0] // observers do not run inside init
+        pathOrder = [0]  // observers do not run inside init
         pathList = [path]
         retryToken = token ?? []
-        localParameters = Connection.makeLocalParameters(config: config, isServer: false, sourceCID: sourceCID,
-                                                         originalDestinationCID: odcid, retrySourceCID: nil)
-        tls = try TLSSession(context: config.tls, transportParameters: localParameters.encode(grease: true),
-                             serverName: serverName, session: session, earlyDataContext: [])
+        localParameters = Connection.makeLocalParameters(
+            config: config, isServer: false, sourceCID: sourceCID,
+            originalDestinationCID: odcid, retrySourceCID: nil)
+        tls = try TLSSession(
+            context: config.tls, transportParameters: localParameters.encode(grease: true),
+            serverName: serverName, session: session, earlyDataContext: [])
         localCIDs[0] = sourceCID
         nextLocalCIDSequence = 1
         peerCIDs[0] = (odcid, nil)
         if session != nil, let raw = rememberedParameters, !raw.isEmpty,
-           let p = try? TransportParameters.decode(raw, isServer: true) {
+            let p = try? TransportParameters.decode(raw, isServer: true)
+        {
             self.rememberedParameters = p
-            peerMaxDatagramFrameSize = p.maxDatagramFrameSize // observers do not run inside init
+            peerMaxDatagramFrameSize = p.maxDatagramFrameSize  // observers do not run inside init
             peerMaxData = p.initialMaxData
             peerMaxStreamsBidi = p.initialMaxStreamsBidi
             peerMaxStreamsUni = p.initialMaxStreamsUni
@@ -250,9 +257,11 @@ public final class Connection {
 
     /// Creates a server connection for a client's first Initial packet (the endpoint has already
     /// checked version, size and address validation).
-    init(serverWith config: ConnectionConfiguration, clientInitial header: PacketHeader, remote: SocketAddress,
-         random: RandomSource, now: Timestamp, originalDestinationCID: ConnectionID,
-         retrySourceCID: ConnectionID?, addressValidated: Bool) throws {
+    init(
+        serverWith config: ConnectionConfiguration, clientInitial header: PacketHeader, remote: SocketAddress,
+        random: RandomSource, now: Timestamp, originalDestinationCID: ConnectionID,
+        retrySourceCID: ConnectionID?, addressValidated: Bool
+    ) throws {
         self.role = .server
         self.config = config
         let coupling = Connection.makeCoupling(config.coupling)
@@ -268,21 +277,24 @@ public final class Connection {
         localMaxStreamsUni = config.initialMaxStreamsUni
         lastReceiveTime = now
         datagramSlots = DatagramSlots(capacity: max(1, config.datagramSlotCount), slotSize: max(1200, config.maxUDPPayloadSize))
-        path = Path(id: 0, remote: remote, state: .active, addressValidated: addressValidated,
-                    maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
-                    congestion: Connection.makeController(config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
-                                                           coupling: coupling, random: random),
-                    congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
-                    destinationCID: header.sourceConnectionID)
+        path = Path(
+            id: 0, remote: remote, state: .active, addressValidated: addressValidated,
+            maxDatagramSize: Connection.firstPathMTU(config), mtu: Connection.firstPathMTUDiscovery(config),
+            congestion: Connection.makeController(
+                config.congestion, maxDatagramSize: Connection.firstPathMTU(config),
+                coupling: coupling, random: random),
+            congestionAlgorithm: config.congestion, ecnEnabled: config.ecn,
+            destinationCID: header.sourceConnectionID)
         initialSpace = PacketNumberSpace(id: .initial)
         handshakeSpace = PacketNumberSpace(id: .handshake)
         spaces = [initialSpace, handshakeSpace, path.space]
         paths[0] = path
-        pathOrder = [0] // observers do not run inside init
+        pathOrder = [0]  // observers do not run inside init
         pathList = [path]
-        localParameters = Connection.makeLocalParameters(config: config, isServer: true, sourceCID: sourceCID,
-                                                         originalDestinationCID: originalDestinationCID,
-                                                         retrySourceCID: retrySourceCID)
+        localParameters = Connection.makeLocalParameters(
+            config: config, isServer: true, sourceCID: sourceCID,
+            originalDestinationCID: originalDestinationCID,
+            retrySourceCID: retrySourceCID)
         // RFC 9001 §4.6.1: 0-RTT is accepted only if the settings it relied on are unchanged; the
         // context is our parameters without the per-connection values (connection IDs, token).
         var stable = localParameters
@@ -290,8 +302,9 @@ public final class Connection {
         stable.initialSourceConnectionID = nil
         stable.retrySourceConnectionID = nil
         stable.statelessResetToken = nil
-        tls = try TLSSession(context: config.tls, transportParameters: localParameters.encode(grease: true), serverName: nil,
-                             session: nil, earlyDataContext: stable.encode() + Array(config.tls.configuration.alpnProtocols.joined(separator: ",").utf8))
+        tls = try TLSSession(
+            context: config.tls, transportParameters: localParameters.encode(grease: true), serverName: nil,
+            session: nil, earlyDataContext: stable.encode() + Array(config.tls.configuration.alpnProtocols.joined(separator: ",").utf8))
         localCIDs[0] = sourceCID
         nextLocalCIDSequence = 1
         peerCIDs[0] = (header.sourceConnectionID, nil)
@@ -310,8 +323,10 @@ public final class Connection {
         PathMTUDiscovery(maximum: config.maxUDPPayloadSize, raiseInterval: config.pmtuRaiseInterval)
     }
 
-    static func makeLocalParameters(config: ConnectionConfiguration, isServer: Bool, sourceCID: ConnectionID,
-                                    originalDestinationCID: ConnectionID, retrySourceCID: ConnectionID?) -> TransportParameters {
+    static func makeLocalParameters(
+        config: ConnectionConfiguration, isServer: Bool, sourceCID: ConnectionID,
+        originalDestinationCID: ConnectionID, retrySourceCID: ConnectionID?
+    ) -> TransportParameters {
         var p = TransportParameters()
         p.maxIdleTimeout = config.maxIdleTimeout.nanoseconds / 1_000_000
         p.maxUDPPayloadSize = UInt64(max(1200, config.maxUDPPayloadSize))
@@ -374,7 +389,10 @@ public final class Connection {
     /// Next application event, or nil.
     public func pollEvent() -> ConnectionEvent? {
         guard eventsHead < events.count else {
-            if eventsHead > 0 { events.removeAll(keepingCapacity: true); eventsHead = 0 }
+            if eventsHead > 0 {
+                events.removeAll(keepingCapacity: true)
+                eventsHead = 0
+            }
             return nil
         }
         defer { eventsHead += 1 }
@@ -398,15 +416,18 @@ public final class Connection {
         // transport CONNECTION_CLOSE (APPLICATION_ERROR) in Initial/Handshake packets; we keep it
         // simple and use 0x1d only once 1-RTT keys exist.
         let app = writeKeys[EncryptionLevel.application.rawValue] != nil
-        closeFrame = app ? ConnectionCloseFrame(isApplication: true, errorCode: errorCode, reason: ArraySlice(reason.utf8))
-                         : ConnectionCloseFrame(isApplication: false, errorCode: TransportErrorCode.applicationError.rawValue, reason: [])
+        closeFrame =
+            app
+            ? ConnectionCloseFrame(isApplication: true, errorCode: errorCode, reason: ArraySlice(reason.utf8))
+            : ConnectionCloseFrame(isApplication: false, errorCode: TransportErrorCode.applicationError.rawValue, reason: [])
         enterClosing(reason: .localApplication(code: errorCode, reason: reason), now: now)
     }
 
     func closeWithError(_ error: TransportError, now: Timestamp) {
         guard state != .closing && state != .draining && state != .closed else { return }
-        closeFrame = ConnectionCloseFrame(isApplication: false, errorCode: error.code.rawValue, frameType: error.frameType,
-                                          reason: ArraySlice(error.reason.utf8.prefix(200)))
+        closeFrame = ConnectionCloseFrame(
+            isApplication: false, errorCode: error.code.rawValue, frameType: error.frameType,
+            reason: ArraySlice(error.reason.utf8.prefix(200)))
         stats.closeError = error
         enterClosing(reason: .localTransport(code: error.code, reason: error.reason), now: now)
     }
@@ -433,7 +454,6 @@ public final class Connection {
         emit(.closed(closeReason ?? .idleTimeout))
         qlogConnectionState("closed", now: now)
     }
-
 
     // MARK: - Timers
 
@@ -515,7 +535,10 @@ public final class Connection {
 
     func resetIdleTimer(now: Timestamp) {
         // RFC 9000 §10.1: the effective timeout is the negotiated one, and at least three PTOs.
-        guard let timeout = negotiatedIdleTimeout else { idleDeadline = nil; return }
+        guard let timeout = negotiatedIdleTimeout else {
+            idleDeadline = nil
+            return
+        }
         idleDeadline = now + max(timeout, path.rtt.probeTimeout(maxAckDelay: peerMaxAckDelay) * 3)
     }
 }

@@ -81,8 +81,14 @@ public struct Transmit: Sendable {
     /// The ECN codepoint to put in the IP header (RFC 9000 §13.4): ECT(0) while the path tests or
     /// trusts ECN. A sender that cannot set it per datagram may send all as not-ECT.
     public var ecn: ECNCodepoint
-    public init(bytes: [UInt8], destination: SocketAddress, pathID: UInt32 = 0, source: SocketAddress? = nil,
-                ecn: ECNCodepoint = .notECT) {
-        self.bytes = bytes; self.destination = destination; self.pathID = pathID; self.source = source; self.ecn = ecn
+    public init(
+        bytes: [UInt8], destination: SocketAddress, pathID: UInt32 = 0, source: SocketAddress? = nil,
+        ecn: ECNCodepoint = .notECT
+    ) {
+        self.bytes = bytes
+        self.destination = destination
+        self.pathID = pathID
+        self.source = source
+        self.ecn = ecn
     }
 }

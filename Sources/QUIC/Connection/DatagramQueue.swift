@@ -65,7 +65,10 @@ struct DatagramQueue {
 
     /// Takes every waiting datagram out (a path was abandoned: they go to another queue).
     mutating func drain() -> ArraySlice<QueuedDatagram> {
-        defer { items.removeAll(); head = 0 }
+        defer {
+            items.removeAll()
+            head = 0
+        }
         return items[head...]
     }
 }

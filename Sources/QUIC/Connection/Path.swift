@@ -94,10 +94,12 @@ final class Path {
     /// (`Connection.updateDeliveryRate`).
     var deliveryRate: Double = 0
 
-    init(id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
-         addressValidated: Bool, maxDatagramSize: Int, mtu: PathMTUDiscovery, congestion: CongestionController,
-         congestionAlgorithm: CongestionAlgorithm, ecnEnabled: Bool, destinationCID: ConnectionID,
-         destinationCIDSequence: UInt64 = 0) {
+    init(
+        id: UInt32, remote: SocketAddress, local: SocketAddress? = nil, interface: String? = nil, state: PathState,
+        addressValidated: Bool, maxDatagramSize: Int, mtu: PathMTUDiscovery, congestion: CongestionController,
+        congestionAlgorithm: CongestionAlgorithm, ecnEnabled: Bool, destinationCID: ConnectionID,
+        destinationCIDSequence: UInt64 = 0
+    ) {
         self.id = id
         self.remote = remote
         self.local = local
@@ -125,21 +127,23 @@ final class Path {
     var isUsable: Bool { state == .active }
 
     func statistics() -> PathStatistics {
-        PathStatistics(id: id, state: state, remote: remote, local: local, interface: interface, isBackup: isBackup,
-                       smoothedRTT: rtt.smoothed, minRTT: rtt.minimum, latestRTT: rtt.latest, rttVariation: rtt.variation,
-                       congestionWindow: congestion.congestionWindow, bytesInFlight: bytesInFlight,
-                       packetsSent: packetsSent, packetsLost: packetsLost, packetsReceived: packetsReceived,
-                       bytesAcked: bytesAcked, bytesSent: bytesSentTotal, deliveryRate: deliveryRate,
-                       lossRate: packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent),
-                       maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
-                       nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount,
-                       congestionControl: congestion.name,
-                       pacingRate: Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed,
-                                              controllerRate: congestion.pacingRate),
-                       ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced,
-                       pmtuProbesSent: pmtuProbesSent, pmtuProbesLost: pmtuProbesLost,
-                       pmtuBlackHolesDetected: pmtuBlackHoles, pmtuSearchComplete: mtu.phase == .searchComplete,
-                       keepAlivesSent: keepAlivesSent)
+        PathStatistics(
+            id: id, state: state, remote: remote, local: local, interface: interface, isBackup: isBackup,
+            smoothedRTT: rtt.smoothed, minRTT: rtt.minimum, latestRTT: rtt.latest, rttVariation: rtt.variation,
+            congestionWindow: congestion.congestionWindow, bytesInFlight: bytesInFlight,
+            packetsSent: packetsSent, packetsLost: packetsLost, packetsReceived: packetsReceived,
+            bytesAcked: bytesAcked, bytesSent: bytesSentTotal, deliveryRate: deliveryRate,
+            lossRate: packetsSent == 0 ? 0 : Double(packetsLost) / Double(packetsSent),
+            maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
+            nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount,
+            congestionControl: congestion.name,
+            pacingRate: Pacer.rate(
+                congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed,
+                controllerRate: congestion.pacingRate),
+            ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced,
+            pmtuProbesSent: pmtuProbesSent, pmtuProbesLost: pmtuProbesLost,
+            pmtuBlackHolesDetected: pmtuBlackHoles, pmtuSearchComplete: mtu.phase == .searchComplete,
+            keepAlivesSent: keepAlivesSent)
     }
 }
 

@@ -33,12 +33,13 @@ extension Connection {
     /// The condition of path `id` now, or nil when there is no such path.
     public func pathCondition(_ id: UInt32) -> PathCondition? {
         guard let p = paths[id] else { return nil }
-        return PathCondition(state: p.state, isBackup: p.isBackup, smoothedRTT: p.rtt.smoothed, minRTT: p.rtt.minimum,
-                             rttVariation: p.rtt.variation, congestionWindow: p.congestion.congestionWindow,
-                             bytesInFlight: p.bytesInFlight, deliveryRate: p.deliveryRate,
-                             lossRate: p.packetsSent == 0 ? 0 : Double(p.packetsLost) / Double(p.packetsSent),
-                             queuedDatagrams: p.queuedDatagrams, nextSendTime: p.pacingDeadline,
-                             consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize,
-                             mtuSettled: !config.pmtuDiscovery || p.mtu.phase == .searchComplete, mtuBlackHoles: p.pmtuBlackHoles)
+        return PathCondition(
+            state: p.state, isBackup: p.isBackup, smoothedRTT: p.rtt.smoothed, minRTT: p.rtt.minimum,
+            rttVariation: p.rtt.variation, congestionWindow: p.congestion.congestionWindow,
+            bytesInFlight: p.bytesInFlight, deliveryRate: p.deliveryRate,
+            lossRate: p.packetsSent == 0 ? 0 : Double(p.packetsLost) / Double(p.packetsSent),
+            queuedDatagrams: p.queuedDatagrams, nextSendTime: p.pacingDeadline,
+            consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize,
+            mtuSettled: !config.pmtuDiscovery || p.mtu.phase == .searchComplete, mtuBlackHoles: p.pmtuBlackHoles)
     }
 }

@@ -19,7 +19,8 @@ public final class PacketAEAD {
         }
         ctx = context
         precondition(ok == 1, "EVP_AEAD_CTX_init failed")
-        var h: UInt32 = 0, l: UInt64 = 0
+        var h: UInt32 = 0
+        var l: UInt64 = 0
         for i in 0..<4 { h = h << 8 | UInt32(iv[i]) }
         for i in 4..<12 { l = l << 8 | UInt64(iv[i]) }
         ivHigh = h
@@ -55,16 +56,19 @@ public final class PacketAEAD {
     /// - Precondition: `buffer.count >= payloadEnd + 16`.
     /// - Returns: the end of the sealed payload (payloadEnd + tag length).
     @discardableResult
-    public func seal(_ buffer: UnsafeMutableRawBufferPointer, headerLength: Int, payloadEnd: Int,
-                     packetNumber: UInt64, pathID: UInt32 = 0) -> Int {
+    public func seal(
+        _ buffer: UnsafeMutableRawBufferPointer, headerLength: Int, payloadEnd: Int,
+        packetNumber: UInt64, pathID: UInt32 = 0
+    ) -> Int {
         var nonce = makeNonce(packetNumber: packetNumber, pathID: pathID)
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var outLen = 0
         let ok = withUnsafeBytes(of: &nonce) { n in
-            EVP_AEAD_CTX_seal(ctx, base + headerLength, &outLen, buffer.count - headerLength,
-                              n.baseAddress!.assumingMemoryBound(to: UInt8.self), 12,
-                              base + headerLength, payloadEnd - headerLength,
-                              base, headerLength)
+            EVP_AEAD_CTX_seal(
+                ctx, base + headerLength, &outLen, buffer.count - headerLength,
+                n.baseAddress!.assumingMemoryBound(to: UInt8.self), 12,
+                base + headerLength, payloadEnd - headerLength,
+                base, headerLength)
         }
         precondition(ok == 1, "AEAD seal failed")
         return headerLength + outLen
@@ -72,17 +76,20 @@ public final class PacketAEAD {
 
     /// Opens `buffer[headerLength..<end]` (ciphertext + tag) in place; the header is the AAD.
     /// - Returns: the plaintext length, or nil if authentication failed.
-    public func open(_ buffer: UnsafeMutableRawBufferPointer, headerLength: Int, end: Int,
-                     packetNumber: UInt64, pathID: UInt32 = 0) -> Int? {
+    public func open(
+        _ buffer: UnsafeMutableRawBufferPointer, headerLength: Int, end: Int,
+        packetNumber: UInt64, pathID: UInt32 = 0
+    ) -> Int? {
         guard end - headerLength >= suite.tagLength else { return nil }
         var nonce = makeNonce(packetNumber: packetNumber, pathID: pathID)
         let base = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var outLen = 0
         let ok = withUnsafeBytes(of: &nonce) { n in
-            EVP_AEAD_CTX_open(ctx, base + headerLength, &outLen, end - headerLength,
-                              n.baseAddress!.assumingMemoryBound(to: UInt8.self), 12,
-                              base + headerLength, end - headerLength,
-                              base, headerLength)
+            EVP_AEAD_CTX_open(
+                ctx, base + headerLength, &outLen, end - headerLength,
+                n.baseAddress!.assumingMemoryBound(to: UInt8.self), 12,
+                base + headerLength, end - headerLength,
+                base, headerLength)
         }
         // A failed open leaves an error on BoringSSL's queue; a successful one does not.
         guard ok == 1 else {

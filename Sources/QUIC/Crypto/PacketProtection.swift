@@ -28,8 +28,9 @@ public final class PacketKeys {
 
     /// RFC 9001 §6.1: the next key phase; the header protection key is not updated.
     public func nextGeneration() -> PacketKeys {
-        PacketKeys(secret: KeySchedule.nextGenerationSecret(secret, suite: suite), suite: suite,
-                   headerProtection: headerProtection)
+        PacketKeys(
+            secret: KeySchedule.nextGenerationSecret(secret, suite: suite), suite: suite,
+            headerProtection: headerProtection)
     }
 
     public static func initial(destinationConnectionID: ConnectionID, isServer: Bool) -> (read: PacketKeys, write: PacketKeys) {
@@ -45,8 +46,10 @@ public enum PacketProtection {
     /// (`pnLength` bytes) starts at `pnOffset`. Appends the AEAD tag, then applies header protection.
     /// - Returns: the packet's end offset.
     @discardableResult
-    public static func seal(_ buffer: inout [UInt8], start: Int, pnOffset: Int, pnLength: Int, payloadEnd: Int,
-                            packetNumber: UInt64, keys: PacketKeys, pathID: UInt32 = 0) -> Int {
+    public static func seal(
+        _ buffer: inout [UInt8], start: Int, pnOffset: Int, pnLength: Int, payloadEnd: Int,
+        packetNumber: UInt64, keys: PacketKeys, pathID: UInt32 = 0
+    ) -> Int {
         let tag = keys.suite.tagLength
         if buffer.count < payloadEnd + tag {
             buffer.append(contentsOf: repeatElement(0, count: payloadEnd + tag - buffer.count))
@@ -54,8 +57,9 @@ public enum PacketProtection {
         let headerLength = pnOffset + pnLength - start
         let end = buffer.withUnsafeMutableBytes { raw -> Int in
             let packet = UnsafeMutableRawBufferPointer(rebasing: raw[start..<(payloadEnd + tag)])
-            let sealedEnd = keys.aead.seal(packet, headerLength: headerLength, payloadEnd: payloadEnd - start,
-                                           packetNumber: packetNumber, pathID: pathID)
+            let sealedEnd = keys.aead.seal(
+                packet, headerLength: headerLength, payloadEnd: payloadEnd - start,
+                packetNumber: packetNumber, pathID: pathID)
             applyHeaderProtection(packet, pnOffset: pnOffset - start, pnLength: pnLength, hp: keys.headerProtection)
             return start + sealedEnd
         }
@@ -90,8 +94,11 @@ public enum PacketProtection {
     /// Removes header protection in place and returns (first byte, packet number length, truncated PN).
     /// Returns nil if the packet is too short to sample.
     public static func removeHeaderProtection(_ buffer: inout [UInt8], header: PacketHeader, hp: HeaderProtection)
-        -> (firstByte: UInt8, pnLength: Int, truncatedPN: UInt64)? {
-        let start = header.packetStart, pnOffset = header.packetNumberOffset, end = header.packetEnd
+        -> (firstByte: UInt8, pnLength: Int, truncatedPN: UInt64)?
+    {
+        let start = header.packetStart
+        let pnOffset = header.packetNumberOffset
+        let end = header.packetEnd
         guard end <= buffer.count, pnOffset + 4 + 16 <= end else { return nil }
         return buffer.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -114,8 +121,10 @@ public enum PacketProtection {
     }
 
     /// Opens the AEAD payload of a packet whose header protection was already removed.
-    public static func openPayload(_ buffer: inout [UInt8], header: PacketHeader, pnLength: Int, packetNumber: UInt64,
-                                   keys: PacketKeys, pathID: UInt32 = 0) -> Int? {
+    public static func openPayload(
+        _ buffer: inout [UInt8], header: PacketHeader, pnLength: Int, packetNumber: UInt64,
+        keys: PacketKeys, pathID: UInt32 = 0
+    ) -> Int? {
         let start = header.packetStart
         let headerLength = header.packetNumberOffset + pnLength - start
         let length = header.packetEnd - start

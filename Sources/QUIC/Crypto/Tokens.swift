@@ -22,7 +22,10 @@ public enum StatelessResetTokens {
 
 /// What an address validation token proves (RFC 9000 §8.1.1).
 public struct AddressToken: Equatable, Sendable {
-    public enum Kind: UInt8, Sendable { case retry = 0, newToken = 1 }
+    public enum Kind: UInt8, Sendable {
+        case retry = 0
+        case newToken = 1
+    }
     public var kind: Kind
     public var issuedAt: Timestamp
     public var clientAddress: SocketAddress
@@ -81,8 +84,9 @@ public final class AddressTokenProtector {
             let rscidLen = Int(try r.readUInt8())
             guard rscidLen <= 20 else { return nil }
             let rscid = ConnectionID(try r.readBytes(rscidLen))
-            return AddressToken(kind: kind, issuedAt: issued, clientAddress: SocketAddress(ip: ip, port: port),
-                                originalDestinationConnectionID: odcid, retrySourceConnectionID: rscid)
+            return AddressToken(
+                kind: kind, issuedAt: issued, clientAddress: SocketAddress(ip: ip, port: port),
+                originalDestinationConnectionID: odcid, retrySourceConnectionID: rscid)
         } catch {
             return nil
         }

@@ -10,7 +10,7 @@ public struct FrameType {
     public static let stopSending: UInt64 = 0x05
     public static let crypto: UInt64 = 0x06
     public static let newToken: UInt64 = 0x07
-    public static let streamBase: UInt64 = 0x08 // 0x08-0x0f: OFF=0x04, LEN=0x02, FIN=0x01
+    public static let streamBase: UInt64 = 0x08  // 0x08-0x0f: OFF=0x04, LEN=0x02, FIN=0x01
     public static let maxData: UInt64 = 0x10
     public static let maxStreamData: UInt64 = 0x11
     public static let maxStreamsBidi: UInt64 = 0x12
@@ -26,7 +26,7 @@ public struct FrameType {
     public static let connectionCloseTransport: UInt64 = 0x1c
     public static let connectionCloseApplication: UInt64 = 0x1d
     public static let handshakeDone: UInt64 = 0x1e
-    public static let datagram: UInt64 = 0x30        // RFC 9221: no length field
+    public static let datagram: UInt64 = 0x30  // RFC 9221: no length field
     public static let datagramWithLength: UInt64 = 0x31
     // draft-ietf-quic-multipath (codepoints of -20, kept by -21)
     public static let pathAck: UInt64 = 0x3e
@@ -47,7 +47,9 @@ public struct ECNCounts: Equatable, Sendable {
     public var ect1: UInt64
     public var ce: UInt64
     public init(ect0: UInt64 = 0, ect1: UInt64 = 0, ce: UInt64 = 0) {
-        self.ect0 = ect0; self.ect1 = ect1; self.ce = ce
+        self.ect0 = ect0
+        self.ect1 = ect1
+        self.ce = ce
     }
 }
 
@@ -60,7 +62,9 @@ public struct AckFrame: Equatable, Sendable {
     public var ecn: ECNCounts?
 
     public init(ranges: AckRanges, ackDelay: UInt64, ecn: ECNCounts? = nil) {
-        self.ranges = ranges; self.ackDelay = ackDelay; self.ecn = ecn
+        self.ranges = ranges
+        self.ackDelay = ackDelay
+        self.ecn = ecn
     }
 
     public init(ranges: [ClosedRange<UInt64>], ackDelay: UInt64, ecn: ECNCounts? = nil) {
@@ -76,7 +80,10 @@ public struct StreamFrame: Equatable, Sendable {
     public var data: ArraySlice<UInt8>
     public var fin: Bool
     public init(streamID: UInt64, offset: UInt64, data: ArraySlice<UInt8>, fin: Bool) {
-        self.streamID = streamID; self.offset = offset; self.data = data; self.fin = fin
+        self.streamID = streamID
+        self.offset = offset
+        self.data = data
+        self.fin = fin
     }
 }
 
@@ -86,8 +93,10 @@ public struct NewConnectionIDFrame: Equatable, Sendable {
     public var connectionID: ConnectionID
     public var statelessResetToken: StatelessResetToken
     public init(sequenceNumber: UInt64, retirePriorTo: UInt64, connectionID: ConnectionID, statelessResetToken: StatelessResetToken) {
-        self.sequenceNumber = sequenceNumber; self.retirePriorTo = retirePriorTo
-        self.connectionID = connectionID; self.statelessResetToken = statelessResetToken
+        self.sequenceNumber = sequenceNumber
+        self.retirePriorTo = retirePriorTo
+        self.connectionID = connectionID
+        self.statelessResetToken = statelessResetToken
     }
 }
 
@@ -99,7 +108,10 @@ public struct ConnectionCloseFrame: Equatable, Sendable {
     public var frameType: UInt64
     public var reason: ArraySlice<UInt8>
     public init(isApplication: Bool, errorCode: UInt64, frameType: UInt64 = 0, reason: ArraySlice<UInt8> = []) {
-        self.isApplication = isApplication; self.errorCode = errorCode; self.frameType = frameType; self.reason = reason
+        self.isApplication = isApplication
+        self.errorCode = errorCode
+        self.frameType = frameType
+        self.reason = reason
     }
 }
 

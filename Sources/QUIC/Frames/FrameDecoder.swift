@@ -100,7 +100,7 @@ extension Frame {
     public static func isKnownFrameType(_ type: UInt64) -> Bool {
         switch type {
         case 0x00...0x1e, FrameType.datagram, FrameType.datagramWithLength,
-             FrameType.pathAck, FrameType.pathAckECN, FrameType.pathAbandon...FrameType.pathCIDsBlocked:
+            FrameType.pathAck, FrameType.pathAckECN, FrameType.pathAbandon...FrameType.pathCIDsBlocked:
             return true
         default:
             return false
@@ -121,7 +121,7 @@ extension Frame {
             // application variant 0x1d is never sent in Initial or Handshake (§10.2.3).
             switch type {
             case FrameType.padding, FrameType.ping, FrameType.ack, FrameType.ackECN,
-                 FrameType.crypto, FrameType.connectionCloseTransport:
+                FrameType.crypto, FrameType.connectionCloseTransport:
                 return true
             default:
                 return false
@@ -133,7 +133,7 @@ extension Frame {
             // RETIRE_CONNECTION_ID. A server MAY treat receipt of these frames in 0-RTT packets as a
             // connection error of type PROTOCOL_VIOLATION." We do, for all six.
             case FrameType.ack, FrameType.ackECN, FrameType.crypto, FrameType.handshakeDone,
-                 FrameType.newToken, FrameType.pathResponse, FrameType.retireConnectionID:
+                FrameType.newToken, FrameType.pathResponse, FrameType.retireConnectionID:
                 return false
             // draft-ietf-quic-multipath §4: "All frames defined in this document MUST only be sent in
             // 1-RTT packets. If an endpoint receives a multipath-specific frame in a different packet
@@ -158,7 +158,10 @@ extension Frame {
             var count = 1
             let bytes = r.bytes
             var i = r.position
-            while i < r.end && bytes[i] == 0 { i += 1; count += 1 }
+            while i < r.end && bytes[i] == 0 {
+                i += 1
+                count += 1
+            }
             try r.skip(i - r.position)
             return .padding(count: count)
 
@@ -260,8 +263,10 @@ extension Frame {
             let frameType = try isApplication ? 0 : r.readVarInt()
             let length = try r.readLength()
             let reason = try r.readBytes(length)
-            return .connectionClose(ConnectionCloseFrame(isApplication: isApplication, errorCode: code,
-                                                         frameType: frameType, reason: reason))
+            return .connectionClose(
+                ConnectionCloseFrame(
+                    isApplication: isApplication, errorCode: code,
+                    frameType: frameType, reason: reason))
 
         case FrameType.handshakeDone:
             return .handshakeDone
@@ -410,7 +415,8 @@ extension Frame {
         }
         let cid = ConnectionID(try r.readBytes(length))
         let token = StatelessResetToken(try r.readBytes(16))
-        return NewConnectionIDFrame(sequenceNumber: seq, retirePriorTo: retirePriorTo,
-                                    connectionID: cid, statelessResetToken: token)
+        return NewConnectionIDFrame(
+            sequenceNumber: seq, retirePriorTo: retirePriorTo,
+            connectionID: cid, statelessResetToken: token)
     }
 }

@@ -82,10 +82,13 @@ extension Frame {
             Frame.encodeAckBody(a, to: &w)
         case .resetStream(let id, let code, let finalSize):
             w.writeVarInt(FrameType.resetStream)
-            w.writeVarInt(id); w.writeVarInt(code); w.writeVarInt(finalSize)
+            w.writeVarInt(id)
+            w.writeVarInt(code)
+            w.writeVarInt(finalSize)
         case .stopSending(let id, let code):
             w.writeVarInt(FrameType.stopSending)
-            w.writeVarInt(id); w.writeVarInt(code)
+            w.writeVarInt(id)
+            w.writeVarInt(code)
         case .crypto(let offset, let data):
             Frame.encodeCryptoHeader(offset: offset, length: data.count, to: &w)
             w.writeBytes(data)
@@ -94,30 +97,42 @@ extension Frame {
             w.writeVarInt(UInt64(token.count))
             w.writeBytes(token)
         case .stream(let s):
-            Frame.encodeStreamHeader(streamID: s.streamID, offset: s.offset, length: s.data.count,
-                                     fin: s.fin, hasLength: true, to: &w)
+            Frame.encodeStreamHeader(
+                streamID: s.streamID, offset: s.offset, length: s.data.count,
+                fin: s.fin, hasLength: true, to: &w)
             w.writeBytes(s.data)
         case .maxData(let v):
-            w.writeVarInt(FrameType.maxData); w.writeVarInt(v)
+            w.writeVarInt(FrameType.maxData)
+            w.writeVarInt(v)
         case .maxStreamData(let id, let v):
-            w.writeVarInt(FrameType.maxStreamData); w.writeVarInt(id); w.writeVarInt(v)
+            w.writeVarInt(FrameType.maxStreamData)
+            w.writeVarInt(id)
+            w.writeVarInt(v)
         case .maxStreams(_, let v):
-            w.writeVarInt(frameType); w.writeVarInt(v)
+            w.writeVarInt(frameType)
+            w.writeVarInt(v)
         case .dataBlocked(let v):
-            w.writeVarInt(FrameType.dataBlocked); w.writeVarInt(v)
+            w.writeVarInt(FrameType.dataBlocked)
+            w.writeVarInt(v)
         case .streamDataBlocked(let id, let v):
-            w.writeVarInt(FrameType.streamDataBlocked); w.writeVarInt(id); w.writeVarInt(v)
+            w.writeVarInt(FrameType.streamDataBlocked)
+            w.writeVarInt(id)
+            w.writeVarInt(v)
         case .streamsBlocked(_, let v):
-            w.writeVarInt(frameType); w.writeVarInt(v)
+            w.writeVarInt(frameType)
+            w.writeVarInt(v)
         case .newConnectionID(let n):
             w.writeVarInt(FrameType.newConnectionID)
             Frame.encodeNewConnectionIDBody(n, to: &w)
         case .retireConnectionID(let seq):
-            w.writeVarInt(FrameType.retireConnectionID); w.writeVarInt(seq)
+            w.writeVarInt(FrameType.retireConnectionID)
+            w.writeVarInt(seq)
         case .pathChallenge(let data):
-            w.writeVarInt(FrameType.pathChallenge); w.writeUInt(data, bytes: 8)
+            w.writeVarInt(FrameType.pathChallenge)
+            w.writeUInt(data, bytes: 8)
         case .pathResponse(let data):
-            w.writeVarInt(FrameType.pathResponse); w.writeUInt(data, bytes: 8)
+            w.writeVarInt(FrameType.pathResponse)
+            w.writeUInt(data, bytes: 8)
         case .connectionClose(let c):
             w.writeVarInt(frameType)
             w.writeVarInt(c.errorCode)
@@ -134,23 +149,35 @@ extension Frame {
             w.writeVarInt(pathID)
             Frame.encodeAckBody(a, to: &w)
         case .pathAbandon(let pathID, let code):
-            w.writeVarInt(FrameType.pathAbandon); w.writeVarInt(pathID); w.writeVarInt(code)
+            w.writeVarInt(FrameType.pathAbandon)
+            w.writeVarInt(pathID)
+            w.writeVarInt(code)
         case .pathStatusBackup(let pathID, let seq):
-            w.writeVarInt(FrameType.pathStatusBackup); w.writeVarInt(pathID); w.writeVarInt(seq)
+            w.writeVarInt(FrameType.pathStatusBackup)
+            w.writeVarInt(pathID)
+            w.writeVarInt(seq)
         case .pathStatusAvailable(let pathID, let seq):
-            w.writeVarInt(FrameType.pathStatusAvailable); w.writeVarInt(pathID); w.writeVarInt(seq)
+            w.writeVarInt(FrameType.pathStatusAvailable)
+            w.writeVarInt(pathID)
+            w.writeVarInt(seq)
         case .pathNewConnectionID(let pathID, let n):
             w.writeVarInt(FrameType.pathNewConnectionID)
             w.writeVarInt(pathID)
             Frame.encodeNewConnectionIDBody(n, to: &w)
         case .pathRetireConnectionID(let pathID, let seq):
-            w.writeVarInt(FrameType.pathRetireConnectionID); w.writeVarInt(pathID); w.writeVarInt(seq)
+            w.writeVarInt(FrameType.pathRetireConnectionID)
+            w.writeVarInt(pathID)
+            w.writeVarInt(seq)
         case .maxPathID(let v):
-            w.writeVarInt(FrameType.maxPathID); w.writeVarInt(v)
+            w.writeVarInt(FrameType.maxPathID)
+            w.writeVarInt(v)
         case .pathsBlocked(let v):
-            w.writeVarInt(FrameType.pathsBlocked); w.writeVarInt(v)
+            w.writeVarInt(FrameType.pathsBlocked)
+            w.writeVarInt(v)
         case .pathCIDsBlocked(let pathID, let next):
-            w.writeVarInt(FrameType.pathCIDsBlocked); w.writeVarInt(pathID); w.writeVarInt(next)
+            w.writeVarInt(FrameType.pathCIDsBlocked)
+            w.writeVarInt(pathID)
+            w.writeVarInt(next)
         }
     }
 
@@ -166,8 +193,9 @@ extension Frame {
         case .crypto(let offset, let data): return Frame.cryptoHeaderLength(offset: offset, length: data.count) + data.count
         case .newToken(let token): return 1 + v(UInt64(token.count)) + token.count
         case .stream(let s):
-            return Frame.streamHeaderLength(streamID: s.streamID, offset: s.offset, length: s.data.count,
-                                            hasLength: true) + s.data.count
+            return Frame.streamHeaderLength(
+                streamID: s.streamID, offset: s.offset, length: s.data.count,
+                hasLength: true) + s.data.count
         case .maxData(let x), .dataBlocked(let x), .retireConnectionID(let x): return 1 + v(x)
         case .maxStreams(_, let x), .streamsBlocked(_, let x): return 1 + v(x)
         case .maxStreamData(let id, let x), .streamDataBlocked(let id, let x): return 1 + v(id) + v(x)
@@ -179,7 +207,7 @@ extension Frame {
             return Frame.datagramHeaderLength(length: data.count, hasLength: hasLength) + data.count
         case .pathAck(let pathID, let a): return 1 + v(pathID) + Frame.ackBodyLength(a)
         case .pathAbandon(let a, let b), .pathStatusBackup(let a, let b), .pathStatusAvailable(let a, let b),
-             .pathRetireConnectionID(let a, let b), .pathCIDsBlocked(let a, let b):
+            .pathRetireConnectionID(let a, let b), .pathCIDsBlocked(let a, let b):
             return 2 + v(a) + v(b)
         case .pathNewConnectionID(let pathID, let n): return 2 + v(pathID) + Frame.newConnectionIDBodyLength(n)
         case .maxPathID(let x), .pathsBlocked(let x): return 2 + v(x)
@@ -202,8 +230,10 @@ extension Frame {
 
     /// Writes a STREAM frame header for `length` data bytes that the caller appends next.
     /// With `hasLength: false` the frame runs to the end of the packet, so it must be the last one.
-    public static func encodeStreamHeader(streamID: UInt64, offset: UInt64, length: Int, fin: Bool,
-                                          hasLength: Bool, to w: inout ByteWriter) {
+    public static func encodeStreamHeader(
+        streamID: UInt64, offset: UInt64, length: Int, fin: Bool,
+        hasLength: Bool, to w: inout ByteWriter
+    ) {
         w.writeVarInt(streamFrameType(offset: offset, fin: fin, hasLength: hasLength))
         w.writeVarInt(streamID)
         if offset > 0 { w.writeVarInt(offset) }
@@ -219,8 +249,10 @@ extension Frame {
     /// The largest number of STREAM data bytes whose frame (header + data) fits in `budget` bytes,
     /// or 0 when no data byte fits (check `streamHeaderLength` for an empty FIN-only frame). `maxLength`
     /// caps the answer (data available to send).
-    public static func maxStreamDataLength(streamID: UInt64, offset: UInt64, budget: Int, hasLength: Bool,
-                                           maxLength: Int = Int.max) -> Int {
+    public static func maxStreamDataLength(
+        streamID: UInt64, offset: UInt64, budget: Int, hasLength: Bool,
+        maxLength: Int = Int.max
+    ) -> Int {
         let fixed = 1 + VarInt.encodedLength(streamID) + (offset > 0 ? VarInt.encodedLength(offset) : 0)
         return maxPayload(fixedHeader: fixed, budget: budget, hasLength: hasLength, maxLength: maxLength)
     }
@@ -296,7 +328,9 @@ extension Frame {
             previousSmallest = r.lowerBound
         }
         if let e = a.ecn {
-            w.writeVarInt(e.ect0); w.writeVarInt(e.ect1); w.writeVarInt(e.ce)
+            w.writeVarInt(e.ect0)
+            w.writeVarInt(e.ect1)
+            w.writeVarInt(e.ce)
         }
     }
 

@@ -18,14 +18,14 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
         precondition(bytes.count <= ConnectionID.maxLength, "connection ID longer than 20 bytes")
         length = bytes.count
         #if _endian(little)
-        // Byte i lives at bit 8*i of a, b, c: in memory, the 20 bytes in order (one copy, not a
-        // loop of shifts; the receive path builds one per packet header).
-        let copied: Void? = bytes.withContiguousStorageIfAvailable { src in
-            withUnsafeMutableBytes(of: &self) { dst in
-                dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: src.count)
+            // Byte i lives at bit 8*i of a, b, c: in memory, the 20 bytes in order (one copy, not a
+            // loop of shifts; the receive path builds one per packet header).
+            let copied: Void? = bytes.withContiguousStorageIfAvailable { src in
+                withUnsafeMutableBytes(of: &self) { dst in
+                    dst.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: src.count)
+                }
             }
-        }
-        if copied != nil { return }
+            if copied != nil { return }
         #endif
         var i = 0
         for byte in bytes {
@@ -55,10 +55,10 @@ public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
 
     public func write(to writer: inout ByteWriter) {
         #if _endian(little)
-        var copy = self
-        withUnsafeBytes(of: &copy) { writer.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            var copy = self
+            withUnsafeBytes(of: &copy) { writer.bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
         #else
-        for i in 0..<length { writer.writeUInt8(self[i]) }
+            for i in 0..<length { writer.writeUInt8(self[i]) }
         #endif
     }
 
@@ -76,7 +76,8 @@ public struct StatelessResetToken: Hashable, Sendable {
 
     public init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         precondition(bytes.count == 16, "stateless reset token must be 16 bytes")
-        var h: UInt64 = 0, l: UInt64 = 0
+        var h: UInt64 = 0
+        var l: UInt64 = 0
         for (i, byte) in bytes.enumerated() {
             if i < 8 { h = h << 8 | UInt64(byte) } else { l = l << 8 | UInt64(byte) }
         }
@@ -90,8 +91,10 @@ public struct StatelessResetToken: Hashable, Sendable {
         precondition(datagram.count >= 16)
         (high, low) = datagram.withUnsafeBytes { raw in
             let end = raw.count
-            return (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 16, as: UInt64.self)),
-                    UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self)))
+            return (
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 16, as: UInt64.self)),
+                UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: end - 8, as: UInt64.self))
+            )
         }
     }
 

@@ -21,8 +21,9 @@ public final class QUICLBConnectionIDGenerator: ConnectionIDGenerator {
     public init(configRotation: UInt8, serverID: [UInt8], nonceLength: Int = 6, encodesLength: Bool = true) {
         precondition(configRotation < 7, "config rotation 0b111 is reserved for unroutable connection IDs")
         precondition((1...15).contains(serverID.count), "QUIC-LB server IDs are 1 to 15 bytes")
-        precondition(nonceLength >= 4 && 1 + serverID.count + nonceLength <= ConnectionID.maxLength,
-                     "QUIC-LB nonce of at least 4 bytes within a 20-byte connection ID")
+        precondition(
+            nonceLength >= 4 && 1 + serverID.count + nonceLength <= ConnectionID.maxLength,
+            "QUIC-LB nonce of at least 4 bytes within a 20-byte connection ID")
         self.configRotation = configRotation
         self.serverID = serverID
         self.nonceLength = nonceLength

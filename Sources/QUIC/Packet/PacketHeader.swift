@@ -58,9 +58,11 @@ public struct PacketHeader: Sendable {
         variableFields = nil
     }
 
-    private init(isLongHeader: Bool, type: PacketType, version: UInt32, destinationConnectionID: ConnectionID,
-                 sourceConnectionID: ConnectionID, token: ArraySlice<UInt8>, packetNumberOffset: Int, packetEnd: Int,
-                 packetStart: Int, supportedVersions: [UInt32], retryIntegrityTag: ArraySlice<UInt8>) {
+    private init(
+        isLongHeader: Bool, type: PacketType, version: UInt32, destinationConnectionID: ConnectionID,
+        sourceConnectionID: ConnectionID, token: ArraySlice<UInt8>, packetNumberOffset: Int, packetEnd: Int,
+        packetStart: Int, supportedVersions: [UInt32], retryIntegrityTag: ArraySlice<UInt8>
+    ) {
         self.isLongHeader = isLongHeader
         self.type = type
         self.version = version
@@ -69,7 +71,9 @@ public struct PacketHeader: Sendable {
         self.packetNumberOffset = packetNumberOffset
         self.packetEnd = packetEnd
         self.packetStart = packetStart
-        variableFields = token.isEmpty && supportedVersions.isEmpty && retryIntegrityTag.isEmpty ? nil
+        variableFields =
+            token.isEmpty && supportedVersions.isEmpty && retryIntegrityTag.isEmpty
+            ? nil
             : VariableFields(token: token, supportedVersions: supportedVersions, retryIntegrityTag: retryIntegrityTag)
     }
 
@@ -83,8 +87,9 @@ public struct PacketHeader: Sendable {
             // it cleared is discarded (we do not negotiate grease_quic_bit).
             guard first & 0x40 != 0 else { throw WireError.invalidValue("fixed bit clear") }
             let dcid = try r.readBytes(shortHeaderCIDLength)
-            return PacketHeader(shortHeaderWith: ConnectionID(dcid), packetNumberOffset: r.position,
-                                packetEnd: datagram.count, packetStart: offset)
+            return PacketHeader(
+                shortHeaderWith: ConnectionID(dcid), packetNumberOffset: r.position,
+                packetEnd: datagram.count, packetStart: offset)
         }
         let version = try r.readUInt32()
         // RFC 9000 §17.2: DCID/SCID lengths are at most 20 in v1; other versions may differ
@@ -99,22 +104,25 @@ public struct PacketHeader: Sendable {
             // Unknown version with long CIDs: we can't represent them; caller sends nothing.
             throw WireError.invalidValue("connection ID too long for version \(version)")
         }
-        let dcid = ConnectionID(dcidBytes), scid = ConnectionID(scidBytes)
+        let dcid = ConnectionID(dcidBytes)
+        let scid = ConnectionID(scidBytes)
         if version == QUICVersion.negotiation {
             // RFC 9000 §17.2.1: Version Negotiation lists 32-bit versions.
             var versions: [UInt32] = []
             while r.remaining >= 4 { versions.append(try r.readUInt32()) }
-            return PacketHeader(isLongHeader: true, type: .versionNegotiation, version: 0,
-                                destinationConnectionID: dcid, sourceConnectionID: scid, token: [],
-                                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
-                                supportedVersions: versions, retryIntegrityTag: [])
+            return PacketHeader(
+                isLongHeader: true, type: .versionNegotiation, version: 0,
+                destinationConnectionID: dcid, sourceConnectionID: scid, token: [],
+                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
+                supportedVersions: versions, retryIntegrityTag: [])
         }
         guard version == QUICVersion.v1 else {
             // Unknown version: only the invariant fields are meaningful (RFC 8999).
-            return PacketHeader(isLongHeader: true, type: .initial, version: version,
-                                destinationConnectionID: dcid, sourceConnectionID: scid, token: [],
-                                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
-                                supportedVersions: [], retryIntegrityTag: [])
+            return PacketHeader(
+                isLongHeader: true, type: .initial, version: version,
+                destinationConnectionID: dcid, sourceConnectionID: scid, token: [],
+                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
+                supportedVersions: [], retryIntegrityTag: [])
         }
         guard first & 0x40 != 0 else { throw WireError.invalidValue("fixed bit clear") }
         let typeBits = (first >> 4) & 0x03
@@ -131,10 +139,11 @@ public struct PacketHeader: Sendable {
             guard r.remaining >= 16 else { throw WireError.truncated }
             token = try r.readBytes(r.remaining - 16)
             let tag = try r.readBytes(16)
-            return PacketHeader(isLongHeader: true, type: .retry, version: version,
-                                destinationConnectionID: dcid, sourceConnectionID: scid, token: token,
-                                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
-                                supportedVersions: [], retryIntegrityTag: tag)
+            return PacketHeader(
+                isLongHeader: true, type: .retry, version: version,
+                destinationConnectionID: dcid, sourceConnectionID: scid, token: token,
+                packetNumberOffset: r.position, packetEnd: datagram.count, packetStart: offset,
+                supportedVersions: [], retryIntegrityTag: tag)
         }
         if type == .initial {
             let tokenLength = try r.readLength()
@@ -144,9 +153,10 @@ public struct PacketHeader: Sendable {
         let pnOffset = r.position
         // RFC 9001 §5.4.2: the header-protection sample needs 4 bytes of packet number space + 16.
         guard length >= 20 else { throw WireError.invalidValue("packet too short for a header protection sample") }
-        return PacketHeader(isLongHeader: true, type: type, version: version,
-                            destinationConnectionID: dcid, sourceConnectionID: scid, token: token,
-                            packetNumberOffset: pnOffset, packetEnd: pnOffset + length, packetStart: offset,
-                            supportedVersions: [], retryIntegrityTag: [])
+        return PacketHeader(
+            isLongHeader: true, type: type, version: version,
+            destinationConnectionID: dcid, sourceConnectionID: scid, token: token,
+            packetNumberOffset: pnOffset, packetEnd: pnOffset + length, packetStart: offset,
+            supportedVersions: [], retryIntegrityTag: [])
     }
 }

@@ -17,11 +17,14 @@ public final class QlogWriter: QlogSink {
     private let origin: Timestamp
 
     /// Writes the qlog file header immediately.
-    public init(title: String, vantagePoint: String, originalDestinationConnectionID: String, start: Timestamp,
-                write: @escaping (String) -> Void) {
+    public init(
+        title: String, vantagePoint: String, originalDestinationConnectionID: String, start: Timestamp,
+        write: @escaping (String) -> Void
+    ) {
         self.write = write
         self.origin = start
-        let header = "{\"qlog_version\":\"0.4\",\"qlog_format\":\"JSON-SEQ\",\"title\":\(Self.quote(title)),"
+        let header =
+            "{\"qlog_version\":\"0.4\",\"qlog_format\":\"JSON-SEQ\",\"title\":\(Self.quote(title)),"
             + "\"trace\":{\"vantage_point\":{\"type\":\(Self.quote(vantagePoint))},"
             + "\"common_fields\":{\"ODCID\":\(Self.quote(originalDestinationConnectionID)),\"time_format\":\"relative\",\"reference_time\":0},"
             + "\"event_schemas\":[\"urn:ietf:params:qlog:events:quic\"]}}"
@@ -41,7 +44,11 @@ public final class QlogWriter: QlogSink {
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             default:
-                if c.value < 0x20 { out += "\\u00" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16) } else { out.unicodeScalars.append(c) }
+                if c.value < 0x20 {
+                    out += "\\u00" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(c)
+                }
             }
         }
         return out + "\""

@@ -141,7 +141,10 @@ final class PacketNumberSpace {
     /// Calls `body` for each live packet with pn <= `upTo`, in ascending order.
     func forEachSent(upTo: UInt64, _ body: (SentPacket) -> Void) {
         // A snapshot (no copy unless `body` changes the space): the window as it was.
-        let snapshot = ring, head = sentHead, count = sentCount, mask = ring.count - 1
+        let snapshot = ring
+        let head = sentHead
+        let count = sentCount
+        let mask = ring.count - 1
         for i in 0..<count {
             guard let p = snapshot[(head + i) & mask] else { continue }
             if p.packetNumber > upTo { break }
@@ -196,8 +199,9 @@ final class PacketNumberSpace {
         guard !received.isEmpty, let largestTime = largestReceivedTime else { return nil }
         let delayMicros = (now - largestTime).nanoseconds / 1000
         let ranges = AckRanges(received.ranges.reversed())
-        return AckFrame(ranges: ranges, ackDelay: delayMicros >> ackDelayExponent,
-                        ecn: (ecnCounts.ect0 + ecnCounts.ect1 + ecnCounts.ce) > 0 ? ecnCounts : nil)
+        return AckFrame(
+            ranges: ranges, ackDelay: delayMicros >> ackDelayExponent,
+            ecn: (ecnCounts.ect0 + ecnCounts.ect1 + ecnCounts.ce) > 0 ? ecnCounts : nil)
     }
 
     /// Whether the peer may not know yet about some packets we received.

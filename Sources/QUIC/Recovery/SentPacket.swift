@@ -93,7 +93,10 @@ struct SentFrames: RandomAccessCollection {
 
     /// A tagged DATAGRAM frame: extends the last entry when the tags follow on.
     mutating func appendDatagram(tag: UInt64?) {
-        guard let tag, count > 0 else { append(.datagram(tag: tag)); return }
+        guard let tag, count > 0 else {
+            append(.datagram(tag: tag))
+            return
+        }
         switch self[count - 1] {
         case .datagram(let t?) where t &+ 1 == tag:
             replaceLast(.datagrams(firstTag: t, count: 2))

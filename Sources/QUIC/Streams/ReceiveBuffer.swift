@@ -33,7 +33,7 @@ struct ReceiveBuffer {
             finalSize = end
         }
         highestOffset = max(highestOffset, end)
-        guard end > contiguousEnd else { return } // duplicate
+        guard end > contiguousEnd else { return }  // duplicate
         var start = offset
         var chunk = data
         if start < contiguousEnd {
@@ -58,13 +58,13 @@ struct ReceiveBuffer {
         for (off, existing) in pending {
             let existingEnd = off + UInt64(existing.count)
             guard off < end && existingEnd > start else { continue }
-            if off <= start && existingEnd >= end { return } // already held
+            if off <= start && existingEnd >= end { return }  // already held
             if off >= start && existingEnd <= end {
-                pending[off] = nil // covered by the new chunk
+                pending[off] = nil  // covered by the new chunk
             } else if off < start {
-                start = existingEnd // overlaps the new chunk's head
+                start = existingEnd  // overlaps the new chunk's head
             } else {
-                end = off // overlaps its tail
+                end = off  // overlaps its tail
             }
         }
         guard start < end else { return }

@@ -5,7 +5,7 @@
 struct SendBuffer {
     /// Unacknowledged bytes starting at stream offset `base`.
     private var storage: [UInt8] = []
-    private var storageStart = 0 // index in storage of offset `base`
+    private var storageStart = 0  // index in storage of offset `base`
     private(set) var base: UInt64 = 0
     /// Next offset never sent before.
     private(set) var nextNewOffset: UInt64 = 0
@@ -32,7 +32,10 @@ struct SendBuffer {
         guard maxLength > 0 else { return nil }
         while let r = lost.ranges.first {
             // Skip parts already acknowledged meanwhile.
-            if r.upperBound < base { lost.remove(r); continue }
+            if r.upperBound < base {
+                lost.remove(r)
+                continue
+            }
             let start = max(r.lowerBound, base)
             let end = min(r.upperBound + 1, start + UInt64(maxLength))
             lost.remove(start...(end - 1))

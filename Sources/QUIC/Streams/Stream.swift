@@ -57,7 +57,8 @@ final class Stream {
     var wantsToSend: Bool {
         guard canSend, resetSentFinalSize == nil else { return resetToSend != nil && resetSentFinalSize == nil }
         if resetToSend != nil { return true }
-        return send.hasLostData || (send.unsentNewBytes > 0 && send.nextNewOffset < sendLimit) || (finWritten && !finSent && send.unsentNewBytes == 0)
+        return send.hasLostData || (send.unsentNewBytes > 0 && send.nextNewOffset < sendLimit)
+            || (finWritten && !finSent && send.unsentNewBytes == 0)
     }
 
     /// Something `wantsToSend` that can go on the wire now, given the connection-level room for

@@ -27,7 +27,8 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         if parts.count == 2 {
             // Digits only: "+24" or " 24" are typos, not prefixes.
             guard !parts[1].isEmpty, parts[1].allSatisfy(\.isASCII), parts[1].allSatisfy(\.isNumber),
-                  let n = Int(parts[1]), n <= max else { return nil }
+                let n = Int(parts[1]), n <= max
+            else { return nil }
             length = n
         }
         self.init(address: SocketAddress(ip: ip, port: 0), length: length)
@@ -38,7 +39,9 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         var bytes = address.ip
         for i in bytes.indices {
             let bitsBefore = i * 8
-            if bitsBefore >= length { bytes[i] = 0 } else if bitsBefore + 8 > length {
+            if bitsBefore >= length {
+                bytes[i] = 0
+            } else if bitsBefore + 8 > length {
                 bytes[i] &= UInt8(0xff) << UInt8(8 - (length - bitsBefore))
             }
         }

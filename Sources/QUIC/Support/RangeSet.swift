@@ -15,7 +15,8 @@ public struct RangeSet: Equatable, Sendable {
 
     public func contains(_ v: UInt64) -> Bool {
         // Binary search for the last range with lowerBound <= v.
-        var lo = 0, hi = ranges.count - 1
+        var lo = 0
+        var hi = ranges.count - 1
         while lo <= hi {
             let mid = (lo + hi) / 2
             if ranges[mid].lowerBound <= v {
@@ -45,7 +46,8 @@ public struct RangeSet: Equatable, Sendable {
             ranges.append(r)
             return
         }
-        var lower = r.lowerBound, upper = r.upperBound
+        var lower = r.lowerBound
+        var upper = r.upperBound
         var i = 0
         // Skip ranges entirely below (and not adjacent).
         while i < ranges.count && ranges[i].upperBound &+ 1 < lower { i += 1 }
@@ -68,22 +70,28 @@ public struct RangeSet: Equatable, Sendable {
         var j = i
         while j < ranges.count && ranges[j].lowerBound <= r.upperBound { j += 1 }
         guard i < j else { return }
-        let first = ranges[i], last = ranges[j - 1]
+        let first = ranges[i]
+        let last = ranges[j - 1]
         // What survives at the edges: the first's part below r, the last's part above it.
         let below: ClosedRange<UInt64>? = first.lowerBound < r.lowerBound ? first.lowerBound...(r.lowerBound - 1) : nil
         let above: ClosedRange<UInt64>? = last.upperBound > r.upperBound ? (r.upperBound + 1)...last.upperBound : nil
         switch (below, above) {
-        case let (b?, a?):
+        case (let b?, let a?):
             ranges[i] = b
-            if j - i == 1 { ranges.insert(a, at: i + 1) } else { ranges[i + 1] = a; ranges.removeSubrange(i + 2 ..< j) }
-        case let (b?, nil):
+            if j - i == 1 {
+                ranges.insert(a, at: i + 1)
+            } else {
+                ranges[i + 1] = a
+                ranges.removeSubrange(i + 2..<j)
+            }
+        case (let b?, nil):
             ranges[i] = b
-            ranges.removeSubrange(i + 1 ..< j)
-        case let (nil, a?):
+            ranges.removeSubrange(i + 1..<j)
+        case (nil, let a?):
             ranges[j - 1] = a
-            ranges.removeSubrange(i ..< j - 1)
+            ranges.removeSubrange(i..<j - 1)
         case (nil, nil):
-            ranges.removeSubrange(i ..< j)
+            ranges.removeSubrange(i..<j)
         }
     }
 

@@ -19,7 +19,8 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// From 4 (IPv4) or 16 (IPv6) address bytes in network order, e.g. straight from a sockaddr.
     public init(ipBytes: UnsafeRawBufferPointer, port: UInt16) {
         precondition(ipBytes.count == 4 || ipBytes.count == 16, "IP address must be 4 or 16 bytes")
-        var h: UInt64 = 0, l: UInt64 = 0
+        var h: UInt64 = 0
+        var l: UInt64 = 0
         for i in 0..<ipBytes.count {
             if i < 8 { h |= UInt64(ipBytes[i]) << UInt64(56 - 8 * i) } else { l |= UInt64(ipBytes[i]) << UInt64(56 - 8 * (i - 8)) }
         }
@@ -60,7 +61,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         if parts.count == 4 {
             var out: [UInt8] = []
-            for p in parts { guard let v = UInt8(p) else { return nil }; out.append(v) }
+            for p in parts {
+                guard let v = UInt8(p) else { return nil }
+                out.append(v)
+            }
             return out
         }
         // IPv6 with optional "::" compression (no embedded IPv4).
@@ -99,9 +103,15 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         var groups: [String] = []
         for i in stride(from: 0, to: 16, by: 2) { groups.append(String(UInt16(ip[i]) << 8 | UInt16(ip[i + 1]), radix: 16)) }
         // Compress the longest run of zeros.
-        var best = (start: -1, len: 0), cur = (start: -1, len: 0)
+        var best = (start: -1, len: 0)
+        var cur = (start: -1, len: 0)
         for (i, g) in groups.enumerated() {
-            if g == "0" { cur = cur.start < 0 ? (i, 1) : (cur.start, cur.len + 1); if cur.len > best.len { best = cur } } else { cur = (-1, 0) }
+            if g == "0" {
+                cur = cur.start < 0 ? (i, 1) : (cur.start, cur.len + 1)
+                if cur.len > best.len { best = cur }
+            } else {
+                cur = (-1, 0)
+            }
         }
         if best.len >= 2 {
             let head = groups[0..<best.start].joined(separator: ":")

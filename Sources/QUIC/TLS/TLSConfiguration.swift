@@ -118,7 +118,10 @@ public final class TLSContext: @unchecked Sendable {
         }
         if let identity = configuration.identity {
             let (certificate, key) = try identity.makeCertificate()
-            defer { X509_free(certificate); EVP_PKEY_free(key) }
+            defer {
+                X509_free(certificate)
+                EVP_PKEY_free(key)
+            }
             guard SSL_CTX_use_certificate(ctx, certificate) == 1, SSL_CTX_use_PrivateKey(ctx, key) == 1 else {
                 throw TLSConfigurationError("cannot use the tunnel key")
             }
@@ -126,15 +129,18 @@ public final class TLSContext: @unchecked Sendable {
         if configuration.identity != nil || configuration.verification.isPinned {
             // BoringSSL leaves Ed25519 out of the signature algorithms it accepts unless asked;
             // tunnel keys are Ed25519, so both ends list it first (RFC 8446 §4.2.3).
-            let prefs: [UInt16] = [UInt16(SSL_SIGN_ED25519), UInt16(SSL_SIGN_ECDSA_SECP256R1_SHA256), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA256),
-                                   UInt16(SSL_SIGN_RSA_PKCS1_SHA256), UInt16(SSL_SIGN_ECDSA_SECP384R1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA384),
-                                   UInt16(SSL_SIGN_RSA_PKCS1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA512), UInt16(SSL_SIGN_RSA_PKCS1_SHA512)]
+            let prefs: [UInt16] = [
+                UInt16(SSL_SIGN_ED25519), UInt16(SSL_SIGN_ECDSA_SECP256R1_SHA256), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA256),
+                UInt16(SSL_SIGN_RSA_PKCS1_SHA256), UInt16(SSL_SIGN_ECDSA_SECP384R1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA384),
+                UInt16(SSL_SIGN_RSA_PKCS1_SHA384), UInt16(SSL_SIGN_RSA_PSS_RSAE_SHA512), UInt16(SSL_SIGN_RSA_PKCS1_SHA512),
+            ]
             guard SSL_CTX_set_verify_algorithm_prefs(ctx, prefs, prefs.count) == 1 else {
                 throw TLSConfigurationError("cannot set signature algorithms")
             }
         }
         if isServer {
-            guard configuration.certificateChainFile != nil || configuration.certificateChainPEM != nil || configuration.identity != nil else {
+            guard configuration.certificateChainFile != nil || configuration.certificateChainPEM != nil || configuration.identity != nil
+            else {
                 throw TLSConfigurationError("a server needs a certificate")
             }
             SSL_CTX_set_alpn_select_cb(ctx, alpnSelectCallback, nil)
@@ -182,7 +188,10 @@ public final class TLSContext: @unchecked Sendable {
         guard SSL_CTX_use_certificate(ctx, leaf) == 1 else { throw TLSConfigurationError("cannot use certificate") }
         while let extra = PEM_read_bio_X509(bio, nil, nil, nil) {
             // SSL_CTX_add_extra_chain_cert takes ownership.
-            guard SSL_CTX_add_extra_chain_cert(ctx, extra) == 1 else { X509_free(extra); throw TLSConfigurationError("cannot add chain certificate") }
+            guard SSL_CTX_add_extra_chain_cert(ctx, extra) == 1 else {
+                X509_free(extra)
+                throw TLSConfigurationError("cannot add chain certificate")
+            }
         }
         ERR_clear_error()
     }
@@ -190,35 +199,38 @@ public final class TLSContext: @unchecked Sendable {
 
 // MARK: - C callbacks (no captures: they find the Swift session through SSL ex_data)
 
-private let alpnSelectCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
-                                                UnsafeMutablePointer<UInt8>?, UnsafePointer<UInt8>?, UInt32,
-                                                UnsafeMutableRawPointer?) -> Int32 = { ssl, out, outLen, inp, inLen, _ in
-    guard let session = TLSSession.from(ssl) else { return SSL_TLSEXT_ERR_ALERT_FATAL }
-    let offered = Array(UnsafeBufferPointer(start: inp, count: Int(inLen)))
-    // Server preference order: first of ours that the client offered.
-    let ours = session.context.configuration.alpnProtocols
-    var i = 0
-    var offeredNames: [[UInt8]] = []
-    while i < offered.count {
-        let n = Int(offered[i])
-        guard i + 1 + n <= offered.count else { break }
-        offeredNames.append(Array(offered[(i + 1)..<(i + 1 + n)]))
-        i += 1 + n
-    }
-    for p in ours {
-        let b = Array(p.utf8)
-        if let idx = offeredNames.firstIndex(of: b) {
-            // Point into the client's buffer (BoringSSL copies it).
-            var pos = 0
-            for k in 0..<idx { pos += 1 + offeredNames[k].count }
-            out?.pointee = inp! + pos + 1
-            outLen?.pointee = UInt8(b.count)
-            return SSL_TLSEXT_ERR_OK
+private let alpnSelectCallback:
+    @convention(c) (
+        OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+        UnsafeMutablePointer<UInt8>?, UnsafePointer<UInt8>?, UInt32,
+        UnsafeMutableRawPointer?
+    ) -> Int32 = { ssl, out, outLen, inp, inLen, _ in
+        guard let session = TLSSession.from(ssl) else { return SSL_TLSEXT_ERR_ALERT_FATAL }
+        let offered = Array(UnsafeBufferPointer(start: inp, count: Int(inLen)))
+        // Server preference order: first of ours that the client offered.
+        let ours = session.context.configuration.alpnProtocols
+        var i = 0
+        var offeredNames: [[UInt8]] = []
+        while i < offered.count {
+            let n = Int(offered[i])
+            guard i + 1 + n <= offered.count else { break }
+            offeredNames.append(Array(offered[(i + 1)..<(i + 1 + n)]))
+            i += 1 + n
         }
+        for p in ours {
+            let b = Array(p.utf8)
+            if let idx = offeredNames.firstIndex(of: b) {
+                // Point into the client's buffer (BoringSSL copies it).
+                var pos = 0
+                for k in 0..<idx { pos += 1 + offeredNames[k].count }
+                out?.pointee = inp! + pos + 1
+                outLen?.pointee = UInt8(b.count)
+                return SSL_TLSEXT_ERR_OK
+            }
+        }
+        // RFC 9001 §8.1: no common protocol → no_application_protocol alert.
+        return SSL_TLSEXT_ERR_ALERT_FATAL
     }
-    // RFC 9001 §8.1: no common protocol → no_application_protocol alert.
-    return SSL_TLSEXT_ERR_ALERT_FATAL
-}
 
 private let newSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
     guard let s = TLSSession.from(ssl), let session else { return 0 }
@@ -228,7 +240,7 @@ private let newSessionCallback: @convention(c) (OpaquePointer?, OpaquePointer?) 
         s.receivedSessionTickets.append(Array(UnsafeBufferPointer(start: data, count: len)))
         OPENSSL_free(data)
     }
-    return 0 // we did not take ownership of `session`
+    return 0  // we did not take ownership of `session`
 }
 
 private let keyLogCallback: @convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> Void = { ssl, line in
@@ -256,7 +268,8 @@ private let pinnedKeyVerifyCallback: @convention(c) (OpaquePointer?, UnsafeMutab
 /// session too), nil without one.
 func peerPublicKeySHA256(_ ssl: OpaquePointer?) -> [UInt8]? {
     guard let chain = SSL_get0_peer_certificates(ssl), sk_CRYPTO_BUFFER_num(chain) > 0,
-          let leaf = sk_CRYPTO_BUFFER_value(chain, 0) else { return nil }
+        let leaf = sk_CRYPTO_BUFFER_value(chain, 0)
+    else { return nil }
     let der = UnsafeBufferPointer(start: CRYPTO_BUFFER_data(leaf), count: CRYPTO_BUFFER_len(leaf))
     var p: UnsafePointer<UInt8>? = der.baseAddress
     guard let x509 = d2i_X509(nil, &p, der.count) else { return nil }

@@ -53,8 +53,10 @@ public final class TLSSession {
     ///   - transportParameters: our encoded transport parameters (RFC 9001 §8.2).
     ///   - serverName: client only: SNI and the name the certificate must match.
     ///   - session: client only: a serialized session from an earlier connection, for resumption.
-    init(context: TLSContext, transportParameters: [UInt8], serverName: String?, session: [UInt8]?,
-         earlyDataContext: [UInt8]) throws {
+    init(
+        context: TLSContext, transportParameters: [UInt8], serverName: String?, session: [UInt8]?,
+        earlyDataContext: [UInt8]
+    ) throws {
         self.context = context
         guard let ssl = SSL_new(context.ctx) else { throw TLSConfigurationError("SSL_new") }
         self.ssl = ssl
@@ -143,7 +145,7 @@ public final class TLSSession {
         }
         ERR_clear_error()
         // RFC 9001 §4.8: TLS alerts become CRYPTO_ERROR 0x100 + alert.
-        let alertCode = alert ?? 80 // internal_error
+        let alertCode = alert ?? 80  // internal_error
         return TransportError(.cryptoError(alert: alertCode), frameType: FrameType.crypto, "TLS handshake failed: \(detail)")
     }
 
@@ -183,29 +185,34 @@ private func suite(_ cipher: OpaquePointer?) -> CipherSuite? {
 
 private let quicMethod: UnsafeMutablePointer<SSL_QUIC_METHOD> = {
     let m = UnsafeMutablePointer<SSL_QUIC_METHOD>.allocate(capacity: 1)
-    m.initialize(to: SSL_QUIC_METHOD(
-        set_read_secret: { ssl, level, cipher, secret, len in
-            guard let s = TLSSession.from(ssl), let cs = suite(cipher), let secret,
-                  let lvl = EncryptionLevel(rawValue: Int(level.rawValue)) else { return 0 }
-            s.newSecrets.append(.init(level: lvl, isWrite: false, suite: cs, secret: Array(UnsafeBufferPointer(start: secret, count: len))))
-            return 1
-        },
-        set_write_secret: { ssl, level, cipher, secret, len in
-            guard let s = TLSSession.from(ssl), let cs = suite(cipher), let secret,
-                  let lvl = EncryptionLevel(rawValue: Int(level.rawValue)) else { return 0 }
-            s.newSecrets.append(.init(level: lvl, isWrite: true, suite: cs, secret: Array(UnsafeBufferPointer(start: secret, count: len))))
-            return 1
-        },
-        add_handshake_data: { ssl, level, data, len in
-            guard let s = TLSSession.from(ssl), let lvl = EncryptionLevel(rawValue: Int(level.rawValue)) else { return 0 }
-            s.outgoingHandshakeData.append((lvl, Array(UnsafeBufferPointer(start: data, count: len))))
-            return 1
-        },
-        flush_flight: { _ in 1 },
-        send_alert: { ssl, _, alert in
-            TLSSession.from(ssl)?.alert = alert
-            return 1
-        }
-    ))
+    m.initialize(
+        to: SSL_QUIC_METHOD(
+            set_read_secret: { ssl, level, cipher, secret, len in
+                guard let s = TLSSession.from(ssl), let cs = suite(cipher), let secret,
+                    let lvl = EncryptionLevel(rawValue: Int(level.rawValue))
+                else { return 0 }
+                s.newSecrets.append(
+                    .init(level: lvl, isWrite: false, suite: cs, secret: Array(UnsafeBufferPointer(start: secret, count: len))))
+                return 1
+            },
+            set_write_secret: { ssl, level, cipher, secret, len in
+                guard let s = TLSSession.from(ssl), let cs = suite(cipher), let secret,
+                    let lvl = EncryptionLevel(rawValue: Int(level.rawValue))
+                else { return 0 }
+                s.newSecrets.append(
+                    .init(level: lvl, isWrite: true, suite: cs, secret: Array(UnsafeBufferPointer(start: secret, count: len))))
+                return 1
+            },
+            add_handshake_data: { ssl, level, data, len in
+                guard let s = TLSSession.from(ssl), let lvl = EncryptionLevel(rawValue: Int(level.rawValue)) else { return 0 }
+                s.outgoingHandshakeData.append((lvl, Array(UnsafeBufferPointer(start: data, count: len))))
+                return 1
+            },
+            flush_flight: { _ in 1 },
+            send_alert: { ssl, _, alert in
+                TLSSession.from(ssl)?.alert = alert
+                return 1
+            }
+        ))
     return m
 }()

@@ -63,7 +63,10 @@ public struct TunnelKey: Sendable, Equatable {
         guard let pkey = seed.withUnsafeBufferPointer({ EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nil, $0.baseAddress, 32) }) else {
             throw TLSConfigurationError("cannot make an Ed25519 key")
         }
-        guard let x509 = X509_new() else { EVP_PKEY_free(pkey); throw TLSConfigurationError("X509_new") }
+        guard let x509 = X509_new() else {
+            EVP_PKEY_free(pkey)
+            throw TLSConfigurationError("X509_new")
+        }
         var ok = X509_set_version(x509, Int(X509_VERSION_3)) == 1
         ok = ok && ASN1_INTEGER_set(X509_get_serialNumber(x509), 1) == 1
         // Validity is not what the peer checks (it pins the key), but a certificate needs one:
@@ -90,7 +93,10 @@ extension TunnelKey {
     /// check it equals `pin`.
     func certificateKeyPin() throws -> [UInt8] {
         let (certificate, key) = try makeCertificate()
-        defer { X509_free(certificate); EVP_PKEY_free(key) }
+        defer {
+            X509_free(certificate)
+            EVP_PKEY_free(key)
+        }
         var der: UnsafeMutablePointer<UInt8>? = nil
         let n = i2d_PUBKEY(X509_get0_pubkey(certificate), &der)
         guard n > 0, let der else { throw TLSConfigurationError("i2d_PUBKEY") }

@@ -19,9 +19,11 @@ public struct PreferredAddress: Equatable, Sendable {
     public var connectionID: ConnectionID
     public var statelessResetToken: StatelessResetToken
 
-    public init(ipv4Address: [UInt8] = [0, 0, 0, 0], ipv4Port: UInt16 = 0,
-                ipv6Address: [UInt8] = [UInt8](repeating: 0, count: 16), ipv6Port: UInt16 = 0,
-                connectionID: ConnectionID, statelessResetToken: StatelessResetToken) {
+    public init(
+        ipv4Address: [UInt8] = [0, 0, 0, 0], ipv4Port: UInt16 = 0,
+        ipv6Address: [UInt8] = [UInt8](repeating: 0, count: 16), ipv6Port: UInt16 = 0,
+        connectionID: ConnectionID, statelessResetToken: StatelessResetToken
+    ) {
         precondition(ipv4Address.count == 4, "IPv4 address must be 4 bytes")
         precondition(ipv6Address.count == 16, "IPv6 address must be 16 bytes")
         self.ipv4Address = ipv4Address
@@ -364,8 +366,10 @@ public struct TransportParameters: Equatable, Sendable {
         return p
     }
 
-    private static func decodePreferredAddress(_ value: ArraySlice<UInt8>,
-                                               fail: (String) -> TransportError) throws -> PreferredAddress {
+    private static func decodePreferredAddress(
+        _ value: ArraySlice<UInt8>,
+        fail: (String) -> TransportError
+    ) throws -> PreferredAddress {
         var v = ByteReader(value)
         do {
             let ipv4 = Array(try v.readBytes(4))
@@ -383,8 +387,9 @@ public struct TransportParameters: Equatable, Sendable {
             let token = StatelessResetToken(try v.readBytes(16))
             // The parameter's Length must cover exactly these fields.
             guard v.isAtEnd else { throw fail("preferred_address has trailing bytes") }
-            return PreferredAddress(ipv4Address: ipv4, ipv4Port: port4, ipv6Address: ipv6, ipv6Port: port6,
-                                    connectionID: cid, statelessResetToken: token)
+            return PreferredAddress(
+                ipv4Address: ipv4, ipv4Port: port4, ipv6Address: ipv6, ipv6Port: port6,
+                connectionID: cid, statelessResetToken: token)
         } catch let e as TransportError {
             throw e
         } catch {
@@ -401,9 +406,11 @@ public struct TransportParameters: Equatable, Sendable {
     /// Source Connection ID of the Retry packet received, or nil if none.
     /// - Throws: TRANSPORT_PARAMETER_ERROR for an absent parameter (or a preferred_address from a
     ///   server using a zero-length connection ID), PROTOCOL_VIOLATION for a mismatch.
-    public func validateConnectionIDs(sentByServer: Bool, expectedInitialSource: ConnectionID,
-                                      expectedOriginalDestination: ConnectionID? = nil,
-                                      expectedRetrySource: ConnectionID? = nil) throws {
+    public func validateConnectionIDs(
+        sentByServer: Bool, expectedInitialSource: ConnectionID,
+        expectedOriginalDestination: ConnectionID? = nil,
+        expectedRetrySource: ConnectionID? = nil
+    ) throws {
         // RFC 9000 §7.3: "An endpoint MUST treat the absence of the initial_source_connection_id
         // transport parameter from either endpoint or the absence of the
         // original_destination_connection_id transport parameter from the server as a connection
@@ -439,7 +446,7 @@ public struct TransportParameters: Equatable, Sendable {
             throw TransportError(.transportParameterError, frameType: 0, "retry_source_connection_id absent after Retry")
         case (.some, nil):
             throw TransportError(.transportParameterError, frameType: 0, "retry_source_connection_id present without Retry")
-        case let (.some(got), .some(expected)):
+        case (.some(let got), .some(let expected)):
             guard got == expected else {
                 throw TransportError(.protocolViolation, frameType: 0, "retry_source_connection_id mismatch")
             }

@@ -72,7 +72,9 @@ public enum ConfigFile {
                 throw ConfigError(file: file, line: lineNumber, "`\(key)` comes before any [section]")
             }
             if let earlier = sections[sections.count - 1].entries.first(where: { $0.key == key }) {
-                throw ConfigError(file: file, line: lineNumber, "`\(key)` already set on line \(earlier.line) in this [\(sections[sections.count - 1].name)]")
+                throw ConfigError(
+                    file: file, line: lineNumber,
+                    "`\(key)` already set on line \(earlier.line) in this [\(sections[sections.count - 1].name)]")
             }
             sections[sections.count - 1].entries.append(ConfigEntry(key: key, value: value, line: lineNumber))
         }

@@ -35,7 +35,9 @@ public enum ConfigLoader {
             }
             if n == 0 { break }
             bytes += chunk[0..<n]
-            guard bytes.count <= maxFileBytes else { throw ConfigError(file: path, line: 0, "larger than \(maxFileBytes >> 20) MiB: not a configuration file") }
+            guard bytes.count <= maxFileBytes else {
+                throw ConfigError(file: path, line: 0, "larger than \(maxFileBytes >> 20) MiB: not a configuration file")
+            }
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             // Name the line holding the first invalid byte.
@@ -50,11 +52,15 @@ public enum ConfigLoader {
     }
 
     static func directoryEntries(_ path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw ConfigError(file: path, line: 0, "cannot read tenant-dir: \(String(cString: strerror(errno)))") }
+        guard let dir = opendir(path) else {
+            throw ConfigError(file: path, line: 0, "cannot read tenant-dir: \(String(cString: strerror(errno)))")
+        }
         defer { closedir(dir) }
         var names: [String] = []
         while let e = readdir(dir) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()

@@ -3,7 +3,7 @@
 // so a typo never silently becomes a default. The example files under etc/ show every key.
 // Pure Swift without Foundation (fuzzed by Tests/Fuzz/ConfigFuzz.swift).
 #if canImport(QUIC)
-import QUIC
+    import QUIC
 #endif
 
 public enum DaemonRole: String, Sendable {
@@ -97,7 +97,10 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public static let defaultPort: UInt16 = 4433
 
     static let knownKeys: [String: [String]] = [
-        "tquic": ["role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb", "metrics", "netns"],
+        "tquic": [
+            "role", "private-key", "scheduler", "congestion", "keepalive", "control-socket", "log-level", "qlog-dir", "qlog-max-mb",
+            "metrics", "netns",
+        ],
         "tunnel": ["name", "address", "mtu", "routes", "offload"],
         "server": ["address", "public-key"],
         "wan": ["interface", "weight", "backup", "source"],
@@ -111,10 +114,13 @@ public struct DaemonConfiguration: Equatable, Sendable {
         let reader = SectionReader(file: file)
         for s in sections {
             guard let known = knownKeys[s.name] else {
-                throw ConfigError(file: file, line: s.line, "unknown section [\(s.name)] (known: \(knownKeys.keys.sorted().map { "[\($0)]" }.joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: s.line,
+                    "unknown section [\(s.name)] (known: \(knownKeys.keys.sorted().map { "[\($0)]" }.joined(separator: ", ")))")
             }
             for e in s.entries where !known.contains(e.key) {
-                throw ConfigError(file: file, line: e.line, "unknown key `\(e.key)` in [\(s.name)] (known: \(known.joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: e.line, "unknown key `\(e.key)` in [\(s.name)] (known: \(known.joined(separator: ", ")))")
             }
         }
         let single = try Dictionary(grouping: sections, by: \.name).mapValues { group -> [ConfigSection] in
@@ -123,7 +129,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
             }
             return group
         }
-        guard let main = single["tquic"]?.first else { throw ConfigError(file: file, line: 0, "no [tquic] section (it holds role and private-key)") }
+        guard let main = single["tquic"]?.first else {
+            throw ConfigError(file: file, line: 0, "no [tquic] section (it holds role and private-key)")
+        }
         let roleEntry = try reader.required("role", in: main)
         guard let role = DaemonRole(rawValue: roleEntry.value.lowercased()) else {
             throw ConfigError(file: file, line: roleEntry.line, "role must be `router` or `vps`, got `\(roleEntry.value)`")
@@ -144,15 +152,19 @@ public struct DaemonConfiguration: Equatable, Sendable {
 
         if let e = main.entries.first(where: { $0.key == "metrics" }), !["off", "no", ""].contains(e.value.lowercased()) {
             guard let a = SocketAddress(e.value, defaultPort: 9270), a.port != 0 else {
-                throw ConfigError(file: file, line: e.line, "metrics must be IP:PORT (e.g. 127.0.0.1:9270), [IPv6]:PORT or `off`, got `\(e.value)`")
+                throw ConfigError(
+                    file: file, line: e.line, "metrics must be IP:PORT (e.g. 127.0.0.1:9270), [IPv6]:PORT or `off`, got `\(e.value)`")
             }
             c.metricsAddress = a
         }
         if let e = main.entries.first(where: { $0.key == "netns" }) {
             let v = e.value
             guard !v.isEmpty, v.utf8.count <= 64, v != ".", v != "..",
-                  v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-                throw ConfigError(file: file, line: e.line, "netns must be a network namespace's name (as `ip netns add` made it: letters, digits, `-`, `_`, `.`), got `\(v)`")
+                v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else {
+                throw ConfigError(
+                    file: file, line: e.line,
+                    "netns must be a network namespace's name (as `ip netns add` made it: letters, digits, `-`, `_`, `.`), got `\(v)`")
             }
             c.networkNamespace = v
         }
@@ -163,7 +175,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
         if let e = main.entries.first(where: { $0.key == "qlog-max-mb" }) { c.qlogMaxBytes = try reader.integer(e, in: 1...4096) << 20 }
 
         // [tunnel]
-        guard let tunnel = single["tunnel"]?.first else { throw ConfigError(file: file, line: 0, "no [tunnel] section (it holds the tunnel's address)") }
+        guard let tunnel = single["tunnel"]?.first else {
+            throw ConfigError(file: file, line: 0, "no [tunnel] section (it holds the tunnel's address)")
+        }
         if let e = tunnel.entries.first(where: { $0.key == "name" }) { c.tunnel.name = try reader.interfaceName(e) }
         c.tunnel.addresses = try reader.prefixes(reader.required("address", in: tunnel))
         if let e = tunnel.entries.first(where: { $0.key == "mtu" }), e.value.lowercased() != "auto" {
@@ -172,7 +186,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
         }
         if let e = tunnel.entries.first(where: { $0.key == "offload" }) { c.tunnel.offload = try reader.boolean(e) }
         if let e = tunnel.entries.first(where: { $0.key == "routes" }) {
-            guard role == .router else { throw ConfigError(file: file, line: e.line, "routes is for the router (the VPS routes each tenant's allowed prefixes)") }
+            guard role == .router else {
+                throw ConfigError(file: file, line: e.line, "routes is for the router (the VPS routes each tenant's allowed prefixes)")
+            }
             c.tunnel.routes = try reader.prefixes(e)
         } else if role == .router {
             c.tunnel.routes = ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"].map { IPPrefix($0)! }
@@ -183,7 +199,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
             for name in ["vps", "tenant"] {
                 if let s = single[name]?.first { throw ConfigError(file: file, line: s.line, "[\(name)] is for role = vps") }
             }
-            guard let server = single["server"]?.first else { throw ConfigError(file: file, line: 0, "role = router needs a [server] section") }
+            guard let server = single["server"]?.first else {
+                throw ConfigError(file: file, line: 0, "role = router needs a [server] section")
+            }
             let address = try reader.socketAddress(reader.required("address", in: server))
             let pub = try reader.key(reader.required("public-key", in: server), what: "public-key (the VPS's `tquicctl pubkey`)")
             guard let wanSections = single["wan"], !wanSections.isEmpty else {
@@ -199,7 +217,9 @@ public struct DaemonConfiguration: Equatable, Sendable {
                 if let e = s.entries.first(where: { $0.key == "weight" }) { w.weight = try reader.integer(e, in: 1...100) }
                 if let e = s.entries.first(where: { $0.key == "backup" }) { w.isBackup = try reader.boolean(e) }
                 if let e = s.entries.first(where: { $0.key == "source" }) {
-                    guard let ip = SocketAddress.parseIP(e.value) else { throw ConfigError(file: file, line: e.line, "source must be an IP address, got `\(e.value)`") }
+                    guard let ip = SocketAddress.parseIP(e.value) else {
+                        throw ConfigError(file: file, line: e.line, "source must be an IP address, got `\(e.value)`")
+                    }
                     w.source = SocketAddress(ip: ip, port: 0)
                 }
                 wans.append(w)
@@ -231,9 +251,13 @@ public struct DaemonConfiguration: Equatable, Sendable {
     public mutating func addingTenants(fromText text: String, file: String) throws {
         let sections = try ConfigFile.parse(text, file: file)
         for s in sections {
-            guard s.name == "tenant" else { throw ConfigError(file: file, line: s.line, "a tenant file holds only [tenant] sections, got [\(s.name)]") }
+            guard s.name == "tenant" else {
+                throw ConfigError(file: file, line: s.line, "a tenant file holds only [tenant] sections, got [\(s.name)]")
+            }
             for e in s.entries where !DaemonConfiguration.knownKeys["tenant"]!.contains(e.key) {
-                throw ConfigError(file: file, line: e.line, "unknown key `\(e.key)` in [tenant] (known: \(DaemonConfiguration.knownKeys["tenant"]!.joined(separator: ", ")))")
+                throw ConfigError(
+                    file: file, line: e.line,
+                    "unknown key `\(e.key)` in [tenant] (known: \(DaemonConfiguration.knownKeys["tenant"]!.joined(separator: ", ")))")
             }
         }
         try addTenants(from: sections, file: file)
@@ -245,7 +269,8 @@ public struct DaemonConfiguration: Equatable, Sendable {
         for s in sections {
             let nameEntry = try reader.required("name", in: s)
             let name = nameEntry.value
-            guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else {
                 throw ConfigError(file: file, line: nameEntry.line, "a tenant name is 1–64 letters, digits, `-`, `_` or `.`, got `\(name)`")
             }
             let keyEntry = try reader.required("public-key", in: s)
@@ -253,11 +278,18 @@ public struct DaemonConfiguration: Equatable, Sendable {
             let allowedEntry = try reader.required("allowed", in: s)
             let allowed = try reader.prefixes(allowedEntry)
             for t in vps!.tenants {
-                if t.name == name { throw ConfigError(file: file, line: nameEntry.line, "tenant \(name) is already defined at \(t.file):\(t.line)") }
-                if t.publicKey == pub { throw ConfigError(file: file, line: keyEntry.line, "this public key is already tenant \(t.name)'s (\(t.file):\(t.line))") }
+                if t.name == name {
+                    throw ConfigError(file: file, line: nameEntry.line, "tenant \(name) is already defined at \(t.file):\(t.line)")
+                }
+                if t.publicKey == pub {
+                    throw ConfigError(
+                        file: file, line: keyEntry.line, "this public key is already tenant \(t.name)'s (\(t.file):\(t.line))")
+                }
                 for a in allowed {
                     if let b = t.allowed.first(where: { $0.overlaps(a) }) {
-                        throw ConfigError(file: file, line: allowedEntry.line, "\(a) overlaps \(b) of tenant \(t.name) (\(t.file):\(t.line)): each inner address belongs to one tenant")
+                        throw ConfigError(
+                            file: file, line: allowedEntry.line,
+                            "\(a) overlaps \(b) of tenant \(t.name) (\(t.file):\(t.line)): each inner address belongs to one tenant")
                     }
                 }
             }
@@ -280,13 +312,17 @@ struct SectionReader {
 
     func oneOf(_ e: ConfigEntry, _ names: [String]) throws -> String {
         let v = e.value.lowercased()
-        guard names.contains(v) else { throw ConfigError(file: file, line: e.line, "\(e.key) must be one of \(names.joined(separator: ", ")), got `\(e.value)`") }
+        guard names.contains(v) else {
+            throw ConfigError(file: file, line: e.line, "\(e.key) must be one of \(names.joined(separator: ", ")), got `\(e.value)`")
+        }
         return v
     }
 
     func integer(_ e: ConfigEntry, in range: ClosedRange<Int>, note: String = "") throws -> Int {
         guard e.value.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(e.value), range.contains(n) else {
-            throw ConfigError(file: file, line: e.line, "\(e.key) must be a whole number from \(range.lowerBound) to \(range.upperBound)\(note), got `\(e.value)`")
+            throw ConfigError(
+                file: file, line: e.line,
+                "\(e.key) must be a whole number from \(range.lowerBound) to \(range.upperBound)\(note), got `\(e.value)`")
         }
         return n
     }
@@ -304,8 +340,10 @@ struct SectionReader {
     func interfaceName(_ e: ConfigEntry) throws -> String {
         let v = e.value
         guard !v.isEmpty, v.utf8.count <= 15, v != ".", v != "..",
-              v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-            throw ConfigError(file: file, line: e.line, "\(e.key) must be an interface name (1–15 letters, digits, `-`, `_`, `.`), got `\(v)`")
+            v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+        else {
+            throw ConfigError(
+                file: file, line: e.line, "\(e.key) must be an interface name (1–15 letters, digits, `-`, `_`, `.`), got `\(v)`")
         }
         return v
     }
@@ -313,14 +351,19 @@ struct SectionReader {
     func socketAddress(_ e: ConfigEntry) throws -> SocketAddress {
         let v = e.value
         if let a = SocketAddress(v, defaultPort: DaemonConfiguration.defaultPort), a.port != 0 { return a }
-        throw ConfigError(file: file, line: e.line, "\(e.key) must be IP:PORT, [IPv6]:PORT or an IP (port \(DaemonConfiguration.defaultPort)), got `\(v)` (host names are not resolved: give the address)")
+        throw ConfigError(
+            file: file, line: e.line,
+            "\(e.key) must be IP:PORT, [IPv6]:PORT or an IP (port \(DaemonConfiguration.defaultPort)), got `\(v)` (host names are not resolved: give the address)"
+        )
     }
 
     func prefixes(_ e: ConfigEntry) throws -> [IPPrefix] {
         var out: [IPPrefix] = []
         for part in e.value.split(separator: ",") {
             let t = part.trimmingSpaces()
-            guard let p = IPPrefix(t) else { throw ConfigError(file: file, line: e.line, "`\(t)` is not an address or prefix (like 10.8.0.2/24 or fd00:8::2/64)") }
+            guard let p = IPPrefix(t) else {
+                throw ConfigError(file: file, line: e.line, "`\(t)` is not an address or prefix (like 10.8.0.2/24 or fd00:8::2/64)")
+            }
             out.append(p)
         }
         guard !out.isEmpty else { throw ConfigError(file: file, line: e.line, "\(e.key) lists no prefix") }
@@ -331,7 +374,10 @@ struct SectionReader {
     func key(_ e: ConfigEntry, what: String) throws -> [UInt8] {
         if e.value.hasPrefix("REPLACE_WITH") {
             // The shipped example's placeholder: say what to do, not what is wrong.
-            throw ConfigError(file: file, line: e.line, "\(what) is not set yet: replace \(e.value) with the key (`tquicctl genkey` makes a private key, `tquicctl pubkey` prints its public half)")
+            throw ConfigError(
+                file: file, line: e.line,
+                "\(what) is not set yet: replace \(e.value) with the key (`tquicctl genkey` makes a private key, `tquicctl pubkey` prints its public half)"
+            )
         }
         guard let bytes = ConfigBase64.decode(e.value), bytes.count == 32 else {
             throw ConfigError(file: file, line: e.line, "\(what) must be 44 characters of base64 (32 bytes)")

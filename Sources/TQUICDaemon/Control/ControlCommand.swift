@@ -38,16 +38,23 @@ public enum ControlCommand: Equatable, Sendable {
         case "tenants" where w.count == 1: return .success(.tenants(json: json))
         case "paths":
             if w.count == 1 { return .success(.paths(json: json)) }
-            guard w.count >= 3 else { return .failure(.init("usage: paths [add IFACE [backup] [weight N] | del IFACE | set IFACE backup|available]")) }
+            guard w.count >= 3 else {
+                return .failure(.init("usage: paths [add IFACE [backup] [weight N] | del IFACE | set IFACE backup|available]"))
+            }
             let name = w[2]
             guard isInterfaceName(name) else { return .failure(.init("`\(name)` is not an interface name")) }
             switch w[1] {
             case "add":
-                var backup = false, weight = 1
+                var backup = false
+                var weight = 1
                 var i = 3
                 while i < w.count {
-                    if w[i] == "backup" || w[i] == "--backup" { backup = true; i += 1; continue }
-                    if (w[i] == "weight" || w[i] == "--weight"), i + 1 < w.count, let n = Int(w[i + 1]), (1...100).contains(n) {
+                    if w[i] == "backup" || w[i] == "--backup" {
+                        backup = true
+                        i += 1
+                        continue
+                    }
+                    if w[i] == "weight" || w[i] == "--weight", i + 1 < w.count, let n = Int(w[i + 1]), (1...100).contains(n) {
                         weight = n
                         i += 2
                         continue
@@ -70,16 +77,22 @@ public enum ControlCommand: Equatable, Sendable {
         case "congestion" where w.count == 3 && w[1] == "set":
             let name = w[2].lowercased()
             guard DaemonConfiguration.congestionNames.contains(name) else {
-                return .failure(.init("unknown congestion controller `\(w[2])` (known: \(DaemonConfiguration.congestionNames.joined(separator: ", ")))"))
+                return .failure(
+                    .init("unknown congestion controller `\(w[2])` (known: \(DaemonConfiguration.congestionNames.joined(separator: ", ")))")
+                )
             }
             return .success(.congestionSet(name))
         default:
-            return .failure(.init("unknown request `\(line)` (known: status, paths, tenants, paths add|del|set, scheduler set, congestion set, events, ping)"))
+            return .failure(
+                .init(
+                    "unknown request `\(line)` (known: status, paths, tenants, paths add|del|set, scheduler set, congestion set, events, ping)"
+                ))
         }
     }
 
     static func isInterfaceName(_ s: String) -> Bool {
-        !s.isEmpty && s.utf8.count <= 15 && s != "." && s != ".." && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+        !s.isEmpty && s.utf8.count <= 15 && s != "." && s != ".."
+            && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
     }
 }
 

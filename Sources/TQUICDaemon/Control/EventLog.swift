@@ -57,7 +57,8 @@ enum EventDetector {
         case (.router(let a)?, .router(let b)): return router(a, b)
         case (.vps(let a)?, .vps(let b)): return vps(a, b)
         case (nil, .router(let b)): return ["started: router, scheduler \(b.scheduler), congestion \(b.congestion)"] + router(nil, b)
-        case (nil, .vps(let b)): return ["started: vps, scheduler \(b.scheduler), congestion \(b.congestion), \(b.tenants.count) tenants"] + vps(nil, b)
+        case (nil, .vps(let b)):
+            return ["started: vps, scheduler \(b.scheduler), congestion \(b.congestion), \(b.tenants.count) tenants"] + vps(nil, b)
         default: return []
         }
     }
@@ -66,7 +67,8 @@ enum EventDetector {
         var out: [String] = []
         if let a {
             if a.connected != b.connected {
-                out.append(b.connected ? "connected to \(b.server)" : "disconnected from \(b.server)\(b.lastCloseReason.map { ": \($0)" } ?? "")")
+                out.append(
+                    b.connected ? "connected to \(b.server)" : "disconnected from \(b.server)\(b.lastCloseReason.map { ": \($0)" } ?? "")")
             }
             if a.scheduler != b.scheduler { out.append("scheduler \(a.scheduler) -> \(b.scheduler)") }
             if a.congestion != b.congestion { out.append("congestion \(a.congestion) -> \(b.congestion)") }

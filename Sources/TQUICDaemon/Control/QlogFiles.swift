@@ -17,7 +17,9 @@ final class QlogFiles {
         self.directory = directory
         self.maxBytes = maxBytes
         self.log = log
-        if mkdir(directory, 0o750) != 0 && errno != EEXIST { throw SystemErrorText("mkdir \(directory): \(String(cString: strerror(errno)))") }
+        if mkdir(directory, 0o750) != 0 && errno != EEXIST {
+            throw SystemErrorText("mkdir \(directory): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// A sink for a new connection, its file named after the role, time and connection ID.
@@ -26,28 +28,33 @@ final class QlogFiles {
         var t = time(nil)
         var tm = tm()
         gmtime_r(&t, &tm)
-        let stamp = String(Int(tm.tm_year) + 1900) + two(Int(tm.tm_mon) + 1) + two(Int(tm.tm_mday)) + "T" + two(Int(tm.tm_hour))
+        let stamp =
+            String(Int(tm.tm_year) + 1900) + two(Int(tm.tm_mon) + 1) + two(Int(tm.tm_mday)) + "T" + two(Int(tm.tm_hour))
             + two(Int(tm.tm_min)) + two(Int(tm.tm_sec))
         let path = "\(directory)/\(role)-\(stamp)-\(connectionID).sqlog"
         guard let file = RotatingFile(path: path, maxBytes: maxBytes) else {
             log.warning("qlog: cannot write \(path): \(String(cString: strerror(errno)))")
             return nil
         }
-        return QlogWriter(title: "tquicd \(role)", vantagePoint: role == "router" ? "client" : "server",
-                          originalDestinationConnectionID: connectionID, start: now) { file.write($0) }
+        return QlogWriter(
+            title: "tquicd \(role)", vantagePoint: role == "router" ? "client" : "server",
+            originalDestinationConnectionID: connectionID, start: now
+        ) { file.write($0) }
     }
 
     private func pruneOldFiles() {
         guard let dir = opendir(directory) else { return }
         var files: [(name: String, mtime: Int)] = []
         while let e = readdir(dir) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
             guard name.hasSuffix(".sqlog") || name.hasSuffix(".sqlog.1") else { continue }
             var st = stat()
             if stat("\(directory)/\(name)", &st) == 0 { files.append((name, Int(st.st_mtim.tv_sec))) }
         }
         closedir(dir)
-        let keep = DaemonConfiguration.qlogFilesKept - 1 // room for the new one
+        let keep = DaemonConfiguration.qlogFilesKept - 1  // room for the new one
         guard files.count > keep else { return }
         for f in files.sorted(by: { $0.mtime < $1.mtime }).prefix(files.count - keep) { unlink("\(directory)/\(f.name)") }
     }
@@ -78,7 +85,10 @@ final class RotatingFile {
         if written + line.utf8.count > maxBytes, let header {
             fclose(file)
             rename(path, path + ".1")
-            guard let f = fopen(path, "w") else { file = fopen("/dev/null", "w")!; return }
+            guard let f = fopen(path, "w") else {
+                file = fopen("/dev/null", "w")!
+                return
+            }
             file = f
             written = 0
             fputs(header, file)

@@ -67,7 +67,8 @@ func fixed(_ x: Double, _ digits: Int) -> String {
     var scale = 1.0
     for _ in 0..<digits { scale *= 10 }
     let r = (abs(x) * scale).rounded()
-    let whole = Int(r / scale), frac = Int(r.truncatingRemainder(dividingBy: scale))
+    let whole = Int(r / scale)
+    let frac = Int(r.truncatingRemainder(dividingBy: scale))
     var f = String(frac)
     while f.count < digits { f = "0" + f }
     return (x < 0 && r != 0 ? "-" : "") + (digits > 0 ? "\(whole).\(f)" : "\(whole)")

@@ -43,9 +43,11 @@ extension RouterDataPlane {
             func col(_ s: String, _ w: Int) -> String { s.count >= w ? s + " " : s + String(repeating: " ", count: w - s.count) }
             var state = (p.up ?? false) ? p.state : "down"
             if p.backup { state += "/b" }
-            out += col(p.interface ?? "-", 11) + col(state, 12) + col(p.pathID.map(String.init) ?? "-", 6)
+            out +=
+                col(p.interface ?? "-", 11) + col(state, 12) + col(p.pathID.map(String.init) ?? "-", 6)
                 + col(p.rttMs.map { fixed($0, 1) } ?? "-", 8) + col(p.minRttMs.map { fixed($0, 1) } ?? "-", 8)
-                + col(p.congestionWindow.map(String.init) ?? "-", 10) + col(p.deliveryRateBitsPerSecond.map { fixed($0 / 1e6, 1) } ?? "-", 13)
+                + col(p.congestionWindow.map(String.init) ?? "-", 10)
+                + col(p.deliveryRateBitsPerSecond.map { fixed($0 / 1e6, 1) } ?? "-", 13)
                 + col(p.lossRate.map { fixed($0 * 100, 2) } ?? "-", 8) + col(p.mtu.map(String.init) ?? "-", 6)
                 + col(p.packetsSent.map(String.init) ?? "-", 10) + (p.packetsLost.map(String.init) ?? "-") + "\n"
         }
@@ -55,10 +57,11 @@ extension RouterDataPlane {
 
 /// One path's figures for JSON and tables (the VPS uses it too).
 func pathJSON(_ s: PathStatistics, interface: String?) -> PathJSON {
-    PathJSON(interface: interface, pathID: s.id, state: "\(s.state)", up: nil, backup: s.isBackup, dead: nil, remote: s.remote.description,
-             rttMs: s.smoothedRTT.milliseconds, minRttMs: s.minRTT.milliseconds, rttVarianceMs: s.rttVariation.milliseconds,
-             congestionWindow: s.congestionWindow, bytesInFlight: s.bytesInFlight, deliveryRateBitsPerSecond: s.deliveryRate * 8,
-             lossRate: s.lossRate, mtu: s.maxDatagramSize, packetsSent: s.packetsSent, packetsLost: s.packetsLost,
-             bytesSent: s.bytesSent, packetsReceived: s.packetsReceived, pacingRateBitsPerSecond: s.pacingRate * 8,
-             ecnCongestionExperienced: s.ecnCongestionExperienced, congestionControl: s.congestionControl)
+    PathJSON(
+        interface: interface, pathID: s.id, state: "\(s.state)", up: nil, backup: s.isBackup, dead: nil, remote: s.remote.description,
+        rttMs: s.smoothedRTT.milliseconds, minRttMs: s.minRTT.milliseconds, rttVarianceMs: s.rttVariation.milliseconds,
+        congestionWindow: s.congestionWindow, bytesInFlight: s.bytesInFlight, deliveryRateBitsPerSecond: s.deliveryRate * 8,
+        lossRate: s.lossRate, mtu: s.maxDatagramSize, packetsSent: s.packetsSent, packetsLost: s.packetsLost,
+        bytesSent: s.bytesSent, packetsReceived: s.packetsReceived, pacingRateBitsPerSecond: s.pacingRate * 8,
+        ecnCongestionExperienced: s.ecnCongestionExperienced, congestionControl: s.congestionControl)
 }

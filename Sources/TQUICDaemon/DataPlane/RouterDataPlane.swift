@@ -47,21 +47,26 @@ final class RouterDataPlane: DataPlane {
     /// Datagrams taken from one socket per wake-up before the others (and sending) get a turn.
     private static let receiveBudget = 512
 
-    init(configuration: DaemonConfiguration, key: TunnelKey, tun: TUNDevice, netlink: RouteNetlink,
-         initialMTU: Int, maximumMTU: Int, log: Log, now: Timestamp) throws {
+    init(
+        configuration: DaemonConfiguration, key: TunnelKey, tun: TUNDevice, netlink: RouteNetlink,
+        initialMTU: Int, maximumMTU: Int, log: Log, now: Timestamp
+    ) throws {
         guard let router = configuration.router else { preconditionFailure("router role without [server]") }
         self.configuration = configuration
         self.router = router
         self.log = log
         self.netlink = netlink
         datagram.reserveCapacity(65536)
-        source = TUNPacketSource(tun: tun, maxInnerPacket: min(initialMTU, TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.baseUDPPayloadSize)))
+        source = TUNPacketSource(
+            tun: tun,
+            maxInnerPacket: min(initialMTU, TunnelTransport.innerPacketCapacity(maxUDPPayloadSize: TunnelTransport.baseUDPPayloadSize)))
         tunMTU = initialMTU
         self.maximumMTU = maximumMTU
         followsPaths = configuration.tunnel.mtu == nil
         monitor = try NetlinkMonitor()
         wans = router.wans.map { WANSocket(configuration: $0, serverIsIPv6: router.server.isIPv6) }
-        let tls = try TLSContext(configuration: TunnelTransport.routerTLS(key: key, serverPublicKey: router.serverPublicKey), isServer: false)
+        let tls = try TLSContext(
+            configuration: TunnelTransport.routerTLS(key: key, serverPublicKey: router.serverPublicKey), isServer: false)
         let congestionChoice = CongestionChoice(CongestionAlgorithm(rawValue: configuration.congestion) ?? .bbr)
         self.congestionChoice = congestionChoice
         var settings = TunnelTransport.connectionConfiguration(
@@ -73,9 +78,12 @@ final class RouterDataPlane: DataPlane {
         var connectionNumber = 0
         var tunnel = TunnelConfiguration()
         tunnel.scheduler = SchedulerKind(rawValue: configuration.scheduler) ?? .default
-        client = TunnelClient(configuration: tunnel, wans: router.wans.map {
-            TunnelLink(name: $0.interface, interface: $0.interface, isBackup: $0.isBackup, weight: $0.weight)
-        }) { now in
+        client = TunnelClient(
+            configuration: tunnel,
+            wans: router.wans.map {
+                TunnelLink(name: $0.interface, interface: $0.interface, isBackup: $0.isBackup, weight: $0.weight)
+            }
+        ) { now in
             // A `tquicctl congestion set` applies to the connections made after it too.
             settings.congestion = congestionChoice.algorithm
             connectionNumber += 1
@@ -115,7 +123,10 @@ final class RouterDataPlane: DataPlane {
         var taken = 0
         while taken < RouterDataPlane.receiveBudget {
             let n: Int
-            do { n = try socket.receive(into: receiveBatch) } catch { log.debug("receive: \(error)"); return }
+            do { n = try socket.receive(into: receiveBatch) } catch {
+                log.debug("receive: \(error)")
+                return
+            }
             if n == 0 { return }
             for k in 0..<n {
                 receiveBatch.copyDatagram(k, into: &datagram)
@@ -184,7 +195,8 @@ final class RouterDataPlane: DataPlane {
     /// Which WANs can carry a path now, from a dump of links and addresses; opens sockets of
     /// WANs that became usable and tells the tunnel about every change.
     private func refreshInterfaces(now: Timestamp, starting: Bool) {
-        let links: [NetworkInterface], addresses: [InterfaceAddress]
+        let links: [NetworkInterface]
+        let addresses: [InterfaceAddress]
         do {
             links = try netlink.links()
             addresses = try netlink.addresses()
@@ -219,8 +231,9 @@ final class RouterDataPlane: DataPlane {
     }
 
     private func isLinkLocal(_ p: IPPrefix) -> Bool {
-        p.isIPv6 ? (p.address.ipByte(0) == 0xfe && p.address.ipByte(1) & 0xc0 == 0x80)
-                 : (p.address.ipByte(0) == 169 && p.address.ipByte(1) == 254)
+        p.isIPv6
+            ? (p.address.ipByte(0) == 0xfe && p.address.ipByte(1) & 0xc0 == 0x80)
+            : (p.address.ipByte(0) == 169 && p.address.ipByte(1) == 254)
     }
 
     // MARK: - Reload and shutdown
@@ -228,7 +241,8 @@ final class RouterDataPlane: DataPlane {
     func reload(_ new: DaemonConfiguration, now: Timestamp) throws {
         guard let newRouter = new.router else { return }
         if newRouter.server != router.server || newRouter.serverPublicKey != router.serverPublicKey
-            || new.privateKey != configuration.privateKey {
+            || new.privateKey != configuration.privateKey
+        {
             log.warning("reload: the server or a key changed; that takes a restart (systemctl restart tquic)")
         }
         let wanted = newRouter.wans.map(\.interface)
@@ -300,8 +314,9 @@ final class RouterDataPlane: DataPlane {
         let engine = client.engine
         var paths: [PathJSON] = []
         for (i, w) in wans.enumerated() where !removed.contains(i) {
-            var p = PathJSON(interface: w.name, pathID: nil, state: w.isUsable ? "no path" : "down", up: w.isUsable,
-                             backup: client.wans[i].isBackup, dead: nil)
+            var p = PathJSON(
+                interface: w.name, pathID: nil, state: w.isUsable ? "no path" : "down", up: w.isUsable,
+                backup: client.wans[i].isBackup, dead: nil)
             if let e = engine, let link = e.paths.links.first(where: { $0.interface == w.name }) {
                 p.dead = link.isDead
                 if let id = link.pathID, let st = e.connection.pathStatistics(id) {
@@ -314,10 +329,13 @@ final class RouterDataPlane: DataPlane {
         }
         var tunnel: TunnelCountersJSON?
         if let e = engine {
-            let s = e.sender.statistics, r = e.receiver.statistics
-            tunnel = TunnelCountersJSON(innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
-                                        droppedQueueFull: s.droppedQueueFull, droppedCoDel: s.droppedCoDel, droppedTooLarge: s.droppedTooLarge, delivered: r.delivered,
-                                        deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
+            let s = e.sender.statistics
+            let r = e.receiver.statistics
+            tunnel = TunnelCountersJSON(
+                innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
+                droppedQueueFull: s.droppedQueueFull, droppedCoDel: s.droppedCoDel, droppedTooLarge: s.droppedTooLarge,
+                delivered: r.delivered,
+                deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
             let o = e.receiver.reorder.statistics
             tunnel?.reorderHeld = o.held
             tunnel?.duplicatesDropped = o.duplicatesDropped
@@ -325,19 +343,21 @@ final class RouterDataPlane: DataPlane {
             tunnel?.gapsSkipped = o.gapsSkipped
             tunnel?.reorderHold = HoldTimesJSON(e.receiver.reorder.holdTimes)
         }
-        return RouterStatusJSON(server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
-                                congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,
-                                connectionsOpened: client.statistics.connectionsOpened, connectionsLost: client.statistics.connectionsLost,
-                                lastCloseReason: client.statistics.lastCloseReason, paths: paths, tunnel: tunnel,
-                                keyUpdates: engine?.connection.keyUpdatesCompleted)
+        return RouterStatusJSON(
+            server: router.server.description, connected: client.isConnected, scheduler: configuration.scheduler,
+            congestion: configuration.congestion, tunnelInterface: source.tun.name, tunnelMTU: tunMTU,
+            connectionsOpened: client.statistics.connectionsOpened, connectionsLost: client.statistics.connectionsLost,
+            lastCloseReason: client.statistics.lastCloseReason, paths: paths, tunnel: tunnel,
+            keyUpdates: engine?.connection.keyUpdatesCompleted)
     }
 
     // MARK: - Status
 
     func summary(now: Timestamp) -> String {
         let up = wans.indices.filter { !removed.contains($0) && wans[$0].isUsable }.count
-        return client.isConnected ? "connected to \(router.server), \(up)/\(wans.count - removed.count) WANs up"
-                                  : "connecting to \(router.server), \(up) WANs up"
+        return client.isConnected
+            ? "connected to \(router.server), \(up)/\(wans.count - removed.count) WANs up"
+            : "connecting to \(router.server), \(up) WANs up"
     }
 
     func status(now: Timestamp) -> String {
@@ -347,7 +367,8 @@ final class RouterDataPlane: DataPlane {
         out += "connections: opened \(client.statistics.connectionsOpened), lost \(client.statistics.connectionsLost)"
         if let r = client.statistics.lastCloseReason { out += ", last close: \(r)" }
         out += "\n"
-        out += "tun: \(source.tun.name) mtu \(tunMTU)\(followsPaths ? " (auto)" : ""), max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
+        out +=
+            "tun: \(source.tun.name) mtu \(tunMTU)\(followsPaths ? " (auto)" : ""), max inner packet \(source.maxInnerPacket): read \(source.packetsRead), written \(source.packetsWritten), "
             + "too big \(source.tooBig) (answered \(source.tooBigAnswered)), link-scoped \(source.linkScoped), write failures \(source.writeFailures)\n"
             + "  \(source.offloadSummary)\n"
         out += "paths:\n"
@@ -358,7 +379,8 @@ final class RouterDataPlane: DataPlane {
             if let e = engine, let li = e.paths.links.firstIndex(where: { $0.interface == w.name }) {
                 let link = e.paths.links[li]
                 if let id = link.pathID, let s = e.connection.pathStatistics(id) {
-                    line += " path \(id) \(s.state) rtt \(fixed(s.smoothedRTT.milliseconds, 1)) ms loss \(fixed(s.lossRate * 100, 2))%"
+                    line +=
+                        " path \(id) \(s.state) rtt \(fixed(s.smoothedRTT.milliseconds, 1)) ms loss \(fixed(s.lossRate * 100, 2))%"
                         + " rate \(fixed(s.deliveryRate * 8 / 1e6, 1)) Mbit/s cwnd \(s.congestionWindow) mtu \(s.maxDatagramSize) sent \(s.packetsSent) lost \(s.packetsLost)"
                 }
                 if link.isDead { line += " (dead)" }
@@ -367,12 +389,15 @@ final class RouterDataPlane: DataPlane {
         }
         if let c = client.connection {
             let st = c.stats
-            out += "connection: packets sent \(st.packetsSent) received \(st.packetsReceived) lost \(st.packetsLost); dropped \(st.packetsDropped) "
+            out +=
+                "connection: packets sent \(st.packetsSent) received \(st.packetsReceived) lost \(st.packetsLost); dropped \(st.packetsDropped) "
                 + "(malformed or undecryptable: \(st.decryptionFailures) failed to open); received on the WAN sockets \(receivedDatagrams) datagrams\n"
         }
         if let e = engine {
-            let s = e.sender.statistics, r = e.receiver.statistics
-            out += "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
+            let s = e.sender.statistics
+            let r = e.receiver.statistics
+            out +=
+                "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
                 + "dropped queue-full \(s.droppedQueueFull) codel \(s.droppedCoDel) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed); received \(r.delivered) delivered, "
                 + "\(r.droppedMalformed) malformed\n"
         }

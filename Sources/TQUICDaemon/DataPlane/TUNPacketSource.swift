@@ -1,3 +1,4 @@
+import Congestion
 // The router's TUN device as the tunnel sender's packet source. The kernel hands a TUN's packets
 // over through a ring of txqueuelen packets, tail-dropping when it is full (no qdisc backlog
 // ever forms in front of it), so a ping read late waits behind the LAN's bulk TCP there: the
@@ -7,7 +8,6 @@
 // tunnel can carry now gets an ICMP "too big" back to its sender (PacketTooBig.swift).
 import LinuxNet
 import QUIC
-import Congestion
 import Tunnel
 
 final class TUNPacketSource: InnerPacketSource {
@@ -85,7 +85,10 @@ final class TUNPacketSource: InnerPacketSource {
     /// carries now).
     func answerTooBig(_ packet: UnsafeRawBufferPointer, mtu: Int? = nil) {
         tooBig += 1
-        guard answersTooBig || mtu != nil else { tooBigDropped += 1; return }
+        guard answersTooBig || mtu != nil else {
+            tooBigDropped += 1
+            return
+        }
         guard let n = PacketTooBig.reply(to: packet, mtu: mtu ?? maxInnerPacket, into: icmp) else { return }
         if (try? tun.write(UnsafeRawBufferPointer(rebasing: icmp[0..<n]))) == true { tooBigAnswered += 1 }
     }

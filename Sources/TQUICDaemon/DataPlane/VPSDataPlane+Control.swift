@@ -28,11 +28,13 @@ extension VPSDataPlane {
         var out = "TENANT            STATE          PATHS  FROM TENANT pkts  TO TENANT pkts  SPOOFED  NO ROOM\n"
         for t in statusJSON().tenants {
             func col(_ s: String, _ w: Int) -> String { s.count >= w ? s + " " : s + String(repeating: " ", count: w - s.count) }
-            out += col(t.name, 18) + col(t.connected ? "connected" : "not connected", 15) + col(String(t.paths.count), 7)
+            out +=
+                col(t.name, 18) + col(t.connected ? "connected" : "not connected", 15) + col(String(t.paths.count), 7)
                 + col(String(t.packetsDelivered), 18) + col(String(t.packetsSent), 16) + col(String(t.droppedSourceNotAllowed), 9)
                 + String(t.droppedQueueFull + t.droppedNotConnected) + "\n"
             for p in t.paths {
-                out += "  path \(p.pathID.map(String.init) ?? "-") \(p.state) from \(p.remote ?? "-") rtt \(p.rttMs.map { fixed($0, 1) } ?? "-") ms"
+                out +=
+                    "  path \(p.pathID.map(String.init) ?? "-") \(p.state) from \(p.remote ?? "-") rtt \(p.rttMs.map { fixed($0, 1) } ?? "-") ms"
                     + " rate \(p.deliveryRateBitsPerSecond.map { fixed($0 / 1e6, 1) } ?? "-") Mbit/s loss \(p.lossRate.map { fixed($0 * 100, 2) } ?? "-")%\n"
             }
         }

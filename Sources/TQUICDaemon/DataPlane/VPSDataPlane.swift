@@ -85,7 +85,10 @@ final class VPSDataPlane: DataPlane {
         var taken = 0
         while taken < VPSDataPlane.receiveBudget {
             let n: Int
-            do { n = try sockets[i].receive(into: receiveBatch) } catch { log.debug("receive: \(error)"); return }
+            do { n = try sockets[i].receive(into: receiveBatch) } catch {
+                log.debug("receive: \(error)")
+                return
+            }
             if n == 0 { return }
             for k in 0..<n {
                 receiveBatch.copyDatagram(k, into: &datagram)
@@ -165,21 +168,26 @@ final class VPSDataPlane: DataPlane {
         for (i, t) in server.tenants.tenants.enumerated() {
             let st = server.tenantStatistics[i]
             let s = server.sessions[i]
-            let paths = s.map { c in c.connection.pathIDs.compactMap { c.connection.pathStatistics($0) }.map { pathJSON($0, interface: nil) } } ?? []
-            tenants.append(TenantJSON(name: t.name, connected: s != nil, remote: s?.connection.remoteAddress.description, paths: paths,
-                                      packetsDelivered: st.packetsDelivered, bytesDelivered: st.bytesDelivered, packetsSent: st.packetsSent,
-                                      bytesSent: st.bytesSent, droppedSourceNotAllowed: st.droppedSourceNotAllowed,
-                                      droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
-                                      droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
-                                      droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
-                                      connectionsReplaced: st.connectionsReplaced,
-                                      reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) },
-                                      keyUpdates: s?.connection.keyUpdatesCompleted))
+            let paths =
+                s.map { c in c.connection.pathIDs.compactMap { c.connection.pathStatistics($0) }.map { pathJSON($0, interface: nil) } }
+                ?? []
+            tenants.append(
+                TenantJSON(
+                    name: t.name, connected: s != nil, remote: s?.connection.remoteAddress.description, paths: paths,
+                    packetsDelivered: st.packetsDelivered, bytesDelivered: st.bytesDelivered, packetsSent: st.packetsSent,
+                    bytesSent: st.bytesSent, droppedSourceNotAllowed: st.droppedSourceNotAllowed,
+                    droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
+                    droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
+                    droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
+                    connectionsReplaced: st.connectionsReplaced,
+                    reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) },
+                    keyUpdates: s?.connection.keyUpdatesCompleted))
         }
-        return VPSStatusJSON(listen: sockets.compactMap { $0.localAddress?.description }, scheduler: configuration.scheduler,
-                             congestion: configuration.congestion, droppedNoTenant: server.statistics.droppedNoTenant,
-                             connectionsRefused: server.statistics.connectionsRefused, droppedDatagrams: server.endpoint.droppedDatagrams,
-                             tenants: tenants)
+        return VPSStatusJSON(
+            listen: sockets.compactMap { $0.localAddress?.description }, scheduler: configuration.scheduler,
+            congestion: configuration.congestion, droppedNoTenant: server.statistics.droppedNoTenant,
+            connectionsRefused: server.statistics.connectionsRefused, droppedDatagrams: server.endpoint.droppedDatagrams,
+            tenants: tenants)
     }
 
     func summary(now: Timestamp) -> String {
@@ -192,9 +200,11 @@ final class VPSDataPlane: DataPlane {
         out += "listen: \(sockets.compactMap { $0.localAddress?.description }.joined(separator: ", "))\n"
         out += "scheduler: \(configuration.scheduler)  congestion: \(configuration.congestion)\n"
         let e = server.endpoint
-        out += "endpoint: \(e.connections.count) connections; dropped datagrams \(e.droppedDatagrams) (malformed or unknown), "
+        out +=
+            "endpoint: \(e.connections.count) connections; dropped datagrams \(e.droppedDatagrams) (malformed or unknown), "
             + "retries \(e.retriesSent), version negotiations \(e.versionNegotiationsSent), stateless resets \(e.statelessResetsSent)\n"
-        out += "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
+        out +=
+            "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
             + "write failures \(tun.writeFailures); no tenant for \(server.statistics.droppedNoTenant) packets, "
             + "\(server.statistics.connectionsRefused) connections refused\n"
             + "  \(tun.offloadSummary)\n"
@@ -207,14 +217,16 @@ final class VPSDataPlane: DataPlane {
             } else {
                 line += "not connected"
             }
-            line += "; from tenant \(st.packetsDelivered) packets (\(st.bytesDelivered) bytes), to tenant \(st.packetsSent) packets "
+            line +=
+                "; from tenant \(st.packetsDelivered) packets (\(st.bytesDelivered) bytes), to tenant \(st.packetsSent) packets "
                 + "(\(st.bytesSent) bytes); dropped: source not allowed \(st.droppedSourceNotAllowed), not connected \(st.droppedNotConnected), "
                 + "queue full \(st.droppedQueueFull), codel \(server.sessions[i]?.engine.sender.statistics.droppedCoDel ?? 0), too big \(st.droppedTooBig); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
             out += line + "\n"
             if let s = server.sessions[i] {
                 for id in s.connection.pathIDs {
                     guard let p = s.connection.pathStatistics(id) else { continue }
-                    out += "    path \(id) \(p.state) from \(p.remote) rtt \(fixed(p.smoothedRTT.milliseconds, 1)) ms loss \(fixed(p.lossRate * 100, 2))%"
+                    out +=
+                        "    path \(id) \(p.state) from \(p.remote) rtt \(fixed(p.smoothedRTT.milliseconds, 1)) ms loss \(fixed(p.lossRate * 100, 2))%"
                         + " rate \(fixed(p.deliveryRate * 8 / 1e6, 1)) Mbit/s\n"
                 }
             }

@@ -97,7 +97,7 @@ final class ObservationHTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let h): head = h
-        case .body: break   // no request here has a body; what one sends is ignored
+        case .body: break  // no request here has a body; what one sends is ignored
         case .end:
             guard let h = head else { return }
             head = nil
@@ -114,14 +114,20 @@ final class ObservationHTTPHandler: ChannelInboundHandler {
         case "/", "/index.html": return (.ok, "text/html; charset=utf-8", Array(DashboardPage.html.utf8))
         case "/status.json": return (.ok, "application/json", board.current)
         case "/history.json": return (.ok, "application/json", board.history)
-        default: return (.notFound, "text/plain; charset=utf-8", Array("not found: /metrics, /status.json, /history.json or / (the dashboard)\n".utf8))
+        default:
+            return (
+                .notFound, "text/plain; charset=utf-8",
+                Array("not found: /metrics, /status.json, /history.json or / (the dashboard)\n".utf8)
+            )
         }
     }
 
     private func respond(context: ChannelHandlerContext, to h: HTTPRequestHead) {
         let (status, type, body) = answer(method: h.method, uri: h.uri)
-        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", "\(body.count)"), ("Cache-Control", "no-store"),
-                                   ("X-Content-Type-Options", "nosniff")])
+        var headers = HTTPHeaders([
+            ("Content-Type", type), ("Content-Length", "\(body.count)"), ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+        ])
         let keepAlive = h.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: status, headers: headers))), promise: nil)

@@ -54,8 +54,11 @@ enum TunnelMetrics {
     static func histograms(_ observation: Observation) -> [HistogramSample] {
         func hold(_ h: HoldTimesJSON?, _ labels: [(String, String)]) -> [HistogramSample] {
             guard let h else { return [] }
-            return [HistogramSample(name: "tquic_reorder_hold_seconds", labels: labels, boundsSeconds: h.boundsSeconds,
-                                    cumulative: h.cumulative, count: h.count, sum: h.sumSeconds)]
+            return [
+                HistogramSample(
+                    name: "tquic_reorder_hold_seconds", labels: labels, boundsSeconds: h.boundsSeconds,
+                    cumulative: h.cumulative, count: h.count, sum: h.sumSeconds)
+            ]
         }
         switch observation {
         case .router(let r): return hold(r.tunnel?.reorderHold, [])
@@ -99,8 +102,10 @@ enum TunnelMetrics {
                 MetricSample("tquic_tunnel_delivered_packets_total", .counter, Double(t.packetsDelivered), tenant),
                 MetricSample("tquic_tunnel_delivered_bytes_total", .counter, Double(t.bytesDelivered), tenant),
             ]
-            for (reason, n) in [("spoofed_source", t.droppedSourceNotAllowed), ("not_connected", t.droppedNotConnected),
-                                ("queue_full", t.droppedQueueFull), ("codel", t.droppedCoDel), ("too_big", t.droppedTooBig)] {
+            for (reason, n) in [
+                ("spoofed_source", t.droppedSourceNotAllowed), ("not_connected", t.droppedNotConnected),
+                ("queue_full", t.droppedQueueFull), ("codel", t.droppedCoDel), ("too_big", t.droppedTooBig),
+            ] {
                 out.append(MetricSample("tquic_tunnel_dropped_packets_total", .counter, Double(n), tenant + [("reason", reason)]))
             }
         }
@@ -140,8 +145,10 @@ enum TunnelMetrics {
             MetricSample("tquic_tunnel_delivered_bytes_total", .counter, Double(t.deliveredBytes), labels),
             MetricSample("tquic_tunnel_reinjected_packets_total", .counter, Double(t.reinjected), labels),
         ]
-        for (reason, n) in [("queue_full", t.droppedQueueFull), ("codel", t.droppedCoDel), ("too_large", t.droppedTooLarge),
-                            ("malformed", t.receivedMalformed)] {
+        for (reason, n) in [
+            ("queue_full", t.droppedQueueFull), ("codel", t.droppedCoDel), ("too_large", t.droppedTooLarge),
+            ("malformed", t.receivedMalformed),
+        ] {
             out.append(MetricSample("tquic_tunnel_dropped_packets_total", .counter, Double(n), labels + [("reason", reason)]))
         }
         if let h = t.reorderHeld { out.append(MetricSample("tquic_reorder_held_packets", .gauge, Double(h), labels)) }

@@ -49,7 +49,9 @@ final class HostSetup {
         do {
             let t = configuration.tunnel
             let device = try TUNDevice(name: t.name, offloads: t.offload)
-            if t.offload && !device.offloads { log.warning("\(device.name): the kernel refused TUN offloads (TSO, checksum); packets go one by one") }
+            if t.offload && !device.offloads {
+                log.warning("\(device.name): the kernel refused TUN offloads (TSO, checksum); packets go one by one")
+            }
             tun = device
             // No IPv6 link-local address on the TUN (addr_gen_mode 1): without one the kernel
             // sends no router solicitations or MLD reports into the tunnel, which the peer
@@ -69,11 +71,14 @@ final class HostSetup {
                 let vps = configuration.vps!
                 for tenant in vps.tenants { for p in tenant.allowed { try addRoute(p.network, device: device.name) } }
                 let prefixes = vps.tenants.flatMap(\.allowed) + t.addresses.map(\.network)
-                try installTable(try NFTablesRuleset.vps(tunnelInterface: device.name, egressInterface: vps.egress, innerPrefixes: prefixes))
+                try installTable(
+                    try NFTablesRuleset.vps(tunnelInterface: device.name, egressInterface: vps.egress, innerPrefixes: prefixes))
                 try Sysctl.set("net/ipv4/ip_forward", "1")
                 try? Sysctl.set("net/ipv6/conf/all/forwarding", "1")
             }
-            log.info("\(device.name) up: mtu \(initialMTU)\(t.mtu == nil && configuration.role == .router ? " (following the paths)" : ""), \(t.addresses.map(\.description).joined(separator: ", ")); nftables table inet \(tableName)")
+            log.info(
+                "\(device.name) up: mtu \(initialMTU)\(t.mtu == nil && configuration.role == .router ? " (following the paths)" : ""), \(t.addresses.map(\.description).joined(separator: ", ")); nftables table inet \(tableName)"
+            )
         } catch {
             undo()
             throw error

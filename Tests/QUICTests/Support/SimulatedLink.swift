@@ -1,10 +1,10 @@
+import Congestion
 // An in-memory network for connection tests: one client Connection and one server Endpoint joined
 // by a seeded link with delay, jitter (reordering), random loss and a rate limit. Time is simulated,
 // so runs are exact and repeatable.
 import Foundation
-import XCTest
 import QUIC
-import Congestion
+import XCTest
 
 final class SimulatedNetwork {
     struct InFlight {
@@ -68,10 +68,12 @@ final class SimulatedNetwork {
     var clientEvents: [ConnectionEvent] = []
     var serverEvents: [ConnectionEvent] = []
 
-    init(seed: UInt64, delay: Duration = .milliseconds(10), jitter: Duration = .zero, loss: Double = 0,
-         rateMbps: Double = 100, clientConfig: ((inout ConnectionConfiguration) -> Void)? = nil,
-         serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil,
-         serverTLS customServerTLS: TLSConfiguration? = nil, clientTLS customClientTLS: TLSConfiguration? = nil) throws {
+    init(
+        seed: UInt64, delay: Duration = .milliseconds(10), jitter: Duration = .zero, loss: Double = 0,
+        rateMbps: Double = 100, clientConfig: ((inout ConnectionConfiguration) -> Void)? = nil,
+        serverConfig: ((inout Endpoint.Configuration) -> Void)? = nil,
+        serverTLS customServerTLS: TLSConfiguration? = nil, clientTLS customClientTLS: TLSConfiguration? = nil
+    ) throws {
         random = SeededRandom(seed: seed)
         oneWayDelay = delay
         self.jitter = jitter
@@ -93,8 +95,9 @@ final class SimulatedNetwork {
         var cconf = ConnectionConfiguration(tls: cctx)
         clientConfig?(&cconf)
         self.clientConfig = clientConfig
-        client = try Connection(clientWith: cconf, serverName: "localhost", remote: serverAddress,
-                                random: SeededRandom(seed: seed &+ 2), now: now)
+        client = try Connection(
+            clientWith: cconf, serverName: "localhost", remote: serverAddress,
+            random: SeededRandom(seed: seed &+ 2), now: now)
     }
 
     private let clientConfig: ((inout ConnectionConfiguration) -> Void)?
@@ -107,21 +110,31 @@ final class SimulatedNetwork {
         clientAddress = address
         clientEvents.removeAll()
         serverEvents.removeAll()
-        client = try Connection(clientWith: cconf, serverName: "localhost", remote: serverAddress,
-                                random: SeededRandom(seed: seed), now: now, token: token)
+        client = try Connection(
+            clientWith: cconf, serverName: "localhost", remote: serverAddress,
+            random: SeededRandom(seed: seed), now: now, token: token)
     }
 
     private func send(_ t: Transmit, toServer: Bool, from: SocketAddress) {
-        if toServer { clientDatagramLog?.append(t.bytes) } // what the client sent, delivered or not
-        if let o = outageUntil, now < o { dropped += 1; return }
+        if toServer { clientDatagramLog?.append(t.bytes) }  // what the client sent, delivered or not
+        if let o = outageUntil, now < o {
+            dropped += 1
+            return
+        }
         let clientSide = toServer ? from : t.destination
-        if deadAddresses.contains(clientSide) { dropped += 1; return }
+        if deadAddresses.contains(clientSide) {
+            dropped += 1
+            return
+        }
         if let mtu = pathMaxDatagramSize[clientSide] ?? maxDatagramSize, t.bytes.count > mtu {
             dropped += 1
             droppedTooBig += 1
             return
         }
-        if lossRate > 0 && random.nextUnit() < lossRate { dropped += 1; return }
+        if lossRate > 0 && random.nextUnit() < lossRate {
+            dropped += 1
+            return
+        }
         let dir = toServer ? 0 : 1
         var departure = max(now, linkFreeAt[dir])
         if rate > 0 { departure = departure + Duration(nanoseconds: UInt64(Double(t.bytes.count) / rate * 1e9)) }
@@ -153,13 +166,19 @@ final class SimulatedNetwork {
         while let t = client.poll(now: now) {
             send(t, toServer: true, from: t.source ?? clientAddress)
             polls += 1
-            if polls > Self.pollsPerInstantLimit { runaway = true; return }
+            if polls > Self.pollsPerInstantLimit {
+                runaway = true
+                return
+            }
         }
         polls = 0
         while let t = server.poll(now: now) {
             send(t, toServer: false, from: serverAddress)
             polls += 1
-            if polls > Self.pollsPerInstantLimit { runaway = true; return }
+            if polls > Self.pollsPerInstantLimit {
+                runaway = true
+                return
+            }
         }
         collectEvents()
 
@@ -176,8 +195,11 @@ final class SimulatedNetwork {
             deliveredPerAddress[d.toServer ? d.from : d.to, default: 0] += 1
             // The in-place receive a data plane uses (the copying one wraps it).
             var bytes = d.bytes
-            if d.toServer { server.receive(datagram: &bytes, from: d.from, now: now, ecn: d.ecn) }
-            else { client.receive(datagram: &bytes, from: serverAddress, now: now, ecn: d.ecn) }
+            if d.toServer {
+                server.receive(datagram: &bytes, from: d.from, now: now, ecn: d.ecn)
+            } else {
+                client.receive(datagram: &bytes, from: serverAddress, now: now, ecn: d.ecn)
+            }
         }
         if let t = client.nextTimeout, t <= now { client.handleTimeout(now: now) }
         if let t = server.nextTimeout, t <= now { server.handleTimeout(now: now) }
@@ -190,7 +212,10 @@ final class SimulatedNetwork {
         var steps = 0
         while now < end {
             if done() { return true }
-            if runaway { XCTFail("a connection kept producing datagrams at one instant (\(now))"); return false }
+            if runaway {
+                XCTFail("a connection kept producing datagrams at one instant (\(now))")
+                return false
+            }
             step(limit: end)
             steps += 1
             if steps > 5_000_000 { return false }
