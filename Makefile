@@ -1,6 +1,6 @@
 # Entry points for people; CI runs scripts/setup.sh && scripts/test.sh (README "Tests").
 .DEFAULT_GOAL := help
-.PHONY: help demo e2e test deb apt-repo test-packages
+.PHONY: help demo e2e test lint format deb apt-repo test-packages
 
 help: ## this list
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  make %-6s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -14,6 +14,12 @@ e2e: ## the end-to-end tests (root): release tquicd/tquicctl, then pytest Tests/
 test: ## what CI runs: scripts/setup.sh, then scripts/test.sh
 	scripts/setup.sh
 	scripts/test.sh
+
+lint: ## swift format lint --strict over Sources and Tests with the committed .swift-format (docs/code-style.md)
+	scripts/lint.sh
+
+format: ## let swift format rewrite Sources and Tests in the house style, then lint what is left
+	scripts/lint.sh --fix
 
 deb: ## the Debian packages tquic-router and tquic-vps into .build-pkg/deb (dpkg-buildpackage -us -uc -b; docs/packaging.md)
 	scripts/package.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; CI runs it through .ci/run):
+#   0. style                    scripts/lint.sh: swift format lint --strict (docs/code-style.md)
 #   1. swift test               unit, RFC-vector, codec and in-memory connection tests
 #   2. interop (pytest)         tquic-peer against aioquic over UDP on loopback, both directions
 #   3. fuzz smoke               each libFuzzer target for a short while (FUZZ_SECONDS, default 20)
@@ -18,6 +19,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+
+echo "== style: swift format lint --strict (scripts/lint.sh)"
+scripts/lint.sh
 
 echo "== build"
 swift build --build-tests

@@ -85,10 +85,11 @@ public final class RouteNetlink {
             "RTM_GETLINK dump", type: RTM_GETLINK, restart: { links.removeAll() },
             build: { message in
                 putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
+            },
+            each: { reply in
+                if case .link(let link, removed: false) = reply { links.append(link) }
             }
-        ) { reply in
-            if case .link(let link, removed: false) = reply { links.append(link) }
-        }
+        )
         return links
     }
 
@@ -101,10 +102,11 @@ public final class RouteNetlink {
                 build: { message in
                     putHeader(ifinfomsg.self, in: message).pointee.ifi_family = UInt8(AF_UNSPEC)
                     mnl_attr_put_strz(message, UInt16(IFLA_IFNAME), name)
+                },
+                each: { reply in
+                    if case .link(let link, removed: false) = reply { index = link.index }
                 }
-            ) { reply in
-                if case .link(let link, removed: false) = reply { index = link.index }
-            }
+            )
         } catch let error as SystemError where error.errno == ENODEV {
             return nil
         }
@@ -138,16 +140,17 @@ public final class RouteNetlink {
             "RTM_GETADDR dump", type: RTM_GETADDR, restart: { addresses.removeAll() },
             build: { message in
                 putHeader(ifaddrmsg.self, in: message).pointee.ifa_family = UInt8(AF_UNSPEC)
+            },
+            each: { reply in
+                if case .address(let record, removed: false) = reply, !record.isTentative {
+                    addresses.append(
+                        InterfaceAddress(
+                            interfaceIndex: record.interfaceIndex,
+                            interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
+                            prefix: record.prefix))
+                }
             }
-        ) { reply in
-            if case .address(let record, removed: false) = reply, !record.isTentative {
-                addresses.append(
-                    InterfaceAddress(
-                        interfaceIndex: record.interfaceIndex,
-                        interfaceName: names[record.interfaceIndex] ?? record.label ?? "",
-                        prefix: record.prefix))
-            }
-        }
+        )
         return addresses
     }
 

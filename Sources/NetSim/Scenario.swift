@@ -227,13 +227,13 @@ extension Scenario {
     // [limit1 limit2]. Balanced: 10/10 Mbit/s with 0/0 and 1/25 ms; unbalanced: 30/10 until 2024,
     // 10/3 since; the issue's 15/5 keeps that 3:1 ratio at the same 20 Mbit/s sum. Queue limits from
     // the 2026 "adapt limits" patch: 20/20, 20/50, then 30/20, 40/30, 50/30 for the unbalanced ones.
-    public static let mptcp10_10 = mptcp("mptcp-10-10", 10, 10, 0, 0, limits: (20, 20), kernel: "balanced bwidth")
-    public static let mptcp10_10_1_25 = mptcp(
+    public static let mptcpBalanced = mptcp("mptcp-10-10", 10, 10, 0, 0, limits: (20, 20), kernel: "balanced bwidth")
+    public static let mptcpBalancedUnequalDelay = mptcp(
         "mptcp-10-10-1-25", 10, 10, 1, 25, limits: (20, 50), kernel: "balanced bwidth with unbalanced delay")
-    public static let mptcp15_5 = mptcp("mptcp-15-5", 15, 5, 0, 0, limits: (30, 20), kernel: "unbalanced bwidth")
-    public static let mptcp15_5_1_25 = mptcp(
+    public static let mptcpUnbalanced = mptcp("mptcp-15-5", 15, 5, 0, 0, limits: (30, 20), kernel: "unbalanced bwidth")
+    public static let mptcpUnbalancedUnequalDelay = mptcp(
         "mptcp-15-5-1-25", 15, 5, 1, 25, limits: (40, 30), kernel: "unbalanced bwidth with unbalanced delay")
-    public static let mptcp15_5_25_1 = mptcp(
+    public static let mptcpUnbalancedOpposedDelay = mptcp(
         "mptcp-15-5-25-1", 15, 5, 25, 1, limits: (50, 30),
         kernel: "unbalanced bwidth with opposed, unbalanced delay")
 
@@ -309,7 +309,7 @@ extension Scenario {
 
     /// Every scenario, in the order the issue lists them.
     public static let all: [Scenario] = [
-        equal, mptcp10_10, mptcp10_10_1_25, mptcp15_5, mptcp15_5_1_25, mptcp15_5_25_1,
+        equal, mptcpBalanced, mptcpBalancedUnequalDelay, mptcpUnbalanced, mptcpUnbalancedUnequalDelay, mptcpUnbalancedOpposedDelay,
         fibreSatellite, lteJitter, failover, backup, rateChange, mixedFlows,
     ]
 

@@ -81,14 +81,14 @@ private let serverAddress = SocketAddress(ip: [10, 0, 0, 2], port: 443)
 
 // MARK: - Error codes
 
-private let FEE = TransportErrorCode.frameEncodingError.rawValue
-private let PV = TransportErrorCode.protocolViolation.rawValue
-private let FCE = TransportErrorCode.flowControlError.rawValue
-private let SSE = TransportErrorCode.streamStateError.rawValue
-private let SLE = TransportErrorCode.streamLimitError.rawValue
-private let FSE = TransportErrorCode.finalSizeError.rawValue
-private let CIDLE = TransportErrorCode.connectionIDLimitError.rawValue
-private let CBE = TransportErrorCode.cryptoBufferExceeded.rawValue
+private let frameEncodingError = TransportErrorCode.frameEncodingError.rawValue
+private let protocolViolationError = TransportErrorCode.protocolViolation.rawValue
+private let flowControlError = TransportErrorCode.flowControlError.rawValue
+private let streamStateError = TransportErrorCode.streamStateError.rawValue
+private let streamLimitError = TransportErrorCode.streamLimitError.rawValue
+private let finalSizeError = TransportErrorCode.finalSizeError.rawValue
+private let connectionIDLimitError = TransportErrorCode.connectionIDLimitError.rawValue
+private let cryptoBufferExceededError = TransportErrorCode.cryptoBufferExceeded.rawValue
 
 /// What the oracle says a frame (and so the packet, at its first non-valid frame) must do.
 private enum Verdict {
@@ -331,7 +331,7 @@ private final class Session {
         }
         if payload.count == 0 {
             // RFC 9000 §12.4: a packet with no frames is a PROTOCOL_VIOLATION.
-            verdict = .mustClose([PV], "empty packet")
+            verdict = .mustClose([protocolViolationError], "empty packet")
         }
         guard let pn = nextPN[packetPath],
             let dest = client.testingOneRTTDestination(pathID: packetPath),
@@ -467,18 +467,18 @@ private final class Session {
             let opened = bidi ? snapshot.nextLocalBidiIndex : snapshot.nextLocalUniIndex
             if !bidi && use != .send {
                 // §19.8, §19.4, §19.13: STREAM, RESET_STREAM, STREAM_DATA_BLOCKED on a send-only stream.
-                return (nil, .mustClose([SSE], "\(frame) on the server's unidirectional stream \(id)"))
+                return (nil, .mustClose([streamStateError], "\(frame) on the server's unidirectional stream \(id)"))
             }
             if index >= opened {
                 // §19.8, §19.5, §19.10: a locally initiated stream that has not been created.
-                if use == .blocked { return (nil, .mayClose([SSE], "\(frame) on unopened stream \(id)")) }
-                return (nil, .mustClose([SSE], "\(frame) on the server's unopened stream \(id)"))
+                if use == .blocked { return (nil, .mayClose([streamStateError], "\(frame) on unopened stream \(id)")) }
+                return (nil, .mustClose([streamStateError], "\(frame) on the server's unopened stream \(id)"))
             }
             return streams[id] != nil ? (id, nil) : (nil, .valid)  // forgotten: ignored
         }
         if !bidi && use == .send {
             // §19.5, §19.10: STOP_SENDING / MAX_STREAM_DATA on a receive-only stream.
-            return (nil, .mustClose([SSE], "\(frame) on the client's unidirectional stream \(id)"))
+            return (nil, .mustClose([streamStateError], "\(frame) on the client's unidirectional stream \(id)"))
         }
         if streams[id] != nil { return (id, nil) }
         let opened = bidi ? openedBidi : openedUni
@@ -487,8 +487,10 @@ private final class Session {
         if index >= limit {
             // §4.6: a stream ID beyond the limit is STREAM_LIMIT_ERROR (credit may have grown
             // during this packet if a stream was collected: then we cannot be sure).
-            if index >= limit + UInt64(mayCollect) { return (nil, .mustClose([SLE], "\(frame) on stream \(id) beyond limit \(limit)")) }
-            return (nil, .mayClose([SLE], "\(frame) near the stream limit"))
+            if index >= limit + UInt64(mayCollect) {
+                return (nil, .mustClose([streamLimitError], "\(frame) on stream \(id) beyond limit \(limit)"))
+            }
+            return (nil, .mayClose([streamLimitError], "\(frame) near the stream limit"))
         }
         // §3.2: the frame opens this stream and every lower one of its type.
         return (id, nil)
@@ -543,9 +545,9 @@ private final class Session {
             let data = [UInt8](repeating: 0x16, count: Int(input.byte()))
             let bytes = encode(.crypto(offset: offset, data: data[...]))
             if offset + UInt64(data.count) > (1 << 62) - 1 {
-                add(bytes, .mustClose([FEE, CBE], "CRYPTO beyond 2^62-1"))
+                add(bytes, .mustClose([frameEncodingError, cryptoBufferExceededError], "CRYPTO beyond 2^62-1"))
             } else if offset > 1 << 20 {
-                add(bytes, .mayClose([CBE], "CRYPTO far ahead"))
+                add(bytes, .mayClose([cryptoBufferExceededError], "CRYPTO far ahead"))
             } else {
                 add(bytes, .mayClose(nil, "1-RTT CRYPTO data goes to TLS"))
             }
@@ -554,7 +556,8 @@ private final class Session {
             // §19.7: an empty token is a FRAME_ENCODING_ERROR; a server never receives NEW_TOKEN.
             add(
                 [0x07, UInt8(n)] + [UInt8](repeating: 0x77, count: n),
-                n == 0 ? .mustClose([FEE], "empty NEW_TOKEN") : .mustClose([PV], "NEW_TOKEN from a client"))
+                n == 0
+                    ? .mustClose([frameEncodingError], "empty NEW_TOKEN") : .mustClose([protocolViolationError], "NEW_TOKEN from a client"))
         case 7, 8:
             streamFrame()
         case 9:
@@ -572,7 +575,11 @@ private final class Session {
                 ? encode(.maxStreams(bidirectional: bidi, maximum: m)) : encode(.streamsBlocked(bidirectional: bidi, limit: m))
             if m > 1 << 60 {
                 // §19.11 MUST FRAME_ENCODING_ERROR; §19.14 STREAM_LIMIT_ERROR or FRAME_ENCODING_ERROR.
-                add(bytes, .mustClose(kind % 34 == 11 ? [FEE] : [FEE, SLE], "MAX_STREAMS/STREAMS_BLOCKED above 2^60"))
+                add(
+                    bytes,
+                    .mustClose(
+                        kind % 34 == 11 ? [frameEncodingError] : [frameEncodingError, streamLimitError],
+                        "MAX_STREAMS/STREAMS_BLOCKED above 2^60"))
             } else {
                 add(bytes, .valid)
             }
@@ -593,9 +600,9 @@ private final class Session {
             let packetSeq = snapshot.localCIDs.first { $0.value == client.testingOneRTTDestination(pathID: 0)?.cid }?.key
             if seq >= snapshot.nextLocalCIDSequence + UInt64(retires) {
                 // §19.16: retiring a sequence number never sent is a PROTOCOL_VIOLATION.
-                add(bytes, .mustClose([PV], "RETIRE_CONNECTION_ID \(seq) never issued"))
+                add(bytes, .mustClose([protocolViolationError], "RETIRE_CONNECTION_ID \(seq) never issued"))
             } else if seq >= snapshot.nextLocalCIDSequence || (packetPath == 0 && seq == packetSeq) {
-                add(bytes, .mayClose([PV], "RETIRE_CONNECTION_ID of the packet's own CID or a fresh one"))
+                add(bytes, .mayClose([protocolViolationError], "RETIRE_CONNECTION_ID of the packet's own CID or a fresh one"))
             } else {
                 add(bytes, .valid) { retires += 1 }
             }
@@ -612,7 +619,7 @@ private final class Session {
                 .peerClosed)
         case 19:
             // §19.20: a server receiving HANDSHAKE_DONE: PROTOCOL_VIOLATION.
-            add([0x1e], .mustClose([PV], "HANDSHAKE_DONE from a client"))
+            add([0x1e], .mustClose([protocolViolationError], "HANDSHAKE_DONE from a client"))
         case 20:
             let n = Int(input.byte())
             add(encode(.datagram(data: [UInt8](repeating: 0x30, count: n)[...], hasLength: true)), .valid)
@@ -623,7 +630,7 @@ private final class Session {
             let bytes = encode(.pathAbandon(pathID: pid, errorCode: UInt64(input.byte())))
             let live = snapshot.paths.filter { $0.value.state == "active" || $0.value.state == "validating" }.count
             if pid > UInt64(snapshot.localMaxPathID) && (pid > UInt64(UInt32.max) || snapshot.paths[UInt32(pid)] == nil) {
-                add(bytes, .mayClose([PV], "PATH_ABANDON for a path ID above our maximum"))
+                add(bytes, .mayClose([protocolViolationError], "PATH_ABANDON for a path ID above our maximum"))
             } else if live <= 1 || pid == UInt64(packetPath) {
                 add(bytes, .mayClose(nil, "PATH_ABANDON of the last path or the packet's own"))
             } else {
@@ -636,7 +643,9 @@ private final class Session {
                 input.byte() & 1 == 0
                     ? .pathStatusBackup(pathID: pid, sequenceNumber: seq)
                     : .pathStatusAvailable(pathID: pid, sequenceNumber: seq))
-            add(bytes, pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATH_STATUS for an unknown path ID"))
+            add(
+                bytes,
+                pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([protocolViolationError], "PATH_STATUS for an unknown path ID"))
         case 24:
             newConnectionID(pathID: pathIDChoice())
         case 25:
@@ -645,14 +654,17 @@ private final class Session {
             let seq = UInt64(input.byte() % 8)
             let bytes = encode(.pathRetireConnectionID(pathID: pid, sequenceNumber: seq))
             let issued = pid <= UInt64(UInt32.max) && snapshot.multipathLocalCIDs[UInt32(pid)]?[seq] != nil
-            add(bytes, issued && UInt32(pid) != packetPath ? .valid : .mayClose([PV], "PATH_RETIRE_CONNECTION_ID of an unknown or own CID"))
+            add(
+                bytes,
+                issued && UInt32(pid) != packetPath
+                    ? .valid : .mayClose([protocolViolationError], "PATH_RETIRE_CONNECTION_ID of an unknown or own CID"))
         case 26:
             let m = input.byte() & 1 == 0 ? UInt64(input.byte() % 16) : input.value()
             let bytes = encode(.maxPathID(varintOK(m)))
             if m > UInt64(UInt32.max) {
-                add(bytes, .mustClose([PV], "MAX_PATH_ID above 2^32-1"))
+                add(bytes, .mustClose([protocolViolationError], "MAX_PATH_ID above 2^32-1"))
             } else if m < UInt64(maxPathID) {
-                add(bytes, .mayClose([PV], "MAX_PATH_ID below initial_max_path_id"))
+                add(bytes, .mayClose([protocolViolationError], "MAX_PATH_ID below initial_max_path_id"))
             } else {
                 add(bytes, .valid)
             }
@@ -660,23 +672,24 @@ private final class Session {
             let m = UInt64(input.byte() % 8)
             add(
                 encode(.pathsBlocked(maximumPathID: m)),
-                m <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATHS_BLOCKED above our maximum"))
+                m <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([protocolViolationError], "PATHS_BLOCKED above our maximum"))
         case 28:
             let pid = pathIDChoice()
             add(
                 encode(.pathCIDsBlocked(pathID: pid, nextSequenceNumber: UInt64(input.byte() % 8))),
-                pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([PV], "PATH_CIDS_BLOCKED above our maximum"))
+                pid <= UInt64(snapshot.localMaxPathID) ? .valid : .mayClose([protocolViolationError], "PATH_CIDS_BLOCKED above our maximum")
+            )
         case 29:
             // §12.4: a frame of unknown type is a FRAME_ENCODING_ERROR (0x1f, 0x20-0x2f, 0x32-0x3d,
             // and two-byte types other than the multipath ones).
             let unknown: [[UInt8]] = [[0x1f], [0x20], [0x2f], [0x32], [0x3d], [0x40, 0x40], [0x7e, 0x74], [0x7e, 0x7d], [0x7f, 0xff]]
-            add(unknown[Int(input.byte()) % unknown.count], .mustClose([FEE], "unknown frame type"))
+            add(unknown[Int(input.byte()) % unknown.count], .mustClose([frameEncodingError], "unknown frame type"))
         case 30:
             truncatedFrame()
         case 31:
             // §12.4: frame types must be minimally encoded (MAY PROTOCOL_VIOLATION; we do).
             let t = input.byte() % 0x1f
-            add([0x40, t == 0 ? 1 : t], .mayClose([PV], "non-minimal frame type"))
+            add([0x40, t == 0 ? 1 : t], .mayClose([protocolViolationError], "non-minimal frame type"))
         case 32:
             rawRun()
         default:
@@ -740,12 +753,12 @@ private final class Session {
         }
         if invalid {
             // §19.3.1: a negative packet number in the ranges is a FRAME_ENCODING_ERROR.
-            add(w.bytes, .mustClose([FEE], "ACK ranges below packet number 0"))
+            add(w.bytes, .mustClose([frameEncodingError], "ACK ranges below packet number 0"))
         } else if !known {
             add(w.bytes, .valid)  // PATH_ACK for a path the server does not have: ignored
         } else if largest >= next {
             // §13.1: acknowledging a packet never sent (the connection says it detects it).
-            add(w.bytes, .mustClose([PV], "ACK of unsent packet \(largest) (next \(next))"))
+            add(w.bytes, .mustClose([protocolViolationError], "ACK of unsent packet \(largest) (next \(next))"))
         } else {
             add(w.bytes, .valid) { mayCollect += 1 }
         }
@@ -767,7 +780,7 @@ private final class Session {
         let end = offset + UInt64(length)
         if end > (1 << 62) - 1 {
             // §19.8: FRAME_ENCODING_ERROR or FLOW_CONTROL_ERROR.
-            add(bytes, .mustClose([FEE, FCE], "STREAM beyond 2^62-1"))
+            add(bytes, .mustClose([frameEncodingError, flowControlError], "STREAM beyond 2^62-1"))
             return
         }
         let (s, v) = resolveStream(id, .receive, frame: "STREAM")
@@ -779,18 +792,18 @@ private final class Session {
         openInShadow(s)
         let st = streams[s]!
         if st.reset {
-            add(bytes, .mayClose([FSE], "STREAM after RESET_STREAM"))
+            add(bytes, .mayClose([finalSizeError], "STREAM after RESET_STREAM"))
             return
         }
         var codes: Set<UInt64> = []
         var should: Set<UInt64> = []
         // §4.1: beyond the stream's or the connection's limit is a FLOW_CONTROL_ERROR.
-        if end > st.recvLimit { codes.insert(FCE) }
+        if end > st.recvLimit { codes.insert(flowControlError) }
         let newHighest = max(st.highest, end)
-        if dataReceived + (newHighest - st.highest) > snapshot.localMaxData { codes.insert(FCE) }
+        if dataReceived + (newHighest - st.highest) > snapshot.localMaxData { codes.insert(flowControlError) }
         // §4.5: a change of the final size (SHOULD FINAL_SIZE_ERROR).
-        if let fs = st.finalSize, end > fs || (fin && end != fs) { should.insert(FSE) }
-        if fin && end < st.highest { should.insert(FSE) }
+        if let fs = st.finalSize, end > fs || (fin && end != fs) { should.insert(finalSizeError) }
+        if fin && end < st.highest { should.insert(finalSizeError) }
         if !codes.isEmpty {
             add(bytes, .mustClose(codes.union(should), "STREAM \(s) to \(end) beyond flow control"))
         } else if !should.isEmpty {
@@ -814,16 +827,16 @@ private final class Session {
         openInShadow(s)
         let st = streams[s]!
         if st.reset {
-            add(bytes, .mayClose([FSE], "a second RESET_STREAM"))
+            add(bytes, .mayClose([finalSizeError], "a second RESET_STREAM"))
             return
         }
         var should: Set<UInt64> = []
-        if let fs = st.finalSize, fs != finalSize { should.insert(FSE) }
-        if finalSize < st.highest { should.insert(FSE) }
+        if let fs = st.finalSize, fs != finalSize { should.insert(finalSizeError) }
+        if finalSize < st.highest { should.insert(finalSizeError) }
         var codes: Set<UInt64> = []
         // §4.5: the final size counts against flow control like the data it stands for.
-        if finalSize > st.recvLimit { codes.insert(FCE) }
-        if dataReceived + (max(finalSize, st.highest) - st.highest) > snapshot.localMaxData { codes.insert(FCE) }
+        if finalSize > st.recvLimit { codes.insert(flowControlError) }
+        if dataReceived + (max(finalSize, st.highest) - st.highest) > snapshot.localMaxData { codes.insert(flowControlError) }
         if !codes.isEmpty {
             add(bytes, .mustClose(codes.union(should), "RESET_STREAM \(s) final size \(finalSize) beyond flow control"))
         } else if !should.isEmpty {
@@ -882,14 +895,14 @@ private final class Session {
         let name = framePathID == nil ? "NEW_CONNECTION_ID" : "PATH_NEW_CONNECTION_ID"
         // §19.15: Retire Prior To above the sequence number, or a CID length outside 1...20.
         if rpt > seq || cidBytes.isEmpty || cidBytes.count > 20 {
-            add(w.bytes, .mustClose([FEE], "\(name) badly encoded"))
+            add(w.bytes, .mustClose([frameEncodingError], "\(name) badly encoded"))
             return
         }
         let cid = ConnectionID(cidBytes)
         if let pathID {
             guard pathID <= UInt64(snapshot.localMaxPathID) else {
                 // draft-ietf-quic-multipath §4.6 (as the connection claims): PROTOCOL_VIOLATION.
-                add(w.bytes, .mustClose([PV], "PATH_NEW_CONNECTION_ID for path ID \(pathID) above our maximum"))
+                add(w.bytes, .mustClose([protocolViolationError], "PATH_NEW_CONNECTION_ID for path ID \(pathID) above our maximum"))
                 return
             }
             let pid = UInt32(pathID)
@@ -900,7 +913,9 @@ private final class Session {
             if let reuse {
                 add(
                     w.bytes,
-                    reuse == cid ? .mayClose(nil, "repeated PATH_NEW_CONNECTION_ID") : .mayClose([PV], "sequence reused with another CID"))
+                    reuse == cid
+                        ? .mayClose(nil, "repeated PATH_NEW_CONNECTION_ID")
+                        : .mayClose([protocolViolationError], "sequence reused with another CID"))
                 return
             }
             if seq < max(rpt, pathRetirePriorTo[pid] ?? 0) || rpt < (pathRetirePriorTo[pid] ?? 0) {
@@ -911,7 +926,7 @@ private final class Session {
             t[seq] = cid
             for k in t.keys where k < rpt { t[k] = nil }
             if UInt64(t.count) > snapshot.activeConnectionIDLimit {
-                add(w.bytes, .mustClose([CIDLE], "\(t.count) CIDs on path \(pid) over the limit"))
+                add(w.bytes, .mustClose([connectionIDLimitError], "\(t.count) CIDs on path \(pid) over the limit"))
             } else {
                 add(w.bytes, .valid) {
                     pathPeerCIDs[pid] = t
@@ -922,7 +937,7 @@ private final class Session {
         }
         if let reuse {
             if reuse != cid {
-                add(w.bytes, .mayClose([PV], "sequence reused with another CID"))
+                add(w.bytes, .mayClose([protocolViolationError], "sequence reused with another CID"))
                 return
             }
             add(w.bytes, rpt <= retirePriorTo ? .valid : .mayClose(nil, "repeated NEW_CONNECTION_ID with a new Retire Prior To"))
@@ -938,7 +953,7 @@ private final class Session {
         for k in t.keys where k < newRPT { t[k] = nil }
         // §5.1.1: more active connection IDs than active_connection_id_limit.
         if UInt64(t.count) > snapshot.activeConnectionIDLimit {
-            add(w.bytes, .mustClose([CIDLE], "\(t.count) active CIDs over the limit \(snapshot.activeConnectionIDLimit)"))
+            add(w.bytes, .mustClose([connectionIDLimitError], "\(t.count) active CIDs over the limit \(snapshot.activeConnectionIDLimit)"))
         } else {
             add(w.bytes, .valid) {
                 peerCIDs = t
@@ -972,7 +987,7 @@ private final class Session {
         ]
         let full = encode(frames[Int(b) % frames.count])
         let cut = 1 + Int(b >> 4) % (full.count - 1)
-        add(Array(full.prefix(full.count - cut)), .mustClose([FEE], "frame truncated by the end of the packet"))
+        add(Array(full.prefix(full.count - cut)), .mustClose([frameEncodingError], "frame truncated by the end of the packet"))
         flush()
     }
 
@@ -1021,11 +1036,13 @@ private final class Session {
                 let over = end > st.recvLimit || dataReceived + (max(st.highest, end) - st.highest) > snapshot.localMaxData
                 let fsBad = st.finalSize.map { end > $0 } ?? false
                 if st.reset {
-                    add(w.bytes, .mayClose([FSE], "STREAM after reset"))
+                    add(w.bytes, .mayClose([finalSizeError], "STREAM after reset"))
                 } else if over {
-                    add(w.bytes, .mustClose(fsBad ? [FCE, FSE] : [FCE], "tail STREAM beyond flow control"))
+                    add(
+                        w.bytes,
+                        .mustClose(fsBad ? [flowControlError, finalSizeError] : [flowControlError], "tail STREAM beyond flow control"))
                 } else if fsBad {
-                    add(w.bytes, .mayClose([FSE], "tail STREAM beyond final size"))
+                    add(w.bytes, .mayClose([finalSizeError], "tail STREAM beyond final size"))
                 } else {
                     add(w.bytes, .valid)
                 }
