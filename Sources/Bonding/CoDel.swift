@@ -36,8 +36,20 @@ public struct CoDel: Sendable, Equatable {
     /// behind; true: drop it instead of sending it (the caller then asks about the next one).
     /// `maxPacketBytes`: a queue holding no more than one packet is never dropped from (RFC 8289
     /// §4.2: that would empty the link).
-    public mutating func shouldDrop(sojourn: Duration, backlogBytes: Int, maxPacketBytes: Int, now: Timestamp) -> Bool {
-        let okToDrop = isAboveTargetLongEnough(sojourn: sojourn, backlogBytes: backlogBytes, maxPacketBytes: maxPacketBytes, now: now)
+    ///
+    /// `allowance`: queueing delay that is the scheduler's choice, not congestion. In front of
+    /// paths whose one-way delays differ (fibre 5 ms, satellite 300 ms), a bulk packet waits for
+    /// the fast path until waiting would cost more than the slow path's extra delay; only then does
+    /// the slow path pay (ECF). A queue kept at 5 ms never gets there and the slow path is never
+    /// used. So the target grows by the allowance and the interval, "on the order of a worst-case
+    /// RTT" (RFC 8289 §4.5), by twice it.
+    public mutating func shouldDrop(
+        sojourn: Duration, backlogBytes: Int, maxPacketBytes: Int, now: Timestamp, allowance: Duration = .zero
+    ) -> Bool {
+        let target = parameters.target + allowance
+        let interval = parameters.interval + allowance * 2
+        let okToDrop = isAboveTargetLongEnough(
+            sojourn: sojourn, target: target, interval: interval, backlogBytes: backlogBytes, maxPacketBytes: maxPacketBytes, now: now)
         if isDropping {
             if !okToDrop {
                 // RFC 8289 §5.5: below target again: leave the dropping state.
@@ -49,7 +61,7 @@ public struct CoDel: Sendable, Equatable {
             // below target. (RFC 8289's loop advances drop_next once it has seen the next packet;
             // here it advances with the drop, which differs only when that packet ends the state.)
             count &+= 1
-            dropNext = controlLaw(dropNext, count)
+            dropNext = controlLaw(dropNext, count, interval: interval)
             drops += 1
             return true
         }
@@ -58,8 +70,8 @@ public struct CoDel: Sendable, Equatable {
         // drop rate it had reached rather than from 1.
         isDropping = true
         let delta = count &- lastCount
-        count = delta > 1 && now - dropNext < parameters.interval * 16 ? delta : 1  // saturating: 0 if dropNext is ahead
-        dropNext = controlLaw(now, count)
+        count = delta > 1 && now - dropNext < interval * 16 ? delta : 1  // saturating: 0 if dropNext is ahead
+        dropNext = controlLaw(now, count, interval: interval)
         lastCount = count
         drops += 1
         return true
@@ -72,20 +84,22 @@ public struct CoDel: Sendable, Equatable {
     }
 
     /// RFC 8289 §5.4 (dodequeue's ok_to_drop).
-    private mutating func isAboveTargetLongEnough(sojourn: Duration, backlogBytes: Int, maxPacketBytes: Int, now: Timestamp) -> Bool {
-        if sojourn < parameters.target || backlogBytes <= maxPacketBytes {
+    private mutating func isAboveTargetLongEnough(
+        sojourn: Duration, target: Duration, interval: Duration, backlogBytes: Int, maxPacketBytes: Int, now: Timestamp
+    ) -> Bool {
+        if sojourn < target || backlogBytes <= maxPacketBytes {
             firstAboveTime = nil
             return false
         }
         guard let first = firstAboveTime else {
-            firstAboveTime = now + parameters.interval
+            firstAboveTime = now + interval
             return false
         }
         return now >= first
     }
 
     /// RFC 8289 §5.5: t + interval / sqrt(count).
-    private func controlLaw(_ t: Timestamp, _ count: UInt32) -> Timestamp {
-        t + Duration(nanoseconds: UInt64(Double(parameters.interval.nanoseconds) / Double(max(count, 1)).squareRoot()))
+    private func controlLaw(_ t: Timestamp, _ count: UInt32, interval: Duration) -> Timestamp {
+        t + Duration(nanoseconds: UInt64(Double(interval.nanoseconds) / Double(max(count, 1)).squareRoot()))
     }
 }

@@ -225,9 +225,10 @@ public struct ReorderBuffer: Sendable {
     /// Adapts the hold time to the usable paths' current delays (call when RTT estimates move,
     /// e.g. once per smoothed RTT). An empty list keeps the current hold time. Held packets then
     /// expire by the new hold time.
-    public mutating func updateHoldTime(paths: [PathDelay]) {
+    /// `atLeast`: a floor, e.g. the time a lost packet's repair takes to arrive.
+    public mutating func updateHoldTime(paths: [PathDelay], atLeast floor: Duration = .zero) {
         if let hold = Self.holdTime(for: paths, configuration: configuration) {
-            pathHoldTime = hold
+            pathHoldTime = Self.clamp(max(hold, floor), configuration)
             holdTime = Self.clamp(pathHoldTime + lateAllowance, configuration)
         }
     }

@@ -47,9 +47,13 @@ public struct TunnelConfiguration: Sendable {
     /// `managedBulkPacketLimit` packets and CoDel keeps its delay near its 5 ms target, so the
     /// LAN's TCP backs off before a standing queue builds in front of the pings and calls.
     public var bulkQueueManagement: CoDel.Parameters? = CoDel.Parameters()
-    /// The bulk queue's hard limit under CoDel: its sojourn limit, not this, is what should bind
-    /// (2048 packets are ~12 ms at 2 Gbit/s).
-    public var managedBulkPacketLimit = 2048
+    /// The bulk queue's hard limit under CoDel: its sojourn limit, not this, is what should bind.
+    /// In front of a satellite the queue may stand at its allowance (`maxQueueingAllowance`):
+    /// 300 ms at 100 Mbit/s are ~2600 packets; 8192 are ~50 ms at 2 Gbit/s.
+    public var managedBulkPacketLimit = 8192
+    /// The most the bulk queue's CoDel target grows for paths of unequal delay (CoDel.shouldDrop's
+    /// allowance): bulk waits for the fast path up to the slow path's extra one-way delay.
+    public var maxQueueingAllowance: Duration = .milliseconds(400)
     /// Tunnel packets handed out per wake-up, so one call never runs unbounded.
     public var packetsPerWakeup = 256
     /// Buffers for tunnel frames kept until acknowledged (reinjection re-sends them as they are):

@@ -114,11 +114,21 @@ public final class TunnelReceiver {
         delayScratch = []
         delays.removeAll(keepingCapacity: true)
         defer { delayScratch = delays }
+        // With losses sent again (`reinjectsLosses`), a gap left by a lost packet fills about a
+        // round trip of the fastest carrying path later (the loss is seen from the acknowledgements
+        // of the packets after it, then the copy crosses again). Holding that long turns a WAN
+        // loss into a short delay for the inner flow; giving up sooner hands the packets after
+        // the gap on out of order and the inner TCP takes the reordering for a loss of its own.
+        var repair: Duration?
         for id in connection.pathIDs {
             guard let st = connection.pathCondition(id), st.state == .active, carriedFrames(path: id, now: now) else { continue }
             delays.append(ReorderBuffer.PathDelay(oneWayDelay: st.smoothedRTT / 2, jitter: st.rttVariation))
+            let r = st.smoothedRTT + st.smoothedRTT / 4 + st.rttVariation * 4
+            repair = repair.map { min($0, r) } ?? r
         }
-        if !delays.isEmpty { reorder.updateHoldTime(paths: delays) }
+        if !delays.isEmpty {
+            reorder.updateHoldTime(paths: delays, atLeast: configuration.reinjectsLosses ? repair ?? .zero : .zero)
+        }
         while let r = reorder.poll(now: now) {
             let h = r.handle
             statistics.delivered += 1

@@ -195,18 +195,33 @@ public final class TunnelSender {
     }
 
     /// RFC 8289: CoDel's verdict on the bulk head that is about to leave; true if it was dropped.
-    private func codelDropsBulkHead(_ p: Pending, now: Timestamp) -> Bool {
+    private func codelDropsBulkHead(_ p: Pending, paths: [PathSnapshot], now: Timestamp) -> Bool {
         guard bulkCoDel != nil, !p.isNumbered else { return false }
         let bytes = pool.length(p.buffer)
         guard
             bulkCoDel!.shouldDrop(
                 sojourn: now - p.firstSent, backlogBytes: bulkBytes - bytes,
-                maxPacketBytes: configuration.packetBufferSize, now: now)
+                maxPacketBytes: configuration.packetBufferSize, now: now, allowance: queueingAllowance(paths))
         else { return false }
         removeBulkHead()
         pool.release(p.buffer)
         statistics.droppedCoDel += 1
         return true
+    }
+
+    /// How long bulk packets may wait for the fastest path by the scheduler's choice before CoDel
+    /// calls it congestion: the one-way delay by which the slowest usable path is slower (half
+    /// the spread of the base RTTs), up to `maxQueueingAllowance`. Zero for paths of like delay.
+    private func queueingAllowance(_ paths: [PathSnapshot]) -> Duration {
+        var fastest: Duration?
+        var slowest = Duration.zero
+        for i in PathEligibility.eligible(paths) where paths[i].minRTT > .zero {
+            let rtt = paths[i].minRTT
+            if fastest.map({ rtt < $0 }) ?? true { fastest = rtt }
+            if slowest < rtt { slowest = rtt }
+        }
+        guard let fastest else { return .zero }
+        return min((slowest - fastest) / 2, configuration.maxQueueingAllowance)
     }
 
     // MARK: 3-5. Schedule, number, send
@@ -280,7 +295,7 @@ public final class TunnelSender {
                 return
             }
             // It leaves the bulk queue now: CoDel may drop it instead (not yet numbered: no gap).
-            if queue == 2, codelDropsBulkHead(pending, now: now) { continue }
+            if queue == 2, codelDropsBulkHead(pending, paths: snapshots, now: now) { continue }
             switch queue {
             case 0: retries.removeFirst()
             case 1: interactive.removeFirst()

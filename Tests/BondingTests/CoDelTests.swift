@@ -35,6 +35,29 @@ final class CoDelTests: XCTestCase {
         XCTAssertEqual(c.drops, UInt64(drops.count))
     }
 
+    func testAnAllowanceForPathsOfUnequalDelayRaisesTargetAndInterval() {
+        // Fibre 5 ms and satellite 300 ms one way: bulk may wait 295 ms for the fibre by choice.
+        var c = CoDel()
+        for t in 0..<2000 as Range<UInt64> {
+            XCTAssertFalse(
+                c.shouldDrop(sojourn: ms * 200, backlogBytes: 2_500_000, maxPacketBytes: 1500, now: at(t), allowance: ms * 295),
+                "200 ms is below the 5 + 295 ms target")
+        }
+        var drops: [UInt64] = []
+        for t in 2000..<4000 as Range<UInt64> {
+            if c.shouldDrop(sojourn: ms * 320, backlogBytes: 4_000_000, maxPacketBytes: 1500, now: at(t), allowance: ms * 295) {
+                drops.append(t)
+            }
+        }
+        // Above target from 2000: the first drop one interval (100 + 2 × 295 ms) later, the next
+        // one interval after that, then 690/√2 ≈ 487.9 ms.
+        XCTAssertEqual(Array(drops.prefix(3)), [2690, 3380, 3868])
+        // Without the allowance the same queue is dropped from 100 ms after it rose above 5 ms.
+        var plain = CoDel()
+        XCTAssertFalse(plain.shouldDrop(sojourn: ms * 200, backlogBytes: 2_500_000, maxPacketBytes: 1500, now: at(0)))
+        XCTAssertTrue(plain.shouldDrop(sojourn: ms * 200, backlogBytes: 2_500_000, maxPacketBytes: 1500, now: at(100)))
+    }
+
     func testBelowTargetEndsTheDroppingStateAndAQuickReturnResumesTheDropRate() {
         var c = CoDel()
         var t: UInt64 = 0

@@ -249,6 +249,19 @@ final class ReorderBufferTests: XCTestCase {
         XCTAssertEqual(buffer.holdTime, config.initialHold, "no paths: unchanged")
     }
 
+    func testAFloorLengthensAShortHoldAndLeavesALongerOne() {
+        // Two fibres of like delay: spread 0 + 10 ms margin. With losses repaired (ARQ), the
+        // receiver asks for at least the repair's round trip (TunnelReceiver: 30 ms here).
+        var buffer = ReorderBuffer()
+        let fibres: [ReorderBuffer.PathDelay] = [.init(oneWayDelay: ms(5)), .init(oneWayDelay: ms(6))]
+        buffer.updateHoldTime(paths: fibres)
+        XCTAssertEqual(buffer.holdTime, ms(11))
+        buffer.updateHoldTime(paths: fibres, atLeast: ms(30))
+        XCTAssertEqual(buffer.holdTime, ms(30))
+        buffer.updateHoldTime(paths: [.init(oneWayDelay: ms(5)), .init(oneWayDelay: ms(300))], atLeast: ms(30))
+        XCTAssertEqual(buffer.holdTime, ms(305), "the spread's hold is longer than the floor")
+    }
+
     func testAShorterHoldTimeAppliesToPacketsAlreadyHeld() {
         var h = ReorderHarness(hold: ms(600))
         _ = h.send(lane: download)

@@ -459,7 +459,7 @@ def scenario_links(scenario: str) -> list[EmulatedLink]:
 
 class Lab:
     def __init__(self, prefix: str, directory: Path, wans: int = 2, rate_mbit: int = RATE_MBIT,
-                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None):
+                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None, tcp_buffer_bytes: int = 0):
         """wans WANs shaped with tbf at rate_mbit both ways, or with `links` one WAN per link, each
         through its own tquic-netem (scripts/lab-net.sh's `netem` WANs)."""
         if not re.fullmatch(r"[a-z0-9]{1,8}", prefix):
@@ -469,6 +469,7 @@ class Lab:
             wans = len(links)
         self.prefix, self.dir, self.wans, self.rate = prefix, Path(directory), wans, rate_mbit
         self.emulators: list[Proc] = []
+        self.tcp_buffer_bytes = tcp_buffer_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.procs: list[Proc] = []
@@ -523,6 +524,7 @@ class Lab:
             return self
         self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}} and {self.prefix}-w1..w{self.wans}, one tquic-netem per WAN")
         sh([str(LAB_NET), "up", self.prefix, str(self.wans), "netem"], timeout=60)
+        self.set_tcp_buffers()
         netem = str(bin_dir() / "tquic-netem")
         if not os.access(netem, os.X_OK):
             raise LabError(f"{netem} missing: build it or set TQUIC_BIN_DIR")
@@ -536,6 +538,16 @@ class Lab:
             self.wait_for(lambda: "ready:" in p.stderr(), 10, f"tquic-netem of wan{k}", proc=p)
             self.log(f"wan{k}: {self.links[k - 1].up} up, {self.links[k - 1].down} down")
         return self
+
+    def set_tcp_buffers(self) -> None:
+        """TCP's largest send and receive buffers in every namespace that ends a TCP connection
+        (the tunnel's and MPTCP's), when the profile asks for more than Linux's 4 MB / 6 MB."""
+        if not self.tcp_buffer_bytes:
+            return
+        n = str(self.tcp_buffer_bytes)
+        for node in ("lan", "rtr", "vps", "inet"):
+            self.x(node, "sysctl", "-qw", f"net.ipv4.tcp_rmem=4096 131072 {n}", f"net.ipv4.tcp_wmem=4096 16384 {n}")
+        self.log(f"lab: TCP buffers up to {self.tcp_buffer_bytes >> 20} MB in lan, rtr, vps and inet")
 
     def emulator_drops(self) -> dict[str, str]:
         """Each emulator's statistics line (SIGUSR1 asks for one), by WAN."""
