@@ -70,6 +70,9 @@ public struct TunnelConfiguration: Sendable {
     /// rates, equal 61 → 92 %, fibre-satellite 59 → 85 %. The inner flows' congestion signal is
     /// then CoDel's at the entry (`bulkQueueManagement`), not the WANs' losses.
     public var reinjectsLosses = true
+    /// With `reinjectsLosses`, the reorder buffer holds a gap at least as long as its repair takes
+    /// to arrive (the fastest carrying path's round trip, TunnelReceiver), but never longer than this.
+    public var maxRepairHold: Duration = .milliseconds(100)
     /// Reinjected packets older than this are not sent again: the receiver's lane has moved on.
     public var reinjectionMaxAge: Duration = .seconds(2)
     /// FlowClassifier: a lane under this rate (bytes/s) with bursts up to `interactiveBurst` is

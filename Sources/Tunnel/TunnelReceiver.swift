@@ -119,6 +119,8 @@ public final class TunnelReceiver {
         // of the packets after it, then the copy crosses again). Holding that long turns a WAN
         // loss into a short delay for the inner flow; giving up sooner hands the packets after
         // the gap on out of order and the inner TCP takes the reordering for a loss of its own.
+        // Capped (`maxRepairHold`): after a failover onto a satellite alone, a repair round trip is
+        // most of a second, and a call's lane must not wait that long for it.
         var repair: Duration?
         for id in connection.pathIDs {
             guard let st = connection.pathCondition(id), st.state == .active, carriedFrames(path: id, now: now) else { continue }
@@ -127,7 +129,8 @@ public final class TunnelReceiver {
             repair = repair.map { min($0, r) } ?? r
         }
         if !delays.isEmpty {
-            reorder.updateHoldTime(paths: delays, atLeast: configuration.reinjectsLosses ? repair ?? .zero : .zero)
+            let floor = configuration.reinjectsLosses ? min(repair ?? .zero, configuration.maxRepairHold) : .zero
+            reorder.updateHoldTime(paths: delays, atLeast: floor)
         }
         while let r = reorder.poll(now: now) {
             let h = r.handle

@@ -66,6 +66,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--link-back", action="append", default=[], metavar="SPEC", help="the downlink of the --link of the same NAME")
     ap.add_argument("--seconds", type=float, default=None, help="the bulk transfer's length (default: the profile's)")
     ap.add_argument("--no-mptcp", action="store_true", help="skip the kernel MPTCP comparison")
+    ap.add_argument("--tcp-buffers", type=int, default=0, metavar="MB",
+                    help="the lab hosts' largest TCP send/receive buffer (tcp_wmem/tcp_rmem max; default: the kernel's)")
+    ap.add_argument("--tcp-cc", default="", metavar="NAME", help="the transfers' TCP congestion control (iperf3 -C; default: the host's)")
+    ap.add_argument("--streams", type=int, default=1, metavar="N", help="parallel TCP streams in each transfer (iperf3 -P; default 1)")
     ap.add_argument("--prefix", default=L.new_prefix("d"))
     ap.add_argument("--dir", type=Path, default=None, help="logs and configurations (default: a new /tmp directory)")
     ap.add_argument("--docs", type=Path, default=None, help="with --profile all: write the table into this Markdown file")
@@ -88,7 +92,8 @@ def main(argv: list[str]) -> int:
     for p in profiles:
         try:
             # One after the other, each cleaned up before the next: one prefix for all.
-            f = R.run_profile(p, args.prefix, directory / p.name, say, with_mptcp=not args.no_mptcp)
+            f = R.run_profile(p, args.prefix, directory / p.name, say, with_mptcp=not args.no_mptcp,
+                              tcp=L.HostTCP(buffer_mb=args.tcp_buffers, cc=args.tcp_cc, streams=args.streams))
         except KeyboardInterrupt:
             interrupted = True
             f = R.Figures(profile=p.name, sum_link_mbps=0, failures=["interrupted"])

@@ -48,6 +48,23 @@ def bin_dir() -> Path:
     return Path(os.environ.get("TQUIC_BIN_DIR", REPO / ".build-release" / "release"))
 
 
+@dataclass
+class HostTCP:
+    """How the lab's TCP ends behave (`demo.py --tcp-buffers/--tcp-cc/--streams`), the same for
+    the tunnel's transfers and kernel MPTCP's: Linux's defaults unless asked."""
+    buffer_mb: int = 0  # largest send and receive buffer (tcp_wmem/tcp_rmem max); 0: the kernel's
+    cc: str = ""  # iperf3 -C (TCP_CONGESTION); "": the namespace's default
+    streams: int = 1  # iperf3 -P
+
+    def iperf3_args(self) -> list[str]:
+        return (["-C", self.cc] if self.cc else []) + (["-P", str(self.streams)] if self.streams > 1 else [])
+
+    def describe(self) -> str:
+        parts = [f"buffers up to {self.buffer_mb} MB" if self.buffer_mb else "",
+                 f"congestion control {self.cc}" if self.cc else "", f"{self.streams} streams" if self.streams > 1 else ""]
+        return ", ".join(x for x in parts if x)
+
+
 class LabError(Exception):
     pass
 
@@ -459,7 +476,7 @@ def scenario_links(scenario: str) -> list[EmulatedLink]:
 
 class Lab:
     def __init__(self, prefix: str, directory: Path, wans: int = 2, rate_mbit: int = RATE_MBIT,
-                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None, tcp_buffer_bytes: int = 0):
+                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None, tcp: Optional[HostTCP] = None):
         """wans WANs shaped with tbf at rate_mbit both ways, or with `links` one WAN per link, each
         through its own tquic-netem (scripts/lab-net.sh's `netem` WANs)."""
         if not re.fullmatch(r"[a-z0-9]{1,8}", prefix):
@@ -469,7 +486,7 @@ class Lab:
             wans = len(links)
         self.prefix, self.dir, self.wans, self.rate = prefix, Path(directory), wans, rate_mbit
         self.emulators: list[Proc] = []
-        self.tcp_buffer_bytes = tcp_buffer_bytes
+        self.tcp = tcp or HostTCP()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.procs: list[Proc] = []
@@ -521,6 +538,7 @@ class Lab:
         if not self.links:
             self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}}, {self.wans} WANs at {self.rate} Mbit/s")
             sh([str(LAB_NET), "up", self.prefix, str(self.wans), str(self.rate)], timeout=60)
+            self.set_tcp_buffers()
             return self
         self.log(f"lab: {self.prefix}-{{lan,rtr,isp,vps,inet}} and {self.prefix}-w1..w{self.wans}, one tquic-netem per WAN")
         sh([str(LAB_NET), "up", self.prefix, str(self.wans), "netem"], timeout=60)
@@ -541,13 +559,14 @@ class Lab:
 
     def set_tcp_buffers(self) -> None:
         """TCP's largest send and receive buffers in every namespace that ends a TCP connection
-        (the tunnel's and MPTCP's), when the profile asks for more than Linux's 4 MB / 6 MB."""
-        if not self.tcp_buffer_bytes:
+        (the tunnel's transfers and MPTCP's), if asked for (`HostTCP.buffer_mb`)."""
+        if self.tcp.describe():
+            self.log(f"lab: TCP ends: {self.tcp.describe()}")
+        if not self.tcp.buffer_mb:
             return
-        n = str(self.tcp_buffer_bytes)
+        n = str(self.tcp.buffer_mb << 20)
         for node in ("lan", "rtr", "vps", "inet"):
             self.x(node, "sysctl", "-qw", f"net.ipv4.tcp_rmem=4096 131072 {n}", f"net.ipv4.tcp_wmem=4096 16384 {n}")
-        self.log(f"lab: TCP buffers up to {self.tcp_buffer_bytes >> 20} MB in lan, rtr, vps and inet")
 
     def emulator_drops(self) -> dict[str, str]:
         """Each emulator's statistics line (SIGUSR1 asks for one), by WAN."""
@@ -763,7 +782,7 @@ class Lab:
 
     def iperf3_client(self, seconds: float, *args: str, node: str = "lan", server: str = INET4, port: int = 5201, name: str = "iperf3") -> Proc:
         return self.spawn(node, name, "iperf3", "-c", server, "-p", str(port), "-t", str(seconds), "-i", "0.1",
-                          "--json", "--get-server-output", "--connect-timeout", "3000", *args)
+                          "--json", "--get-server-output", "--connect-timeout", "3000", *self.tcp.iperf3_args(), *args)
 
     def iperf3_result(self, client: Proc, seconds: float, reverse: bool = False) -> IperfResult:
         rc = client.wait(seconds + 20)

@@ -55,7 +55,8 @@ def transfer(lab: "L.Lab", seconds: float, warmup_s: float) -> MPTCPRun:
     wans = [f"wan{k}" for k in range(1, lab.wans + 1)]
     before = {w: lab.link_stats("rtr", w).get("tx_bytes", 0) for w in wans}
     client = lab.spawn("rtr", "mptcp-iperf3", "mptcpize", "run", "iperf3", "-c", L.VPS_CORE, "-p", str(PORT),
-                       "-t", str(seconds), "-i", "0.1", "--json", "--get-server-output", "--connect-timeout", "3000")
+                       "-t", str(seconds), "-i", "0.1", "--json", "--get-server-output", "--connect-timeout", "3000",
+                       *lab.tcp.iperf3_args())
     result = lab.iperf3_result(client, seconds)
     after = {w: lab.link_stats("rtr", w).get("tx_bytes", 0) for w in wans}
     return MPTCPRun(iperf=result, wan_bytes={w: after[w] - before[w] for w in wans}, warmup_s=warmup_s)

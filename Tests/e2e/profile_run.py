@@ -294,9 +294,9 @@ def cut(lab: L.Lab, p: Profile, fig: Figures, say: Callable[[str], None]) -> Non
         f"{run.mbps_after():.1f} Mbit/s on the rest after the cut")
 
 
-def run_profile(p: Profile, prefix: str, directory: Path, say: Callable[[str], None], with_mptcp: bool = True) -> Figures:
-    lab = L.Lab(prefix, directory, wans=p.wans, rate_mbit=p.rate, links=p.links, log=lambda line: say(f"   {line}"),
-                tcp_buffer_bytes=int(os.environ.get("TQUIC_LAB_TCP_BUFFER_MB", "0")) << 20)
+def run_profile(p: Profile, prefix: str, directory: Path, say: Callable[[str], None], with_mptcp: bool = True,
+                tcp: Optional[L.HostTCP] = None) -> Figures:
+    lab = L.Lab(prefix, directory, wans=p.wans, rate_mbit=p.rate, links=p.links, log=lambda line: say(f"   {line}"), tcp=tcp)
     fig = Figures(profile=p.name, sum_link_mbps=lab.sum_link_mbps)
     if p.links:
         # The slowest path's round trip: both directions' propagation delay (the emulator's queues aside).
