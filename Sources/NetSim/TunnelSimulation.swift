@@ -24,6 +24,8 @@ public struct TunnelRunConfiguration {
     public var congestion: CongestionAlgorithm = .bbr
     /// The bulk traffic: saturating (default), a fixed rate, or an inner TCP-like flow.
     public var source: TunnelSource = .saturating
+    /// `TunnelConfiguration.maxRepairHold` (nil: the tunnel's default), to compare with and without.
+    public var maxRepairHold: Duration?
     public var coupling: CouplingAlgorithm = .none
     /// `--trace`: every this often, one line per path (window, RTT, rate, losses) to `traceWriter`.
     public var traceInterval: Duration?
@@ -242,6 +244,7 @@ final class TunnelRun {
         t.deadPathProbeTimeouts = config.deadPathProbeTimeouts
         t.revivalInterval = config.revivalInterval
         t.nominalInnerPacketBytes = config.packetSize
+        if let hold = config.maxRepairHold { t.maxRepairHold = hold }
         tunnelConfiguration = t
         let links = config.scenario.paths.enumerated().map { i, p in
             TunnelLink(name: p.name, local: SimulatedAddresses.router(path: i), isBackup: p.isBackup)
