@@ -195,13 +195,13 @@ public final class TunnelSender {
     }
 
     /// RFC 8289: CoDel's verdict on the bulk head that is about to leave; true if it was dropped.
-    private func codelDropsBulkHead(_ p: Pending, paths: [PathSnapshot], now: Timestamp) -> Bool {
+    private func codelDropsBulkHead(_ p: Pending, allowance: Duration, now: Timestamp) -> Bool {
         guard bulkCoDel != nil, !p.isNumbered else { return false }
         let bytes = pool.length(p.buffer)
         guard
             bulkCoDel!.shouldDrop(
                 sojourn: now - p.firstSent, backlogBytes: bulkBytes - bytes,
-                maxPacketBytes: configuration.packetBufferSize, now: now, allowance: queueingAllowance(paths))
+                maxPacketBytes: configuration.packetBufferSize, now: now, allowance: allowance)
         else { return false }
         removeBulkHead()
         pool.release(p.buffer)
@@ -238,6 +238,8 @@ public final class TunnelSender {
         wakeUp = nil
         if let source, source.drainsEagerly { drain(source, now: now) }
         var budget = configuration.packetsPerWakeup
+        // The paths' base RTTs do not move within one pump: the allowance is worked out once.
+        var allowance: Duration?
         while budget > 0 {
             budget -= 1
             // Who goes first: frames already numbered, interactive packets, reinjections, bulk.
@@ -295,7 +297,11 @@ public final class TunnelSender {
                 return
             }
             // It leaves the bulk queue now: CoDel may drop it instead (not yet numbered: no gap).
-            if queue == 2, codelDropsBulkHead(pending, paths: snapshots, now: now) { continue }
+            if queue == 2 {
+                let a = allowance ?? queueingAllowance(snapshots)
+                allowance = a
+                if codelDropsBulkHead(pending, allowance: a, now: now) { continue }
+            }
             switch queue {
             case 0: retries.removeFirst()
             case 1: interactive.removeFirst()
