@@ -484,6 +484,11 @@ class Bench:
     def run_tquic(self, allocs: bool, profile: bool) -> tuple[Transfer, Optional[Allocations], Optional[str]]:
         router, vps, rsock = self.tquic_up()
         t = self.measured("tquic", "10.8.0.1", [router.pid, vps.pid])
+        # Both daemons' counters after the measured transfer (packets per direction, TUN reads and
+        # writes, offload cuts and joins): where the per-packet work goes, beside the profile.
+        for ns, name, sock in ((self.a, "router", rsock), (self.b, "vps", str(self.dir / "vps.sock"))):
+            r = self.x(ns, self.tquicctl, "status", "--socket", sock, timeout=10, check=False)
+            (self.dir / f"status-{name}.txt").write_text(r.stdout + r.stderr)
         a = self.count_allocations(router, vps, rsock) if allocs else None
         prof = self.profile(router, vps) if profile else None
         for p in (router, vps):

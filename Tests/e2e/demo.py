@@ -70,10 +70,18 @@ def main(argv: list[str]) -> int:
                     help="the lab hosts' largest TCP send/receive buffer (tcp_wmem/tcp_rmem max; default: the kernel's)")
     ap.add_argument("--tcp-cc", default="", metavar="NAME", help="the transfers' TCP congestion control (iperf3 -C; default: the host's)")
     ap.add_argument("--streams", type=int, default=1, metavar="N", help="parallel TCP streams in each transfer (iperf3 -P; default 1)")
+    ap.add_argument("--scheduler", default="", metavar="NAME",
+                    help="the router's path scheduler ([tquic] scheduler: aggregate, weighted, ...; default tquicd's, aggregate)")
+    ap.add_argument("--weights", default="", metavar="W1,W2,...", help="the router's [wan] weight of wan1, wan2, ... (for weighted)")
     ap.add_argument("--prefix", default=L.new_prefix("d"))
     ap.add_argument("--dir", type=Path, default=None, help="logs and configurations (default: a new /tmp directory)")
     ap.add_argument("--docs", type=Path, default=None, help="with --profile all: write the table into this Markdown file")
     args = ap.parse_args(argv)
+    try:
+        weights = [int(w) for w in args.weights.split(",")] if args.weights else []
+    except ValueError:
+        ap.error(f"--weights {args.weights}: whole numbers separated by commas, e.g. 2,1")
+    tuning = L.RouterTuning(scheduler=args.scheduler, weights=weights)
     if args.link:
         profiles = [custom_profile(args.link, args.link_back)]
         if args.seconds:
@@ -93,7 +101,7 @@ def main(argv: list[str]) -> int:
         try:
             # One after the other, each cleaned up before the next: one prefix for all.
             f = R.run_profile(p, args.prefix, directory / p.name, say, with_mptcp=not args.no_mptcp,
-                              tcp=L.HostTCP(buffer_mb=args.tcp_buffers, cc=args.tcp_cc, streams=args.streams))
+                              tcp=L.HostTCP(buffer_mb=args.tcp_buffers, cc=args.tcp_cc, streams=args.streams), tuning=tuning)
         except KeyboardInterrupt:
             interrupted = True
             f = R.Figures(profile=p.name, sum_link_mbps=0, failures=["interrupted"])

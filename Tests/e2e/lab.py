@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -62,6 +62,19 @@ class HostTCP:
     def describe(self) -> str:
         parts = [f"buffers up to {self.buffer_mb} MB" if self.buffer_mb else "",
                  f"congestion control {self.cc}" if self.cc else "", f"{self.streams} streams" if self.streams > 1 else ""]
+        return ", ".join(x for x in parts if x)
+
+
+@dataclass
+class RouterTuning:
+    """The router's path scheduler and WAN weights (`demo.py --scheduler/--weights`), to compare
+    schedulers on the same links; empty: tquicd's defaults (aggregate, weight 1)."""
+    scheduler: str = ""  # [tquic] scheduler
+    weights: list[int] = field(default_factory=list)  # [wan] weight of wan1, wan2, ...
+
+    def describe(self) -> str:
+        parts = [f"scheduler {self.scheduler}" if self.scheduler else "",
+                 f"weights {':'.join(map(str, self.weights))}" if self.weights else ""]
         return ", ".join(x for x in parts if x)
 
 
@@ -476,7 +489,8 @@ def scenario_links(scenario: str) -> list[EmulatedLink]:
 
 class Lab:
     def __init__(self, prefix: str, directory: Path, wans: int = 2, rate_mbit: int = RATE_MBIT,
-                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None, tcp: Optional[HostTCP] = None):
+                 log: Callable[[str], None] = print, links: Optional[list[EmulatedLink]] = None, tcp: Optional[HostTCP] = None,
+                 tuning: Optional[RouterTuning] = None):
         """wans WANs shaped with tbf at rate_mbit both ways, or with `links` one WAN per link, each
         through its own tquic-netem (scripts/lab-net.sh's `netem` WANs)."""
         if not re.fullmatch(r"[a-z0-9]{1,8}", prefix):
@@ -487,6 +501,7 @@ class Lab:
         self.prefix, self.dir, self.wans, self.rate = prefix, Path(directory), wans, rate_mbit
         self.emulators: list[Proc] = []
         self.tcp = tcp or HostTCP()
+        self.tuning = tuning or RouterTuning()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.procs: list[Proc] = []
@@ -562,6 +577,8 @@ class Lab:
         (the tunnel's transfers and MPTCP's), if asked for (`HostTCP.buffer_mb`)."""
         if self.tcp.describe():
             self.log(f"lab: TCP ends: {self.tcp.describe()}")
+        if self.tuning.describe():
+            self.log(f"lab: router: {self.tuning.describe()}")
         if not self.tcp.buffer_mb:
             return
         n = str(self.tcp.buffer_mb << 20)
@@ -641,8 +658,11 @@ class Lab:
                 f"\n[vps]\nlisten = [::]:{PORT}\negress = egress\n{tenants}")
 
     def router_config(self, r: Router) -> str:
-        wans = "".join(f"\n[wan]\ninterface = {w}\n" for w in r.wans)
-        return (f"[tquic]\nrole = router\nprivate-key = {r.private_key}\ncontrol-socket = {r.socket}\n"
+        weights = self.tuning.weights
+        wans = "".join(f"\n[wan]\ninterface = {w}\n" + (f"weight = {weights[k]}\n" if k < len(weights) else "")
+                       for k, w in enumerate(r.wans))
+        scheduler = f"scheduler = {self.tuning.scheduler}\n" if self.tuning.scheduler else ""
+        return (f"[tquic]\nrole = router\nprivate-key = {r.private_key}\ncontrol-socket = {r.socket}\n{scheduler}"
                 f"log-level = {self.log_level}\nmetrics = 127.0.0.1:{METRICS_PORT}\n"
                 f"\n[tunnel]\naddress = {r.address4}/24, {r.address6}/64\n"
                 f"\n[server]\naddress = {f'[{VPS_CORE6}]' if self.outer_ipv6 else VPS_CORE}:{PORT}\npublic-key = {self.vps_public}\n{wans}")

@@ -57,3 +57,21 @@ def test_equal_profile_bonds_fails_over_and_reports_every_figure(session, tmp_pa
     rise = f.ping_loaded_ms - f.ping_idle_ms
     assert rise < f.slowest_rtt_ms, f"loaded ping {f.ping_loaded_ms:.1f} ms, idle {f.ping_idle_ms:.1f} ms (target: < {f.slowest_rtt_ms:.0f} ms more)"
     assert f.voip["p50"] < f.ping_idle_ms / 2 + f.slowest_rtt_ms, f"VoIP one-way p50 {f.voip['p50']:.1f} ms under load"
+
+
+def test_the_labs_scheduler_and_weights_reach_the_routers_configuration(tmp_path):
+    """`demo.py --scheduler weighted --weights 2,1`: the router's tquic.conf names the scheduler
+    and one weight per WAN in order, and tquicd accepts the file (no namespaces needed)."""
+    lab = L.Lab("t", tmp_path, tuning=L.RouterTuning(scheduler="weighted", weights=[2, 1]))
+    router = lab.add_router(L.tenant_a())
+    lab.vps_private, lab.vps_public = lab.genkey()
+    text = lab.router_config(router)
+    assert "\nscheduler = weighted\n" in text
+    assert re.findall(r"interface = (\w+)\n(?:weight = (\d+)\n)?", text) == [("wan1", "2"), ("wan2", "1")]
+    path = tmp_path / "rtr.conf"
+    path.write_text(text)
+    check = L.sh([lab.tquicd, "--check-config", "--config", str(path)], timeout=10, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    plain = L.Lab("t", tmp_path / "plain")
+    plain.vps_public = lab.vps_public
+    assert not re.search(r"^(scheduler|weight) =", plain.router_config(router), re.M), "no tuning: tquicd's defaults"
