@@ -432,7 +432,7 @@ public final class TunnelSender {
         }
         let budget = QueueGuard.budget(for: snapshots)
         for i in snapshots.indices {
-            snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget, now: now)
+            snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget)
         }
         defer { snapshotScratch = snapshots }
         return snapshots
