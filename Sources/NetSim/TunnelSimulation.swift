@@ -69,6 +69,8 @@ public struct TunnelRunResult: Sendable {
     public var reinjected: Int
     public var duplicatesDropped: Int
     public var lostAfterHandoff: Int
+    /// Times the router's QueueGuard began holding a path to its measured rate.
+    public var queueGuardHolds: Int = 0
     public var maxDeliveryGapMs: Double
     public var queueDelayP99Ms: Double
     /// Tunnel packets handed to the connection in the 500 ms before a path outage began and
@@ -97,6 +99,7 @@ public struct TunnelRunResult: Sendable {
             + "\"goodput_mbps\":\(n(goodputMbps)),\"sum_link_mbps\":\(n(sumLinkMbps)),\"goodput_fraction\":\(n(goodputFraction)),"
             + "\"reorder_hold_p50_ms\":\(n(reorderHoldP50Ms)),\"reorder_hold_p99_ms\":\(n(reorderHoldP99Ms)),"
             + "\"reinjected\":\(reinjected),\"duplicates_dropped\":\(duplicatesDropped),\"lost_after_handoff\":\(lostAfterHandoff),"
+            + "\"queue_guard_holds\":\(queueGuardHolds),"
             + "\"max_delivery_gap_ms\":\(n(maxDeliveryGapMs)),\"queue_delay_p99_ms\":\(n(queueDelayP99Ms)),"
             + "\"lost_handed_before_outage\":\(lostHandedBeforeOutage),\"backup_share_while_main_up\":\(n(backupShareWhileMainUp)),"
             + "\"flow_delay_p99_ms\":{\(flowP99.joined(separator: ","))},"
@@ -413,6 +416,7 @@ final class TunnelRun {
             backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
             paths: paths, flows: flows)
         result.diagnostics = diagnostics + diagnosticsEngine
+        result.queueGuardHolds = Int(ss.queueGuardHolds)
         result.source = config.source.description
         result.offeredMbps = Double(offeredBytes) * 8 / window / 1e6
         if case .innerTCP = config.source {

@@ -40,6 +40,9 @@ public final class TunnelSender {
         public var droppedMalformed: UInt64 = 0
         /// Larger than any usable path carries now (a path's MTU shrank before the TUN's did).
         public var droppedTooLarge: UInt64 = 0
+        /// Times a path's QueueGuard began to hold it to its measured rate (a standing queue of
+        /// ours that its congestion controller did not see).
+        public var queueGuardHolds: UInt64 = 0
         /// Sent without a copy kept for reinjection (no free packet buffer).
         public var sentUntracked: UInt64 = 0
         /// Acknowledgements and losses the connection reported, and those whose tag was unknown.
@@ -432,7 +435,9 @@ public final class TunnelSender {
         }
         let budget = QueueGuard.budget(for: snapshots)
         for i in snapshots.indices {
-            snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget)
+            let wasHolding = queueGuards[i].isDraining
+            snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget, now: now)
+            if queueGuards[i].isDraining && !wasHolding { statistics.queueGuardHolds += 1 }
         }
         defer { snapshotScratch = snapshots }
         return snapshots

@@ -25,7 +25,7 @@ final class MetricsTests: XCTestCase {
             },
             tunnel: TunnelCountersJSON(
                 innerPacketsSent: 10, innerBytesSent: 1000, reinjected: 0, droppedQueueFull: 0,
-                droppedCoDel: 2, droppedTooLarge: 0, delivered: 9, deliveredBytes: 900, receivedMalformed: 0,
+                droppedCoDel: 2, droppedTooLarge: 0, queueGuardHolds: 4, delivered: 9, deliveredBytes: 900, receivedMalformed: 0,
                 reorderHeld: 3, duplicatesDropped: 1, lateDropped: 0, gapsSkipped: 0))
     }
 
@@ -58,6 +58,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(value(t, #"tquic_path_sent_bytes_total{path="wan1"}"#), 5000)
         XCTAssertEqual(value(t, #"tquic_tunnel_dropped_packets_total{reason="codel"}"#), 2)
         XCTAssertEqual(value(t, #"tquic_reorder_held_packets"#), 3)
+        XCTAssertEqual(value(t, "tquic_queue_guard_holds_total"), 4)
     }
 
     func testCountersFollowTheTotals_RestartWhenATotalFalls_AndVanishedPathsGoAway() {

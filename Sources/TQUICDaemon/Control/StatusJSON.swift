@@ -38,6 +38,8 @@ struct TunnelCountersJSON: Codable {
     /// Bulk packets the tunnel entry's CoDel dropped (RFC 8289).
     var droppedCoDel: UInt64
     var droppedTooLarge: UInt64
+    /// Times a path was held to its measured rate by the sender's QueueGuard.
+    var queueGuardHolds: UInt64?
     var delivered: UInt64
     var deliveredBytes: UInt64
     var receivedMalformed: UInt64
@@ -104,6 +106,8 @@ struct TenantJSON: Codable {
     var droppedQueueFull: UInt64
     var droppedCoDel: UInt64
     var droppedTooBig: UInt64
+    /// Times one of the tenant's paths was held to its measured rate by the sender's QueueGuard.
+    var queueGuardHolds: UInt64?
     var connectionsAccepted: UInt64
     var connectionsReplaced: UInt64
     var reorderHold: HoldTimesJSON?

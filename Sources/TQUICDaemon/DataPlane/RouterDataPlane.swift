@@ -334,7 +334,7 @@ final class RouterDataPlane: DataPlane {
             tunnel = TunnelCountersJSON(
                 innerPacketsSent: s.innerPacketsSent, innerBytesSent: s.innerBytesSent, reinjected: s.reinjected,
                 droppedQueueFull: s.droppedQueueFull, droppedCoDel: s.droppedCoDel, droppedTooLarge: s.droppedTooLarge,
-                delivered: r.delivered,
+                queueGuardHolds: s.queueGuardHolds, delivered: r.delivered,
                 deliveredBytes: r.deliveredBytes, receivedMalformed: r.droppedMalformed)
             let o = e.receiver.reorder.statistics
             tunnel?.reorderHeld = o.held
@@ -398,7 +398,7 @@ final class RouterDataPlane: DataPlane {
             let r = e.receiver.statistics
             out +=
                 "tunnel: sent \(s.innerPacketsSent) packets (\(s.innerBytesSent) bytes), reinjected \(s.reinjected), "
-                + "dropped queue-full \(s.droppedQueueFull) codel \(s.droppedCoDel) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed); received \(r.delivered) delivered, "
+                + "dropped queue-full \(s.droppedQueueFull) codel \(s.droppedCoDel) too-large \(s.droppedTooLarge) malformed \(s.droppedMalformed), queue-guard holds \(s.queueGuardHolds); received \(r.delivered) delivered, "
                 + "\(r.droppedMalformed) malformed\n"
         }
         return out

@@ -178,7 +178,8 @@ final class VPSDataPlane: DataPlane {
                     bytesSent: st.bytesSent, droppedSourceNotAllowed: st.droppedSourceNotAllowed,
                     droppedNotConnected: st.droppedNotConnected, droppedQueueFull: st.droppedQueueFull,
                     droppedCoDel: s?.engine.sender.statistics.droppedCoDel ?? 0,
-                    droppedTooBig: st.droppedTooBig, connectionsAccepted: st.connectionsAccepted,
+                    droppedTooBig: st.droppedTooBig, queueGuardHolds: s?.engine.sender.statistics.queueGuardHolds,
+                    connectionsAccepted: st.connectionsAccepted,
                     connectionsReplaced: st.connectionsReplaced,
                     reorderHold: s.map { HoldTimesJSON($0.engine.receiver.reorder.holdTimes) },
                     keyUpdates: s?.connection.keyUpdatesCompleted))
@@ -220,7 +221,7 @@ final class VPSDataPlane: DataPlane {
             line +=
                 "; from tenant \(st.packetsDelivered) packets (\(st.bytesDelivered) bytes), to tenant \(st.packetsSent) packets "
                 + "(\(st.bytesSent) bytes); dropped: source not allowed \(st.droppedSourceNotAllowed), not connected \(st.droppedNotConnected), "
-                + "queue full \(st.droppedQueueFull), codel \(server.sessions[i]?.engine.sender.statistics.droppedCoDel ?? 0), too big \(st.droppedTooBig); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
+                + "queue full \(st.droppedQueueFull), codel \(server.sessions[i]?.engine.sender.statistics.droppedCoDel ?? 0), too big \(st.droppedTooBig); queue-guard holds \(server.sessions[i]?.engine.sender.statistics.queueGuardHolds ?? 0); connections \(st.connectionsAccepted) (replaced \(st.connectionsReplaced))"
             out += line + "\n"
             if let s = server.sessions[i] {
                 for id in s.connection.pathIDs {

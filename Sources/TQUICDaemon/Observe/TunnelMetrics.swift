@@ -36,6 +36,7 @@ enum TunnelMetrics {
         "tquic_reorder_held_packets": "Packets the reorder buffer holds now, waiting for a gap.",
         "tquic_reorder_duplicates_dropped_total": "Duplicate copies the reorder buffer dropped.",
         "tquic_reorder_gaps_skipped_total": "Missing packets the reorder buffer gave up on.",
+        "tquic_queue_guard_holds_total": "Times the sender held a path to its measured rate to drain a standing queue its congestion controller did not see.",
         "tquic_reorder_hold_seconds": "How long the reorder buffer held the packets it released in order (bucket bounds within 12.5 %).",
         "tquic_tenants": "Tenants configured on the VPS.",
         "tquic_dropped_no_tenant_packets_total": "Packets from the internet for an address of no tenant (VPS).",
@@ -93,6 +94,7 @@ enum TunnelMetrics {
             out.append(MetricSample("tquic_connected", .gauge, t.connected ? 1 : 0, tenant))
             out.append(MetricSample("tquic_tenant_connections_accepted_total", .counter, Double(t.connectionsAccepted), tenant))
             if let k = t.keyUpdates { out.append(MetricSample("tquic_key_updates_total", .counter, Double(k), tenant)) }
+            if let q = t.queueGuardHolds { out.append(MetricSample("tquic_queue_guard_holds_total", .counter, Double(q), tenant)) }
             for p in t.paths {
                 out += path(p, labels: tenant + [("path", p.pathID.map { "\($0)" } ?? "?")])
             }
@@ -154,6 +156,7 @@ enum TunnelMetrics {
         if let h = t.reorderHeld { out.append(MetricSample("tquic_reorder_held_packets", .gauge, Double(h), labels)) }
         if let d = t.duplicatesDropped { out.append(MetricSample("tquic_reorder_duplicates_dropped_total", .counter, Double(d), labels)) }
         if let g = t.gapsSkipped { out.append(MetricSample("tquic_reorder_gaps_skipped_total", .counter, Double(g), labels)) }
+        if let q = t.queueGuardHolds { out.append(MetricSample("tquic_queue_guard_holds_total", .counter, Double(q), labels)) }
         return out
     }
 }
