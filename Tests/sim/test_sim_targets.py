@@ -29,7 +29,7 @@ def sim(scenario: str, scheduler: str = "aggregate", seed: int = 1, source: str 
 
 REQUIRED_KEYS = {"goodput_mbps", "sum_link_mbps", "goodput_fraction", "reorder_hold_p50_ms", "reorder_hold_p99_ms",
                  "reinjected", "duplicates_dropped", "lost_after_handoff", "max_delivery_gap_ms", "paths",
-                 "queue_delay_p99_ms", "flow_delay_p99_ms"}
+                 "queue_delay_p99_ms", "flow_delay_p99_ms", "queue_guard_holds"}
 
 
 def test_json_has_every_promised_key():
@@ -115,6 +115,14 @@ def test_rate_change_keeps_85_percent_and_no_standing_queue():
     r = sim("rate-change")
     assert r["goodput_fraction"] >= 0.85, f"{r['goodput_fraction']:.3f}"
     assert r["queue_delay_p99_ms"] < 40, r["queue_delay_p99_ms"]
+    # It is the queue guard that holds the LTE path back once its rate falls.
+    assert r["queue_guard_holds"] >= 1, r["queue_guard_holds"]
+
+
+def test_queue_guard_leaves_equal_paths_alone():
+    # Two steady 50 Mbit/s paths build no queue of their own: the guard must never hold one.
+    assert sim("equal")["queue_guard_holds"] == 0
+    assert sim("fibre-satellite")["queue_guard_holds"] == 0
 
 
 def test_rate_limited_source_is_carried_in_full():

@@ -36,7 +36,7 @@ enum TunnelMetrics {
         "tquic_reorder_held_packets": "Packets the reorder buffer holds now, waiting for a gap.",
         "tquic_reorder_duplicates_dropped_total": "Duplicate copies the reorder buffer dropped.",
         "tquic_reorder_gaps_skipped_total": "Missing packets the reorder buffer gave up on.",
-        "tquic_queue_guard_holds_total": "Times the sender held a path to its measured rate to drain a standing queue its congestion controller did not see.",
+        "tquic_queue_guard_holds_total": "Times the sender held a path to its measured rate to drain a queue its controller missed.",
         "tquic_reorder_hold_seconds": "How long the reorder buffer held the packets it released in order (bucket bounds within 12.5 %).",
         "tquic_tenants": "Tenants configured on the VPS.",
         "tquic_dropped_no_tenant_packets_total": "Packets from the internet for an address of no tenant (VPS).",
