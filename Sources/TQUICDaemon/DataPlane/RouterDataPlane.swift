@@ -32,6 +32,7 @@ final class RouterDataPlane: DataPlane {
     private weak var loop: EpollLoop?
     private var tunInterest = true
     private var receivedDatagrams: UInt64 = 0
+    private var udpReceived = UDPReceiveCounters()
     /// The TUN's MTU now; with `mtu = auto` it follows the smallest usable path.
     private(set) var tunMTU: Int
     private let maximumMTU: Int
@@ -134,6 +135,7 @@ final class RouterDataPlane: DataPlane {
                 client.receive(datagram: &datagram, from: d.source, now: now, ecn: d.ecn)
             }
             receivedDatagrams += UInt64(n)
+            udpReceived.count(receiveBatch)
             taken += n
             if receiveBatch.messageCount < receiveBatch.messageCapacity { return }
         }
@@ -393,6 +395,7 @@ final class RouterDataPlane: DataPlane {
                 "connection: packets sent \(st.packetsSent) received \(st.packetsReceived) lost \(st.packetsLost); dropped \(st.packetsDropped) "
                 + "(malformed or undecryptable: \(st.decryptionFailures) failed to open); received on the WAN sockets \(receivedDatagrams) datagrams\n"
         }
+        out += udpBatchSummary(sent: wans.compactMap { $0.batch?.statistics }, received: udpReceived) + "\n"
         if let e = engine {
             let s = e.sender.statistics
             let r = e.receiver.statistics

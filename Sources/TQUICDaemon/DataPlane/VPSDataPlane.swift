@@ -18,6 +18,7 @@ final class VPSDataPlane: DataPlane {
     private let pins: TenantPins
     private var sockets: [UDPSocket] = []
     private var batches: [UDPSendBatch] = []
+    private var udpReceived = UDPReceiveCounters()
     private let receiveBatch = UDPReceiveBatch()
     private var datagram: [UInt8] = []
     private let packet = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
@@ -90,6 +91,7 @@ final class VPSDataPlane: DataPlane {
                 return
             }
             if n == 0 { return }
+            udpReceived.count(receiveBatch)
             for k in 0..<n {
                 receiveBatch.copyDatagram(k, into: &datagram)
                 let d = receiveBatch[k]
@@ -204,6 +206,7 @@ final class VPSDataPlane: DataPlane {
         out +=
             "endpoint: \(e.connections.count) connections; dropped datagrams \(e.droppedDatagrams) (malformed or unknown), "
             + "retries \(e.retriesSent), version negotiations \(e.versionNegotiationsSent), stateless resets \(e.statelessResetsSent)\n"
+        out += udpBatchSummary(sent: batches.map(\.statistics), received: udpReceived) + "\n"
         out +=
             "tun: \(tun.tun.name) max inner packet \(tun.maxInnerPacket): written \(tun.packetsWritten), too big \(tun.tooBig), link-scoped \(tun.linkScoped), "
             + "write failures \(tun.writeFailures); no tenant for \(server.statistics.droppedNoTenant) packets, "
