@@ -33,7 +33,9 @@ func udpBatchSummary(sent: [UDPSendBatch.Statistics], received: UDPReceiveCounte
     func per(_ a: some BinaryInteger, _ b: some BinaryInteger) -> String {
         b == 0 ? "0.0" : fixed(Double(a) / Double(b), 1)
     }
-    return "udp: sent \(s.datagrams) datagrams in \(s.messages) messages (\(s.segmentedMessages) GSO, \(per(s.datagrams, s.messages)) per message) "
+    let perMessage = per(s.datagrams, s.messages)
+    let perBuffer = per(received.datagrams, received.buffers)
+    return "udp: sent \(s.datagrams) datagrams in \(s.messages) messages (\(s.segmentedMessages) GSO, \(perMessage) per message) "
         + "by \(s.calls) calls, dropped \(s.dropped); received \(received.datagrams) datagrams in \(received.buffers) buffers "
-        + "(\(per(received.datagrams, received.buffers)) per buffer) by \(received.calls) calls"
+        + "(\(perBuffer) per buffer) by \(received.calls) calls"
 }
