@@ -1,6 +1,6 @@
 // How well the WAN sockets batch: datagrams per GSO send and per sendmmsg call, datagrams per GRO
-// buffer and per recvmmsg call. The kernel's cost is per message and per call more than per byte,
-// so these ratios say what the data plane pays the kernel (docs/vpn-benchmark.md).
+// buffer and per recvmmsg call, i.e. how many system calls and kernel buffers the data plane
+// spends on its datagrams (docs/vpn-benchmark.md: "Pacing by the quantum").
 import LinuxNet
 
 /// Receive-side counters of a data plane's WAN sockets.
