@@ -26,6 +26,16 @@ public final class UDPSendBatch {
         /// Of those, datagrams larger than the interface's MTU (EMSGSIZE).
         public var tooLarge = 0
         public init() {}
+
+        /// Adds another batch's counters (several sockets' totals in one line of status).
+        public mutating func add(_ other: Statistics) {
+            datagrams += other.datagrams
+            messages += other.messages
+            segmentedMessages += other.segmentedMessages
+            calls += other.calls
+            dropped += other.dropped
+            tooLarge += other.tooLarge
+        }
     }
 
     public let socket: UDPSocket

@@ -104,14 +104,7 @@ struct EventLoop {
     /// One line on what the batches did: datagrams per message (GSO) and per syscall, each way.
     var statisticsDescription: String {
         var sent = UDPSendBatch.Statistics()
-        for b in sendBatches {
-            let st = b.statistics
-            sent.datagrams += st.datagrams
-            sent.messages += st.messages
-            sent.segmentedMessages += st.segmentedMessages
-            sent.calls += st.calls
-            sent.dropped += st.dropped
-        }
+        for b in sendBatches { sent.add(b.statistics) }
         return "sent \(sent.datagrams) datagrams in \(sent.messages) messages (\(sent.segmentedMessages) GSO) and \(sent.calls) calls, "
             + "\(sent.dropped) dropped; received \(receivedDatagrams) datagrams in \(receivedMessages) messages and \(receiveCalls) calls"
     }

@@ -31,7 +31,6 @@ final class RouterDataPlane: DataPlane {
     private var datagram: [UInt8] = []
     private weak var loop: EpollLoop?
     private var tunInterest = true
-    private var receivedDatagrams: UInt64 = 0
     private var udpReceived = UDPReceiveCounters()
     /// The TUN's MTU now; with `mtu = auto` it follows the smallest usable path.
     private(set) var tunMTU: Int
@@ -134,7 +133,6 @@ final class RouterDataPlane: DataPlane {
                 let d = receiveBatch[k]
                 client.receive(datagram: &datagram, from: d.source, now: now, ecn: d.ecn)
             }
-            receivedDatagrams += UInt64(n)
             udpReceived.count(receiveBatch)
             taken += n
             if receiveBatch.messageCount < receiveBatch.messageCapacity { return }
@@ -393,7 +391,7 @@ final class RouterDataPlane: DataPlane {
             let st = c.stats
             out +=
                 "connection: packets sent \(st.packetsSent) received \(st.packetsReceived) lost \(st.packetsLost); dropped \(st.packetsDropped) "
-                + "(malformed or undecryptable: \(st.decryptionFailures) failed to open); received on the WAN sockets \(receivedDatagrams) datagrams\n"
+                + "(malformed or undecryptable: \(st.decryptionFailures) failed to open); received on the WAN sockets \(udpReceived.datagrams) datagrams\n"
         }
         out += udpBatchSummary(sent: wans.compactMap { $0.batch?.statistics }, received: udpReceived) + "\n"
         if let e = engine {

@@ -23,13 +23,7 @@ struct UDPReceiveCounters {
 /// N; received D datagrams in B buffers (X per buffer) by C calls`.
 func udpBatchSummary(sent: [UDPSendBatch.Statistics], received: UDPReceiveCounters) -> String {
     var s = UDPSendBatch.Statistics()
-    for t in sent {
-        s.datagrams += t.datagrams
-        s.messages += t.messages
-        s.segmentedMessages += t.segmentedMessages
-        s.calls += t.calls
-        s.dropped += t.dropped
-    }
+    for t in sent { s.add(t) }
     func per(_ a: some BinaryInteger, _ b: some BinaryInteger) -> String {
         b == 0 ? "0.0" : fixed(Double(a) / Double(b), 1)
     }
