@@ -103,6 +103,37 @@ final class DatagramSendTests: XCTestCase {
         XCTAssertEqual(net.client.availableDatagramSlots, 5, "the dropped datagrams' slots are free again")
     }
 
+    /// An ACK that is pending but not yet due (one ack-eliciting packet received, RFC 9000
+    /// §13.2.1's max_ack_delay still running) waits rather than push a full-size datagram into a
+    /// packet of its own: the tunnel's bulk direction would otherwise send one ACK-only packet per
+    /// two received, each ending a GSO train. Once due, the ACK still goes out.
+    func testAPendingAckDoesNotPushAFullSizeDatagramIntoAPacketOfItsOwn() throws {
+        let net = try connected()
+        let server = try XCTUnwrap(net.serverConnection)
+        net.run(for: .milliseconds(200)) { false }  // the handshake's ACKs settle
+        var atClient = 0
+        net.client.onDatagram = { _, _ in atClient += 1 }
+        try server.sendDatagram([7])
+        XCTAssertTrue(net.run(for: .milliseconds(100)) { atClient == 1 })
+        let ackDeadline = try XCTUnwrap(net.client.path.space.ackDeadline, "one ack-eliciting packet: an ACK is pending")
+        XCTAssertGreaterThan(ackDeadline, net.now, "and not due before max_ack_delay")
+
+        let size = net.client.maxDatagramPayloadSize
+        var atServer = 0
+        server.onDatagram = { _, _ in atServer += 1 }
+        net.clientDatagramLog = []
+        for i in 0..<10 { try net.client.sendDatagram([UInt8](repeating: UInt8(i), count: size)) }
+        XCTAssertTrue(net.run(for: .milliseconds(15)) { atServer == 10 })
+        XCTAssertLessThan(net.now, ackDeadline, "measured before the ACK fell due")
+        let sizes = try XCTUnwrap(net.clientDatagramLog).map(\.count)
+        XCTAssertEqual(sizes.count, 10, "ten full-size datagrams in ten packets, no ACK-only packet before them: \(sizes)")
+        XCTAssertTrue(sizes.allSatisfy { $0 > size }, "\(sizes)")
+
+        XCTAssertTrue(net.run(for: .milliseconds(100)) { net.client.path.space.ackDeadline == nil }, "the ACK went out once due")
+        let later = try XCTUnwrap(net.clientDatagramLog).dropFirst(10).map(\.count)
+        XCTAssertTrue(later.contains { $0 < 100 }, "a small ACK-only packet followed: \(later)")
+    }
+
     func testErrorsSayWhatWentWrong() throws {
         let early = try SimulatedNetwork(seed: 72)
         XCTAssertThrowsError(try early.client.sendDatagram([1])) { XCTAssertEqual($0 as? DatagramError, .notSupportedByPeer) }

@@ -301,11 +301,14 @@ extension Connection {
                 ackLength = 1 + Frame.ackBodyLength(a)
             }
             var include = ackLength <= remaining
-            if include && !ackDue && !space.ackPending && space.id == .applicationData,
+            if include && !ackDue && space.id == .applicationData,
                 let headLength = path.datagrams.firstLength ?? datagramsToSend.firstLength
             {
-                // A refresh-only ACK must not push a full-size datagram out of the packet: the
-                // datagram would wait forever, since every packet would carry the refresh again.
+                // An ACK that is not yet due (a refresh, or one pending before its deadline) must
+                // not push a full-size datagram out of the packet: a refresh would do so in every
+                // packet and starve the datagram, and a pending one costs an extra ACK-only packet
+                // that ends the GSO train (the router sent one per two received datagrams). A due
+                // ACK still goes first.
                 let need = Frame.datagramHeaderLength(length: headLength, hasLength: true) + headLength
                 if remaining - ackLength < need { include = false }
             }
