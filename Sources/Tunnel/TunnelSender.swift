@@ -422,7 +422,7 @@ public final class TunnelSender {
             // Datagrams queued inside QUIC count as in flight (no standing queue behind the
             // window); a path whose queue already holds a few (its pacer holds them) is full.
             let queued = st.queuedDatagrams * queuedBytesPerDatagram
-            let full = st.queuedDatagrams >= configuration.maxQueuedDatagramsPerPath
+            let full = st.queuedDatagrams >= configuration.queuedDatagramLimit(deliveryRate: st.deliveryRate)
             let fits = (connection.maxDatagramPayloadSize(onPath: id) ?? 0) >= frameBytes
             snapshots.append(
                 PathSnapshot(
