@@ -46,6 +46,14 @@ public struct Pacer: Sendable {
         lastUpdate = now
     }
 
+    /// Bytes that may leave at once now, the state left as it is: what one wake-up's burst (and
+    /// its GSO send) can carry.
+    public func allowance(rate: Double, now: Timestamp) -> Int {
+        let capacity = capacity(rate: rate)
+        guard let last = lastUpdate else { return Int(capacity) }
+        return Int(min(capacity, tokens + rate * max((now - last).seconds, 0)))
+    }
+
     /// When a packet of `bytes` may leave: nil means now.
     public mutating func delay(for bytes: Int, rate: Double, now: Timestamp) -> Timestamp? {
         refill(rate: rate, now: now)

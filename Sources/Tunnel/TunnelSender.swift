@@ -420,9 +420,11 @@ public final class TunnelSender {
                 continue
             }
             // Datagrams queued inside QUIC count as in flight (no standing queue behind the
-            // window); a path whose queue already holds a few (its pacer holds them) is full.
+            // window); a path whose queue holds what its pacer and window let out at once (16 at
+            // least) is full.
             let queued = st.queuedDatagrams * queuedBytesPerDatagram
-            let full = st.queuedDatagrams >= configuration.queuedDatagramLimit(deliveryRate: st.deliveryRate)
+            let limit = configuration.queuedDatagramLimit(sendAllowance: connection.sendAllowance(onPath: id, now: now))
+            let full = st.queuedDatagrams >= limit
             let fits = (connection.maxDatagramPayloadSize(onPath: id) ?? 0) >= frameBytes
             snapshots.append(
                 PathSnapshot(

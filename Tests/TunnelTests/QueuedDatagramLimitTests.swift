@@ -1,34 +1,46 @@
-// How many datagrams the sender lets a path hold inside QUIC: 16 for a slow path (more is only a
-// queue the scheduler cannot take back), up to a GSO send's 64 for a fast one (what one wake-up
-// hands a path is what its next sendmmsg carries).
+// How many datagrams the sender lets a path hold inside QUIC: 16 (more is only a queue the
+// scheduler cannot take back), or as many as the path's pacer and window let leave at once, up to
+// a GSO send's 64 (what one wake-up hands a path is what its next sendmmsg carries).
+import Congestion
 import XCTest
 
 @testable import Tunnel
 
 final class QueuedDatagramLimitTests: XCTestCase {
     private let configuration = TunnelConfiguration()
-    private func limit(mbps: Double) -> Int { configuration.queuedDatagramLimit(deliveryRate: mbps * 1e6 / 8) }
+    private var perDatagram: Int { configuration.framedWireBytes(inner: configuration.nominalInnerPacketBytes) }
 
-    func testSlowAndUnmeasuredPathsKeepTheFloor() {
-        XCTAssertEqual(configuration.queuedDatagramLimit(deliveryRate: 0), 16, "no rate sample yet")
-        XCTAssertEqual(limit(mbps: 50), 16)
-        XCTAssertEqual(limit(mbps: 100), 16, "1 ms of 100 Mbit/s is 10 packets")
-        XCTAssertEqual(configuration.queuedDatagramLimit(deliveryRate: .nan), 16)
-        XCTAssertEqual(configuration.queuedDatagramLimit(deliveryRate: .infinity), 16)
+    func testASmallAllowanceKeepsTheFloor() {
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: 0), 16, "nothing may leave now")
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: -5), 16, "a window overfull")
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: 10 * 1472), 16, "the pacer's 10-packet burst")
     }
 
-    func testAFastPathMayQueueAMillisecondUpToOneGSOSend() {
-        let perDatagram = Double(configuration.framedWireBytes(inner: configuration.nominalInnerPacketBytes))
-        XCTAssertEqual(limit(mbps: 400), Int(400e6 / 8 * 0.001 / perDatagram), "40 packets of 1 ms at 400 Mbit/s")
-        XCTAssertGreaterThan(limit(mbps: 400), 16)
-        XCTAssertEqual(limit(mbps: 1000), 64)
-        XCTAssertEqual(limit(mbps: 10_000), 64, "never more than UDP_MAX_SEGMENTS")
+    func testALargeAllowanceFillsOneGSOSendAndNoMore() {
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: 40 * perDatagram + 7), 40)
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: 65_536), 65_536 / perDatagram)
+        XCTAssertEqual(configuration.queuedDatagramLimit(sendAllowance: 10_000_000), 64, "never more than UDP_MAX_SEGMENTS")
     }
 
     func testARaisedFloorStillWins() {
         var c = TunnelConfiguration()
         c.maxQueuedDatagramsPerPath = 100
-        XCTAssertEqual(c.queuedDatagramLimit(deliveryRate: 0), 100)
-        XCTAssertEqual(c.queuedDatagramLimit(deliveryRate: 10e9 / 8), 100)
+        XCTAssertEqual(c.queuedDatagramLimit(sendAllowance: 0), 100)
+        XCTAssertEqual(c.queuedDatagramLimit(sendAllowance: 10_000_000), 100)
+    }
+
+    /// The pacer's allowance: its full burst at first, what is left after a send, refilled with
+    /// time at the rate, never above the burst, and asking leaves the state alone.
+    func testThePacersAllowance() {
+        var pacer = Pacer(maxDatagramSize: 1472)
+        let rate = 2e9 / 8  // 2 Gbit/s: a quantum of 100 µs is 25 000 bytes, more than 10 packets
+        let t0 = Timestamp(nanoseconds: 1_000_000)
+        XCTAssertEqual(pacer.allowance(rate: rate, now: t0), 25_000)
+        XCTAssertNil(pacer.delay(for: 1472, rate: rate, now: t0))
+        pacer.onSent(bytes: 20_000)
+        XCTAssertEqual(pacer.allowance(rate: rate, now: t0), 5_000)
+        XCTAssertEqual(pacer.allowance(rate: rate, now: t0), 5_000, "asking changes nothing")
+        XCTAssertEqual(pacer.allowance(rate: rate, now: t0 + .microseconds(40)), 15_000, "40 µs at 250 MB/s")
+        XCTAssertEqual(pacer.allowance(rate: rate, now: t0 + .seconds(1)), 25_000, "never more than the burst")
     }
 }

@@ -42,4 +42,14 @@ extension Connection {
             consecutiveProbeTimeouts: p.ptoCount, mtu: p.maxDatagramSize,
             mtuSettled: !config.pmtuDiscovery || p.mtu.phase == .searchComplete, mtuBlackHoles: p.pmtuBlackHoles)
     }
+
+    /// Bytes path `id` may send at once now: its pacer's allowance within its congestion
+    /// window's room (0 for no such path).
+    public func sendAllowance(onPath id: UInt32, now: Timestamp) -> Int {
+        guard let p = paths[id] else { return 0 }
+        let congestion = p.congestion
+        let rate = Pacer.rate(
+            congestionWindow: congestion.congestionWindow, smoothedRTT: p.rtt.smoothed, controllerRate: congestion.pacingRate)
+        return min(p.pacer.allowance(rate: rate, now: now), max(congestion.congestionWindow - p.bytesInFlight, 0))
+    }
 }
