@@ -273,6 +273,9 @@ def test_runtime_control_changes_the_running_tunnel_and_monitor_streams_it(tunne
     time.sleep(2)
     ctl("paths", "set", "wan2", "backup")
     lab.wait_for(lambda: next(p for p in status()["paths"] if p["interface"] == "wan2")["backup"], 5, "wan2 a backup")
+    # The monitor samples the status every 100 ms: the backup state must last longer than that to
+    # be streamed (one CI run set it available again 48 ms later and the monitor never saw it).
+    time.sleep(0.5)
     ctl("scheduler", "set", "minrtt")
     ctl("congestion", "set", "cubic")
     s = status()
