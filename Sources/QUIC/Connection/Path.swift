@@ -58,6 +58,11 @@ final class Path {
     var pacer: Pacer
     /// Set when the pacer holds back data: the next time `poll` can send it.
     var pacingDeadline: Timestamp?
+    /// Bytes per second the pacer lets out (RFC 9002 §7.7): the controller's rate, else from the
+    /// window and the smoothed RTT.
+    var pacingRate: Double {
+        Pacer.rate(congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed, controllerRate: congestion.pacingRate)
+    }
     /// RFC 9002 §6.2: consecutive PTO expirations.
     var ptoCount = 0
     var lossDetectionDeadline: Timestamp?
@@ -137,9 +142,7 @@ final class Path {
             maxDatagramSize: maxDatagramSize, validated: addressValidated, queuedDatagrams: queuedDatagrams,
             nextSendTime: pacingDeadline, consecutiveProbeTimeouts: ptoCount,
             congestionControl: congestion.name,
-            pacingRate: Pacer.rate(
-                congestionWindow: congestion.congestionWindow, smoothedRTT: rtt.smoothed,
-                controllerRate: congestion.pacingRate),
+            pacingRate: pacingRate,
             ecnState: ecn.state.rawValue, ecnCongestionExperienced: ecn.congestionExperienced,
             pmtuProbesSent: pmtuProbesSent, pmtuProbesLost: pmtuProbesLost,
             pmtuBlackHolesDetected: pmtuBlackHoles, pmtuSearchComplete: mtu.phase == .searchComplete,

@@ -47,9 +47,6 @@ extension Connection {
     /// window's room (0 for no such path).
     public func sendAllowance(onPath id: UInt32, now: Timestamp) -> Int {
         guard let p = paths[id] else { return 0 }
-        let congestion = p.congestion
-        let rate = Pacer.rate(
-            congestionWindow: congestion.congestionWindow, smoothedRTT: p.rtt.smoothed, controllerRate: congestion.pacingRate)
-        return min(p.pacer.allowance(rate: rate, now: now), max(congestion.congestionWindow - p.bytesInFlight, 0))
+        return min(p.pacer.allowance(rate: p.pacingRate, now: now), max(p.congestion.congestionWindow - p.bytesInFlight, 0))
     }
 }
