@@ -7,6 +7,10 @@
 //   connection ack / loss of that DATAGRAM → `acknowledged` / `lost` (entry leaves, handle freed)
 //   path failed → `pathFailed` (its unacknowledged entries move to the reinjection queue)
 //   daemon, before new TUN packets → `nextReinjection` → scheduler → `recordSent` again
+//
+// Urgent records (the sender's interactive packets) wait in a queue of their own and leave first:
+// the receiver holds their lane's later packets until they arrive, and a call or a ping must not
+// wait behind the bulk a dead path owed.
 
 import Congestion
 
@@ -36,11 +40,14 @@ public struct ReinjectionLedger: Sendable {
         /// When it was first sent (the caller may drop reinjections older than the receiver's
         /// maximum hold: they would arrive after their lane moved on).
         public var firstSent: Timestamp
-        public init(sequence: TunnelSequence, handle: Int, bytes: Int, firstSent: Timestamp) {
+        /// Reinjected before the others (an interactive packet).
+        public var isUrgent: Bool
+        public init(sequence: TunnelSequence, handle: Int, bytes: Int, firstSent: Timestamp, isUrgent: Bool = false) {
             self.sequence = sequence
             self.handle = handle
             self.bytes = bytes
             self.firstSent = firstSent
+            self.isUrgent = isUrgent
         }
         static let empty = Record(sequence: TunnelSequence(0), handle: -1, bytes: 0, firstSent: .zero)
     }
@@ -80,16 +87,17 @@ public struct ReinjectionLedger: Sendable {
     }
 
     private var rings: [PathRing]
-    private var queue: [Record]
-    private var queueStart = 0
-    private var queueEnd = 0
+    /// Records waiting for reinjection, urgent ones apart; each in tunnel sequence order.
+    private var queue: ReinjectionQueue
+    private var urgent: ReinjectionQueue
 
     public init(configuration: Configuration = Configuration()) {
         precondition(configuration.maxPaths > 0 && configuration.maxPaths <= Int(UInt16.max))
         precondition(configuration.capacityPerPath > 0 && configuration.queueCapacity > 0)
         self.configuration = configuration
         rings = [PathRing](repeating: PathRing(), count: configuration.maxPaths)
-        queue = [Record](repeating: .empty, count: configuration.queueCapacity)
+        queue = ReinjectionQueue(capacity: configuration.queueCapacity)
+        urgent = ReinjectionQueue(capacity: max(1, configuration.queueCapacity / 4))
     }
 
     // MARK: Sending
@@ -161,30 +169,28 @@ public struct ReinjectionLedger: Sendable {
     public mutating func pathFailed(id pathID: Int, discard: (Record) -> Void = { _ in }) -> Int {
         guard let s = slot(for: pathID, create: false) else { return 0 }
         statistics.pathFailures += 1
-        compactQueue()
         let capacity = UInt64(configuration.capacityPerPath)
         var moved = 0
         var p = rings[s].head
         while p < rings[s].tail {
             let i = Int(p % capacity)
             if !rings[s].done[i] {
-                if queueEnd == queue.count {
-                    // Full: let the oldest eighth go (the least likely to arrive in time).
-                    queue[queueStart..<queueEnd].sort { $0.sequence.precedes($1.sequence) }
-                    let drop = max(1, (queueEnd - queueStart) / 8)
-                    for k in queueStart..<queueStart + drop { discard(queue[k]) }
-                    statistics.queueOverflow += UInt64(drop)
-                    queueStart += drop
-                    compactQueue()
+                let record = rings[s].records[i]
+                // Full: the oldest eighth goes (the least likely to arrive in time).
+                let dropped: Int
+                if record.isUrgent {
+                    dropped = urgent.append(record, discard: discard)
+                } else {
+                    dropped = queue.append(record, discard: discard)
                 }
-                queue[queueEnd] = rings[s].records[i]
-                queueEnd += 1
+                statistics.queueOverflow += UInt64(dropped)
                 moved += 1
             }
             p += 1
         }
         statistics.reinjected += UInt64(moved)
-        queue[queueStart..<queueEnd].sort { $0.sequence.precedes($1.sequence) }
+        queue.sortBySequence()
+        urgent.sortBySequence()
         rings[s].id = -1
         rings[s].epoch &+= 1
         rings[s].head = rings[s].tail
@@ -199,44 +205,27 @@ public struct ReinjectionLedger: Sendable {
     @discardableResult
     public mutating func requeueForReinjection(_ ticket: Ticket, discard: (Record) -> Void = { _ in }) -> Bool {
         guard let record = take(ticket) else { return false }
-        compactQueue()
-        if queueEnd == queue.count {
-            // Full: the oldest waiting one goes (the least likely to arrive in time).
-            discard(queue[queueStart])
-            statistics.queueOverflow += 1
-            queueStart += 1
-            compactQueue()
-        }
-        // Insert keeping sequence order (usually at the end: losses come in sending order).
-        var k = queueEnd
-        while k > queueStart, record.sequence.precedes(queue[k - 1].sequence) {
-            queue[k] = queue[k - 1]
-            k -= 1
-        }
-        queue[k] = record
-        queueEnd += 1
+        // Full: the oldest waiting one goes (the least likely to arrive in time).
+        let dropped = record.isUrgent ? urgent.insertInOrder(record, discard: discard) : queue.insertInOrder(record, discard: discard)
+        statistics.queueOverflow += UInt64(dropped)
         statistics.reinjected += 1
         return true
     }
 
     // MARK: Reinjection
 
-    /// The next packet to re-send (lowest tunnel sequence first), or nil. Send it before new TUN
-    /// packets, on a path the scheduler picks, with `TunnelFrame.markReinjected`, then
-    /// `recordSent` it again.
-    public mutating func nextReinjection() -> Record? {
-        guard queueStart < queueEnd else { return nil }
-        let record = queue[queueStart]
-        queueStart += 1
-        if queueStart == queueEnd {
-            queueStart = 0
-            queueEnd = 0
-        }
-        return record
+    /// The next packet to re-send (urgent ones first, then the lowest tunnel sequence), or nil.
+    /// Send it before new TUN packets, on a path the scheduler picks, with
+    /// `TunnelFrame.markReinjected`, then `recordSent` it again.
+    /// - Parameter urgentOnly: only an urgent one (the sender has interactive packets waiting,
+    ///   which go before the others).
+    public mutating func nextReinjection(urgentOnly: Bool = false) -> Record? {
+        if let r = urgent.next() { return r }
+        return urgentOnly ? nil : queue.next()
     }
 
     /// Packets waiting for reinjection.
-    public var pendingReinjections: Int { queueEnd - queueStart }
+    public var pendingReinjections: Int { queue.count + urgent.count }
 
     /// Unacknowledged packets tracked for `pathID`.
     public func unacknowledged(onPath pathID: Int) -> Int {
@@ -287,11 +276,80 @@ public struct ReinjectionLedger: Sendable {
         return s
     }
 
-    private mutating func compactQueue() {
-        guard queueStart > 0 else { return }
-        let n = queueEnd - queueStart
-        for k in 0..<n { queue[k] = queue[queueStart + k] }
-        queueStart = 0
-        queueEnd = n
+}
+
+/// Records waiting for reinjection, in a fixed array (nothing allocated after init).
+private struct ReinjectionQueue: Sendable {
+    private var records: [Record]
+    private var start = 0
+    private var end = 0
+
+    typealias Record = ReinjectionLedger.Record
+
+    init(capacity: Int) {
+        records = [Record](repeating: .empty, count: capacity)
+    }
+
+    var count: Int { end - start }
+
+    /// Appends (sort afterwards); when full, first discards the oldest eighth. Returns how many
+    /// it discarded.
+    mutating func append(_ record: Record, discard: (Record) -> Void) -> Int {
+        compact()
+        var dropped = 0
+        if end == records.count {
+            sortBySequence()
+            dropped = max(1, count / 8)
+            for k in start..<start + dropped { discard(records[k]) }
+            start += dropped
+            compact()
+        }
+        records[end] = record
+        end += 1
+        return dropped
+    }
+
+    /// Inserts in sequence order (usually at the end: losses come in sending order); when full,
+    /// first discards the oldest. Returns how many it discarded.
+    mutating func insertInOrder(_ record: Record, discard: (Record) -> Void) -> Int {
+        compact()
+        var dropped = 0
+        if end == records.count {
+            discard(records[start])
+            start += 1
+            dropped = 1
+            compact()
+        }
+        var k = end
+        while k > start, record.sequence.precedes(records[k - 1].sequence) {
+            records[k] = records[k - 1]
+            k -= 1
+        }
+        records[k] = record
+        end += 1
+        return dropped
+    }
+
+    mutating func sortBySequence() {
+        records[start..<end].sort { $0.sequence.precedes($1.sequence) }
+    }
+
+    mutating func next() -> Record? {
+        guard start < end else { return nil }
+        let record = records[start]
+        start += 1
+        if start == end {
+            start = 0
+            end = 0
+        }
+        return record
+    }
+
+    private mutating func compact() {
+        guard start > 0 else { return }
+        let n = end - start
+        for k in 0..<n { records[k] = records[start + k] }
+        start = 0
+        end = n
     }
 }

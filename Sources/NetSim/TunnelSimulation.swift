@@ -26,10 +26,16 @@ public struct TunnelRunConfiguration {
     public var source: TunnelSource = .saturating
     /// `TunnelConfiguration.maxRepairHold` (nil: the tunnel's default), to compare with and without.
     public var maxRepairHold: Duration?
+    /// `TunnelConfiguration.failoverInteractiveReserve` (nil: the tunnel's default).
+    public var failoverInteractiveReserve: Double?
     public var coupling: CouplingAlgorithm = .none
     /// `--trace`: every this often, one line per path (window, RTT, rate, losses) to `traceWriter`.
     public var traceInterval: Duration?
     public var traceWriter: (String) -> Void = { print($0) }
+    /// A small-packet flow beside the bulk one (flow 2, "probe"), like the lab's UDP probe: one
+    /// `size`-byte inner packet every `interval` from the warm-up on. Its longest delivery gap is
+    /// the failover gap a ping or a call sees.
+    public var probe: (interval: Duration, size: Int)?
     public init(scenario: Scenario, scheduler: SchedulerKind) {
         self.scenario = scenario
         self.scheduler = scheduler
@@ -52,6 +58,8 @@ public struct TunnelFlowResult: Sendable {
     public var delayP50Ms: Double
     public var delayP99Ms: Double
     public var delivered: Int
+    /// The longest time between two of the flow's deliveries after the warm-up.
+    public var maxGapMs: Double = 0
 }
 
 public struct TunnelRunResult: Sendable {
@@ -91,7 +99,7 @@ public struct TunnelRunResult: Sendable {
             "{\"name\":\"\($0.name)\",\"goodput_mbps\":\(n($0.goodputMbps)),\"share\":\(n($0.share)),\"rtt_ms\":\(n($0.rttMs)),\"queue_delay_p99_ms\":\(n($0.queueDelayP99Ms))}"
         }
         let f = flows.map {
-            "{\"name\":\"\($0.name)\",\"delay_p50_ms\":\(n($0.delayP50Ms)),\"delay_p99_ms\":\(n($0.delayP99Ms)),\"delivered\":\($0.delivered)}"
+            "{\"name\":\"\($0.name)\",\"delay_p50_ms\":\(n($0.delayP50Ms)),\"delay_p99_ms\":\(n($0.delayP99Ms)),\"delivered\":\($0.delivered),\"max_gap_ms\":\(n($0.maxGapMs))}"
         }
         let flowP99 = flows.map { "\"\($0.name)\":\(n($0.delayP99Ms))" }
         return "{\"scenario\":\"\(scenario)\",\"scheduler\":\"\(scheduler)\",\"source\":\"\(source)\",\"seed\":\(seed),"
@@ -213,6 +221,7 @@ final class TunnelRun {
     let source: SimulatedBulkSource
     let hasVoIP: Bool
     var voipCounter = 0
+    var probeCounter = 0
     /// Inner acknowledgements of a TCP-like source return after the shortest one-way delay.
     let innerAckDelay: Duration
     /// Inner bulk bytes handed to the tunnel after the warm-up.
@@ -226,6 +235,9 @@ final class TunnelRun {
     var deliveredBytesPerPath: [Int: Int] = [:]
     var lastDelivery: Timestamp?
     var maxGap = Duration.zero
+    /// Per flow: its last delivery and its longest gap between two (after the warm-up).
+    var lastFlowDelivery: [Int: Timestamp] = [:]
+    var maxFlowGap: [Int: Duration] = [:]
     var flowDelays: [Int: [Double]] = [:]
     var bytesWhileMainUp = 0
     var backupBytesWhileMainUp = 0
@@ -248,6 +260,7 @@ final class TunnelRun {
         t.revivalInterval = config.revivalInterval
         t.nominalInnerPacketBytes = config.packetSize
         if let hold = config.maxRepairHold { t.maxRepairHold = hold }
+        if let reserve = config.failoverInteractiveReserve { t.failoverInteractiveReserve = reserve }
         tunnelConfiguration = t
         let links = config.scenario.paths.enumerated().map { i, p in
             TunnelLink(name: p.name, local: SimulatedAddresses.router(path: i), isBackup: p.isBackup)
@@ -281,6 +294,15 @@ final class TunnelRun {
                 self.voipCounter += 1
                 let packet = makeInnerPacket(flow: 1, size: 200, counter: self.voipCounter)
                 self.created[UInt64(1) << 32 | UInt64(self.voipCounter)] = (s.now, 1, packet.count)
+                packet.withUnsafeBytes { _ = self.routerEngine.sender.enqueue($0, now: s.now) }
+                self.routerStep(s.now)
+            }
+        }
+        if let probe = config.probe {
+            _ = sim.every(probe.interval, from: measureFrom, until: .zero + config.scenario.duration) { [unowned self] s in
+                self.probeCounter += 1
+                let packet = makeInnerPacket(flow: 2, size: probe.size, counter: self.probeCounter)
+                self.created[UInt64(2) << 32 | UInt64(self.probeCounter)] = (s.now, 2, packet.count)
                 packet.withUnsafeBytes { _ = self.routerEngine.sender.enqueue($0, now: s.now) }
                 self.routerStep(s.now)
             }
@@ -324,6 +346,8 @@ final class TunnelRun {
             flowDelays[c.flow, default: []].append(delay)
         }
         guard now >= measureFrom else { return }
+        if let last = lastFlowDelivery[c.flow] { maxFlowGap[c.flow] = max(maxFlowGap[c.flow] ?? .zero, now - last) }
+        lastFlowDelivery[c.flow] = now
         let size = inner.count
         deliveredBytes += size
         if let i = routerEngine.paths.linkIndex(forPath: pathID) {
@@ -384,13 +408,22 @@ final class TunnelRun {
         var flows = [
             TunnelFlowResult(
                 name: "bulk", delayP50Ms: percentile(flowDelays[0] ?? [], 0.5),
-                delayP99Ms: percentile(flowDelays[0] ?? [], 0.99), delivered: flowDelays[0]?.count ?? 0)
+                delayP99Ms: percentile(flowDelays[0] ?? [], 0.99), delivered: flowDelays[0]?.count ?? 0,
+                maxGapMs: (maxFlowGap[0] ?? .zero).milliseconds)
         ]
         if hasVoIP {
             flows.append(
                 TunnelFlowResult(
                     name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
-                    delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0))
+                    delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0,
+                    maxGapMs: (maxFlowGap[1] ?? .zero).milliseconds))
+        }
+        if config.probe != nil {
+            flows.append(
+                TunnelFlowResult(
+                    name: "probe", delayP50Ms: percentile(flowDelays[2] ?? [], 0.5),
+                    delayP99Ms: percentile(flowDelays[2] ?? [], 0.99), delivered: flowDelays[2]?.count ?? 0,
+                    maxGapMs: (maxFlowGap[2] ?? .zero).milliseconds))
         }
         let reorder = vpsEngine?.receiver.reorder ?? ReorderBuffer(configuration: tunnelConfiguration.reorder)
         let rs = reorder.statistics

@@ -89,6 +89,14 @@ public struct TunnelConfiguration: Sendable {
     /// With `reinjectsLosses`, the reorder buffer holds a gap at least as long as its repair takes
     /// to arrive (the fastest carrying path's round trip, TunnelReceiver), but never longer than this.
     public var maxRepairHold: Duration = .milliseconds(100)
+    /// After a path fails, the surviving paths keep this share of their window for interactive
+    /// packets, for `failoverReserveRounds` of their round trips: reinjections and bulk would fill
+    /// a cold window (a satellite that carried almost nothing) in one burst, and a ping or a call
+    /// would wait a whole round trip for room while its queue overflowed. Only for a while: a
+    /// window that bulk never fills looks application-limited to its congestion controller
+    /// (RFC 9438 §5.8, RFC 7661), which then stops growing it.
+    public var failoverInteractiveReserve = 0.5
+    public var failoverReserveRounds: UInt64 = 3
     /// Reinjected packets older than this are not sent again: the receiver's lane has moved on.
     public var reinjectionMaxAge: Duration = .seconds(2)
     /// FlowClassifier: a lane under this rate (bytes/s) with bursts up to `interactiveBurst` is

@@ -57,7 +57,7 @@ public final class TunnelEngine {
         }
         guard connection.isMultipathEnabled || connection.handshakeConfirmed else { return }
         paths.update(connection: connection, now: now)
-        paths.takeFailedPaths { sender.onPathsFailed($0) }
+        paths.takeFailedPaths { sender.onPathsFailed($0, now: now) }
         receiver.process(connection: connection, now: now, deliver: deliver)
         sender.pump(connection: connection, paths: paths, source: source, now: now)
     }

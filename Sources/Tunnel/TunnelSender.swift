@@ -82,6 +82,8 @@ public final class TunnelSender {
     private var ledger: ReinjectionLedger
     private var queueGuards: [QueueGuard] = []
     private var retries: [Pending] = []
+    /// The next reinjection, taken from the ledger (numbered and marked) but not handed yet.
+    private var reinjection: Pending?
     private var interactive: [Pending] = []
     private var bulk: RingQueue<Pending>
     /// Bytes in `bulk` (CoDel never drops the last packet of a queue).
@@ -93,6 +95,9 @@ public final class TunnelSender {
     /// When to pump again by itself (pacing, a rate-limited source); nil: on the next event.
     public private(set) var wakeUp: Timestamp?
     private var snapshotScratch: [PathSnapshot] = []
+    /// When a path last failed: the surviving paths keep part of their window for interactive
+    /// packets for a few round trips after it (`failoverInteractiveReserve`).
+    private var lastPathFailure: Timestamp?
 
     public init(configuration: TunnelConfiguration, pool: PacketBufferPool) {
         self.configuration = configuration
@@ -113,7 +118,7 @@ public final class TunnelSender {
     }
 
     public var ledgerStatistics: ReinjectionLedger.Statistics { ledger.statistics }
-    public var pendingPackets: Int { retries.count + interactive.count + bulk.count }
+    public var pendingPackets: Int { retries.count + interactive.count + bulk.count + (reinjection == nil ? 0 : 1) }
 
     // MARK: 1-2. Read and classify
 
@@ -245,21 +250,30 @@ public final class TunnelSender {
         var allowance: Duration?
         while budget > 0 {
             budget -= 1
-            // Who goes first: frames already numbered, interactive packets, reinjections, bulk.
-            // Interactive before reinjections: after a failover onto a slow path (a satellite
-            // with a small window left from being idle), re-sending what the dead path owed can
-            // take seconds, and a call or a ping must not wait behind it.
-            if retries.isEmpty, interactive.isEmpty, let r = nextReinjection(now: now) { retries.append(r) }
+            // Who goes first: frames already numbered, reinjected interactive packets (the
+            // receiver holds their lane until they arrive), interactive packets, reinjections,
+            // bulk. Interactive before the other reinjections: after a failover onto a slow path
+            // (a satellite with a small window left from being idle), re-sending what the dead
+            // path owed can take seconds, and a call or a ping must not wait behind it.
+            // A reinjection taken from the ledger waits in its own place, not among the retries:
+            // one that waits there for the window would hold every interactive packet behind it.
+            if reinjection == nil, retries.isEmpty { reinjection = nextReinjection(urgentOnly: !interactive.isEmpty, now: now) }
             var pending: Pending
-            var queue = 0
+            var queue = Queue.retries
             if let r = retries.first {
                 pending = r
+            } else if let r = reinjection, r.trafficClass == .interactive {
+                pending = r
+                queue = .reinjection
             } else if let p = interactive.first {
                 pending = p
-                queue = 1
+                queue = .interactive
+            } else if let r = reinjection {
+                pending = r
+                queue = .reinjection
             } else if let p = bulk.first {
                 pending = p
-                queue = 2
+                queue = .bulk
             } else {
                 guard let source, !source.drainsEagerly, pull(from: source, now: now) != .empty else { return }
                 budget += 1  // reading is not handing out
@@ -271,17 +285,13 @@ public final class TunnelSender {
                 // Larger than any usable path's DATAGRAM can carry (RFC 9221 §5: never
                 // fragmented): the TUN MTU follows the smallest path so this is rare (a path's
                 // MTU just shrank); drop it rather than let it block the queue.
-                switch queue {
-                case 0: retries.removeFirst()
-                case 1: interactive.removeFirst()
-                default: removeBulkHead()
-                }
+                take(queue)
                 pool.release(pending.buffer)
                 statistics.droppedTooLarge += 1
                 continue
             }
             var backlog: Int?
-            if queue == 2 {
+            if queue == .bulk {
                 // The bulk backlog, this packet included, in framed bytes of whole packets of
                 // this size (ECF's k); unknown when the source cannot tell.
                 // (A drained source's backlog is all in the bulk queue.)
@@ -290,7 +300,8 @@ public final class TunnelSender {
                     backlog = (waiting + innerBytes * (bulk.count - 1)) / innerBytes * configuration.framedWireBytes(inner: innerBytes)
                 }
             }
-            let snapshots = makeSnapshots(connection: connection, paths: paths, frameBytes: frameBytes, now: now)
+            let snapshots = makeSnapshots(
+                connection: connection, paths: paths, frameBytes: frameBytes, trafficClass: pending.trafficClass, now: now)
             let request = SchedulingRequest(
                 size: frameBytes + configuration.wireOverhead, trafficClass: pending.trafficClass,
                 queuedBytes: backlog)
@@ -300,16 +311,12 @@ public final class TunnelSender {
                 return
             }
             // It leaves the bulk queue now: CoDel may drop it instead (not yet numbered: no gap).
-            if queue == 2 {
+            if queue == .bulk {
                 let a = allowance ?? queueingAllowance(snapshots)
                 allowance = a
                 if codelDropsBulkHead(pending, allowance: a, now: now) { continue }
             }
-            switch queue {
-            case 0: retries.removeFirst()
-            case 1: interactive.removeFirst()
-            default: removeBulkHead()
-            }
+            take(queue)
             if !pending.isNumbered {
                 let ok = pool.withBuffer(pending.buffer) { buf in
                     sequencer.frame(
@@ -326,6 +333,9 @@ public final class TunnelSender {
             }
             if hand(pending, to: set, connection: connection, paths: paths, now: now) {
                 pool.release(pending.buffer)  // the ledger's records hold their own references
+            } else if queue == .reinjection {
+                reinjection = pending  // still after the interactive packets next time
+                return
             } else {
                 // Numbered but not accepted: first next time (never skip a number).
                 retries.insert(pending, at: 0)
@@ -333,6 +343,19 @@ public final class TunnelSender {
             }
         }
         // Budget used up: the next event (an ACK, a pacing deadline) goes on.
+    }
+
+    /// Where the packet being scheduled waits, in the order they go.
+    private enum Queue { case retries, interactive, reinjection, bulk }
+
+    /// Takes the packet being scheduled out of its queue.
+    private func take(_ queue: Queue) {
+        switch queue {
+        case .retries: retries.removeFirst()
+        case .interactive: interactive.removeFirst()
+        case .reinjection: reinjection = nil
+        case .bulk: removeBulkHead()
+        }
     }
 
     /// Sends one numbered frame on every path of `set`. Returns false if no path took it.
@@ -352,7 +375,7 @@ public final class TunnelSender {
             // datagram slot (no array per packet).
             let sent: Int
             do {
-                sent = try connection.sendDatagram(onPath: id, tag: tag) { slot in
+                sent = try connection.sendDatagram(onPath: id, tag: tag, urgent: p.trafficClass == .interactive) { slot in
                     guard frameLength <= slot.count else { return 0 }
                     pool.withBytes(p.buffer) { UnsafeMutableRawBufferPointer(rebasing: slot[0..<frameLength]).copyMemory(from: $0) }
                     return frameLength
@@ -367,7 +390,9 @@ public final class TunnelSender {
             handedOnce = true
             statistics.datagramsHanded += 1
             pool.retain(p.buffer)
-            let record = ReinjectionLedger.Record(sequence: header.sequence, handle: p.buffer, bytes: frameLength, firstSent: p.firstSent)
+            let record = ReinjectionLedger.Record(
+                sequence: header.sequence, handle: p.buffer, bytes: frameLength, firstSent: p.firstSent,
+                isUrgent: p.trafficClass == .interactive)
             let (ticket, evicted) = ledger.recordSent(record, onPath: Int(id))
             if let evicted { pool.release(evicted.handle) }
             if ticket == nil {
@@ -403,9 +428,11 @@ public final class TunnelSender {
         return largest > 0 ? largest : connection.maxDatagramPayloadSize
     }
 
-    /// The paths as the scheduler sees them; a path whose MTU cannot carry `frameBytes` is not
-    /// usable for this packet.
-    private func makeSnapshots(connection: Connection, paths: PathHealth, frameBytes: Int, now: Timestamp) -> [PathSnapshot] {
+    /// The paths as the scheduler sees them for a packet of `trafficClass`; a path whose MTU cannot
+    /// carry `frameBytes` is not usable for this packet.
+    private func makeSnapshots(
+        connection: Connection, paths: PathHealth, frameBytes: Int, trafficClass: TrafficClass, now: Timestamp
+    ) -> [PathSnapshot] {
         var snapshots = snapshotScratch
         snapshotScratch = []
         snapshots.removeAll(keepingCapacity: true)
@@ -440,9 +467,18 @@ public final class TunnelSender {
             let wasHolding = queueGuards[i].isDraining
             snapshots[i].congestionWindow = queueGuards[i].window(for: snapshots[i], budget: budget, now: now)
             if queueGuards[i].isDraining && !wasHolding { statistics.queueGuardHolds += 1 }
+            if trafficClass != .interactive, let failed = lastPathFailure, keepsFailoverReserve(snapshots[i], since: failed, now: now) {
+                snapshots[i].congestionWindow -= Int(Double(snapshots[i].congestionWindow) * configuration.failoverInteractiveReserve)
+            }
         }
         defer { snapshotScratch = snapshots }
         return snapshots
+    }
+
+    /// Whether a path still keeps part of its window for interactive packets after the failure at
+    /// `failed`: for `failoverReserveRounds` of its round trips.
+    private func keepsFailoverReserve(_ path: PathSnapshot, since failed: Timestamp, now: Timestamp) -> Bool {
+        now - failed < max(path.smoothedRTT, path.minRTT) * configuration.failoverReserveRounds
     }
 
     // MARK: 6. Feedback
@@ -468,8 +504,10 @@ public final class TunnelSender {
         }
     }
 
-    /// Paths that failed: what they still owed is queued for reinjection.
-    public func onPathsFailed(_ ids: [UInt32]) {
+    /// Paths that failed: what they still owed is queued for reinjection, and the others keep part
+    /// of their window for interactive packets for a while.
+    public func onPathsFailed(_ ids: [UInt32], now: Timestamp) {
+        if !ids.isEmpty { lastPathFailure = now }
         for id in ids {
             ledger.pathFailed(id: Int(id)) { [pool] record in pool.release(record.handle) }
         }
@@ -486,8 +524,8 @@ public final class TunnelSender {
         return e
     }
 
-    private func nextReinjection(now: Timestamp) -> Pending? {
-        while let r = ledger.nextReinjection() {
+    private func nextReinjection(urgentOnly: Bool, now: Timestamp) -> Pending? {
+        while let r = ledger.nextReinjection(urgentOnly: urgentOnly) {
             guard now - r.firstSent <= configuration.reinjectionMaxAge else {
                 pool.release(r.handle)
                 statistics.reinjectionsExpired += 1
@@ -495,7 +533,9 @@ public final class TunnelSender {
             }
             // The receiver delivers a marked packet even if its lane moved on.
             pool.withBuffer(r.handle) { _ = TunnelFrame.markReinjected($0, at: 0) }
-            return Pending(buffer: r.handle, trafficClass: .bulk, isNumbered: true, isReinjection: true, firstSent: r.firstSent)
+            return Pending(
+                buffer: r.handle, trafficClass: r.isUrgent ? .interactive : .bulk, isNumbered: true, isReinjection: true,
+                firstSent: r.firstSent)
         }
         return nil
     }

@@ -46,6 +46,32 @@ final class ReinjectionTests: XCTestCase {
         XCTAssertEqual(order, [1, 4, 5, 7, 8])
     }
 
+    func testUrgentRecordsAreReinjectedFirst() {
+        // Interactive packets (urgent) among bulk ones: the receiver holds their lane until they
+        // come, so they leave first, each kind in sequence order, from a failure and from losses.
+        var ledger = ReinjectionLedger()
+        var tickets: [UInt32: ReinjectionLedger.Ticket] = [:]
+        for seq in UInt32(1)...8 {
+            var r = record(seq)
+            r.isUrgent = seq % 3 == 0  // 3, 6
+            tickets[seq] = ledger.recordSent(r, onPath: seq <= 6 ? 1 : 2).ticket
+        }
+        ledger.pathFailed(id: 1)
+        XCTAssertEqual(ledger.pendingReinjections, 6)
+        XCTAssertEqual(ledger.nextReinjection(urgentOnly: true)?.sequence, TunnelSequence(3))
+        XCTAssertTrue(ledger.requeueForReinjection(tickets[7]!))
+        var r9 = record(9)
+        r9.isUrgent = true
+        let t9 = ledger.recordSent(r9, onPath: 2).ticket!
+        XCTAssertTrue(ledger.requeueForReinjection(t9))
+        XCTAssertEqual(ledger.nextReinjection(urgentOnly: true)?.sequence, TunnelSequence(6))
+        XCTAssertEqual(ledger.nextReinjection(urgentOnly: true)?.sequence, TunnelSequence(9))
+        XCTAssertNil(ledger.nextReinjection(urgentOnly: true), "only bulk ones are left")
+        var order: [UInt32] = []
+        while let r = ledger.nextReinjection() { order.append(r.sequence.rawValue) }
+        XCTAssertEqual(order, [1, 2, 4, 5, 7])
+    }
+
     func testSequenceOrderHoldsAcrossTheWrap() {
         var ledger = ReinjectionLedger()
         for seq: UInt32 in [0, 1, UInt32.max - 1, UInt32.max] { _ = ledger.recordSent(record(seq), onPath: 3) }

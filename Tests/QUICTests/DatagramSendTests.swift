@@ -80,6 +80,21 @@ final class DatagramSendTests: XCTestCase {
         XCTAssertEqual(order, (0..<40).map { UInt8($0) }, "FIFO across both kinds (no loss, no reordering)")
     }
 
+    func testUrgentDatagramsOvertakeThePathsQueue() throws {
+        // A ping queued behind a burst of bulk on a paced path leaves first, and the bulk keeps
+        // its order behind it.
+        let net = try connected()
+        let server = try XCTUnwrap(net.serverConnection)
+        var order: [UInt8] = []
+        server.onDatagram = { payload, _ in order.append(payload[0]) }
+        for i in 0..<30 { try net.client.sendDatagram(onPath: 0, write([UInt8(i)] + pattern(1000))) }
+        try net.client.sendDatagram(onPath: 0, urgent: true, write([100] + pattern(60)))
+        try net.client.sendDatagram(onPath: 0, urgent: true, write([101] + pattern(60)))
+        XCTAssertEqual(net.client.pathCondition(0)?.queuedDatagrams, 32, "urgent ones count as queued on their path")
+        net.run(for: .seconds(5)) { order.count == 32 }
+        XCTAssertEqual(order, [100, 101] + (0..<30).map { UInt8($0) })
+    }
+
     func testRunningOutOfSlotsIsNoBufferSpaceUntilSomeAreSent() throws {
         let net = try connected(clientConfig: { $0.datagramSlotCount = 4 })
         for i in 0..<4 { try net.client.sendDatagram(write([UInt8(i)])) }

@@ -98,6 +98,51 @@ final class TunnelFailoverTests: XCTestCase {
         XCTAssertFalse(run.routerEngine.paths.links[0].isDead, "revived once its interface is back")
     }
 
+    /// The lab's fibre-satellite cut: a 40 Mbit/s download that the fibre carries alone (so the
+    /// satellite's window stays cold), and a 64-byte probe every 2 ms, the lab's UDP probe. The
+    /// fibre's interface goes down for good at 5 s (netlink tells the daemon at once).
+    static let fibreSatelliteCut = Scenario(
+        name: "fibre-satellite-cut",
+        summary: "100 Mbit/s fibre, 10 ms RTT + 50 Mbit/s satellite, 600 ms RTT; the fibre cut at 5 s",
+        duration: .seconds(8),
+        paths: Scenario.fibreSatellite.paths,
+        events: [.outage(path: 0, Outage(from: .zero + .seconds(5)))]
+    )
+
+    /// A failover onto a cold slow path. What the fibre owed is reinjected on the satellite, whose
+    /// window is cold (it carried two packets before the cut: BBR's initial 15 kB), and a 600 ms
+    /// round trip passes before it opens again. Before: a reinjection waiting for that window held
+    /// the interactive queue behind it, and the probe packet lost on the fibre at the cut was
+    /// reinjected behind the bulk, its lane held at the receiver until it came: a 911 ms gap (the
+    /// lab saw 861). Now reinjected interactive packets go first, then interactive, then the
+    /// other reinjections, and half the window is kept for interactive packets for three round
+    /// trips. The window still holds less than one round trip of this 500 packet/s probe, so a
+    /// gap of a round trip less what the window carries remains: within the lab's allowance
+    /// (300 ms plus the 295 ms by which the satellite is slower), and shorter than without the
+    /// reserve.
+    func testAFailoverOntoAColdSlowPathPutsInteractivePacketsFirst() throws {
+        func run(reserve: Double) throws -> (gap: Double, delivered: Int, reinjected: Int) {
+            var c = TunnelRunConfiguration(scenario: Self.fibreSatelliteCut, scheduler: .aggregate)
+            c.source = .rateLimited(mbps: 40)
+            c.warmUp = .seconds(2)
+            c.probe = (interval: .milliseconds(2), size: 64)
+            c.failoverInteractiveReserve = reserve
+            let run = try TunnelRun(c)
+            _ = run.sim.schedule(after: .seconds(5)) { s in
+                run.routerEngine.paths.linkDown(0, connection: run.router.connection, now: s.now)
+            }
+            let r = try run.execute()
+            let probe = try XCTUnwrap(r.flows.first { $0.name == "probe" })
+            return (probe.maxGapMs, probe.delivered, r.reinjected)
+        }
+        let reserved = try run(reserve: TunnelConfiguration().failoverInteractiveReserve)
+        let unreserved = try run(reserve: 0)
+        XCTAssertGreaterThan(reserved.reinjected, 0, "what the fibre owed went again on the satellite")
+        XCTAssertGreaterThan(reserved.delivered, 2500, "the probe ran through the cut")
+        XCTAssertLessThan(reserved.gap, 300 + 295, "the probe's longest gap")
+        XCTAssertLessThan(reserved.gap + 50, unreserved.gap, "the reserve shortens it (\(reserved.gap) against \(unreserved.gap) ms)")
+    }
+
     func testTheSameSeedGivesTheSameRun() throws {
         let a = try runTunnel(configuration()).json
         let b = try runTunnel(configuration()).json

@@ -54,6 +54,8 @@ extension Connection {
     /// - Parameters:
     ///   - id: the path to send it on; nil = the shared queue (any path).
     ///   - tag: reported back in `.datagramAcknowledged` / `.datagramLost`.
+    ///   - urgent: sent before the path's other queued datagrams (interactive traffic: a ping or
+    ///     a call must not wait for the pacer to let out the bulk queued before it). Only with `id`.
     ///   - write: fills the buffer (`maxDatagramPayloadSize(onPath:)` bytes, `maxDatagramPayloadSize`
     ///     for the shared queue) from its start and returns the payload length; 0 queues nothing. The buffer is valid only during the call, and
     ///     `write` must not call back into the connection.
@@ -63,7 +65,7 @@ extension Connection {
     /// - Precondition: `write` returns a length within the buffer.
     @discardableResult
     public func sendDatagram(
-        onPath id: UInt32? = nil, tag: UInt64? = nil,
+        onPath id: UInt32? = nil, tag: UInt64? = nil, urgent: Bool = false,
         _ write: (UnsafeMutableRawBufferPointer) -> Int
     ) throws(DatagramError) -> Int {
         guard let peerMax = peerMaxDatagramFrameSize, peerMax > 0 else { throw .notSupportedByPeer }
@@ -78,7 +80,7 @@ extension Connection {
             datagramSlots.release(slot)
             return 0
         }
-        enqueueDatagram(QueuedDatagram(slot: slot, length: length, tag: tag), onPath: id)
+        enqueueDatagram(QueuedDatagram(slot: slot, length: length, tag: tag), onPath: id, urgent: urgent)
         return length
     }
 
@@ -98,10 +100,14 @@ extension Connection {
     }
 
     /// RFC 9221 §5: a full queue drops its oldest datagram (counted in `datagramsDropped`).
-    private func enqueueDatagram(_ d: QueuedDatagram, onPath id: UInt32?) {
+    private func enqueueDatagram(_ d: QueuedDatagram, onPath id: UInt32?, urgent: Bool = false) {
         let dropped: QueuedDatagram?
         if let id, let p = paths[id] {
-            dropped = p.datagrams.append(d, limit: config.datagramSendQueueLimit)
+            if urgent {
+                dropped = p.urgentDatagrams.append(d, limit: config.datagramSendQueueLimit)
+            } else {
+                dropped = p.datagrams.append(d, limit: config.datagramSendQueueLimit)
+            }
         } else {
             dropped = datagramsToSend.append(d, limit: config.datagramSendQueueLimit)
         }

@@ -178,7 +178,7 @@ extension Connection {
         p.space.ackPending = false
         p.space.ackDeadline = nil
         // Its queued datagrams move to the connection queue so the scheduler can reroute them.
-        for d in p.datagrams.drain() {
+        for d in p.urgentDatagrams.drain() + p.datagrams.drain() {
             if let dropped = datagramsToSend.append(d, limit: config.datagramSendQueueLimit) { releaseSlot(of: dropped) }
         }
         emit(.pathClosed(pathID: p.id))
@@ -189,7 +189,7 @@ extension Connection {
         p.abandonDeadline = nil
         p.state = .closed
         guard p.id != 0 else { return }
-        for d in p.datagrams.drain() { releaseSlot(of: d) }
+        for d in p.urgentDatagrams.drain() + p.datagrams.drain() { releaseSlot(of: d) }
         leaveCoupling(p.congestion)
         paths[p.id] = nil
         multipath.retiredPathIDs.insert(p.id)

@@ -302,7 +302,7 @@ extension Connection {
             }
             var include = ackLength <= remaining
             if include && !ackDue && space.id == .applicationData,
-                let headLength = path.datagrams.firstLength ?? datagramsToSend.firstLength
+                let headLength = path.urgentDatagrams.firstLength ?? path.datagrams.firstLength ?? datagramsToSend.firstLength
             {
                 // An ACK that is not yet due (a refresh, or one pending before its deadline) must
                 // not push a full-size datagram out of the packet: a refresh would do so in every
@@ -511,7 +511,13 @@ extension Connection {
 
         guard path.isUsable else { return }
         // DATAGRAM frames (RFC 9221): unreliable, congestion controlled, never split. This path's
-        // own queue first (the bonding scheduler's choice), then the connection's shared queue.
+        // own queues first (the bonding scheduler's choice, urgent ones before the others), then
+        // the connection's shared queue.
+        if !path.urgentDatagrams.isEmpty {
+            writeDatagrams(
+                from: &path.urgentDatagrams, shared: false, path: path, payloadLimit: payloadLimit, frames: &frames,
+                ackEliciting: &ackEliciting)
+        }
         writeDatagrams(
             from: &path.datagrams, shared: false, path: path, payloadLimit: payloadLimit, frames: &frames,
             ackEliciting: &ackEliciting)

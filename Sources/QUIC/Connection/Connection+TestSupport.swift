@@ -138,7 +138,7 @@ extension Connection {
         for (id, p) in paths {
             s.paths[id] = .init(
                 nextPacketNumber: p.space.nextPacketNumber, state: p.state.rawValue,
-                responsesToSend: p.responsesToSend.count, queuedDatagrams: p.datagrams.count)
+                responsesToSend: p.responsesToSend.count, queuedDatagrams: p.queuedDatagrams)
         }
         s.multipathEnabled = multipath.enabled
         s.localMaxPathID = multipath.localMaxPathID

@@ -82,8 +82,10 @@ final class Path {
     var keyPhaseStartPN: UInt64 = 0
     /// Lowest packet number received with the current read key phase on this path.
     var lowestPNInReadPhase: UInt64?
-    /// Datagrams queued for this path specifically (the bonding scheduler's choice).
+    /// Datagrams queued for this path specifically (the bonding scheduler's choice), and the
+    /// urgent ones, which go before them (interactive traffic, not held behind paced bulk).
     var datagrams = DatagramQueue()
+    var urgentDatagrams = DatagramQueue()
     var lastActivity: Timestamp?
     // Statistics the daemon reads.
     var packetsSent: UInt64 = 0
@@ -127,7 +129,7 @@ final class Path {
         addressValidated ? Int.max : max(0, 3 * bytesReceived - bytesSent)
     }
 
-    var queuedDatagrams: Int { datagrams.count }
+    var queuedDatagrams: Int { datagrams.count + urgentDatagrams.count }
 
     var isUsable: Bool { state == .active }
 
