@@ -14,8 +14,10 @@
 //   5. Send       one QUIC DATAGRAM per chosen path, tagged; the ReinjectionLedger remembers it
 //   6. Feedback   acknowledged → forgotten; lost, or on a path declared dead → reinjected (before
 //                 bulk, after interactive packets, in sequence order, R bit set, up to
-//                 `reinjectionMaxAge`); with `reinjectsLosses` off, a loss on a healthy path is
-//                 left to the inner transport
+//                 `reinjectionMaxAge`; a reinjected interactive packet before everything); with
+//                 `reinjectsLosses` off, a loss on a healthy path is left to the inner transport.
+//                 After a failure the surviving paths keep part of their window for interactive
+//                 packets for a few round trips (`failoverInteractiveReserve`)
 //
 // A frame no path accepted keeps its number and goes first next time (a number is never skipped).
 import Bonding
