@@ -50,6 +50,11 @@ struct TQUICSim: ParsableCommand {
     var printLinks = false
     @Option(help: "Seconds to simulate with --link (default 10, or 5 past the last outage or rate change).")
     var duration: Double?
+    @Option(
+        help: ArgumentHelp(
+            "Also send a 64-byte interactive packet every MS milliseconds, as the lab's UDP probe, and print its longest gap (a failover as a ping sees it).",
+            valueName: "ms"))
+    var probe: Double?
 
     func run() throws {
         guard let algorithm = CongestionAlgorithm(rawValue: cc) else { throw ValidationError("unknown congestion controller \(cc)") }
@@ -119,6 +124,10 @@ struct TQUICSim: ParsableCommand {
         config.coupling = couplingAlgorithm
         guard let bulkSource = TunnelSource(argument: source) else { throw ValidationError("unknown --source \(source)") }
         config.source = bulkSource
+        if let probe {
+            guard probe >= 0.1 else { throw ValidationError("--probe \(probe): the interval must be at least 0.1 ms") }
+            config.probe = (interval: Duration(nanoseconds: UInt64(probe * 1e6)), size: 64)
+        }
         config.traceInterval = try traceInterval()
         config.traceWriter = writeToStandardError
         let r = try runTunnel(config)
@@ -151,7 +160,11 @@ struct TQUICSim: ParsableCommand {
         )
         print("longest delivery gap \(format(r.maxDeliveryGapMs)) ms, queueing delay p99 \(format(r.queueDelayP99Ms)) ms")
         print(r.diagnostics)
-        for f in r.flows { print("  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms") }
+        for f in r.flows {
+            print(
+                "  flow \(f.name): one-way delay p50 \(format(f.delayP50Ms)) ms, p99 \(format(f.delayP99Ms)) ms, longest gap \(format(f.maxGapMs)) ms"
+            )
+        }
     }
 
     /// Controller × congestion scenario: utilisation, p50 queueing delay, loss (and the
