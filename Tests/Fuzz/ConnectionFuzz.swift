@@ -271,7 +271,16 @@ private final class Session {
         case 2:
             if let id = server.openStream(bidirectional: b & 0x10 != 0) { try? server.writeStream(id, [1, 2, 3], fin: b & 0x20 != 0) }
         case 3:
-            try? server.sendDatagram([UInt8](repeating: 0x62, count: Int(b)), onPath: UInt32(b >> 6))
+            if b & 0x20 != 0 {
+                // The data plane's way: written into a slot, urgent ones ahead of the path's queue.
+                _ = try? server.sendDatagram(onPath: UInt32(b >> 6), urgent: b & 0x10 != 0) { buffer in
+                    let n = min(Int(b), buffer.count)
+                    buffer.initializeMemory(as: UInt8.self, repeating: 0x63)
+                    return n
+                }
+            } else {
+                try? server.sendDatagram([UInt8](repeating: 0x62, count: Int(b)), onPath: UInt32(b >> 6))
+            }
         default:
             if let id = snap.streams.keys.sorted().last {
                 server.stopSending(id, errorCode: 7)
