@@ -119,26 +119,29 @@ final class TunnelBench {
     }
 
     /// Forwards `packets` inner packets one way (after `warmup` more), measuring the last ones.
+    /// The source is given the warm-up's packets first and the measured ones only once those
+    /// are delivered: one exchange forwards everything the source has, so a single source of
+    /// both would run the whole transfer before the measurement could start.
     private func forward(_ direction: String, packets: Int, warmup: Int) throws -> TunnelBenchResult {
-        let source = BenchInnerSource(count: warmup + packets)
+        let source = BenchInnerSource(count: warmup)
         let up = direction == "uplink" ? source : nil
         let down = direction == "uplink" ? nil : source
         delivered = 0
-        var measuring = false
-        var start = (cpu: UInt64(0), alloc: UInt64(0), delivered: UInt64(0))
         var idle = 0
-        while delivered < UInt64(warmup + packets) {
-            if !measuring && delivered >= UInt64(warmup) {
-                measuring = true
-                start = (threadCPUNanoseconds(), tquic_allocation_count(), delivered)
-                if let n = traceTunnelAllocations { tquic_allocation_trace(Int32(n)) }
-            }
-            if !exchange(uplink: up, downlink: down) {
-                guard fireTimers(uplink: up, downlink: down) else { throw BenchError("\(direction): stalled at \(delivered)") }
-                idle += 1
-                if idle > 1_000_000 { throw BenchError("\(direction): no progress") }
+        func forward(until target: Int) throws {
+            while delivered < UInt64(target) {
+                if !exchange(uplink: up, downlink: down) {
+                    guard fireTimers(uplink: up, downlink: down) else { throw BenchError("\(direction): stalled at \(delivered)") }
+                    idle += 1
+                    if idle > 1_000_000 { throw BenchError("\(direction): no progress") }
+                }
             }
         }
+        try forward(until: warmup)
+        let start = (cpu: threadCPUNanoseconds(), alloc: tquic_allocation_count(), delivered: delivered)
+        if let n = traceTunnelAllocations { tquic_allocation_trace(Int32(n)) }
+        source.remaining += packets
+        try forward(until: warmup + packets)
         tquic_allocation_trace(0)
         return TunnelBenchResult(
             direction: direction, packets: delivered - start.delivered, cpuNs: threadCPUNanoseconds() - start.cpu,
