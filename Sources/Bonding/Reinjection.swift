@@ -33,6 +33,9 @@ public struct ReinjectionLedger: Sendable {
     /// A tunnel packet handed to a path.
     public struct Record: Hashable, Sendable {
         public var sequence: TunnelSequence
+        /// Reinjected before the others (an interactive packet). Beside the 4-byte sequence, so a
+        /// record stays 32 bytes.
+        public var isUrgent: Bool
         /// The caller's packet buffer (the whole tunnel frame must stay in it until the record
         /// leaves the ledger: reinjection re-sends it as it is).
         public var handle: Int
@@ -40,8 +43,6 @@ public struct ReinjectionLedger: Sendable {
         /// When it was first sent (the caller may drop reinjections older than the receiver's
         /// maximum hold: they would arrive after their lane moved on).
         public var firstSent: Timestamp
-        /// Reinjected before the others (an interactive packet).
-        public var isUrgent: Bool
         public init(sequence: TunnelSequence, handle: Int, bytes: Int, firstSent: Timestamp, isUrgent: Bool = false) {
             self.sequence = sequence
             self.handle = handle
