@@ -276,7 +276,6 @@ public struct ReinjectionLedger: Sendable {
         }
         return s
     }
-
 }
 
 /// Records waiting for reinjection, in a fixed array (nothing allocated after init).

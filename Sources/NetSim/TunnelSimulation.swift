@@ -233,8 +233,6 @@ final class TunnelRun {
     var deliveredIDs = Set<UInt64>()
     var deliveredBytes = 0
     var deliveredBytesPerPath: [Int: Int] = [:]
-    var lastDelivery: Timestamp?
-    var maxGap = Duration.zero
     /// Per flow: its last delivery and its longest gap between two (after the warm-up).
     var lastFlowDelivery: [Int: Timestamp] = [:]
     var maxFlowGap: [Int: Duration] = [:]
@@ -358,10 +356,6 @@ final class TunnelRun {
                 if config.scenario.paths[i].isBackup { backupBytesWhileMainUp += size }
             }
         }
-        if c.flow == 0 {
-            if let last = lastDelivery { maxGap = max(maxGap, now - last) }
-            lastDelivery = now
-        }
     }
 
     // MARK: Results
@@ -405,26 +399,15 @@ final class TunnelRun {
             let s = xs.sorted()
             return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
         }
-        var flows = [
-            TunnelFlowResult(
-                name: "bulk", delayP50Ms: percentile(flowDelays[0] ?? [], 0.5),
-                delayP99Ms: percentile(flowDelays[0] ?? [], 0.99), delivered: flowDelays[0]?.count ?? 0,
-                maxGapMs: (maxFlowGap[0] ?? .zero).milliseconds)
-        ]
-        if hasVoIP {
-            flows.append(
-                TunnelFlowResult(
-                    name: "voip", delayP50Ms: percentile(flowDelays[1] ?? [], 0.5),
-                    delayP99Ms: percentile(flowDelays[1] ?? [], 0.99), delivered: flowDelays[1]?.count ?? 0,
-                    maxGapMs: (maxFlowGap[1] ?? .zero).milliseconds))
+        func flowResult(_ name: String, flow: Int) -> TunnelFlowResult {
+            let delays = flowDelays[flow] ?? []
+            return TunnelFlowResult(
+                name: name, delayP50Ms: percentile(delays, 0.5), delayP99Ms: percentile(delays, 0.99), delivered: delays.count,
+                maxGapMs: (maxFlowGap[flow] ?? .zero).milliseconds)
         }
-        if config.probe != nil {
-            flows.append(
-                TunnelFlowResult(
-                    name: "probe", delayP50Ms: percentile(flowDelays[2] ?? [], 0.5),
-                    delayP99Ms: percentile(flowDelays[2] ?? [], 0.99), delivered: flowDelays[2]?.count ?? 0,
-                    maxGapMs: (maxFlowGap[2] ?? .zero).milliseconds))
-        }
+        var flows = [flowResult("bulk", flow: 0)]
+        if hasVoIP { flows.append(flowResult("voip", flow: 1)) }
+        if config.probe != nil { flows.append(flowResult("probe", flow: 2)) }
         let reorder = vpsEngine?.receiver.reorder ?? ReorderBuffer(configuration: tunnelConfiguration.reorder)
         let rs = reorder.statistics
         let diagnostics =
@@ -444,7 +427,7 @@ final class TunnelRun {
             reorderHoldP50Ms: reorder.holdTimes.percentile(0.5).milliseconds,
             reorderHoldP99Ms: reorder.holdTimes.percentile(0.99).milliseconds,
             reinjected: Int(routerEngine.sender.statistics.reinjected), duplicatesDropped: Int(reorder.statistics.duplicatesDropped),
-            lostAfterHandoff: lost, maxDeliveryGapMs: maxGap.milliseconds, queueDelayP99Ms: queueP99,
+            lostAfterHandoff: lost, maxDeliveryGapMs: (maxFlowGap[0] ?? .zero).milliseconds, queueDelayP99Ms: queueP99,
             lostHandedBeforeOutage: lostBeforeOutage,
             backupShareWhileMainUp: bytesWhileMainUp == 0 ? 0 : Double(backupBytesWhileMainUp) / Double(bytesWhileMainUp),
             paths: paths, flows: flows)
